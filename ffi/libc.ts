@@ -1,0 +1,262 @@
+// The one place that talks to libc. Everything returns plain numbers: a result, or a
+// negative errno; nothing here throws for a failed system call.
+import { dlopen, FFIType, read, CString, type Pointer } from "bun:ffi";
+import { constants as osConstants } from "node:os";
+import { platform as P, LOCK, LOG, POLLIN, type ErrnoName, type Field } from "./platform";
+
+export { LOCK, LOG, POLLIN };
+export { platform } from "./platform";
+
+const { i32, i64, u64, ptr, cstring, void: none } = FFIType;
+
+const common = {
+  open: { args: [ptr, i32, i32], returns: i32 },
+  close: { args: [i32], returns: i32 },
+  read: { args: [i32, ptr, u64], returns: i64 },
+  pread: { args: [i32, ptr, u64, i64], returns: i64 },
+  pwrite: { args: [i32, ptr, u64, i64], returns: i64 },
+  ftruncate: { args: [i32, i64], returns: i32 },
+  flock: { args: [i32, i32], returns: i32 },
+  unlink: { args: [ptr], returns: i32 },
+  mkdir: { args: [ptr, i32], returns: i32 },
+  chmod: { args: [ptr, i32], returns: i32 },
+  fchmod: { args: [i32, i32], returns: i32 },
+  access: { args: [ptr, i32], returns: i32 },
+  isatty: { args: [i32], returns: i32 },
+  kill: { args: [i32, i32], returns: i32 },
+  getppid: { args: [], returns: i32 },
+  getuid: { args: [], returns: i32 },
+  gethostname: { args: [ptr, u64], returns: i32 },
+  sysconf: { args: [i32], returns: i64 },
+  poll: { args: [ptr, u64, i32], returns: i32 },
+  strerror: { args: [i32], returns: cstring },
+  openlog: { args: [ptr, i32, i32], returns: none },
+  syslog: { args: [i32, ptr], returns: none },
+} as const;
+
+// Named differently on each system.
+const renamed = {
+  [P.errnoFn]: { args: [], returns: ptr },
+  [P.fstatFn]: { args: [i32, ptr], returns: i32 },
+  [P.lstatFn]: { args: [ptr, ptr], returns: i32 },
+} as const;
+
+const linuxOnly = {
+  syscall: { args: [i64, i64, i64], returns: i64 },
+  inotify_init1: { args: [i32], returns: i32 },
+  inotify_add_watch: { args: [i32, ptr, i32], returns: i32 },
+  inotify_rm_watch: { args: [i32, i32], returns: i32 },
+} as const;
+
+function load() {
+  const wanted = P.os === "linux" ? { ...common, ...renamed, ...linuxOnly } : { ...common, ...renamed };
+  let lastError: unknown;
+  for (const name of P.libc) {
+    try {
+      return dlopen(name, wanted).symbols;
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  throw lastError;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Fn = (...a: any[]) => any;
+const symbols = load() as unknown as Record<string, Fn>;
+const C = symbols as Record<keyof typeof common | keyof typeof linuxOnly, Fn>;
+const errnoPtr = symbols[P.errnoFn] as () => Pointer;
+const fstatFn = symbols[P.fstatFn] as (fd: number, buf: Uint8Array) => number;
+const lstatFn = symbols[P.lstatFn] as (path: Uint8Array, buf: Uint8Array) => number;
+
+const encoder = new TextEncoder();
+const cstr = (s: string): Uint8Array => encoder.encode(s + "\0");
+
+/** The errno of the call that just failed, as a negative number. */
+function fail(): number {
+  return -read.i32(errnoPtr(), 0);
+}
+
+const check = (r: number | bigint): number => (Number(r) < 0 ? fail() : Number(r));
+
+export const E = P.E;
+export const O = P.O;
+
+export function errnoName(errno: number): ErrnoName | undefined {
+  const n = Math.abs(errno);
+  return (Object.keys(P.E) as ErrnoName[]).find((k) => P.E[k] === n);
+}
+
+export function strerror(errno: number): string {
+  return String(C.strerror(Math.abs(errno)) as CString);
+}
+
+export function open(path: string, flags: number, mode = 0o666): number {
+  return check(C.open(cstr(path), flags, mode) as number);
+}
+
+export function close(fd: number): void {
+  C.close(fd);
+}
+
+export function flock(fd: number, op: number): number {
+  return check(C.flock(fd, op) as number);
+}
+
+export function pread(fd: number, buf: Uint8Array, offset = 0): number {
+  return check(C.pread(fd, buf, buf.byteLength, offset) as bigint);
+}
+
+/** Reads whatever is there now; for non-blocking descriptors. */
+export function readSome(fd: number, buf: Uint8Array): number {
+  return check(C.read(fd, buf, buf.byteLength) as bigint);
+}
+
+export function pwrite(fd: number, buf: Uint8Array, offset = 0): number {
+  return check(C.pwrite(fd, buf, buf.byteLength, offset) as bigint);
+}
+
+export function ftruncate(fd: number, length: number): number {
+  return check(C.ftruncate(fd, length) as number);
+}
+
+export function unlink(path: string): number {
+  return check(C.unlink(cstr(path)) as number);
+}
+
+export function mkdir(path: string, mode: number): number {
+  return check(C.mkdir(cstr(path), mode) as number);
+}
+
+export function chmod(path: string, mode: number): number {
+  return check(C.chmod(cstr(path), mode) as number);
+}
+
+export function fchmod(fd: number, mode: number): number {
+  return check(C.fchmod(fd, mode) as number);
+}
+
+/** access(2) with W_OK|X_OK: may this process create files in the directory? */
+export function canWriteDir(path: string): boolean {
+  return (C.access(cstr(path), 2 | 1) as number) === 0;
+}
+
+export function isatty(fd: number): boolean {
+  return (C.isatty(fd) as number) === 1;
+}
+
+export function kill(pid: number, signal: number): number {
+  return check(C.kill(pid, signal) as number);
+}
+
+export function getppid(): number {
+  return C.getppid() as number;
+}
+
+export function getuid(): number {
+  return C.getuid() as number;
+}
+
+export function hostname(): string {
+  const buf = new Uint8Array(256);
+  if ((C.gethostname(buf, buf.byteLength) as number) !== 0) return "";
+  const end = buf.indexOf(0);
+  return new TextDecoder().decode(buf.subarray(0, end < 0 ? buf.length : end));
+}
+
+export function onlineCpus(): number {
+  const n = Number(C.sysconf(P.SC_NPROCESSORS_ONLN) as bigint);
+  return n > 0 ? n : 1;
+}
+
+export function signalNumber(name: string): number | undefined {
+  return (osConstants.signals as Record<string, number>)[name];
+}
+
+export function signalName(num: number): string | undefined {
+  return Object.entries(osConstants.signals).find(([, n]) => n === num)?.[0];
+}
+
+export interface Stat {
+  dev: number;
+  ino: number;
+  nlink: number;
+  mode: number;
+  uid: number;
+  mtime: number;
+}
+
+const statBuf = new Uint8Array(P.stat.size);
+const statView = new DataView(statBuf.buffer);
+
+function field(f: Field): number {
+  switch (f.size) {
+    case 2:
+      return statView.getUint16(f.off, true);
+    case 4:
+      return statView.getUint32(f.off, true);
+    case 8:
+      return Number(statView.getBigUint64(f.off, true));
+  }
+}
+
+function decodeStat(): Stat {
+  const L = P.stat;
+  return { dev: field(L.dev), ino: field(L.ino), nlink: field(L.nlink), mode: field(L.mode), uid: field(L.uid), mtime: field(L.mtime) };
+}
+
+export function fstat(fd: number): Stat | number {
+  const r = fstatFn(fd, statBuf);
+  return r < 0 ? fail() : decodeStat();
+}
+
+export function lstat(path: string): Stat | number {
+  const r = lstatFn(cstr(path), statBuf);
+  return r < 0 ? fail() : decodeStat();
+}
+
+/**
+ * Waits until one of `fds` is readable or `timeoutMs` passes (-1 = forever).
+ * Returns the indexes that are ready, or a negative errno (EINTR when a signal came).
+ */
+export function pollReadable(fds: number[], timeoutMs: number): number[] | number {
+  const set = new Int32Array(fds.length * 2);
+  fds.forEach((fd, i) => {
+    set[i * 2] = fd;
+    set[i * 2 + 1] = POLLIN;
+  });
+  const r = C.poll(set, fds.length, Math.max(-1, Math.floor(timeoutMs))) as number;
+  if (r < 0) return fail();
+  const ready: number[] = [];
+  // struct pollfd { int fd; short events; short revents; }: revents is the high half.
+  for (let i = 0; i < fds.length; i++) if (set[i * 2 + 1]! >>> 16 !== 0) ready.push(i);
+  return ready;
+}
+
+/** A descriptor that becomes readable when `pid` exits; negative errno when unsupported. */
+export function pidfdOpen(pid: number): number {
+  if (P.SYS_pidfd_open === undefined || !C.syscall) return -P.E.ENOSYS;
+  return check(C.syscall(P.SYS_pidfd_open, pid, 0) as bigint);
+}
+
+export function inotifyInit(): number {
+  if (!P.IN || !C.inotify_init1) return -P.E.ENOSYS;
+  return check(C.inotify_init1(P.IN.NONBLOCK | P.IN.CLOEXEC) as number);
+}
+
+export function inotifyAddWatch(ifd: number, path: string, mask: number): number {
+  return check(C.inotify_add_watch(ifd, cstr(path), mask) as number);
+}
+
+export function inotifyRmWatch(ifd: number, wd: number): void {
+  C.inotify_rm_watch(ifd, wd);
+}
+
+export function openlog(ident: Uint8Array, option: number, facility: number): void {
+  C.openlog(ident, option, facility);
+}
+
+export function syslog(priority: number, message: string): void {
+  // The message is the format string: escape conversions so that nothing is read from varargs.
+  C.syslog(priority, cstr(message.replaceAll("%", "%%")));
+}

@@ -1,0 +1,191 @@
+// Every number that differs between kernels lives here and nowhere else.
+// Values come from the platforms' public headers (Linux uapi + glibc/musl, macOS xnu,
+// FreeBSD, OpenBSD, NetBSD); test/platform.test.ts pins them.
+
+export interface Field {
+  off: number;
+  size: 2 | 4 | 8;
+}
+
+export interface StatLayout {
+  size: number;
+  dev: Field;
+  ino: Field;
+  nlink: Field;
+  mode: Field;
+  uid: Field;
+  /** st_mtime seconds */
+  mtime: Field;
+}
+
+export interface Platform {
+  os: string;
+  libc: string[];
+  errnoFn: string;
+  fstatFn: string;
+  lstatFn: string;
+  stat: StatLayout;
+  O: { RDONLY: number; WRONLY: number; RDWR: number; CREAT: number; EXCL: number; NOFOLLOW: number; CLOEXEC: number; DIRECTORY: number; NONBLOCK: number };
+  E: Record<ErrnoName, number>;
+  SC_NPROCESSORS_ONLN: number;
+  /** how a waiter learns that a slot may be free */
+  waker: "inotify" | "backoff";
+  /** how a holder learns that its owner died */
+  ownerWatch: "pidfd" | "kill";
+  SYS_pidfd_open?: number;
+  IN?: { ATTRIB: number; CLOSE_WRITE: number; DELETE_SELF: number; MOVE_SELF: number; IGNORED: number; Q_OVERFLOW: number; NONBLOCK: number; CLOEXEC: number };
+}
+
+export type ErrnoName =
+  | "EPERM" | "ENOENT" | "ESRCH" | "EINTR" | "EBADF" | "EACCES" | "EEXIST" | "ENOTDIR" | "EISDIR"
+  | "EINVAL" | "ENFILE" | "EMFILE" | "ENOSPC" | "EROFS" | "EAGAIN" | "ELOOP" | "ENOLCK" | "ENOSYS"
+  | "EDQUOT" | "ENAMETOOLONG";
+
+export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
+export const POLLIN = 1;
+export const S_IFMT = 0o170000;
+export const S_IFDIR = 0o040000;
+export const S_IFLNK = 0o120000;
+export const S_IFREG = 0o100000;
+export const S_ISVTX = 0o1000;
+export const S_IWOTH = 0o002;
+
+const f = (off: number, size: 2 | 4 | 8): Field => ({ off, size });
+
+const BSD_ERRNO = {
+  EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EBADF: 9, EACCES: 13, EEXIST: 17, ENOTDIR: 20, EISDIR: 21,
+  EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOSPC: 28, EROFS: 30, EAGAIN: 35, ELOOP: 62, ENAMETOOLONG: 63,
+  ENOLCK: 77, ENOSYS: 78, EDQUOT: 69,
+};
+
+const LINUX_ERRNO = {
+  EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EBADF: 9, EACCES: 13, EEXIST: 17, ENOTDIR: 20, EISDIR: 21,
+  EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOSPC: 28, EROFS: 30, EAGAIN: 11, ELOOP: 40, ENAMETOOLONG: 36,
+  ENOLCK: 37, ENOSYS: 38, EDQUOT: 122,
+};
+
+// x86_64 and the other "old" Linux ABIs share one struct stat; arm64/riscv use asm-generic.
+const LINUX_STAT_X86_64: StatLayout = {
+  size: 144, dev: f(0, 8), ino: f(8, 8), nlink: f(16, 8), mode: f(24, 4), uid: f(28, 4), mtime: f(88, 8),
+};
+const LINUX_STAT_GENERIC: StatLayout = {
+  size: 128, dev: f(0, 8), ino: f(8, 8), mode: f(16, 4), nlink: f(20, 4), uid: f(24, 4), mtime: f(88, 8),
+};
+
+// O_NOFOLLOW and O_DIRECTORY are the two flags arm64 moved.
+const linux = (arch: string): Platform => {
+  const arm = arch === "arm64";
+  return {
+    os: "linux",
+    // glibc first; a musl build of Bun finds the musl loader's libc instead.
+    libc: ["libc.so.6", `libc.musl-${arm ? "aarch64" : "x86_64"}.so.1`],
+    errnoFn: "__errno_location",
+    fstatFn: "fstat",
+    lstatFn: "lstat",
+    stat: arm ? LINUX_STAT_GENERIC : LINUX_STAT_X86_64,
+    O: {
+      RDONLY: 0, WRONLY: 1, RDWR: 2, CREAT: 0o100, EXCL: 0o200, NONBLOCK: 0o4000, CLOEXEC: 0o2000000,
+      NOFOLLOW: arm ? 0o100000 : 0o400000, DIRECTORY: arm ? 0o40000 : 0o200000,
+    },
+    E: LINUX_ERRNO,
+    SC_NPROCESSORS_ONLN: 84,
+    waker: "inotify",
+    ownerWatch: "pidfd",
+    // pidfd_open arrived after the syscall tables were unified: 434 on every architecture.
+    SYS_pidfd_open: 434,
+    IN: {
+      ATTRIB: 0x4, CLOSE_WRITE: 0x8, DELETE_SELF: 0x400, MOVE_SELF: 0x800, IGNORED: 0x8000, Q_OVERFLOW: 0x4000,
+      NONBLOCK: 0o4000, CLOEXEC: 0o2000000,
+    },
+  };
+};
+
+const darwin = (arch: string): Platform => ({
+  os: "darwin",
+  libc: ["/usr/lib/libSystem.B.dylib"],
+  errnoFn: "__error",
+  // x86_64 keeps the 32-bit-inode symbols under the plain names.
+  fstatFn: arch === "x64" ? "fstat$INODE64" : "fstat",
+  lstatFn: arch === "x64" ? "lstat$INODE64" : "lstat",
+  stat: { size: 144, dev: f(0, 4), mode: f(4, 2), nlink: f(6, 2), ino: f(8, 8), uid: f(16, 4), mtime: f(48, 8) },
+  O: { RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0x4, CREAT: 0x200, EXCL: 0x800, NOFOLLOW: 0x100, CLOEXEC: 0x1000000, DIRECTORY: 0x100000 },
+  E: BSD_ERRNO,
+  SC_NPROCESSORS_ONLN: 58,
+  waker: "backoff",
+  ownerWatch: "kill",
+});
+
+const freebsd: Platform = {
+  os: "freebsd",
+  libc: ["libc.so.7"],
+  errnoFn: "__error",
+  fstatFn: "fstat",
+  lstatFn: "lstat",
+  stat: { size: 224, dev: f(0, 8), ino: f(8, 8), nlink: f(16, 8), mode: f(24, 2), uid: f(28, 4), mtime: f(64, 8) },
+  O: { RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0x4, CREAT: 0x200, EXCL: 0x800, NOFOLLOW: 0x100, CLOEXEC: 0x100000, DIRECTORY: 0x20000 },
+  E: BSD_ERRNO,
+  SC_NPROCESSORS_ONLN: 58,
+  waker: "backoff",
+  ownerWatch: "kill",
+};
+
+const openbsd: Platform = {
+  os: "openbsd",
+  libc: ["libc.so"],
+  errnoFn: "__errno",
+  fstatFn: "fstat",
+  lstatFn: "lstat",
+  stat: { size: 128, mode: f(0, 4), dev: f(4, 4), ino: f(8, 8), nlink: f(16, 4), uid: f(20, 4), mtime: f(48, 8) },
+  O: { RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0x4, CREAT: 0x200, EXCL: 0x800, NOFOLLOW: 0x100, CLOEXEC: 0x10000, DIRECTORY: 0x20000 },
+  E: BSD_ERRNO,
+  SC_NPROCESSORS_ONLN: 503,
+  waker: "backoff",
+  ownerWatch: "kill",
+};
+
+const netbsd: Platform = {
+  os: "netbsd",
+  libc: ["libc.so.12"],
+  errnoFn: "__errno",
+  fstatFn: "__fstat50",
+  lstatFn: "__lstat50",
+  stat: { size: 152, dev: f(0, 8), mode: f(8, 4), ino: f(16, 8), nlink: f(24, 4), uid: f(28, 4), mtime: f(56, 8) },
+  O: { RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0x4, CREAT: 0x200, EXCL: 0x800, NOFOLLOW: 0x100, CLOEXEC: 0x400000, DIRECTORY: 0x200000 },
+  E: BSD_ERRNO,
+  SC_NPROCESSORS_ONLN: 1002,
+  waker: "backoff",
+  ownerWatch: "kill",
+};
+
+export function platformFor(os: string, arch: string): Platform {
+  switch (os) {
+    case "linux":
+      return linux(arch);
+    case "darwin":
+      return darwin(arch);
+    case "freebsd":
+      return freebsd;
+    case "openbsd":
+      return openbsd;
+    case "netbsd":
+      return netbsd;
+    default:
+      throw new Error(`unsupported platform: ${os}`);
+  }
+}
+
+export const platform: Platform = platformFor(process.platform, process.arch);
+
+/** syslog(3) numbers; the same on Linux, macOS and the BSDs. */
+export const LOG = {
+  PID: 0x01,
+  NDELAY: 0x08,
+  WARNING: 4,
+  INFO: 6,
+  facility: {
+    kern: 0 << 3, user: 1 << 3, mail: 2 << 3, daemon: 3 << 3, auth: 4 << 3, syslog: 5 << 3, lpr: 6 << 3,
+    news: 7 << 3, uucp: 8 << 3, cron: 9 << 3, authpriv: 10 << 3, ftp: 11 << 3,
+    local0: 16 << 3, local1: 17 << 3, local2: 18 << 3, local3: 19 << 3,
+    local4: 20 << 3, local5: 21 << 3, local6: 22 << 3, local7: 23 << 3,
+  } as Record<string, number>,
+} as const;

@@ -1,0 +1,83 @@
+// The only module that prints results and decides the exit status.
+import { isatty } from "../ffi/libc";
+import { BusyError, EXIT, WaitlockError } from "./errors";
+import { resolveLockDir } from "./lockdir";
+import { log, setVerbosity } from "./log";
+import { readNameFromStdin } from "./names";
+import { command, parseOptions, VERSION, type Options } from "./options";
+import { checkSlots } from "./modes/check";
+import { signalHolders } from "./modes/done";
+import { noEvents, syslogEvents } from "./modes/events";
+import { execUnderLock } from "./modes/exec";
+import { holdForCaller } from "./modes/hold";
+import { listLocks } from "./modes/list";
+
+const EPILOGUE = `
+EXIT STATUS
+  0 success   1 busy (--check: all slots held)   2 timeout (--check: cannot tell)
+  3 usage error   4 system error   5 permission denied   6 lock directory unusable
+  75 temporary failure, retry   126/127 --exec could not run the command
+  otherwise the status of the command run by --exec (128+N when killed by signal N)
+
+ENVIRONMENT
+  WAITLOCK_DIR      lock directory (--lock-dir wins)
+  WAITLOCK_TIMEOUT  default --timeout
+  WAITLOCK_DEBUG    1, true or yes: like --verbose
+  WAITLOCK_SLOT     preferred semaphore slot; set for the command run by --exec
+`;
+
+async function help(): Promise<string> {
+  // citty colours its usage unless told not to; a pipe gets plain text.
+  if (!isatty(1)) process.env.NO_COLOR = "1";
+  const { renderUsage } = await import("citty");
+  return (await renderUsage(command)) + "\n" + EPILOGUE;
+}
+
+async function run(opts: Options): Promise<number> {
+  switch (opts.mode) {
+    case "help":
+      await Bun.write(Bun.stdout, await help());
+      return EXIT.OK;
+    case "version":
+      await Bun.write(Bun.stdout, `waitlock ${VERSION}\n`);
+      return EXIT.OK;
+    case "list":
+      return listLocks(resolveLockDir(opts.lockDir, process.env).path, opts);
+    case "check":
+      return checkSlots(() => ({ dir: resolveLockDir(opts.lockDir, process.env).path, name: opts.name ?? readNameFromStdin(), slots: opts.slots }));
+  }
+  const name = opts.name ?? readNameFromStdin();
+  const dir = resolveLockDir(opts.lockDir, process.env);
+  if (opts.mode === "done") return signalHolders(dir.path, name, opts.timeout ?? undefined);
+  const req = { dir: dir.path, shared: dir.shared, name, slots: opts.slots, preferred: opts.preferredSlot };
+  const events = opts.syslog ? syslogEvents(opts.facility, name, opts.slots) : noEvents;
+  if (opts.mode === "exec") return execUnderLock(req, opts.timeout, opts.command!, events);
+  return holdForCaller(req, opts.timeout, opts.owner, events);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parseOptions(argv, process.env);
+  } catch (e) {
+    return report(e);
+  }
+  setVerbosity(opts);
+  try {
+    return await run(opts);
+  } catch (e) {
+    return report(e);
+  }
+}
+
+function report(e: unknown): number {
+  if (e instanceof WaitlockError) {
+    // Busy is an answer, not a failure: `waitlock -t 0 NAME || ...` prints its own message.
+    if (e instanceof BusyError) return e.exitCode;
+    if (e.exitCode === EXIT.USAGE) console.error(`waitlock: ${e.context}: ${e.message}`);
+    else log.error(e.context, e.message);
+    return e.exitCode;
+  }
+  log.error("internal error", e instanceof Error ? (e.stack ?? e.message) : String(e));
+  return EXIT.SYSTEM;
+}

@@ -1,0 +1,239 @@
+// The lock engine. A slot is the file DIR/NAME.slotK.lock; a slot is held iff some process
+// holds flock(LOCK_EX) on that file (invariant 1). Holders delete their file on release
+// while they still hold it, and acquirers check that the path still names the inode they
+// locked (invariant 2).
+import {
+  E,
+  LOCK,
+  O,
+  close,
+  fchmod,
+  flock,
+  fstat,
+  ftruncate,
+  getuid,
+  lstat,
+  open,
+  pread,
+  pwrite,
+  unlink,
+} from "../ffi/libc";
+import { BusyError, EXIT, TimeoutError, WaitlockError } from "./errors";
+import { debug } from "./log";
+import { RECORD_SIZE } from "./record";
+import { sysError } from "./syserror";
+import { createWaker, type Waker } from "./waker";
+
+export interface SlotRequest {
+  dir: string;
+  /** world-writable directory: lock files are made writable for every user */
+  shared: boolean;
+  name: string;
+  slots: number;
+  preferred?: number;
+}
+
+export interface Held {
+  fd: number;
+  slot: number;
+  path: string;
+}
+
+export type Outcome = { held: Held } | { alreadyHeld: number };
+
+export interface AcquireHooks {
+  /** Asked about a slot some process holds: is it already held for us? */
+  isOurs?(fd: number, slot: number): boolean;
+  /** Called once, when the first attempt finds every slot busy and we are going to wait. */
+  onWait?(fd: number, slot: number): void;
+}
+
+export const slotPath = (dir: string, name: string, slot: number) => `${dir}/${name}.slot${slot}.lock`;
+
+/** The preferred slot first, then the rest in order. */
+export function slotOrder(slots: number, preferred?: number): number[] {
+  const order = Array.from({ length: slots }, (_, k) => k);
+  if (preferred === undefined) return order;
+  return [preferred, ...order.filter((k) => k !== preferred)];
+}
+
+interface OpenSlot {
+  fd: number;
+  dev: number;
+  ino: number;
+}
+
+const symlinkRefused = (path: string) =>
+  new WaitlockError(EXIT.SYSTEM, path, "lock file is a symbolic link; refusing to follow it");
+
+/**
+ * Opens a slot file read-write (so that a holder's death shows up as IN_CLOSE_WRITE),
+ * read-only when another user's file allows no more. Returns null when it does not exist
+ * and `create` is false.
+ */
+function openSlotFile(path: string, create: boolean, shared: boolean): OpenSlot | null {
+  const base = O.NOFOLLOW | O.CLOEXEC | (create ? O.CREAT : 0);
+  let fd = open(path, base | O.RDWR, 0o666);
+  if (fd === -E.EACCES) fd = open(path, (base & ~O.CREAT) | O.RDONLY);
+  if (fd === -E.ENOENT && !create) return null;
+  if (fd === -E.ELOOP) throw symlinkRefused(path);
+  if (fd < 0) throw sysError(path, fd, "cannot open lock file");
+  const st = fstat(fd);
+  if (typeof st === "number") {
+    close(fd);
+    throw sysError(path, st, "cannot stat lock file");
+  }
+  // In a shared directory every user must be able to write a record into the file.
+  if (shared && st.uid === getuid() && (st.mode & 0o777) !== 0o666) fchmod(fd, 0o666);
+  return { fd, dev: st.dev, ino: st.ino };
+}
+
+/** Does `path` still name the file open at `slot`, with links left (invariant 2)? */
+function stillNamed(path: string, slot: OpenSlot): boolean {
+  const now = fstat(slot.fd);
+  const named = lstat(path);
+  if (typeof now === "number" || typeof named === "number") return false;
+  return now.nlink > 0 && named.dev === slot.dev && named.ino === slot.ino;
+}
+
+function tryLock(fd: number, path: string, op: number): boolean {
+  const r = flock(fd, op | LOCK.NB);
+  if (r === 0) return true;
+  if (r === -E.EAGAIN) return false;
+  throw sysError(path, r, "cannot lock");
+}
+
+/**
+ * Takes a free slot of `req`, waiting up to `timeout` seconds (null: forever; 0: try once).
+ */
+export function acquire(req: SlotRequest, timeout: number | null, hooks: AcquireHooks = {}): Outcome {
+  const order = slotOrder(req.slots, req.preferred);
+  const paths = order.map((k) => slotPath(req.dir, req.name, k));
+  const slots: (OpenSlot | undefined)[] = [];
+  const deadline = timeout === null ? Infinity : performance.now() + timeout * 1000;
+  let waker: Waker | undefined;
+
+  const drop = (i: number) => {
+    waker?.unwatch(i);
+    close(slots[i]!.fd);
+    slots[i] = undefined;
+  };
+
+  /** One attempt at every slot: an outcome, "retry" at once, or "busy". */
+  const attempt = (): Outcome | "retry" | "busy" => {
+    for (let i = 0; i < order.length; i++) {
+      const path = paths[i]!;
+      let slot = slots[i];
+      if (slot && !stillNamed(path, slot)) {
+        drop(i);
+        slot = undefined;
+      }
+      if (!slot) {
+        slot = slots[i] = openSlotFile(path, true, req.shared)!;
+        waker?.watch(i, slot.fd, path);
+      }
+      if (tryLock(slot.fd, path, LOCK.EX)) {
+        if (!stillNamed(path, slot)) {
+          debug(`${path} was released and removed while we locked it; trying again`);
+          drop(i);
+          return "retry";
+        }
+        waker?.unwatch(i);
+        slots[i] = undefined;
+        debug(`locked ${path}`);
+        return { held: { fd: slot.fd, slot: order[i]!, path } };
+      }
+      if (hooks.isOurs?.(slot.fd, order[i]!)) return { alreadyHeld: order[i]! };
+    }
+    return "busy";
+  };
+
+  try {
+    for (;;) {
+      const r = attempt();
+      if (r === "retry") continue;
+      if (r !== "busy") return r;
+      if (timeout === 0) {
+        debug(`all ${req.slots} slot(s) of '${req.name}' are busy`);
+        throw new BusyError(req.name);
+      }
+      if (!waker) {
+        hooks.onWait?.(slots[0]!.fd, order[0]!);
+        debug(`all ${req.slots} slot(s) of '${req.name}' are busy; waiting${timeout === null ? "" : ` up to ${timeout} s`}`);
+        waker = createWaker();
+        slots.forEach((s, i) => s && waker!.watch(i, s.fd, paths[i]!));
+        // A release between the attempt and the watches would go unseen: look once more.
+        continue;
+      }
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) {
+        debug(`gave up on '${req.name}' after ${timeout} s`);
+        throw new TimeoutError(req.name, timeout!);
+      }
+      waker.sleep(remaining);
+    }
+  } finally {
+    slots.forEach((s, i) => s && drop(i));
+    waker?.close();
+  }
+}
+
+/** Releases a slot: remove its file while still holding it, then let go. */
+export function release(held: Held): void {
+  const st = fstat(held.fd);
+  const named = lstat(held.path);
+  if (typeof st !== "number" && typeof named !== "number" && st.ino === named.ino && st.dev === named.dev) {
+    const r = unlink(held.path);
+    if (r < 0) debug(`cannot remove ${held.path} (errno ${-r}); leaving it`);
+    else debug(`removed ${held.path}`);
+  }
+  close(held.fd);
+}
+
+/** Replaces the record in the slot file we hold. */
+export function writeRecord(held: Held, bytes: Uint8Array): void {
+  const w = pwrite(held.fd, bytes, 0);
+  if (w !== bytes.byteLength) {
+    debug(`cannot write the record into ${held.path} (${w < 0 ? `errno ${-w}` : "short write"})`);
+    return;
+  }
+  ftruncate(held.fd, bytes.byteLength);
+}
+
+/** The record bytes in an open slot file (one byte more than a record, to see trailing junk). */
+export function readRecordBytes(fd: number): Uint8Array {
+  const buf = new Uint8Array(RECORD_SIZE + 1);
+  const n = pread(fd, buf, 0);
+  return buf.subarray(0, Math.max(0, n));
+}
+
+export type SlotState = "absent" | "free" | "held";
+
+export interface Inspection {
+  state: SlotState;
+  /** record bytes, when asked for and the file exists */
+  bytes?: Uint8Array;
+  ino?: number;
+}
+
+/**
+ * Looks at a slot without taking it: a shared lock that fails means an exclusive holder.
+ * Opened read-write, so that closing it wakes any waiter that tried during our look.
+ */
+export function inspect(path: string, withRecord = false): Inspection {
+  const slot = openSlotFile(path, false, false);
+  if (!slot) return { state: "absent" };
+  try {
+    const free = tryLock(slot.fd, path, LOCK.SH);
+    if (free) flock(slot.fd, LOCK.UN);
+    return { state: free ? "free" : "held", ino: slot.ino, bytes: withRecord ? readRecordBytes(slot.fd) : undefined };
+  } finally {
+    close(slot.fd);
+  }
+}
+
+/** Is the slot that was `ino` at `path` released (gone, replaced or unlocked)? */
+export function releasedSince(path: string, ino: number): boolean {
+  const st = inspect(path);
+  return st.state !== "held" || st.ino !== ino;
+}

@@ -1,0 +1,43 @@
+// waitlock --done NAME: SIGTERM every live holder of NAME, then wait until each has let go.
+import { E, kill, signalNumber } from "../../ffi/libc";
+import { inspect, releasedSince } from "../engine";
+import { EXIT, WaitlockError } from "../errors";
+import { debug } from "../log";
+import { decodeRecord } from "../record";
+import { scanSlotFiles } from "./scan";
+
+export const DONE_WAIT_SECONDS = 5;
+
+export async function signalHolders(dir: string, name: string, waitSeconds = DONE_WAIT_SECONDS): Promise<number> {
+  const sigterm = signalNumber("SIGTERM")!;
+  const signalled: { path: string; ino: number }[] = [];
+  let refused: number | undefined;
+  for (const file of await scanSlotFiles(dir, name)) {
+    const seen = inspect(file.path, true);
+    if (seen.state !== "held") continue;
+    const record = decodeRecord(seen.bytes!);
+    if (!record) {
+      debug(`${file.path} is held but its record is unreadable; cannot tell whom to signal`);
+      continue;
+    }
+    const r = kill(record.pid, sigterm);
+    if (r === 0) {
+      debug(`sent SIGTERM to PID ${record.pid}, holder of '${name}' slot ${file.slot}`);
+      signalled.push({ path: file.path, ino: seen.ino! });
+    } else if (r === -E.EPERM) refused = record.pid;
+    else debug(`holder PID ${record.pid} of slot ${file.slot} is gone`);
+  }
+  if (signalled.length === 0) {
+    if (refused !== undefined) throw new WaitlockError(EXIT.PERMISSION, name, `not allowed to signal holder PID ${refused}`);
+    debug(`nobody holds '${name}'`);
+    return EXIT.BUSY;
+  }
+  const deadline = performance.now() + waitSeconds * 1000;
+  for (let step = 2; ; step = Math.min(step * 2, 100)) {
+    const pending = signalled.filter((s) => !releasedSince(s.path, s.ino));
+    if (pending.length === 0) return EXIT.OK;
+    if (performance.now() >= deadline)
+      throw new WaitlockError(EXIT.TIMEOUT, name, `${pending.length} holder(s) still hold the lock ${waitSeconds} seconds after SIGTERM`);
+    await Bun.sleep(step);
+  }
+}

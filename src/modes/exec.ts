@@ -1,0 +1,64 @@
+// waitlock NAME --exec CMD: run CMD while holding a slot; release on every path (invariant 5).
+import { E, signalNumber } from "../../ffi/libc";
+import { release, writeRecord, type SlotRequest } from "../engine";
+import { EXIT, WaitlockError } from "../errors";
+import { debug } from "../log";
+import { acquireReporting, describeHolder } from "./describe";
+import type { Events } from "./events";
+
+export const FORWARDED = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
+
+/** One argument with white space in it is a shell command line; anything else is argv. */
+export function commandArgv(command: string[]): string[] {
+  return command.length === 1 && /\s/.test(command[0]!) ? ["/bin/sh", "-c", command[0]!] : command;
+}
+
+function cannotRun(command: string, e: unknown): WaitlockError {
+  const code = (e as { code?: string }).code;
+  const errno = -((e as { errno?: number }).errno ?? 0);
+  if (code === "ENOENT" || errno === E.ENOENT) return new WaitlockError(EXIT.NOT_FOUND, command, "command not found");
+  const why = code === "EACCES" ? "permission denied" : (e as Error).message;
+  return new WaitlockError(EXIT.CANNOT_EXECUTE, command, `cannot execute: ${why}`);
+}
+
+export async function execUnderLock(req: SlotRequest, timeout: number | null, command: string[], events: Events): Promise<number> {
+  const outcome = acquireReporting(req, timeout, events);
+  if (!("held" in outcome)) throw new Error("unreachable: exec never re-enters a lock");
+  const held = outcome.held;
+  const started = Date.now();
+
+  let child: ReturnType<typeof Bun.spawn>;
+  const argv = commandArgv(command);
+  try {
+    // The command inherits the locked descriptor as fd 3: if waitlock is killed outright,
+    // the slot stays held until the command is gone too.
+    child = Bun.spawn(argv, {
+      stdio: ["inherit", "inherit", "inherit", held.fd],
+      env: { ...process.env, WAITLOCK_SLOT: String(held.slot), WAITLOCK_DESCRIPTOR: req.name },
+    });
+  } catch (e) {
+    release(held);
+    throw cannotRun(command[0]!, e);
+  }
+
+  const forward = (signal: (typeof FORWARDED)[number]) => () => {
+    debug(`forwarding ${signal} to process ${child.pid}`);
+    child.kill(signal);
+  };
+  for (const signal of FORWARDED) process.on(signal, forward(signal));
+
+  const commandText = command.join(" ");
+  writeRecord(held, describeHolder(req, held, process.pid, child.pid, commandText));
+  events.acquired(held.slot, commandText);
+  debug(`running '${commandText}' as process ${child.pid} under '${req.name}' slot ${held.slot}`);
+
+  const status = await child.exited;
+  release(held);
+  events.released((Date.now() - started) / 1000);
+  if (child.signalCode) {
+    debug(`command was killed by ${child.signalCode}`);
+    return 128 + (signalNumber(String(child.signalCode)) ?? 0);
+  }
+  debug(`command exited with status ${status}`);
+  return status;
+}

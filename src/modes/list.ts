@@ -1,0 +1,64 @@
+// waitlock --list: who holds what.
+import { inspect } from "../engine";
+import { EXIT, WaitlockError } from "../errors";
+import { formatRows, type Row } from "../format";
+import type { Format } from "../options";
+import { decodeRecord } from "../record";
+import { scanSlotFiles } from "./scan";
+
+export interface ListOptions {
+  format: Format;
+  all: boolean;
+  staleOnly: boolean;
+  name?: string;
+}
+
+async function userNames(): Promise<Map<number, string>> {
+  const names = new Map<number, string>();
+  try {
+    const { readFileSync } = await import("node:fs");
+    for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
+      const [user, , uid] = line.split(":");
+      if (user && uid && /^\d+$/.test(uid) && !names.has(Number(uid))) names.set(Number(uid), user);
+    }
+  } catch {
+    // No passwd file: users are shown by number.
+  }
+  return names;
+}
+
+export async function listLocks(dir: string, opts: ListOptions): Promise<number> {
+  try {
+    const users = await userNames();
+    const rows: Row[] = [];
+    for (const file of await scanSlotFiles(dir, opts.name)) {
+      const seen = inspect(file.path, true);
+      if (seen.state === "absent") continue;
+      const record = decodeRecord(seen.bytes!);
+      const status = !record || record.descriptor !== file.name || record.slot !== file.slot ? "corrupt" : seen.state === "held" ? "active" : "stale";
+      const show = opts.staleOnly ? status !== "active" : opts.all || status === "active";
+      if (!show) continue;
+      const ok = status !== "corrupt" ? record : null;
+      rows.push({
+        descriptor: file.name,
+        slot: file.slot,
+        status,
+        file: file.path,
+        pid: ok?.pid ?? null,
+        owner: ok?.owner ?? null,
+        uid: ok?.uid ?? null,
+        user: ok ? (users.get(ok.uid) ?? String(ok.uid)) : null,
+        acquired: ok?.acquiredAt ?? null,
+        type: ok?.type ?? null,
+        maxHolders: ok?.maxHolders ?? null,
+        hostname: ok?.hostname ?? null,
+        command: ok?.command ?? null,
+      });
+    }
+    await Bun.write(Bun.stdout, formatRows(rows, opts.format, opts.all || opts.staleOnly));
+    return EXIT.OK;
+  } catch (e) {
+    if (e instanceof WaitlockError && e.exitCode !== EXIT.USAGE) throw new WaitlockError(EXIT.BUSY, e.context, e.message);
+    throw e;
+  }
+}

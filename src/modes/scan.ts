@@ -1,0 +1,29 @@
+// Finding the slot files in a lock directory (for --list and --done; not on the lock path).
+import { EXIT, WaitlockError } from "../errors";
+
+const SLOT_FILE = /^([A-Za-z0-9._-]+)\.slot(\d+)\.lock$/;
+
+export interface SlotFile {
+  name: string;
+  slot: number;
+  path: string;
+}
+
+export async function scanSlotFiles(dir: string, onlyName?: string): Promise<SlotFile[]> {
+  const { readdirSync } = await import("node:fs");
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "ENOENT") return [];
+    throw new WaitlockError(code === "EACCES" ? EXIT.PERMISSION : EXIT.SYSTEM, dir, `cannot read lock directory: ${(e as Error).message}`);
+  }
+  const files: SlotFile[] = [];
+  for (const entry of entries) {
+    const m = SLOT_FILE.exec(entry);
+    if (!m || (onlyName !== undefined && m[1] !== onlyName)) continue;
+    files.push({ name: m[1]!, slot: Number(m[2]), path: `${dir}/${entry}` });
+  }
+  return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.slot - b.slot));
+}

@@ -1,0 +1,252 @@
+// The command line, declared once as citty data. The same table drives parsing, --help
+// and the checks below. citty's own parser stands on node:util, which costs ~3 ms of
+// start-up and accepts unknown options; the tokenizer here is strict and free.
+import { defineCommand, type ArgDef } from "citty";
+import { onlineCpus } from "../ffi/libc";
+import { UsageError } from "./errors";
+import { validateName } from "./names";
+
+export const VERSION = "0.1.0";
+
+export const FORMATS = ["human", "csv", "null", "json"] as const;
+export type Format = (typeof FORMATS)[number];
+
+export const FACILITIES = [
+  "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp",
+  "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+] as const;
+
+const args = {
+  name: { type: "positional", required: false, valueHint: "NAME", description: "Lock name: letters, digits, '.', '_', '-' (read from stdin when omitted)" },
+  allowMultiple: { type: "string", alias: "m", valueHint: "N", description: "Semaphore with N slots (default 1: a mutex)" },
+  onePerCPU: { type: "boolean", alias: "c", description: "One slot per online CPU" },
+  excludeCPUs: { type: "string", alias: "x", valueHint: "N", description: "With -c: leave N CPUs out (never fewer than 1 slot)" },
+  timeout: { type: "string", alias: "t", valueHint: "SECONDS", description: "Give up after SECONDS (0: try once); default: wait forever" },
+  check: { type: "boolean", description: "Exit 0 if a slot is free, 1 if all are held; takes nothing" },
+  done: { type: "boolean", description: "Signal every holder of NAME to release, and wait until they have" },
+  exec: { type: "string", alias: "e", valueHint: "CMD [ARG...]", description: "Run CMD while holding the lock (must come last)" },
+  list: { type: "boolean", alias: "l", description: "List held locks" },
+  all: { type: "boolean", alias: "a", description: "With --list: include stale and corrupt records" },
+  "stale-only": { type: "boolean", description: "With --list: only stale and corrupt records" },
+  format: { type: "enum", alias: "f", options: [...FORMATS], valueHint: "FORMAT", description: "With --list: human, csv, null or json" },
+  "lock-dir": { type: "string", alias: "d", valueHint: "DIR", description: "Lock directory (default: WAITLOCK_DIR, then the first usable system directory)" },
+  owner: { type: "string", valueHint: "PID", description: "Hold the lock until process PID exits (default: the calling process)" },
+  quiet: { type: "boolean", alias: "q", description: "Print nothing but usage errors" },
+  verbose: { type: "boolean", alias: "v", description: "Print debug lines on stderr" },
+  syslog: { type: "boolean", description: "Log lock events to syslog" },
+  "syslog-facility": { type: "string", valueHint: "FACILITY", description: "Syslog facility: daemon (default), user, local0..local7, ..." },
+  help: { type: "boolean", alias: "h", description: "Show this help" },
+  version: { type: "boolean", alias: "V", description: "Show the version" },
+} as const satisfies Record<string, ArgDef>;
+
+export const command = defineCommand({
+  meta: {
+    name: "waitlock",
+    version: VERSION,
+    description: "Named mutexes and counting semaphores for shell scripts, released when their holder dies.",
+  },
+  args,
+});
+
+type Key = Exclude<keyof typeof args, "name">;
+const table: Record<string, ArgDef> = args;
+
+/** Every spelling an option answers to: --longName, --long-name, -s. */
+function spellings(): Map<string, Key> {
+  const map = new Map<string, Key>();
+  for (const [key, def] of Object.entries(table)) {
+    if (def.type === "positional") continue;
+    map.set(`--${key}`, key as Key);
+    map.set(`--${key.replace(/[A-Z]+/g, (m) => `-${m.toLowerCase()}`)}`, key as Key);
+    const alias = "alias" in def ? def.alias : undefined;
+    for (const a of Array.isArray(alias) ? alias : alias ? [alias] : []) map.set(`-${a}`, key as Key);
+  }
+  return map;
+}
+
+export interface Tokens {
+  values: Partial<Record<Key, string | true>>;
+  positionals: string[];
+  /** argv after --exec, when given */
+  command?: string[];
+}
+
+export function tokenize(argv: string[]): Tokens {
+  const names = spellings();
+  const out: Tokens = { values: {}, positionals: [] };
+  const takesValue = (k: Key) => table[k]!.type !== "boolean";
+  for (let i = 0; i < argv.length; i++) {
+    const tok = argv[i]!;
+    if (tok === "--") {
+      out.positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (tok.startsWith("--")) {
+      const eq = tok.indexOf("=");
+      const flag = eq < 0 ? tok : tok.slice(0, eq);
+      const inline = eq < 0 ? undefined : tok.slice(eq + 1);
+      const key = names.get(flag);
+      if (!key) throw new UsageError(flag, "unknown option (see --help)");
+      if (key === "exec") {
+        out.command = inline === undefined ? argv.slice(i + 1) : [inline, ...argv.slice(i + 1)];
+        break;
+      }
+      if (!takesValue(key)) {
+        if (inline !== undefined) throw new UsageError(flag, "takes no value");
+        out.values[key] = true;
+      } else {
+        const value = inline ?? argv[++i];
+        if (value === undefined) throw new UsageError(flag, "needs a value");
+        out.values[key] = value;
+      }
+      continue;
+    }
+    if (tok.startsWith("-") && tok.length > 1) {
+      for (let j = 1; j < tok.length; j++) {
+        const flag = `-${tok[j]}`;
+        const key = names.get(flag);
+        if (!key) throw new UsageError(flag, "unknown option (see --help)");
+        const rest = tok.slice(j + 1).replace(/^=/, "");
+        if (key === "exec") {
+          out.command = rest ? [rest, ...argv.slice(i + 1)] : argv.slice(i + 1);
+          return out;
+        }
+        if (!takesValue(key)) {
+          out.values[key] = true;
+          continue;
+        }
+        const value = rest || argv[++i];
+        if (value === undefined) throw new UsageError(flag, "needs a value");
+        out.values[key] = value;
+        break;
+      }
+      continue;
+    }
+    out.positionals.push(tok);
+  }
+  return out;
+}
+
+export type Mode = "acquire" | "exec" | "check" | "done" | "list" | "help" | "version";
+
+export interface Options {
+  mode: Mode;
+  /** undefined: read it from stdin (for the modes that need one) */
+  name?: string;
+  command?: string[];
+  slots: number;
+  preferredSlot?: number;
+  /** seconds; null waits forever */
+  timeout: number | null;
+  lockDir?: string;
+  owner?: number;
+  format: Format;
+  all: boolean;
+  staleOnly: boolean;
+  quiet: boolean;
+  verbose: boolean;
+  syslog: boolean;
+  facility: string;
+}
+
+const INTEGER = /^\d+$/;
+const DECIMAL = /^(\d+(\.\d*)?|\.\d+)$/;
+
+function integer(value: string, context: string, min: number): number {
+  const n = INTEGER.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(context, `'${value}' is not a whole number >= ${min}`);
+  return n;
+}
+
+export function seconds(value: string, context: string): number {
+  const n = DECIMAL.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(context, `'${value}' is not a number of seconds >= 0`);
+  return n;
+}
+
+const truthy = (v: string | undefined) => !!v && /^(1|true|yes)$/i.test(v.trim());
+
+export function parseOptions(argv: string[], env: Record<string, string | undefined>): Options {
+  const { values: v, positionals, command: cmd } = tokenize(argv);
+  const given = (k: Key) => v[k] !== undefined;
+  const str = (k: Key) => v[k] as string | undefined;
+
+  if (given("help")) return blank("help");
+  if (given("version")) return blank("version");
+
+  const modes = (["check", "done", "list"] as const).filter(given);
+  if (cmd) modes.push("exec" as never);
+  if (modes.length > 1) throw new UsageError(modes.map((m) => `--${m}`).join(" and "), "cannot be used together");
+  const mode: Mode = cmd ? "exec" : (modes[0] ?? "acquire");
+
+  if (positionals.length > 1) throw new UsageError(positionals[1]!, "unexpected argument (one NAME only; commands go after --exec)");
+  if (cmd && cmd.length === 0) throw new UsageError("--exec", "needs a command");
+
+  const only = (k: Key, allowed: Mode[], what: string) => {
+    if (given(k) && !allowed.includes(mode)) throw new UsageError(`--${k}`, `only makes sense ${what}`);
+  };
+  only("all", ["list"], "with --list");
+  only("stale-only", ["list"], "with --list");
+  only("format", ["list"], "with --list");
+  only("owner", ["acquire"], "when acquiring for the caller (without --exec, --check, --done or --list)");
+  only("timeout", ["acquire", "exec", "done"], "when acquiring or with --done");
+  if (given("all") && given("stale-only")) throw new UsageError("--all and --stale-only", "cannot be used together");
+  if (given("allowMultiple") && given("onePerCPU")) throw new UsageError("--allowMultiple and --onePerCPU", "cannot be used together");
+  if (given("excludeCPUs") && !given("onePerCPU")) throw new UsageError("--excludeCPUs", "only makes sense with --onePerCPU");
+
+  let slots = 1;
+  if (given("allowMultiple")) slots = integer(str("allowMultiple")!, "--allowMultiple", 1);
+  if (given("onePerCPU")) {
+    const exclude = given("excludeCPUs") ? integer(str("excludeCPUs")!, "--excludeCPUs", 0) : 0;
+    slots = Math.max(1, onlineCpus() - exclude);
+  }
+
+  let preferredSlot: number | undefined;
+  if (env.WAITLOCK_SLOT !== undefined && env.WAITLOCK_SLOT !== "" && (mode === "acquire" || mode === "exec")) {
+    preferredSlot = integer(env.WAITLOCK_SLOT.trim(), "WAITLOCK_SLOT", 0);
+    if (preferredSlot >= slots)
+      throw new UsageError("WAITLOCK_SLOT", `slot ${preferredSlot} does not exist: lock has ${slots} slot${slots === 1 ? "" : "s"} (0..${slots - 1})`);
+  }
+
+  let timeout: number | null = null;
+  if (given("timeout")) timeout = seconds(str("timeout")!, "--timeout");
+  else if (env.WAITLOCK_TIMEOUT !== undefined && env.WAITLOCK_TIMEOUT.trim() !== "" && (mode === "acquire" || mode === "exec"))
+    timeout = seconds(env.WAITLOCK_TIMEOUT, "WAITLOCK_TIMEOUT");
+
+  const format = (str("format") ?? "human") as Format;
+  if (!FORMATS.includes(format)) throw new UsageError("--format", `'${format}' is not one of ${FORMATS.join(", ")}`);
+
+  const facility = (str("syslog-facility") ?? "daemon").toLowerCase();
+  if (!(FACILITIES as readonly string[]).includes(facility))
+    throw new UsageError("--syslog-facility", `'${str("syslog-facility")}' is not a syslog facility (daemon, user, local0..local7, ...)`);
+
+  const lockDir = given("lock-dir") ? str("lock-dir") : env.WAITLOCK_DIR || undefined;
+  if (lockDir === "") throw new UsageError("--lock-dir", "must not be empty");
+
+  let owner: number | undefined;
+  if (given("owner")) owner = integer(str("owner")!, "--owner", 1);
+
+  const name = positionals[0] === undefined ? undefined : validateName(positionals[0]);
+
+  return {
+    mode,
+    name,
+    command: cmd,
+    slots,
+    preferredSlot,
+    timeout,
+    lockDir,
+    owner,
+    format,
+    all: given("all"),
+    staleOnly: given("stale-only"),
+    quiet: given("quiet"),
+    verbose: given("verbose") || truthy(env.WAITLOCK_DEBUG),
+    syslog: given("syslog"),
+    facility,
+  };
+}
+
+function blank(mode: Mode): Options {
+  return { mode, slots: 1, timeout: null, format: "human", all: false, staleOnly: false, quiet: false, verbose: false, syslog: false, facility: "daemon" };
+}

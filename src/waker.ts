@@ -1,0 +1,117 @@
+// How a waiter sleeps until a slot may have been released (invariant 3: no busy waiting).
+import {
+  close,
+  inotifyAddWatch,
+  inotifyInit,
+  inotifyRmWatch,
+  platform,
+  pollReadable,
+  readSome,
+} from "../ffi/libc";
+import { debug } from "./log";
+
+/** The longest a waiter sleeps without looking: covers filesystems that send no events (NFS). */
+export const RECHECK_MS = 250;
+
+export interface Waker {
+  /** Start watching the file open at `fd` (also reachable as `path`) for slot index `i`. */
+  watch(i: number, fd: number, path: string): void;
+  unwatch(i: number): void;
+  /** Sleep for at most `ms`. */
+  sleep(ms: number): void;
+  close(): void;
+}
+
+/**
+ * inotify on the slot files themselves: a holder's unlink on release (IN_ATTRIB) or the
+ * close of its descriptor when it dies (IN_CLOSE_WRITE). The kernel reports that close a
+ * moment before it drops the flock, so after a close the next sleeps are short (1, 2, 4
+ * ... ms) until the retry wins or the steps reach the recheck period.
+ */
+class InotifyWaker implements Waker {
+  private wds: number[] = [];
+  private active = new Set<number>();
+  private step = RECHECK_MS;
+  private readonly buf = new Uint8Array(4096);
+  private readonly mask: number;
+
+  constructor(private readonly ifd: number) {
+    const IN = platform.IN!;
+    this.mask = IN.ATTRIB | IN.CLOSE_WRITE | IN.DELETE_SELF | IN.MOVE_SELF;
+  }
+
+  watch(i: number, fd: number, path: string): void {
+    // Through /proc the watch lands on the very inode we opened, even if the path has moved on.
+    let wd = inotifyAddWatch(this.ifd, `/proc/self/fd/${fd}`, this.mask);
+    if (wd < 0) wd = inotifyAddWatch(this.ifd, path, this.mask);
+    if (wd < 0) {
+      debug(`cannot watch ${path} (errno ${-wd}); relying on the ${RECHECK_MS} ms recheck`);
+      return;
+    }
+    this.wds[i] = wd;
+    this.active.add(wd);
+  }
+
+  unwatch(i: number): void {
+    const wd = this.wds[i];
+    if (wd === undefined) return;
+    this.active.delete(wd);
+    inotifyRmWatch(this.ifd, wd);
+    this.wds[i] = undefined as unknown as number;
+  }
+
+  sleep(ms: number): void {
+    const wait = Math.min(ms, this.step);
+    const ready = pollReadable([this.ifd], wait);
+    if (typeof ready === "number" || ready.length === 0) {
+      if (this.step < RECHECK_MS) this.step = Math.min(RECHECK_MS, this.step * 2);
+      return;
+    }
+    const closed = this.drain();
+    this.step = closed ? 1 : RECHECK_MS;
+    debug(`woke up: ${closed ? "a holder closed its slot file" : "a slot file was released"}`);
+  }
+
+  /** Reads every queued event; true when a watched file was closed by a writer. */
+  private drain(): boolean {
+    const IN = platform.IN!;
+    let closed = false;
+    for (;;) {
+      const n = readSome(this.ifd, this.buf);
+      if (n <= 0) return closed;
+      const view = new DataView(this.buf.buffer, 0, n);
+      for (let off = 0; off + 16 <= n; off += 16 + view.getUint32(off + 12, true)) {
+        const wd = view.getInt32(off, true);
+        const mask = view.getUint32(off + 4, true);
+        if (mask & IN.Q_OVERFLOW) closed = true;
+        else if (mask & IN.CLOSE_WRITE && this.active.has(wd)) closed = true;
+      }
+    }
+  }
+
+  close(): void {
+    close(this.ifd);
+  }
+}
+
+/** Elsewhere: sleep 10 ms, doubling to the recheck period, with jitter. */
+class BackoffWaker implements Waker {
+  private step = 10;
+  watch(): void {}
+  unwatch(): void {}
+  sleep(ms: number): void {
+    const jittered = this.step * (0.8 + Math.random() * 0.4);
+    Bun.sleepSync(Math.max(1, Math.min(ms, jittered)));
+    this.step = Math.min(RECHECK_MS, this.step * 2);
+  }
+  close(): void {}
+}
+
+export function createWaker(kind: "inotify" | "backoff" = platform.waker): Waker {
+  if (kind === "inotify") {
+    const ifd = inotifyInit();
+    if (ifd >= 0) return new InotifyWaker(ifd);
+    debug(`inotify unavailable (errno ${-ifd}); polling with backoff`);
+  }
+  return new BackoffWaker();
+}
