@@ -1,0 +1,174 @@
+// Drives the compiled binary the way a user would: real processes in a temporary lock
+// directory. Every process started here leads its own process group, and the group is
+// killed by that PID after each test (commands run by --exec included).
+import { afterEach } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const BIN = resolve(import.meta.dir, "../dist/waitlock");
+if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run 'npm run build' (npm test does it for you)`);
+
+const started = new Set<number>();
+const dirs: string[] = [];
+
+afterEach(() => {
+  for (const pid of started) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  started.clear();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh lock directory (removed after the test). */
+export function lockDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "waitlock-test-"));
+  dirs.push(d);
+  return d;
+}
+
+/** Kill this PID after the test if it is still there (for processes we did not spawn). */
+export function track(pid: number): void {
+  started.add(pid);
+}
+
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+/** The environment tests start from: none of waitlock's own variables leak in. */
+export function cleanEnv(extra: Env = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("WAITLOCK_")) env[k] = v;
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
+  else delete env[k];
+  return env;
+}
+
+export interface RunOptions {
+  env?: Env;
+  stdin?: string;
+  cwd?: string;
+  /** kill the process and fail after this long */
+  deadlineMs?: number;
+}
+
+/** Runs a command to completion. */
+export async function run(cmd: string[], opts: RunOptions = {}): Promise<Result> {
+  const t0 = performance.now();
+  const p = Bun.spawn(cmd, {
+    stdin: opts.stdin === undefined ? "ignore" : new TextEncoder().encode(opts.stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+    env: cleanEnv(opts.env),
+    cwd: opts.cwd,
+    detached: true,
+  });
+  started.add(p.pid);
+  const deadline = opts.deadlineMs ?? 20_000;
+  const timer = setTimeout(() => process.kill(-p.pid, "SIGKILL"), deadline);
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(timer);
+  const ms = performance.now() - t0;
+  if (ms >= deadline) throw new Error(`${cmd.join(" ")} did not finish within ${deadline} ms`);
+  return { code, stdout, stderr, ms };
+}
+
+/** Runs waitlock with `args`. */
+export const wl = (args: string[], opts?: RunOptions) => run([BIN, ...args], opts);
+
+/** Runs a shell snippet; $WL is the binary, $D the lock directory. */
+export const sh = (script: string, dir: string, opts: RunOptions = {}) =>
+  run(["/bin/sh", "-c", script], { ...opts, env: { WL: BIN, D: dir, ...opts.env } });
+
+/** Starts a process in the background; it is killed after the test. */
+export function start(cmd: string[], opts: { env?: Env; stdout?: "pipe" | "ignore"; stdin?: "pipe" | "ignore" } = {}) {
+  const p = Bun.spawn(cmd, {
+    stdin: opts.stdin ?? "ignore",
+    stdout: opts.stdout ?? "ignore",
+    stderr: "pipe",
+    env: cleanEnv(opts.env),
+    detached: true,
+  });
+  started.add(p.pid);
+  return p;
+}
+
+/** Starts a shell snippet in the background; its stdin is a pipe that stays open, so `read` blocks. */
+export const startSh = (script: string, dir: string, env: Env = {}) =>
+  start(["/bin/sh", "-c", script], { env: { WL: BIN, D: dir, ...env }, stdin: "pipe" });
+
+/** Waits until `cond` holds, polling; fails after `ms`. */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  for (let step = 2; ; step = Math.min(step * 2, 50)) {
+    if (await cond()) return;
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
+    await Bun.sleep(step);
+  }
+}
+
+/** Is the slot held? Asked of waitlock itself (--check exits 1 when every slot is held). */
+export async function held(dir: string, name: string, slots = 1): Promise<boolean> {
+  const r = await wl(["-d", dir, "--check", "-m", String(slots), name]);
+  if (r.code !== 0 && r.code !== 1) throw new Error(`--check failed: ${r.code} ${r.stderr}`);
+  return r.code === 1;
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie still answers kill(0); it has exited all the same.
+  try {
+    return !readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.startsWith("Z");
+  } catch {
+    return false;
+  }
+}
+
+export interface ListedRow {
+  descriptor: string;
+  slot: number;
+  status: string;
+  pid: number | null;
+  owner: number | null;
+  command: string | null;
+  maxHolders: number | null;
+  type: string | null;
+  file: string;
+}
+
+export async function listJson(dir: string, extra: string[] = []): Promise<ListedRow[]> {
+  const r = await wl(["-d", dir, "--list", "-f", "json", ...extra]);
+  if (r.code !== 0) throw new Error(`--list failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Collects a process's stderr as it comes, so that a test can wait for a line. */
+export function stderrOf(p: { stderr: ReadableStream<Uint8Array> | number | undefined | null }) {
+  const seen = { text: "" };
+  const stream = p.stderr as ReadableStream<Uint8Array>;
+  const done = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) seen.text += decoder.decode(chunk, { stream: true });
+  })();
+  return {
+    get text() {
+      return seen.text;
+    },
+    until: (pattern: RegExp, ms = 10_000) => waitFor(`stderr to match ${pattern}`, () => pattern.test(seen.text), ms),
+    done,
+  };
+}

@@ -1,0 +1,108 @@
+// waitlock NAME: the lock lives as long as the calling process (invariant 4).
+import { expect, test } from "bun:test";
+import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { BIN, alive, held, listJson, lockDir, sh, start, startSh, stderrOf, waitFor, wl } from "./helpers";
+
+test("a script that took the lock holds it until it exits, then it is free", async () => {
+  const d = lockDir();
+  const script = startSh(`"$WL" -d "$D" job || exit 9; touch "$D/locked"; read -r _`, d);
+  await waitFor("script to take the lock", () => existsSync(`${d}/locked`));
+  expect(await held(d, "job")).toBe(true);
+  expect((await wl(["-d", d, "-t", "0", "job", "--exec", "true"])).code).toBe(1);
+  script.kill("SIGTERM");
+  await script.exited;
+  await waitFor("lock to be released after the script exits", async () => !(await held(d, "job")));
+  expect(readdirSync(d).filter((f) => f.endsWith(".lock"))).toEqual([]);
+});
+
+test("the lock is released when the script is killed with SIGKILL", async () => {
+  const d = lockDir();
+  const script = startSh(`"$WL" -d "$D" job || exit 9; touch "$D/locked"; exec sleep 60`, d);
+  await waitFor("script to take the lock", () => existsSync(`${d}/locked`));
+  expect(await held(d, "job")).toBe(true);
+  process.kill(script.pid, "SIGKILL");
+  await waitFor("lock to be released", async () => !(await held(d, "job")), 5000);
+});
+
+test("x=$(waitlock NAME) returns, and the lock stays with the script", async () => {
+  const d = lockDir();
+  const r = await sh(`x=$("$WL" -d "$D" subst); echo "rc=$? out=[$x]"; "$WL" -d "$D" --check subst; echo "check=$?"`, d, { deadlineMs: 5000 });
+  expect(r.stdout).toBe("rc=0 out=[]\ncheck=1\n");
+  await waitFor("release after the script ended", async () => !(await held(d, "subst")));
+});
+
+test("the same owner asking again for a lock it holds gets 0 at once", async () => {
+  const d = lockDir();
+  const r = await sh(`"$WL" -d "$D" again && "$WL" -d "$D" -t 0 again && "$WL" -d "$D" again && echo ok`, d, { deadlineMs: 5000 });
+  expect(r).toMatchObject({ code: 0, stdout: "ok\n" });
+  // ...and holds only one slot of a semaphore.
+  const s = await sh(`"$WL" -d "$D" -m 3 sem && "$WL" -d "$D" -m 3 sem && "$WL" -d "$D" --list -f csv`, d);
+  expect(s.stdout.trim().split("\n").filter((l) => l.startsWith("sem,"))).toHaveLength(1);
+});
+
+test("the single-instance pattern: a second copy is told the lock is busy", async () => {
+  const d = lockDir();
+  const first = startSh(`"$WL" -d "$D" -t 0 nightly || exit 1; touch "$D/running"; read -r _`, d);
+  await waitFor("first instance", () => existsSync(`${d}/running`));
+  const second = await sh(`"$WL" -d "$D" -t 0 nightly || { echo "already running"; exit 1; }`, d);
+  expect(second).toMatchObject({ code: 1, stdout: "already running\n", stderr: "" });
+  first.kill("SIGKILL");
+});
+
+test("waitlock NAME & followed by waitlock --done NAME", async () => {
+  const d = lockDir();
+  const r = await sh(
+    `"$WL" -d "$D" bg & wait $!; "$WL" -d "$D" --check bg; echo "held=$?"; "$WL" -d "$D" --done bg; echo "done=$?"; "$WL" -d "$D" --check bg; echo "after=$?"`,
+    d,
+    { deadlineMs: 10_000 },
+  );
+  expect(r.stdout).toBe("held=1\ndone=0\nafter=0\n");
+});
+
+test("--owner PID ties the lock to another process", async () => {
+  const d = lockDir();
+  const owner = start(["sleep", "60"]);
+  const r = await wl(["-d", d, "--owner", String(owner.pid), "owned"]);
+  expect(r.code).toBe(0);
+  const [row] = await listJson(d);
+  expect(row).toMatchObject({ descriptor: "owned", owner: owner.pid, command: "sleep 60", status: "active" });
+  owner.kill("SIGKILL");
+  await waitFor("release when the owner dies", async () => !(await held(d, "owned")), 5000);
+  expect((await wl(["-d", d, "--owner", "999999999", "owned"])).code).toBe(3);
+});
+
+test("the holder is detached: own session, stdio on /dev/null, no inherited descriptors, cwd /", async () => {
+  const d = lockDir();
+  const script = startSh(`exec 7>"$D/secret"; "$WL" -d "$D" det || exit 9; touch "$D/locked"; read -r _`, d);
+  await waitFor("lock", () => existsSync(`${d}/locked`));
+  const [row] = await listJson(d);
+  const pid = row!.pid!;
+  expect(row!.owner).toBe(script.pid);
+  expect(pid).not.toBe(script.pid);
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  expect(Number(stat[3])).toBe(pid); // session id (field 6) equals its PID
+  const fds = Object.fromEntries(readdirSync(`/proc/${pid}/fd`).map((fd) => [fd, readlinkSync(`/proc/${pid}/fd/${fd}`)]));
+  expect([fds["0"], fds["1"], fds["2"]]).toEqual(["/dev/null", "/dev/null", "/dev/null"]);
+  expect(fds["3"]).toBe(`${d}/det.slot0.lock`);
+  expect(Object.values(fds).filter((t) => t.startsWith(d))).toEqual([`${d}/det.slot0.lock`]);
+  expect(readlinkSync(`/proc/${pid}/cwd`)).toBe("/");
+  script.kill("SIGKILL");
+  await waitFor("holder to exit with its owner", () => !alive(pid), 5000);
+});
+
+test("SIGKILL of the holder process frees the slot at once, and a waiter gets it", async () => {
+  const d = lockDir();
+  const script = startSh(`"$WL" -d "$D" victim || exit 9; touch "$D/locked"; read -r _`, d);
+  await waitFor("lock", () => existsSync(`${d}/locked`));
+  const [row] = await listJson(d);
+  const waiter = start([BIN, "-d", d, "-v", "-t", "10", "victim", "--exec", "true"]);
+  const log = stderrOf(waiter);
+  await log.until(/waiting up to 10 s/);
+  process.kill(row!.pid!, "SIGKILL");
+  expect(await waiter.exited).toBe(0);
+  await log.done;
+  // Woken by the kernel (the holder's descriptor closing), not by the periodic recheck.
+  expect(log.text).toContain("woke up: a holder closed its slot file");
+  expect((await wl(["-d", d, "-t", "0", "victim", "--exec", "true"])).code).toBe(0);
+  script.kill("SIGKILL");
+});
