@@ -67,24 +67,27 @@ class InotifyWaker implements Waker {
       if (this.step < RECHECK_MS) this.step = Math.min(RECHECK_MS, this.step * 2);
       return;
     }
-    const closed = this.drain();
-    this.step = closed ? 1 : RECHECK_MS;
-    debug(`woke up: ${closed ? "a holder closed its slot file" : "a slot file was released"}`);
+    const { removed, closed } = this.drain();
+    // A removed file was released for good; a bare close may still hold its flock a moment.
+    this.step = closed && !removed ? 1 : RECHECK_MS;
+    debug(`woke up: ${removed ? "a slot file was released" : closed ? "a holder closed its slot file" : "a slot file changed"}`);
   }
 
-  /** Reads every queued event; true when a watched file was closed by a writer. */
-  private drain(): boolean {
+  /** Reads every queued event of the slots we watch now. */
+  private drain(): { removed: boolean; closed: boolean } {
     const IN = platform.IN!;
-    let closed = false;
+    const seen = { removed: false, closed: false };
     for (;;) {
       const n = readSome(this.ifd, this.buf);
-      if (n <= 0) return closed;
+      if (n <= 0) return seen;
       const view = new DataView(this.buf.buffer, 0, n);
       for (let off = 0; off + 16 <= n; off += 16 + view.getUint32(off + 12, true)) {
         const wd = view.getInt32(off, true);
         const mask = view.getUint32(off + 4, true);
-        if (mask & IN.Q_OVERFLOW) closed = true;
-        else if (mask & IN.CLOSE_WRITE && this.active.has(wd)) closed = true;
+        if (mask & IN.Q_OVERFLOW) seen.closed = true;
+        if (!this.active.has(wd)) continue;
+        if (mask & (IN.ATTRIB | IN.DELETE_SELF | IN.MOVE_SELF)) seen.removed = true;
+        if (mask & IN.CLOSE_WRITE) seen.closed = true;
       }
     }
   }
