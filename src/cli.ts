@@ -27,10 +27,10 @@ ENVIRONMENT
 `;
 
 async function help(): Promise<string> {
-  // citty colours its usage unless told not to; a pipe gets plain text.
-  if (!isatty(1)) process.env.NO_COLOR = "1";
   const { renderUsage } = await import("citty");
-  return (await renderUsage(command)) + "\n" + EPILOGUE;
+  const usage = (await renderUsage(command)).replace(/[ \t]+$/gm, "");
+  // citty colours its usage; a pipe or a file gets plain text.
+  return (isatty(1) ? usage : Bun.stripANSI(usage)) + "\n" + EPILOGUE;
 }
 
 async function run(opts: Options): Promise<number> {

@@ -1,0 +1,208 @@
+// Options, names, environment and messages, as a user meets them.
+import { describe, expect, test } from "bun:test";
+import { existsSync, readdirSync } from "node:fs";
+import { cpus } from "node:os";
+import { held, listJson, lockDir, start, BIN, waitFor, wl } from "./helpers";
+
+const ONE_LINE = /^waitlock: [^\n]+: [^\n]+\n$/;
+
+describe("usage errors: exit 3 and one line naming the offender", () => {
+  const cases: [string[], string][] = [
+    [["--bogus", "x"], "--bogus"],
+    [["-z", "x"], "-z"],
+    [["-m", "0", "x"], "--allowMultiple"],
+    [["-m", "two", "x"], "'two'"],
+    [["-m", "1.5", "x"], "'1.5'"],
+    [["-m"], "-m"],
+    [["--timeout", "-1", "x"], "'-1'"],
+    [["-t", "soon", "x"], "'soon'"],
+    [["-t", "inf", "x"], "'inf'"],
+    [["-c", "-x", "-2", "x"], "'-2'"],
+    [["-x", "1", "x"], "--excludeCPUs"],
+    [["-m", "2", "-c", "x"], "--allowMultiple and --onePerCPU"],
+    [["--list", "-f", "xml"], "'xml'"],
+    [["--format", "csv", "x"], "--format"],
+    [["--all", "x"], "--all"],
+    [["--list", "--all", "--stale-only"], "--all and --stale-only"],
+    [["--syslog-facility", "bogus", "x"], "'bogus'"],
+    [["--check", "--done", "x"], "--check and --done"],
+    [["--list", "x", "--exec", "true"], "--list and --exec"],
+    [["--owner", "abc", "x"], "'abc'"],
+    [["--owner", "1", "x", "--exec", "true"], "--owner"],
+    [["x", "--exec"], "--exec"],
+    [["x", "y"], "y: unexpected argument"],
+    [["bad/name"], "'bad/name'"],
+    [["bad name"], "'bad name'"],
+    [[".."], "'..'"],
+    [["a".repeat(256)], "longer than 255"],
+    [["--check=yes", "x"], "--check"],
+    [["--verbose", "--timeout"], "--timeout"],
+  ];
+  for (const [args, named] of cases) {
+    test(args.join(" ").slice(0, 60), async () => {
+      const r = await wl(["-d", lockDir(), ...args]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(ONE_LINE);
+      expect(r.stderr).toContain(named);
+      expect(r.stdout).toBe("");
+    });
+  }
+
+  test("bad environment values are named too", async () => {
+    const d = lockDir();
+    for (const [env, named] of [[{ WAITLOCK_TIMEOUT: "later" }, "WAITLOCK_TIMEOUT"], [{ WAITLOCK_SLOT: "x" }, "WAITLOCK_SLOT"], [{ WAITLOCK_SLOT: "3" }, "WAITLOCK_SLOT"]] as const) {
+      const r = await wl(["-d", d, "-m", "3", "x", "--exec", "true"], { env });
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(ONE_LINE);
+      expect(r.stderr).toContain(named);
+    }
+  });
+
+  test("usage errors are printed even with --quiet", async () => {
+    const r = await wl(["-q", "-m", "0", "x"]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(ONE_LINE);
+  });
+});
+
+test("--help lists every option and exits 0; --version prints the version", async () => {
+  const help = await wl(["--help"]);
+  expect(help.code).toBe(0);
+  for (const opt of ["--allowMultiple", "--onePerCPU", "--excludeCPUs", "--timeout", "--check", "--done", "--exec", "--list", "--all", "--stale-only", "--format", "--lock-dir", "--owner", "--quiet", "--verbose", "--syslog", "--syslog-facility", "--help", "--version"])
+    expect(help.stdout).toContain(opt);
+  expect(help.stdout).not.toContain("\x1b[");
+  expect((await wl(["-h"])).stdout).toBe(help.stdout);
+  const version = await wl(["--version"]);
+  expect(version.code).toBe(0);
+  expect(version.stdout).toMatch(/^waitlock \d+\.\d+\.\d+\n$/);
+  expect((await wl(["-V"])).stdout).toBe(version.stdout);
+});
+
+test("--opt=value and --opt value, short clusters and kebab-case spellings all work", async () => {
+  const d = lockDir();
+  for (const args of [["--allowMultiple=2"], ["--allowMultiple", "2"], ["--allow-multiple", "2"], ["-m2"], ["-qm", "2"]]) {
+    const r = await wl([`--lock-dir=${d}`, ...args, "forms", "--exec", "sh", "-c", 'echo "$WAITLOCK_SLOT"']);
+    expect(r).toMatchObject({ code: 0, stdout: "0\n" });
+  }
+});
+
+describe("names from stdin", () => {
+  test("the first line, trimmed", async () => {
+    const d = lockDir();
+    const r = await wl(["-d", d, "--exec", "sh", "-c", 'echo "$WAITLOCK_DESCRIPTOR"; cat'], { stdin: "  piped.name \nrest of input\n" });
+    expect(r).toMatchObject({ code: 0, stdout: "piped.name\nrest of input\n" });
+  });
+  test("a bad, empty or overlong first line is a usage error", async () => {
+    const d = lockDir();
+    for (const stdin of ["bad name\n", "\n", "", "x".repeat(300)]) {
+      const r = await wl(["-d", d, "--exec", "true"], { stdin });
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(ONE_LINE);
+    }
+  });
+  test("works with --check and --done", async () => {
+    const d = lockDir();
+    expect((await wl(["-d", d, "--check"], { stdin: "free\n" })).code).toBe(0);
+    expect((await wl(["-d", d, "--done"], { stdin: "free\n" })).code).toBe(1);
+  });
+});
+
+describe("timeouts", () => {
+  test("-t 0 tries once: exit 1, silently", async () => {
+    const d = lockDir();
+    start([BIN, "-d", d, "busy", "--exec", "sleep", "30"]);
+    await waitFor("holder", () => held(d, "busy"));
+    const r = await wl(["-d", d, "-t", "0", "busy", "--exec", "true"]);
+    expect(r).toMatchObject({ code: 1, stdout: "", stderr: "" });
+    expect((await wl(["-d", d, "busy", "--exec", "true"], { env: { WAITLOCK_TIMEOUT: "0" } })).code).toBe(1);
+  });
+
+  test("a timeout fires within 0.1 s of its deadline: exit 2 and one line", async () => {
+    const d = lockDir();
+    start([BIN, "-d", d, "busy", "--exec", "sleep", "30"]);
+    await waitFor("holder", () => held(d, "busy"));
+    // What a run costs besides waiting: start-up, one attempt, exit.
+    const base = (await wl(["-d", d, "-t", "0", "busy", "--exec", "true"])).ms;
+    for (const t of [0.3, 0.75]) {
+      const r = await wl(["-d", d, "-t", String(t), "busy", "--exec", "true"]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(`waitlock: busy: timed out after ${t} seconds\n`);
+      const late = r.ms - base - t * 1000;
+      expect(r.ms).toBeGreaterThanOrEqual(t * 1000);
+      expect(late).toBeLessThan(100);
+    }
+    const env = await wl(["-d", d, "busy", "--exec", "true"], { env: { WAITLOCK_TIMEOUT: "0.2" } });
+    expect(env.code).toBe(2);
+    // The option beats the environment.
+    expect((await wl(["-d", d, "-t", "0", "busy", "--exec", "true"], { env: { WAITLOCK_TIMEOUT: "5" } })).code).toBe(1);
+  });
+
+  test("no timeout waits as long as it takes", async () => {
+    const d = lockDir();
+    const holder = start([BIN, "-d", d, "long", "--exec", "sleep", "30"]);
+    await waitFor("holder", () => held(d, "long"));
+    const waiter = start([BIN, "-d", d, "long", "--exec", "true"]);
+    await Bun.sleep(1500);
+    expect(existsSync(`/proc/${waiter.pid}`)).toBe(true);
+    holder.kill("SIGTERM");
+    expect(await waiter.exited).toBe(0);
+  });
+});
+
+describe("slots: -m, -c, -x and WAITLOCK_SLOT", () => {
+  test("-c gives one slot per CPU; -x leaves some out but never all", async () => {
+    const d = lockDir();
+    const n = cpus().length;
+    const slots = async (args: string[]) => {
+      const p = start([BIN, "-d", d, ...args, "cpu", "--exec", "sleep", "30"]);
+      await waitFor("holder", async () => (await listJson(d)).length === 1);
+      const [row] = await listJson(d);
+      p.kill("SIGTERM");
+      await p.exited;
+      return row!.maxHolders;
+    };
+    expect(await slots(["-c"])).toBe(n);
+    expect(await slots(["-c", "-x", "1"])).toBe(Math.max(1, n - 1));
+    expect(await slots(["--onePerCPU", "--excludeCPUs", "1000"])).toBe(1);
+  });
+
+  test("WAITLOCK_SLOT asks for a slot first, then any free one", async () => {
+    const d = lockDir();
+    const slot = (env: Record<string, string>) => wl(["-d", d, "-m", "3", "pool", "--exec", "sh", "-c", 'echo "$WAITLOCK_SLOT"'], { env });
+    expect((await slot({ WAITLOCK_SLOT: "2" })).stdout).toBe("2\n");
+    start([BIN, "-d", d, "-m", "3", "pool", "--exec", "sleep", "30"], { env: { WAITLOCK_SLOT: "2" } });
+    await waitFor("slot 2 held", async () => (await listJson(d)).some((r) => r.slot === 2));
+    expect((await slot({ WAITLOCK_SLOT: "2" })).stdout).toBe("0\n");
+  });
+});
+
+describe("environment", () => {
+  test("WAITLOCK_DIR chooses the directory, --lock-dir beats it; missing directories are created", async () => {
+    const a = `${lockDir()}/deep/er`;
+    const b = lockDir();
+    expect((await wl(["envdir", "--exec", "true"], { env: { WAITLOCK_DIR: a } })).code).toBe(0);
+    expect(existsSync(a)).toBe(true);
+    const p = start([BIN, "-d", b, "envdir", "--exec", "sleep", "30"], { env: { WAITLOCK_DIR: a } });
+    await waitFor("lock in the --lock-dir", () => existsSync(`${b}/envdir.slot0.lock`));
+    expect(readdirSync(a)).toEqual([]);
+    p.kill("SIGTERM");
+  });
+
+  test("WAITLOCK_DEBUG=1|true|yes and --verbose print debug lines; --quiet silences errors", async () => {
+    const d = lockDir();
+    for (const v of ["1", "true", "yes"]) {
+      const r = await wl(["-d", d, "dbg", "--exec", "true"], { env: { WAITLOCK_DEBUG: v } });
+      expect(r.stderr).toMatch(new RegExp(`^waitlock\\[\\d+\\]: DEBUG: lock directory ${d}`));
+    }
+    expect((await wl(["-d", d, "dbg", "--exec", "true"], { env: { WAITLOCK_DEBUG: "0" } })).stderr).toBe("");
+    const v = await wl(["-d", d, "-v", "dbg", "--exec", "true"]);
+    expect(v.stderr.trim().split("\n").every((l) => /^waitlock\[\d+\]: DEBUG: /.test(l))).toBe(true);
+    expect(v.stderr).toContain("locked");
+    expect(v.stderr).toContain("removed");
+    const loud = await wl(["-d", "/proc/version", "x", "--exec", "true"]);
+    expect(loud.code).toBe(6);
+    expect(loud.stderr).toMatch(ONE_LINE);
+    const quiet = await wl(["-q", "-d", "/proc/version", "x", "--exec", "true"]);
+    expect(quiet).toMatchObject({ code: 6, stderr: "" });
+  });
+});
