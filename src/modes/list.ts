@@ -1,5 +1,6 @@
 // waitlock --list: who holds what.
-import { inspect } from "../engine";
+import { inspect, type Inspection } from "../engine";
+import { debug } from "../log";
 import { EXIT, WaitlockError } from "../errors";
 import { formatRows, type Row } from "../format";
 import type { Format } from "../options";
@@ -32,7 +33,14 @@ export async function listLocks(dir: string, opts: ListOptions): Promise<number>
     const users = await userNames();
     const rows: Row[] = [];
     for (const file of await scanSlotFiles(dir, opts.name)) {
-      const seen = inspect(file.path, true);
+      let seen: Inspection;
+      try {
+        seen = inspect(file.path, true);
+      } catch (e) {
+        // One unreadable file (a directory, another user's) must not hide the others.
+        debug(`${file.path}: ${(e as Error).message}`);
+        seen = { state: "free", bytes: new Uint8Array(0) };
+      }
       if (seen.state === "absent") continue;
       const record = decodeRecord(seen.bytes!);
       const status = !record || record.descriptor !== file.name || record.slot !== file.slot ? "corrupt" : seen.state === "held" ? "active" : "stale";
