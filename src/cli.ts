@@ -42,7 +42,7 @@ async function run(opts: Options): Promise<number> {
       await Bun.write(Bun.stdout, `waitlock ${VERSION}\n`);
       return EXIT.OK;
     case "list":
-      return listLocks(resolveLockDir(opts.lockDir, process.env).path, opts);
+      return listLocks(() => resolveLockDir(opts.lockDir, process.env).path, opts);
     case "check":
       return checkSlots(() => ({ dir: resolveLockDir(opts.lockDir, process.env).path, name: opts.name ?? readNameFromStdin(), slots: opts.slots }));
   }

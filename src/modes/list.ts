@@ -28,8 +28,10 @@ async function userNames(): Promise<Map<number, string>> {
   return names;
 }
 
-export async function listLocks(dir: string, opts: ListOptions): Promise<number> {
+/** `lockDir` is resolved inside, so that a directory problem is also exit 1. */
+export async function listLocks(lockDir: () => string, opts: ListOptions): Promise<number> {
   try {
+    const dir = lockDir();
     const users = await userNames();
     const rows: Row[] = [];
     for (const file of await scanSlotFiles(dir, opts.name)) {

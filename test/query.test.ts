@@ -1,0 +1,118 @@
+// --check, --done and --list.
+import { expect, test } from "bun:test";
+import { chmodSync, existsSync, readdirSync } from "node:fs";
+import { BIN, alive, held, listJson, lockDir, run, start, startSh, waitFor, wl } from "./helpers";
+
+test("--check: 0 when a slot is free, 1 when all are held; it creates and takes nothing", async () => {
+  const d = lockDir();
+  expect((await wl(["-d", d, "--check", "c"])).code).toBe(0);
+  expect(readdirSync(d)).toEqual([]);
+  start([BIN, "-d", d, "-m", "2", "c", "--exec", "sleep", "30"]);
+  await waitFor("first holder", () => existsSync(`${d}/c.slot0.lock`));
+  expect((await wl(["-d", d, "--check", "c"])).code).toBe(1);
+  expect((await wl(["-d", d, "--check", "-m", "2", "c"])).code).toBe(0);
+  start([BIN, "-d", d, "-m", "2", "c", "--exec", "sleep", "30"]);
+  await waitFor("second holder", () => held(d, "c", 2));
+  expect((await wl(["-d", d, "--check", "-m", "2", "c"])).code).toBe(1);
+  expect((await wl(["-d", d, "--check", "-m", "3", "c"])).code).toBe(0);
+  expect(readdirSync(d).sort()).toEqual(["c.slot0.lock", "c.slot1.lock"]);
+});
+
+test("--check never disturbs a waiter: it still gets the slot as soon as it is released", async () => {
+  const d = lockDir();
+  const holder = startSh(`exec "$WL" -d "$D" c --exec sh -c 'read -r _'`, d);
+  await waitFor("holder", () => held(d, "c"));
+  const waiter = start([BIN, "-d", d, "-t", "20", "c", "--exec", "true"]);
+  for (let i = 0; i < 20; i++) expect((await wl(["-d", d, "--check", "c"])).code).toBe(1);
+  holder.stdin!.end();
+  expect(await waiter.exited).toBe(0);
+});
+
+test("--check: 2 when it cannot tell", async () => {
+  const d = lockDir();
+  const r = await run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BIN, "-d", `${d}/sub`, "--check", "c"]);
+  chmodSync(d, 0o700);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/^waitlock: .+: .+\n$/);
+});
+
+test("--done: signals every holder of NAME, waits until the slots are free, exits 0; 1 when nobody held it", async () => {
+  const d = lockDir();
+  const a = startSh(`"$WL" -d "$D" -m 2 job && "$WL" -d "$D" -m 2 other || exit 9; touch "$D/a"; read -r _`, d);
+  const b = start([BIN, "-d", d, "-m", "2", "job", "--exec", "sleep", "30"]);
+  await waitFor("two holders", () => existsSync(`${d}/a`) && existsSync(`${d}/job.slot1.lock`));
+  await waitFor("records", async () => (await listJson(d)).length === 3);
+  const holders = (await listJson(d)).filter((r) => r.descriptor === "job").map((r) => r.pid!);
+  const r = await wl(["-d", d, "--done", "job"]);
+  expect(r).toMatchObject({ code: 0, stderr: "" });
+  expect(await held(d, "job", 2)).toBe(false);
+  expect((await wl(["-d", d, "--check", "job"])).code).toBe(0);
+  expect(await b.exited).toBe(143);
+  for (const pid of holders) await waitFor(`holder ${pid} to exit`, () => !alive(pid));
+  // The other lock of the same script is untouched.
+  expect((await listJson(d)).map((r) => r.descriptor)).toEqual(["other"]);
+  expect((await wl(["-d", d, "--done", "job"])).code).toBe(1);
+  expect((await wl(["-d", d, "--done", "never"])).code).toBe(1);
+  a.kill("SIGKILL");
+});
+
+test("--list: human, csv (RFC 4180), null and json", async () => {
+  const d = lockDir();
+  start([BIN, "-d", d, "-m", "2", "alpha", "--exec", "sh", "-c", 'sleep 30; echo "a, \\"quoted\\" b"']);
+  start([BIN, "-d", d, "beta", "--exec", "sleep", "30"]);
+  await waitFor("records", async () => (await listJson(d)).length === 2);
+
+  const human = (await wl(["-d", d, "--list"])).stdout.split("\n");
+  expect(human[0]).toMatch(/^DESCRIPTOR\s+SLOT\s+PID\s+OWNER\s+USER\s+ACQUIRED\s+COMMAND$/);
+  expect(human[1]).toMatch(/^alpha\s+0\/2\s+\d+\s+\d+\s+root\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+sh -c sleep 30; echo/);
+  expect(human[2]).toMatch(/^beta\s+0\/1\s+\d+\s+\d+\s+root\s+.*sleep 30$/);
+
+  const csv = (await wl(["-d", d, "--list", "-f", "csv"])).stdout.trimEnd().split("\n");
+  expect(csv[0]).toBe("descriptor,pid,slot,user,acquired,status,command");
+  const alphaCommand = 'sh -c sleep 30; echo "a, \\"quoted\\" b"';
+  expect(csv[1]).toMatch(/^alpha,\d+,0,root,\d{10},active,/);
+  expect(csv[1]!.split(",active,")[1]).toBe(`"${alphaCommand.replaceAll('"', '""')}"`);
+  expect(csv[2]).toMatch(/^beta,\d+,0,root,\d{10},active,sleep 30$/);
+
+  const nul = (await wl(["-d", d, "--list", "-f", "null"])).stdout;
+  const fields = nul.split("\0");
+  expect(fields.pop()).toBe("");
+  expect(fields).toHaveLength(14);
+  expect(fields.slice(7, 14)).toEqual(["beta", expect.stringMatching(/^\d+$/), "0", "root", expect.stringMatching(/^\d+$/), "active", "sleep 30"]);
+
+  const json = await listJson(d);
+  expect(json[1]).toMatchObject({ descriptor: "beta", slot: 0, status: "active", type: "mutex", maxHolders: 1, command: "sleep 30" });
+  expect(Object.keys(json[0]!).sort()).toEqual(["acquired", "command", "descriptor", "file", "hostname", "maxHolders", "owner", "pid", "slot", "status", "type", "uid", "user"]);
+
+  const only = await listJson(d, ["beta"]);
+  expect(only.map((r) => r.descriptor)).toEqual(["beta"]);
+});
+
+test("--list --all and --stale-only show the records of holders killed before they could clean up", async () => {
+  const d = lockDir();
+  const p = start([BIN, "-d", d, "gone", "--exec", "sh", "-c", 'touch "$0/ready"; exec sleep 30', d]);
+  start([BIN, "-d", d, "live", "--exec", "sleep", "30"]);
+  await waitFor("both", async () => existsSync(`${d}/ready`) && (await listJson(d)).length === 2);
+  const cmd = (await listJson(d)).find((r) => r.descriptor === "gone")!.owner!;
+  process.kill(p.pid, "SIGKILL");
+  process.kill(cmd, "SIGKILL");
+  await waitFor("slot freed", async () => !(await held(d, "gone")));
+  expect((await listJson(d)).map((r) => r.descriptor)).toEqual(["live"]);
+  expect((await listJson(d, ["--all"])).map((r) => [r.descriptor, r.status])).toEqual([["gone", "stale"], ["live", "active"]]);
+  expect((await listJson(d, ["--stale-only"])).map((r) => [r.descriptor, r.status])).toEqual([["gone", "stale"]]);
+  const human = (await wl(["-d", d, "--list", "--all"])).stdout;
+  expect(human).toMatch(/STATUS/);
+  expect(human).toMatch(/^gone\s.*\sstale\s/m);
+  // A stale record never blocks anybody.
+  expect((await wl(["-d", d, "-t", "0", "gone", "--exec", "true"])).code).toBe(0);
+});
+
+test("--list exits 0 with no locks, and 1 when it cannot read the directory", async () => {
+  const d = lockDir();
+  expect(await wl(["-d", d, "--list", "-f", "csv"])).toMatchObject({ code: 0, stdout: "descriptor,pid,slot,user,acquired,status,command\n" });
+  expect((await wl(["-d", d, "--list", "-f", "json"])).stdout).toBe("[]\n");
+  chmodSync(d, 0o700);
+  const r = await run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BIN, "-d", d, "--list"]);
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/^waitlock: .+: .+\n$/);
+});
