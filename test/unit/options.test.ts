@@ -1,0 +1,65 @@
+import { describe, expect, test } from "bun:test";
+import { UsageError } from "../../src/errors";
+import { parseOptions, seconds, tokenize } from "../../src/options";
+
+function contextOf(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    return (e as UsageError).context;
+  }
+}
+
+const parse = (argv: string[], env: Record<string, string> = {}) => parseOptions(argv, env);
+
+describe("tokenize", () => {
+  test("everything after --exec is the command, options included", () => {
+    expect(tokenize(["-t", "5", "n", "--exec", "cmd", "-t", "3", "--exec"])).toEqual({
+      values: { timeout: "5" },
+      positionals: ["n"],
+      command: ["cmd", "-t", "3", "--exec"],
+    });
+    expect(tokenize(["n", "-e", "ls"]).command).toEqual(["ls"]);
+    expect(tokenize(["n", "--exec=ls", "-l"]).command).toEqual(["ls", "-l"]);
+  });
+  test("-- ends options, so a NAME may start with a dash", () => {
+    expect(tokenize(["-q", "--", "-name"])).toEqual({ values: { quiet: true }, positionals: ["-name"] });
+  });
+  test("short clusters and attached values", () => {
+    expect(tokenize(["-qvm3", "-t0.5"]).values).toEqual({ quiet: true, verbose: true, allowMultiple: "3", timeout: "0.5" });
+  });
+  test("unknown options and missing values are usage errors naming the option", () => {
+    expect(() => tokenize(["--nope"])).toThrow(UsageError);
+    expect(() => tokenize(["-t"])).toThrow("needs a value");
+    expect(() => tokenize(["--list=yes"])).toThrow("takes no value");
+  });
+});
+
+describe("parseOptions", () => {
+  test("defaults: a mutex, wait forever, human format", () => {
+    expect(parse(["n"])).toMatchObject({ mode: "acquire", name: "n", slots: 1, timeout: null, format: "human", facility: "daemon" });
+  });
+  test("modes", () => {
+    expect(parse(["--check", "n"]).mode).toBe("check");
+    expect(parse(["--done", "n"]).mode).toBe("done");
+    expect(parse(["--list"]).mode).toBe("list");
+    expect(parse(["n", "--exec", "x"]).mode).toBe("exec");
+    expect(parse(["--help", "-m", "0", "n"]).mode).toBe("help");
+  });
+  test("environment fills in, options win", () => {
+    expect(parse(["n"], { WAITLOCK_TIMEOUT: "2.5", WAITLOCK_DIR: "/x", WAITLOCK_DEBUG: "yes" })).toMatchObject({ timeout: 2.5, lockDir: "/x", verbose: true });
+    expect(parse(["-t", "1", "-d", "/y", "n"], { WAITLOCK_TIMEOUT: "2.5", WAITLOCK_DIR: "/x" })).toMatchObject({ timeout: 1, lockDir: "/y" });
+    expect(parse(["-m", "4", "n"], { WAITLOCK_SLOT: "3" }).preferredSlot).toBe(3);
+    expect(contextOf(() => parse(["-m", "4", "n"], { WAITLOCK_SLOT: "4" }))).toBe("WAITLOCK_SLOT");
+  });
+  test("the name is optional (stdin) and validated when given", () => {
+    expect(parse([]).name).toBeUndefined();
+    expect(() => parse(["a/b"])).toThrow(UsageError);
+  });
+  test("seconds", () => {
+    expect(seconds("0", "t")).toBe(0);
+    expect(seconds(".5", "t")).toBe(0.5);
+    expect(seconds("10.", "t")).toBe(10);
+    for (const bad of ["", "-1", "1e3", "0x10", "NaN", "Infinity", "1,5"]) expect(() => seconds(bad, "t")).toThrow(UsageError);
+  });
+});
