@@ -51,8 +51,8 @@ async function run(opts: Options): Promise<number> {
   if (opts.mode === "done") return signalHolders(dir.path, name, opts.timeout ?? undefined);
   const req = { dir: dir.path, shared: dir.shared, name, slots: opts.slots, preferred: opts.preferredSlot };
   const events = opts.syslog ? syslogEvents(opts.facility, name, opts.slots) : noEvents;
-  if (opts.mode === "exec") return execUnderLock(req, opts.timeout, opts.command!, events);
-  return holdForCaller(req, opts.timeout, opts.owner, events);
+  if (opts.mode === "exec") return execUnderLock(req, opts.timeout, opts.command!, opts.recordForm, events);
+  return holdForCaller(req, opts.timeout, opts.owner, opts.recordForm, events);
 }
 
 export async function main(argv: string[]): Promise<number> {

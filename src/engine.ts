@@ -16,11 +16,12 @@ import {
   open,
   pread,
   pwrite,
+  strerror,
   unlink,
 } from "../ffi/libc";
 import { BusyError, EXIT, TimeoutError, WaitlockError } from "./errors";
 import { debug } from "./log";
-import { RECORD_SIZE } from "./record";
+import { MAX_RECORD_BYTES } from "./record";
 import { sysError } from "./syserror";
 import { createWaker, type Waker } from "./waker";
 
@@ -43,9 +44,9 @@ export type Outcome = { held: Held } | { alreadyHeld: number };
 
 export interface AcquireHooks {
   /** Asked about a slot some process holds: is it already held for us? */
-  isOurs?(fd: number, slot: number): boolean;
+  isOurs?(fd: number, path: string): boolean;
   /** Called once, when the first attempt finds every slot busy and we are going to wait. */
-  onWait?(fd: number, slot: number): void;
+  onWait?(fd: number, slot: number, path: string): void;
 }
 
 export const slotPath = (dir: string, name: string, slot: number) => `${dir}/${name}.slot${slot}.lock`;
@@ -143,7 +144,7 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
         debug(`locked ${path}`);
         return { held: { fd: slot.fd, slot: order[i]!, path } };
       }
-      if (hooks.isOurs?.(slot.fd, order[i]!)) return { alreadyHeld: order[i]! };
+      if (hooks.isOurs?.(slot.fd, path)) return { alreadyHeld: order[i]! };
     }
     return "busy";
   };
@@ -158,7 +159,7 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
         throw new BusyError(req.name);
       }
       if (!waker) {
-        hooks.onWait?.(slots[0]!.fd, order[0]!);
+        hooks.onWait?.(slots[0]!.fd, order[0]!, paths[0]!);
         debug(`all ${req.slots} slot(s) of '${req.name}' are busy; waiting${timeout === null ? "" : ` up to ${timeout} s`}`);
         waker = createWaker();
         slots.forEach((s, i) => s && waker!.watch(i, s.fd, paths[i]!));
@@ -190,19 +191,19 @@ export function release(held: Held): void {
   close(held.fd);
 }
 
-/** Replaces the record in the slot file we hold. */
-export function writeRecord(held: Held, bytes: Uint8Array): void {
+/** Replaces the record in the slot file we hold, in place (a new inode would be a new lock). */
+export function writeRecord(held: Held, bytes: Uint8Array): boolean {
   const w = pwrite(held.fd, bytes, 0);
   if (w !== bytes.byteLength) {
-    debug(`cannot write the record into ${held.path} (${w < 0 ? `errno ${-w}` : "short write"})`);
-    return;
+    debug(`cannot write ${bytes.byteLength} bytes of record into ${held.path} (${w < 0 ? strerror(w) : `only ${w} written`})`);
+    return false;
   }
-  ftruncate(held.fd, bytes.byteLength);
+  return ftruncate(held.fd, bytes.byteLength) === 0;
 }
 
-/** The record bytes in an open slot file (one byte more than a record, to see trailing junk). */
+/** The record bytes in an open slot file (one byte more than any record, to see junk). */
 export function readRecordBytes(fd: number): Uint8Array {
-  const buf = new Uint8Array(RECORD_SIZE + 1);
+  const buf = new Uint8Array(MAX_RECORD_BYTES + 1);
   const n = pread(fd, buf, 0);
   return buf.subarray(0, Math.max(0, n));
 }

@@ -19,6 +19,10 @@ export interface Row {
   maxHolders: number | null;
   hostname: string | null;
   command: string | null;
+  /** the form the record was stored in */
+  format: "binary" | "text" | null;
+  /** SHA-256 of the stored record bytes (json only) */
+  sha256?: string;
 }
 
 const text = (v: string | number | null) => (v === null ? "" : String(v));

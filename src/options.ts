@@ -127,6 +127,8 @@ export function tokenize(argv: string[]): Tokens {
   return out;
 }
 
+export type RecordForm = "binary" | "text";
+
 export type Mode = "acquire" | "exec" | "check" | "done" | "list" | "help" | "version";
 
 export interface Options {
@@ -147,6 +149,8 @@ export interface Options {
   verbose: boolean;
   syslog: boolean;
   facility: string;
+  /** how holders write their record (WAITLOCK_RECORD) */
+  recordForm: RecordForm;
 }
 
 const INTEGER = /^\d+$/;
@@ -223,6 +227,9 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   const lockDir = given("lock-dir") ? str("lock-dir") : env.WAITLOCK_DIR || undefined;
   if (lockDir === "") throw new UsageError("--lock-dir", "must not be empty");
 
+  const recordForm = (env.WAITLOCK_RECORD?.trim().toLowerCase() || "binary") as RecordForm;
+  if (recordForm !== "binary" && recordForm !== "text") throw new UsageError("WAITLOCK_RECORD", `'${env.WAITLOCK_RECORD}' is not binary or text`);
+
   let owner: number | undefined;
   if (given("owner")) owner = integer(str("owner")!, "--owner", 1);
 
@@ -244,9 +251,10 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     verbose: given("verbose") || truthy(env.WAITLOCK_DEBUG),
     syslog: given("syslog"),
     facility,
+    recordForm,
   };
 }
 
 function blank(mode: Mode): Options {
-  return { mode, slots: 1, timeout: null, format: "human", all: false, staleOnly: false, quiet: false, verbose: false, syslog: false, facility: "daemon" };
+  return { mode, slots: 1, timeout: null, format: "human", all: false, staleOnly: false, quiet: false, verbose: false, syslog: false, facility: "daemon", recordForm: "binary" };
 }

@@ -82,7 +82,7 @@ test("--list: human, csv (RFC 4180), null and json", async () => {
 
   const json = await listJson(d);
   expect(json[1]).toMatchObject({ descriptor: "beta", slot: 0, status: "active", type: "mutex", maxHolders: 1, command: "sleep 30" });
-  expect(Object.keys(json[0]!).sort()).toEqual(["acquired", "command", "descriptor", "file", "hostname", "maxHolders", "owner", "pid", "slot", "status", "type", "uid", "user"]);
+  expect(Object.keys(json[0]!).sort()).toEqual(["acquired", "command", "descriptor", "file", "format", "hostname", "maxHolders", "owner", "pid", "sha256", "slot", "status", "type", "uid", "user"]);
 
   const only = await listJson(d, ["beta"]);
   expect(only.map((r) => r.descriptor)).toEqual(["beta"]);

@@ -1,13 +1,14 @@
 // What a holder writes about itself, and how waiting is reported.
 import { getuid, hostname } from "../../ffi/libc";
-import { acquire, readRecordBytes, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
+import { acquire, readRecordBytes, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
 import { TimeoutError } from "../errors";
 import { debug } from "../log";
-import { decodeRecord, encodeRecord, type LockRecord } from "../record";
+import { encodeRecord, encodeTextRecord, inspectRecord, type LockRecord } from "../record";
+import type { RecordForm } from "../options";
 import type { Events } from "./events";
 
-export function describeHolder(req: SlotRequest, held: Held, pid: number, owner: number, command: string): Uint8Array {
-  return encodeRecord({
+export function describeHolder(req: SlotRequest, held: Held, pid: number, owner: number, command: string): LockRecord {
+  return {
     pid,
     owner,
     uid: getuid(),
@@ -18,17 +19,31 @@ export function describeHolder(req: SlotRequest, held: Held, pid: number, owner:
     hostname: hostname(),
     descriptor: req.name,
     command,
-  });
+  };
 }
 
-export function recordIn(fd: number): LockRecord | null {
-  return decodeRecord(readRecordBytes(fd));
+/** Binary first; the text form when that cannot be written, or when asked for. */
+export function storeRecord(held: Held, record: LockRecord, form: RecordForm): void {
+  if (form === "binary") {
+    if (writeRecord(held, encodeRecord(record))) return;
+    debug(`writing the text form of the record instead`);
+  }
+  if (!writeRecord(held, encodeTextRecord(record))) debug(`${held.path} holds no record of this holder`);
+}
+
+/** The record in an open slot file, or null (with a debug line saying why). */
+export function recordIn(fd: number, path: string): LockRecord | null {
+  const bytes = readRecordBytes(fd);
+  const d = inspectRecord(bytes);
+  if ("record" in d) return d.record;
+  debug(`${path}: record is corrupt (${d.corrupt}); ignoring it`);
+  return null;
 }
 
 /** The first time a waiter finds every slot busy: say who holds it. */
 export function reportWait(name: string, onWait?: (holderPid: number | undefined) => void) {
-  return (fd: number, slot: number) => {
-    const holder = recordIn(fd);
+  return (fd: number, slot: number, path: string) => {
+    const holder = recordIn(fd, path);
     debug(`lock '${name}' slot ${slot} is held by ${holder ? `PID ${holder.pid} (${holder.command || "unknown command"})` : "a process with no readable record"}`);
     onWait?.(holder?.pid);
   };

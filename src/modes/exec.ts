@@ -1,9 +1,10 @@
 // waitlock NAME --exec CMD: run CMD while holding a slot; release on every path (invariant 5).
 import { E, signalNumber } from "../../ffi/libc";
-import { release, writeRecord, type SlotRequest } from "../engine";
+import { release, type SlotRequest } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
 import { debug } from "../log";
-import { acquireReporting, describeHolder } from "./describe";
+import { acquireReporting, describeHolder, storeRecord } from "./describe";
+import type { RecordForm } from "../options";
 import type { Events } from "./events";
 
 export const FORWARDED = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
@@ -21,7 +22,7 @@ function cannotRun(command: string, e: unknown): WaitlockError {
   return new WaitlockError(EXIT.CANNOT_EXECUTE, command, `cannot execute: ${why}`);
 }
 
-export async function execUnderLock(req: SlotRequest, timeout: number | null, command: string[], events: Events): Promise<number> {
+export async function execUnderLock(req: SlotRequest, timeout: number | null, command: string[], form: RecordForm, events: Events): Promise<number> {
   const outcome = acquireReporting(req, timeout, events);
   if (!("held" in outcome)) throw new Error("unreachable: exec never re-enters a lock");
   const held = outcome.held;
@@ -48,7 +49,7 @@ export async function execUnderLock(req: SlotRequest, timeout: number | null, co
   for (const signal of FORWARDED) process.on(signal, forward(signal));
 
   const commandText = command.join(" ");
-  writeRecord(held, describeHolder(req, held, process.pid, child.pid, commandText));
+  storeRecord(held, describeHolder(req, held, process.pid, child.pid, commandText), form);
   events.acquired(held.slot, commandText);
   debug(`running '${commandText}' as process ${child.pid} under '${req.name}' slot ${held.slot}`);
 

@@ -1,11 +1,12 @@
 // waitlock NAME: take a slot for the calling process and hand it to a detached holder
 // that keeps it until that process exits (invariant 4).
 import { close, getppid, pollReadable } from "../../ffi/libc";
-import { release, writeRecord, type SlotRequest } from "../engine";
+import { release, type SlotRequest } from "../engine";
 import { UsageError, WaitlockError, EXIT } from "../errors";
 import { debug } from "../log";
 import { commandLine, exitWatch } from "../procinfo";
-import { acquireReporting, describeHolder, recordIn } from "./describe";
+import { acquireReporting, describeHolder, recordIn, storeRecord } from "./describe";
+import type { RecordForm } from "../options";
 import type { Events } from "./events";
 
 /** How to start this same program again (compiled, or run from source by bun). */
@@ -13,7 +14,7 @@ export function selfCommand(): string[] {
   return Bun.main.startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, Bun.main];
 }
 
-export function holdForCaller(req: SlotRequest, timeout: number | null, ownerOption: number | undefined, events: Events): number {
+export function holdForCaller(req: SlotRequest, timeout: number | null, ownerOption: number | undefined, form: RecordForm, events: Events): number {
   const owner = ownerOption ?? getppid();
   const watch = exitWatch(owner);
   if (watch.kind === "gone") {
@@ -24,7 +25,7 @@ export function holdForCaller(req: SlotRequest, timeout: number | null, ownerOpt
 
   let outcome;
   try {
-    outcome = acquireReporting(req, timeout, events, (fd) => recordIn(fd)?.owner === owner);
+    outcome = acquireReporting(req, timeout, events, (fd, path) => recordIn(fd, path)?.owner === owner);
   } catch (e) {
     closeWatch();
     throw e;
@@ -56,7 +57,7 @@ export function holdForCaller(req: SlotRequest, timeout: number | null, ownerOpt
     );
     holder.unref();
     const command = commandLine(owner);
-    writeRecord(held, describeHolder(req, held, holder.pid, owner, command));
+    storeRecord(held, describeHolder(req, held, holder.pid, owner, command), form);
     debug(`holder process ${holder.pid} keeps '${req.name}' slot ${held.slot} until process ${owner} exits`);
     events.acquired(held.slot, command);
   } catch (e) {

@@ -4,7 +4,7 @@ import { debug } from "../log";
 import { EXIT, WaitlockError } from "../errors";
 import { formatRows, type Row } from "../format";
 import type { Format } from "../options";
-import { decodeRecord } from "../record";
+import { inspectRecord } from "../record";
 import { scanSlotFiles } from "./scan";
 
 export interface ListOptions {
@@ -12,6 +12,12 @@ export interface ListOptions {
   all: boolean;
   staleOnly: boolean;
   name?: string;
+}
+
+/** A fingerprint of the stored record for audit trails; hash-wasm loads only for json. */
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const { sha256: hash } = await import("hash-wasm");
+  return hash(bytes);
 }
 
 async function userNames(): Promise<Map<number, string>> {
@@ -44,7 +50,10 @@ export async function listLocks(lockDir: () => string, opts: ListOptions): Promi
         seen = { state: "free", bytes: new Uint8Array(0) };
       }
       if (seen.state === "absent") continue;
-      const record = decodeRecord(seen.bytes!);
+      const decoded = inspectRecord(seen.bytes!);
+      const record = "record" in decoded ? decoded.record : null;
+      if (!record) debug(`${file.path}: record is corrupt (${"corrupt" in decoded ? decoded.corrupt : ""})`);
+      else if (record.descriptor !== file.name || record.slot !== file.slot) debug(`${file.path}: record describes '${record.descriptor}' slot ${record.slot}`);
       const status = !record || record.descriptor !== file.name || record.slot !== file.slot ? "corrupt" : seen.state === "held" ? "active" : "stale";
       const show = opts.staleOnly ? status !== "active" : opts.all || status === "active";
       if (!show) continue;
@@ -63,6 +72,8 @@ export async function listLocks(lockDir: () => string, opts: ListOptions): Promi
         maxHolders: ok?.maxHolders ?? null,
         hostname: ok?.hostname ?? null,
         command: ok?.command ?? null,
+        format: ok && "format" in decoded ? decoded.format : null,
+        ...(opts.format === "json" ? { sha256: await sha256(seen.bytes!) } : {}),
       });
     }
     await Bun.write(Bun.stdout, formatRows(rows, opts.format, opts.all || opts.staleOnly));

@@ -3,7 +3,7 @@ import { csvField, formatRows, type Row } from "../../src/format";
 
 const row = (over: Partial<Row>): Row => ({
   descriptor: "n", slot: 0, status: "active", file: "/d/n.slot0.lock", pid: 10, owner: 9, uid: 0, user: "root",
-  acquired: 1_795_000_000, type: "mutex", maxHolders: 1, hostname: "h", command: "cmd", ...over,
+  acquired: 1_795_000_000, type: "mutex", maxHolders: 1, hostname: "h", command: "cmd", format: "binary", ...over,
 });
 
 test("csv quotes commas, quotes and line breaks (RFC 4180)", () => {

@@ -36,7 +36,7 @@ test("any flipped byte, a short or long buffer, or another version is not a reco
   const bytes = encodeRecord(sample);
   for (let i = 0; i < RECORD_SIZE; i += 37) {
     const bad = bytes.slice();
-    bad[i] ^= 0x40;
+    bad[i]! ^= 0x40;
     expect(decodeRecord(bad)).toBeNull();
   }
   expect(decodeRecord(bytes.subarray(0, RECORD_SIZE - 1))).toBeNull();
