@@ -9,36 +9,42 @@ export { platform } from "./platform";
 
 const { i32, i64, u64, ptr, cstring, void: none } = FFIType;
 
-const common = {
+// Bun compiles a trampoline for every symbol at dlopen time (~20 µs each), so the calls on
+// the path that takes a lock and runs a command are bound at start-up and the rest on
+// first use.
+const hot = {
   open: { args: [ptr, i32, i32], returns: i32 },
   close: { args: [i32], returns: i32 },
-  read: { args: [i32, ptr, u64], returns: i64 },
   pread: { args: [i32, ptr, u64, i64], returns: i64 },
   pwrite: { args: [i32, ptr, u64, i64], returns: i64 },
   ftruncate: { args: [i32, i64], returns: i32 },
   flock: { args: [i32, i32], returns: i32 },
   unlink: { args: [ptr], returns: i32 },
+  access: { args: [ptr, i32], returns: i32 },
+  getuid: { args: [], returns: i32 },
+  gethostname: { args: [ptr, u64], returns: i32 },
+} as const;
+
+// Named differently on each system; hot too.
+const renamed = {
+  [P.errnoFn]: { args: [], returns: ptr },
+  [P.fstatFn]: { args: [i32, ptr], returns: i32 },
+  [P.lstatFn]: { args: [ptr, ptr], returns: i32 },
+};
+
+const cold = {
+  read: { args: [i32, ptr, u64], returns: i64 },
   mkdir: { args: [ptr, i32], returns: i32 },
   chmod: { args: [ptr, i32], returns: i32 },
   fchmod: { args: [i32, i32], returns: i32 },
-  access: { args: [ptr, i32], returns: i32 },
   isatty: { args: [i32], returns: i32 },
   kill: { args: [i32, i32], returns: i32 },
   getppid: { args: [], returns: i32 },
-  getuid: { args: [], returns: i32 },
-  gethostname: { args: [ptr, u64], returns: i32 },
   sysconf: { args: [i32], returns: i64 },
   poll: { args: [ptr, u64, i32], returns: i32 },
   strerror: { args: [i32], returns: cstring },
   openlog: { args: [ptr, i32, i32], returns: none },
   syslog: { args: [i32, ptr], returns: none },
-} as const;
-
-// Named differently on each system.
-const renamed = {
-  [P.errnoFn]: { args: [], returns: ptr },
-  [P.fstatFn]: { args: [i32, ptr], returns: i32 },
-  [P.lstatFn]: { args: [ptr, ptr], returns: i32 },
 } as const;
 
 const linuxOnly = {
@@ -48,12 +54,14 @@ const linuxOnly = {
   inotify_rm_watch: { args: [i32, i32], returns: i32 },
 } as const;
 
-function load() {
-  const wanted = P.os === "linux" ? { ...common, ...renamed, ...linuxOnly } : { ...common, ...renamed };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Fn = (...a: any[]) => any;
+
+function load(wanted: Record<string, { args: readonly FFIType[]; returns: FFIType }>): Record<string, Fn> {
   let lastError: unknown;
   for (const name of P.libc) {
     try {
-      return dlopen(name, wanted).symbols;
+      return dlopen(name, wanted).symbols as unknown as Record<string, Fn>;
     } catch (e) {
       lastError = e;
     }
@@ -61,13 +69,15 @@ function load() {
   throw lastError;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Fn = (...a: any[]) => any;
-const symbols = load() as unknown as Record<string, Fn>;
-const C = symbols as Record<keyof typeof common | keyof typeof linuxOnly, Fn>;
-const errnoPtr = symbols[P.errnoFn] as () => Pointer;
-const fstatFn = symbols[P.fstatFn] as (fd: number, buf: Uint8Array) => number;
-const lstatFn = symbols[P.lstatFn] as (path: Uint8Array, buf: Uint8Array) => number;
+const loaded = load({ ...hot, ...renamed });
+const H = loaded as Record<keyof typeof hot, Fn>;
+const errnoPtr = loaded[P.errnoFn] as () => Pointer;
+const fstatFn = loaded[P.fstatFn] as (fd: number, buf: Uint8Array) => number;
+const lstatFn = loaded[P.lstatFn] as (path: Uint8Array, buf: Uint8Array) => number;
+
+type ColdName = keyof typeof cold | keyof typeof linuxOnly;
+let coldSymbols: Record<ColdName, Fn> | undefined;
+const X = (): Record<ColdName, Fn> => (coldSymbols ??= load(P.os === "linux" ? { ...cold, ...linuxOnly } : cold) as Record<ColdName, Fn>);
 
 const encoder = new TextEncoder();
 const cstr = (s: string): Uint8Array => encoder.encode(s + "\0");
@@ -88,84 +98,84 @@ export function errnoName(errno: number): ErrnoName | undefined {
 }
 
 export function strerror(errno: number): string {
-  return String(C.strerror(Math.abs(errno)) as CString);
+  return String(X().strerror(Math.abs(errno)) as CString);
 }
 
 export function open(path: string, flags: number, mode = 0o666): number {
-  return check(C.open(cstr(path), flags, mode) as number);
+  return check(H.open(cstr(path), flags, mode) as number);
 }
 
 export function close(fd: number): void {
-  C.close(fd);
+  H.close(fd);
 }
 
 export function flock(fd: number, op: number): number {
-  return check(C.flock(fd, op) as number);
+  return check(H.flock(fd, op) as number);
 }
 
 export function pread(fd: number, buf: Uint8Array, offset = 0): number {
-  return check(C.pread(fd, buf, buf.byteLength, offset) as bigint);
+  return check(H.pread(fd, buf, buf.byteLength, offset) as bigint);
 }
 
 /** Reads whatever is there now; for non-blocking descriptors. */
 export function readSome(fd: number, buf: Uint8Array): number {
-  return check(C.read(fd, buf, buf.byteLength) as bigint);
+  return check(X().read(fd, buf, buf.byteLength) as bigint);
 }
 
 export function pwrite(fd: number, buf: Uint8Array, offset = 0): number {
-  return check(C.pwrite(fd, buf, buf.byteLength, offset) as bigint);
+  return check(H.pwrite(fd, buf, buf.byteLength, offset) as bigint);
 }
 
 export function ftruncate(fd: number, length: number): number {
-  return check(C.ftruncate(fd, length) as number);
+  return check(H.ftruncate(fd, length) as number);
 }
 
 export function unlink(path: string): number {
-  return check(C.unlink(cstr(path)) as number);
+  return check(H.unlink(cstr(path)) as number);
 }
 
 export function mkdir(path: string, mode: number): number {
-  return check(C.mkdir(cstr(path), mode) as number);
+  return check(X().mkdir(cstr(path), mode) as number);
 }
 
 export function chmod(path: string, mode: number): number {
-  return check(C.chmod(cstr(path), mode) as number);
+  return check(X().chmod(cstr(path), mode) as number);
 }
 
 export function fchmod(fd: number, mode: number): number {
-  return check(C.fchmod(fd, mode) as number);
+  return check(X().fchmod(fd, mode) as number);
 }
 
 /** access(2) with W_OK|X_OK: may this process create files in the directory? */
 export function canWriteDir(path: string): boolean {
-  return (C.access(cstr(path), 2 | 1) as number) === 0;
+  return (H.access(cstr(path), 2 | 1) as number) === 0;
 }
 
 export function isatty(fd: number): boolean {
-  return (C.isatty(fd) as number) === 1;
+  return (X().isatty(fd) as number) === 1;
 }
 
 export function kill(pid: number, signal: number): number {
-  return check(C.kill(pid, signal) as number);
+  return check(X().kill(pid, signal) as number);
 }
 
 export function getppid(): number {
-  return C.getppid() as number;
+  return X().getppid() as number;
 }
 
 export function getuid(): number {
-  return C.getuid() as number;
+  return H.getuid() as number;
 }
 
 export function hostname(): string {
   const buf = new Uint8Array(256);
-  if ((C.gethostname(buf, buf.byteLength) as number) !== 0) return "";
+  if ((H.gethostname(buf, buf.byteLength) as number) !== 0) return "";
   const end = buf.indexOf(0);
   return new TextDecoder().decode(buf.subarray(0, end < 0 ? buf.length : end));
 }
 
 export function onlineCpus(): number {
-  const n = Number(C.sysconf(P.SC_NPROCESSORS_ONLN) as bigint);
+  const n = Number(X().sysconf(P.SC_NPROCESSORS_ONLN) as bigint);
   return n > 0 ? n : 1;
 }
 
@@ -225,7 +235,7 @@ export function pollReadable(fds: number[], timeoutMs: number): number[] | numbe
     set[i * 2] = fd;
     set[i * 2 + 1] = POLLIN;
   });
-  const r = C.poll(set, fds.length, Math.max(-1, Math.floor(timeoutMs))) as number;
+  const r = X().poll(set, fds.length, Math.max(-1, Math.floor(timeoutMs))) as number;
   if (r < 0) return fail();
   const ready: number[] = [];
   // struct pollfd { int fd; short events; short revents; }: revents is the high half.
@@ -235,28 +245,28 @@ export function pollReadable(fds: number[], timeoutMs: number): number[] | numbe
 
 /** A descriptor that becomes readable when `pid` exits; negative errno when unsupported. */
 export function pidfdOpen(pid: number): number {
-  if (P.SYS_pidfd_open === undefined || !C.syscall) return -P.E.ENOSYS;
-  return check(C.syscall(P.SYS_pidfd_open, pid, 0) as bigint);
+  if (P.SYS_pidfd_open === undefined || P.os !== "linux") return -P.E.ENOSYS;
+  return check(X().syscall(P.SYS_pidfd_open, pid, 0) as bigint);
 }
 
 export function inotifyInit(): number {
-  if (!P.IN || !C.inotify_init1) return -P.E.ENOSYS;
-  return check(C.inotify_init1(P.IN.NONBLOCK | P.IN.CLOEXEC) as number);
+  if (!P.IN || P.os !== "linux") return -P.E.ENOSYS;
+  return check(X().inotify_init1(P.IN.NONBLOCK | P.IN.CLOEXEC) as number);
 }
 
 export function inotifyAddWatch(ifd: number, path: string, mask: number): number {
-  return check(C.inotify_add_watch(ifd, cstr(path), mask) as number);
+  return check(X().inotify_add_watch(ifd, cstr(path), mask) as number);
 }
 
 export function inotifyRmWatch(ifd: number, wd: number): void {
-  C.inotify_rm_watch(ifd, wd);
+  X().inotify_rm_watch(ifd, wd);
 }
 
 export function openlog(ident: Uint8Array, option: number, facility: number): void {
-  C.openlog(ident, option, facility);
+  X().openlog(ident, option, facility);
 }
 
 export function syslog(priority: number, message: string): void {
   // The message is the format string: escape conversions so that nothing is read from varargs.
-  C.syslog(priority, cstr(message.replaceAll("%", "%%")));
+  X().syslog(priority, cstr(message.replaceAll("%", "%%")));
 }

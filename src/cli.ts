@@ -2,7 +2,7 @@
 import { isatty } from "../ffi/libc";
 import { BusyError, EXIT, WaitlockError } from "./errors";
 import { resolveLockDir } from "./lockdir";
-import { log, setVerbosity } from "./log";
+import { error, setVerbosity } from "./log";
 import { readNameFromStdin } from "./names";
 import { command, parseOptions, VERSION, type Options } from "./options";
 import { checkSlots } from "./modes/check";
@@ -75,9 +75,9 @@ function report(e: unknown): number {
     // Busy is an answer, not a failure: `waitlock -t 0 NAME || ...` prints its own message.
     if (e instanceof BusyError) return e.exitCode;
     if (e.exitCode === EXIT.USAGE) console.error(`waitlock: ${e.context}: ${e.message}`);
-    else log.error(e.context, e.message);
+    else error(e.context, e.message);
     return e.exitCode;
   }
-  log.error("internal error", e instanceof Error ? (e.stack ?? e.message) : String(e));
+  error("internal error", e instanceof Error ? (e.stack ?? e.message) : String(e));
   return EXIT.SYSTEM;
 }

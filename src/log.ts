@@ -1,8 +1,13 @@
 // Lines for humans on stderr: errors as `waitlock: CONTEXT: MESSAGE`, debug lines as
-// `waitlock[PID]: DEBUG: ...`. consola/core keeps levels; the reporter fixes the format.
-import { createConsola, type LogObject } from "consola/core";
+// `waitlock[PID]: DEBUG: ...`. consola/core keeps levels and the reporter fixes the
+// format; the instance is made on the first line printed (~0.4 ms that a silent run of
+// waitlock never pays).
+import { createConsola, type ConsolaInstance, type LogObject } from "consola/core";
 
 const LEVEL = { silent: -999, error: 0, debug: 4 } as const;
+
+let level: number = LEVEL.error;
+let instance: ConsolaInstance | undefined;
 
 function emit(o: LogObject): void {
   const text = o.args.map(String);
@@ -10,14 +15,18 @@ function emit(o: LogObject): void {
   else console.error(`waitlock: ${text.join(": ")}`);
 }
 
-export const log = createConsola({ level: LEVEL.error, throttle: 0, reporters: [{ log: emit }] });
+const consola = () => (instance ??= createConsola({ level, throttle: 0, reporters: [{ log: emit }] }));
 
 export function setVerbosity(opts: { quiet?: boolean; verbose?: boolean }): void {
-  log.level = opts.quiet ? LEVEL.silent : opts.verbose ? LEVEL.debug : LEVEL.error;
+  level = opts.quiet ? LEVEL.silent : opts.verbose ? LEVEL.debug : LEVEL.error;
+  if (instance) instance.level = level;
 }
 
-export const debugging = (): boolean => log.level >= LEVEL.debug;
+/** `waitlock: CONTEXT: MESSAGE`, unless --quiet. */
+export function error(context: string, message: string): void {
+  if (level >= LEVEL.error) consola().error(context, message);
+}
 
 export function debug(message: string): void {
-  if (log.level >= LEVEL.debug) log.debug(message);
+  if (level >= LEVEL.debug) consola().debug(message);
 }
