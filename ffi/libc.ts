@@ -193,7 +193,7 @@ export interface Stat {
   nlink: number;
   mode: number;
   uid: number;
-  mtime: number;
+  size: number;
 }
 
 const statBuf = new Uint8Array(P.stat.size);
@@ -212,7 +212,7 @@ function field(f: Field): number {
 
 function decodeStat(): Stat {
   const L = P.stat;
-  return { dev: field(L.dev), ino: field(L.ino), nlink: field(L.nlink), mode: field(L.mode), uid: field(L.uid), mtime: field(L.mtime) };
+  return { dev: field(L.dev), ino: field(L.ino), nlink: field(L.nlink), mode: field(L.mode), uid: field(L.uid), size: field(L.fileSize) };
 }
 
 export function fstat(fd: number): Stat | number {

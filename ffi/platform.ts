@@ -8,14 +8,15 @@ export interface Field {
 }
 
 export interface StatLayout {
+  /** sizeof(struct stat) */
   size: number;
   dev: Field;
   ino: Field;
   nlink: Field;
   mode: Field;
   uid: Field;
-  /** st_mtime seconds */
-  mtime: Field;
+  /** st_size */
+  fileSize: Field;
 }
 
 export interface Platform {
@@ -66,10 +67,10 @@ const LINUX_ERRNO = {
 
 // x86_64 and the other "old" Linux ABIs share one struct stat; arm64/riscv use asm-generic.
 const LINUX_STAT_X86_64: StatLayout = {
-  size: 144, dev: f(0, 8), ino: f(8, 8), nlink: f(16, 8), mode: f(24, 4), uid: f(28, 4), mtime: f(88, 8),
+  size: 144, dev: f(0, 8), ino: f(8, 8), nlink: f(16, 8), mode: f(24, 4), uid: f(28, 4), fileSize: f(48, 8),
 };
 const LINUX_STAT_GENERIC: StatLayout = {
-  size: 128, dev: f(0, 8), ino: f(8, 8), mode: f(16, 4), nlink: f(20, 4), uid: f(24, 4), mtime: f(88, 8),
+  size: 128, dev: f(0, 8), ino: f(8, 8), mode: f(16, 4), nlink: f(20, 4), uid: f(24, 4), fileSize: f(48, 8),
 };
 
 // O_NOFOLLOW and O_DIRECTORY are the two flags arm64 moved.
@@ -107,7 +108,7 @@ const darwin = (arch: string): Platform => ({
   // x86_64 keeps the 32-bit-inode symbols under the plain names.
   fstatFn: arch === "x64" ? "fstat$INODE64" : "fstat",
   lstatFn: arch === "x64" ? "lstat$INODE64" : "lstat",
-  stat: { size: 144, dev: f(0, 4), mode: f(4, 2), nlink: f(6, 2), ino: f(8, 8), uid: f(16, 4), mtime: f(48, 8) },
+  stat: { size: 144, dev: f(0, 4), mode: f(4, 2), nlink: f(6, 2), ino: f(8, 8), uid: f(16, 4), fileSize: f(96, 8) },
   O: { RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0x4, CREAT: 0x200, EXCL: 0x800, NOFOLLOW: 0x100, CLOEXEC: 0x1000000, DIRECTORY: 0x100000 },
   E: BSD_ERRNO,
   SC_NPROCESSORS_ONLN: 58,
@@ -121,7 +122,7 @@ const freebsd: Platform = {
   errnoFn: "__error",
   fstatFn: "fstat",
   lstatFn: "lstat",
-  stat: { size: 224, dev: f(0, 8), ino: f(8, 8), nlink: f(16, 8), mode: f(24, 2), uid: f(28, 4), mtime: f(64, 8) },
+  stat: { size: 224, dev: f(0, 8), ino: f(8, 8), nlink: f(16, 8), mode: f(24, 2), uid: f(28, 4), fileSize: f(112, 8) },
   O: { RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0x4, CREAT: 0x200, EXCL: 0x800, NOFOLLOW: 0x100, CLOEXEC: 0x100000, DIRECTORY: 0x20000 },
   E: BSD_ERRNO,
   SC_NPROCESSORS_ONLN: 58,
@@ -135,7 +136,7 @@ const openbsd: Platform = {
   errnoFn: "__errno",
   fstatFn: "fstat",
   lstatFn: "lstat",
-  stat: { size: 128, mode: f(0, 4), dev: f(4, 4), ino: f(8, 8), nlink: f(16, 4), uid: f(20, 4), mtime: f(48, 8) },
+  stat: { size: 128, mode: f(0, 4), dev: f(4, 4), ino: f(8, 8), nlink: f(16, 4), uid: f(20, 4), fileSize: f(80, 8) },
   O: { RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0x4, CREAT: 0x200, EXCL: 0x800, NOFOLLOW: 0x100, CLOEXEC: 0x10000, DIRECTORY: 0x20000 },
   E: BSD_ERRNO,
   SC_NPROCESSORS_ONLN: 503,
@@ -149,7 +150,7 @@ const netbsd: Platform = {
   errnoFn: "__errno",
   fstatFn: "__fstat50",
   lstatFn: "__lstat50",
-  stat: { size: 152, dev: f(0, 8), mode: f(8, 4), ino: f(16, 8), nlink: f(24, 4), uid: f(28, 4), mtime: f(56, 8) },
+  stat: { size: 152, dev: f(0, 8), mode: f(8, 4), ino: f(16, 8), nlink: f(24, 4), uid: f(28, 4), fileSize: f(112, 8) },
   O: { RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0x4, CREAT: 0x200, EXCL: 0x800, NOFOLLOW: 0x100, CLOEXEC: 0x400000, DIRECTORY: 0x200000 },
   E: BSD_ERRNO,
   SC_NPROCESSORS_ONLN: 1002,

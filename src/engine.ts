@@ -18,6 +18,7 @@ import {
   pwrite,
   strerror,
   unlink,
+  type Stat,
 } from "../ffi/libc";
 import { BusyError, EXIT, TimeoutError, WaitlockError } from "./errors";
 import { debug } from "./log";
@@ -38,6 +39,8 @@ export interface Held {
   fd: number;
   slot: number;
   path: string;
+  /** bytes in the file now (a shorter record must truncate it) */
+  size: number;
 }
 
 export type Outcome = { held: Held } | { alreadyHeld: number };
@@ -58,12 +61,6 @@ export function slotOrder(slots: number, preferred?: number): number[] {
   return [preferred, ...order.filter((k) => k !== preferred)];
 }
 
-interface OpenSlot {
-  fd: number;
-  dev: number;
-  ino: number;
-}
-
 const symlinkRefused = (path: string) =>
   new WaitlockError(EXIT.SYSTEM, path, "lock file is a symbolic link; refusing to follow it");
 
@@ -72,29 +69,30 @@ const symlinkRefused = (path: string) =>
  * read-only when another user's file allows no more. Returns null when it does not exist
  * and `create` is false.
  */
-function openSlotFile(path: string, create: boolean, shared: boolean): OpenSlot | null {
+function openSlotFile(path: string, create: boolean, shared: boolean): number | null {
   const base = O.NOFOLLOW | O.CLOEXEC | (create ? O.CREAT : 0);
   let fd = open(path, base | O.RDWR, 0o666);
   if (fd === -E.EACCES) fd = open(path, (base & ~O.CREAT) | O.RDONLY);
   if (fd === -E.ENOENT && !create) return null;
   if (fd === -E.ELOOP) throw symlinkRefused(path);
   if (fd < 0) throw sysError(path, fd, "cannot open lock file");
-  const st = fstat(fd);
-  if (typeof st === "number") {
-    close(fd);
-    throw sysError(path, st, "cannot stat lock file");
+  if (shared) {
+    // In a shared directory every user must be able to write a record into the file.
+    const st = fstat(fd);
+    if (typeof st !== "number" && st.uid === getuid() && (st.mode & 0o777) !== 0o666) fchmod(fd, 0o666);
   }
-  // In a shared directory every user must be able to write a record into the file.
-  if (shared && st.uid === getuid() && (st.mode & 0o777) !== 0o666) fchmod(fd, 0o666);
-  return { fd, dev: st.dev, ino: st.ino };
+  return fd;
 }
 
-/** Does `path` still name the file open at `slot`, with links left (invariant 2)? */
-function stillNamed(path: string, slot: OpenSlot): boolean {
-  const now = fstat(slot.fd);
+/**
+ * Does `path` still name the file open at `fd`, with links left (invariant 2)? Its stat
+ * when it does, else null.
+ */
+function stillNamed(path: string, fd: number): Stat | null {
+  const now = fstat(fd);
   const named = lstat(path);
-  if (typeof now === "number" || typeof named === "number") return false;
-  return now.nlink > 0 && named.dev === slot.dev && named.ino === slot.ino;
+  if (typeof now === "number" || typeof named === "number") return null;
+  return now.nlink > 0 && named.dev === now.dev && named.ino === now.ino ? now : null;
 }
 
 function tryLock(fd: number, path: string, op: number): boolean {
@@ -110,13 +108,13 @@ function tryLock(fd: number, path: string, op: number): boolean {
 export function acquire(req: SlotRequest, timeout: number | null, hooks: AcquireHooks = {}): Outcome {
   const order = slotOrder(req.slots, req.preferred);
   const paths = order.map((k) => slotPath(req.dir, req.name, k));
-  const slots: (OpenSlot | undefined)[] = [];
+  const slots: (number | undefined)[] = [];
   const deadline = timeout === null ? Infinity : performance.now() + timeout * 1000;
   let waker: Waker | undefined;
 
   const drop = (i: number) => {
     waker?.unwatch(i);
-    close(slots[i]!.fd);
+    close(slots[i]!);
     slots[i] = undefined;
   };
 
@@ -124,17 +122,18 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
   const attempt = (): Outcome | "retry" | "busy" => {
     for (let i = 0; i < order.length; i++) {
       const path = paths[i]!;
-      let slot = slots[i];
-      if (slot && !stillNamed(path, slot)) {
+      let fd = slots[i];
+      if (fd !== undefined && !stillNamed(path, fd)) {
         drop(i);
-        slot = undefined;
+        fd = undefined;
       }
-      if (!slot) {
-        slot = slots[i] = openSlotFile(path, true, req.shared)!;
-        waker?.watch(i, slot.fd, path);
+      if (fd === undefined) {
+        fd = slots[i] = openSlotFile(path, true, req.shared)!;
+        waker?.watch(i, fd, path);
       }
-      if (tryLock(slot.fd, path, LOCK.EX)) {
-        if (!stillNamed(path, slot)) {
+      if (tryLock(fd, path, LOCK.EX)) {
+        const st = stillNamed(path, fd);
+        if (!st) {
           debug(`${path} was released and removed while we locked it; trying again`);
           drop(i);
           return "retry";
@@ -142,9 +141,9 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
         waker?.unwatch(i);
         slots[i] = undefined;
         debug(`locked ${path}`);
-        return { held: { fd: slot.fd, slot: order[i]!, path } };
+        return { held: { fd, slot: order[i]!, path, size: st.size } };
       }
-      if (hooks.isOurs?.(slot.fd, path)) return { alreadyHeld: order[i]! };
+      if (hooks.isOurs?.(fd, path)) return { alreadyHeld: order[i]! };
     }
     return "busy";
   };
@@ -159,10 +158,10 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
         throw new BusyError(req.name);
       }
       if (!waker) {
-        hooks.onWait?.(slots[0]!.fd, order[0]!, paths[0]!);
+        hooks.onWait?.(slots[0]!, order[0]!, paths[0]!);
         debug(`all ${req.slots} slot(s) of '${req.name}' are busy; waiting${timeout === null ? "" : ` up to ${timeout} s`}`);
         waker = createWaker();
-        slots.forEach((s, i) => s && waker!.watch(i, s.fd, paths[i]!));
+        slots.forEach((fd, i) => fd !== undefined && waker!.watch(i, fd, paths[i]!));
         // A release between the attempt and the watches would go unseen: look once more.
         continue;
       }
@@ -174,13 +173,13 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
       waker.sleep(remaining);
     }
   } finally {
-    slots.forEach((s, i) => s && drop(i));
+    slots.forEach((fd, i) => fd !== undefined && drop(i));
     waker?.close();
   }
 }
 
 /** Releases a slot: remove its file while still holding it, then let go. */
-export function release(held: Held): void {
+export function release(held: Pick<Held, "fd" | "path">): void {
   const st = fstat(held.fd);
   const named = lstat(held.path);
   if (typeof st !== "number" && typeof named !== "number" && st.ino === named.ino && st.dev === named.dev) {
@@ -198,7 +197,9 @@ export function writeRecord(held: Held, bytes: Uint8Array): boolean {
     debug(`cannot write ${bytes.byteLength} bytes of record into ${held.path} (${w < 0 ? strerror(w) : `only ${w} written`})`);
     return false;
   }
-  return ftruncate(held.fd, bytes.byteLength) === 0;
+  if (held.size > bytes.byteLength && ftruncate(held.fd, bytes.byteLength) !== 0) return false;
+  held.size = bytes.byteLength;
+  return true;
 }
 
 /** The record bytes in an open slot file (one byte more than any record, to see junk). */
@@ -222,14 +223,15 @@ export interface Inspection {
  * Opened read-write, so that closing it wakes any waiter that tried during our look.
  */
 export function inspect(path: string, withRecord = false): Inspection {
-  const slot = openSlotFile(path, false, false);
-  if (!slot) return { state: "absent" };
+  const fd = openSlotFile(path, false, false);
+  if (fd === null) return { state: "absent" };
   try {
-    const free = tryLock(slot.fd, path, LOCK.SH);
-    if (free) flock(slot.fd, LOCK.UN);
-    return { state: free ? "free" : "held", ino: slot.ino, bytes: withRecord ? readRecordBytes(slot.fd) : undefined };
+    const free = tryLock(fd, path, LOCK.SH);
+    if (free) flock(fd, LOCK.UN);
+    const st = fstat(fd);
+    return { state: free ? "free" : "held", ino: typeof st === "number" ? undefined : st.ino, bytes: withRecord ? readRecordBytes(fd) : undefined };
   } finally {
-    close(slot.fd);
+    close(fd);
   }
 }
 

@@ -52,7 +52,7 @@ function clip(text: string, max: number): Uint8Array {
   return out.subarray(0, written);
 }
 
-/** The record as it will be stored: fields clipped to what the binary form can hold. */
+/** The record as the binary form would store it: the text form carries the same values. */
 function normalized(r: LockRecord): LockRecord {
   const fit = (s: string, size: number) => new TextDecoder().decode(clip(s, size - 1));
   return { ...r, acquiredAt: Math.max(0, Math.floor(r.acquiredAt)), hostname: fit(r.hostname, 256), descriptor: fit(r.descriptor, 256), command: fit(r.command, 4096) };
@@ -69,8 +69,13 @@ function getString(bytes: Uint8Array, offset: number, size: number): string | nu
   }
 }
 
-export function encodeRecord(record: LockRecord): Uint8Array {
-  const r = normalized(record);
+/** Writes `text` into a zeroed field of `size` bytes, leaving at least one NUL. */
+function putString(out: Uint8Array, offset: number, size: number, text: string): void {
+  // encodeInto never splits a character, so a long value is cut at a boundary.
+  encoder.encodeInto(text.includes("\0") ? text.replaceAll("\0", " ") : text, out.subarray(offset, offset + size - 1));
+}
+
+export function encodeRecord(r: LockRecord): Uint8Array {
   const out = new Uint8Array(RECORD_SIZE);
   const v = new DataView(out.buffer);
   v.setUint32(0, MAGIC, true);
@@ -78,13 +83,13 @@ export function encodeRecord(record: LockRecord): Uint8Array {
   v.setUint32(8, r.pid, true);
   v.setUint32(12, r.owner, true);
   v.setUint32(16, r.uid, true);
-  v.setBigUint64(20, BigInt(r.acquiredAt), true);
+  v.setBigUint64(20, BigInt(Math.max(0, Math.floor(r.acquiredAt))), true);
   v.setUint32(28, r.type === "semaphore" ? 1 : 0, true);
   v.setUint32(32, r.maxHolders, true);
   v.setUint32(36, r.slot, true);
-  out.set(clip(r.hostname, 255), HOST);
-  out.set(clip(r.descriptor, 255), DESCRIPTOR);
-  out.set(clip(r.command, 4095), COMMAND);
+  putString(out, HOST, 256, r.hostname);
+  putString(out, DESCRIPTOR, 256, r.descriptor);
+  putString(out, COMMAND, 4096, r.command);
   v.setUint32(CRC, crc32(out.subarray(0, CRC)), true);
   return out;
 }

@@ -18,7 +18,7 @@ export async function runHolder(args: string[]): Promise<number> {
   const finish = () => {
     if (!done) {
       done = true;
-      release({ fd: LOCK_FD, slot: 0, path });
+      release({ fd: LOCK_FD, path });
       events.released((Date.now() - acquiredAt) / 1000);
     }
     process.exit(0);
