@@ -1,12 +1,12 @@
 // How a waiter sleeps until a slot may have been released (invariant 3: no busy waiting).
 import {
-  close,
   inotifyAddWatch,
   inotifyInit,
   inotifyRmWatch,
   platform,
   pollReadable,
   readSome,
+  strerror,
 } from "../ffi/libc";
 import { debug } from "./log";
 
@@ -29,7 +29,7 @@ export interface Waker {
  * ... ms) until the retry wins or the steps reach the recheck period.
  */
 class InotifyWaker implements Waker {
-  private wds: number[] = [];
+  private wds: (number | undefined)[] = [];
   private active = new Set<number>();
   private step = RECHECK_MS;
   private readonly buf = new Uint8Array(4096);
@@ -57,7 +57,7 @@ class InotifyWaker implements Waker {
     if (wd === undefined) return;
     this.active.delete(wd);
     inotifyRmWatch(this.ifd, wd);
-    this.wds[i] = undefined as unknown as number;
+    this.wds[i] = undefined;
   }
 
   sleep(ms: number): void {
@@ -92,8 +92,10 @@ class InotifyWaker implements Waker {
     }
   }
 
+  /** Keeps the instance for the next waiter in this process: see `sharedInotify`. */
   close(): void {
-    close(this.ifd);
+    this.wds.forEach((_, i) => this.unwatch(i));
+    this.drain();
   }
 }
 
@@ -110,11 +112,21 @@ class BackoffWaker implements Waker {
   close(): void {}
 }
 
+/**
+ * One inotify instance per process, reused by every wait: closing an instance waits for an
+ * SRCU grace period in the kernel (measured here: up to 20 ms), which must not sit between
+ * winning a slot and running the command.
+ */
+let sharedInotify: number | undefined;
+
 export function createWaker(kind: "inotify" | "backoff" = platform.waker): Waker {
   if (kind === "inotify") {
-    const ifd = inotifyInit();
-    if (ifd >= 0) return new InotifyWaker(ifd);
-    debug(`inotify unavailable (errno ${-ifd}); polling with backoff`);
+    if (sharedInotify === undefined) {
+      const ifd = inotifyInit();
+      if (ifd >= 0) sharedInotify = ifd;
+      else debug(`inotify unavailable (${strerror(ifd)}); polling with backoff`);
+    }
+    if (sharedInotify !== undefined) return new InotifyWaker(sharedInotify);
   }
   return new BackoffWaker();
 }
