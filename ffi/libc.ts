@@ -1,7 +1,6 @@
 // The one place that talks to libc. Everything returns plain numbers: a result, or a
 // negative errno; nothing here throws for a failed system call.
 import { dlopen, FFIType, read, CString, type Pointer } from "bun:ffi";
-import { constants as osConstants } from "node:os";
 import { platform as P, LOCK, LOG, POLLIN, type ErrnoName, type Field } from "./platform";
 
 export { LOCK, LOG, POLLIN };
@@ -180,11 +179,7 @@ export function onlineCpus(): number {
 }
 
 export function signalNumber(name: string): number | undefined {
-  return (osConstants.signals as Record<string, number>)[name];
-}
-
-export function signalName(num: number): string | undefined {
-  return Object.entries(osConstants.signals).find(([, n]) => n === num)?.[0];
+  return P.SIG[name];
 }
 
 export interface Stat {

@@ -27,8 +27,8 @@ ENVIRONMENT
 `;
 
 async function help(): Promise<string> {
-  const { renderUsage } = await import("citty");
-  const usage = (await renderUsage(command)).replace(/[ \t]+$/gm, "");
+  const { defineCommand, renderUsage } = await import("citty");
+  const usage = (await renderUsage(defineCommand(command))).replace(/[ \t]+$/gm, "");
   // citty colours its usage; a pipe or a file gets plain text.
   return (isatty(1) ? usage : Bun.stripANSI(usage)) + "\n" + EPILOGUE;
 }

@@ -1,8 +1,8 @@
 // Lines for humans on stderr: errors as `waitlock: CONTEXT: MESSAGE`, debug lines as
 // `waitlock[PID]: DEBUG: ...`. consola/core keeps levels and the reporter fixes the
-// format; the instance is made on the first line printed (~0.4 ms that a silent run of
-// waitlock never pays).
-import { createConsola, type ConsolaInstance, type LogObject } from "consola/core";
+// format; it is loaded and set up on the first line printed, a cost (~0.5 ms) that a
+// silent run of waitlock never pays.
+import type { ConsolaInstance, LogObject } from "consola/core";
 
 const LEVEL = { silent: -999, error: 0, debug: 4 } as const;
 
@@ -15,7 +15,13 @@ function emit(o: LogObject): void {
   else console.error(`waitlock: ${text.join(": ")}`);
 }
 
-const consola = () => (instance ??= createConsola({ level, throttle: 0, reporters: [{ log: emit }] }));
+function consola(): ConsolaInstance {
+  if (!instance) {
+    const { createConsola } = require("consola/core") as typeof import("consola/core");
+    instance = createConsola({ level, throttle: 0, reporters: [{ log: emit }] });
+  }
+  return instance;
+}
 
 export function setVerbosity(opts: { quiet?: boolean; verbose?: boolean }): void {
   level = opts.quiet ? LEVEL.silent : opts.verbose ? LEVEL.debug : LEVEL.error;

@@ -1,7 +1,8 @@
-// The command line, declared once as citty data. The same table drives parsing, --help
-// and the checks below. citty's own parser stands on node:util, which costs ~3 ms of
-// start-up and accepts unknown options; the tokenizer here is strict and free.
-import { defineCommand, type ArgDef } from "citty";
+// The command line, declared once as citty data (an ArgsDef). The same table drives
+// parsing, --help and the checks below. citty's own parser stands on node:util, which costs
+// ~3 ms of start-up and accepts unknown options; the tokenizer here is strict and free.
+// citty itself is loaded only to render --help.
+import type { ArgDef, CommandDef } from "citty";
 import { onlineCpus } from "../ffi/libc";
 import { UsageError } from "./errors";
 import { validateName } from "./names";
@@ -39,14 +40,14 @@ const args = {
   version: { type: "boolean", alias: "V", description: "Show the version" },
 } as const satisfies Record<string, ArgDef>;
 
-export const command = defineCommand({
+export const command = {
   meta: {
     name: "waitlock",
     version: VERSION,
     description: "Named mutexes and counting semaphores for shell scripts, released when their holder dies.",
   },
   args,
-});
+} satisfies CommandDef<typeof args>;
 
 type Key = Exclude<keyof typeof args, "name">;
 const table: Record<string, ArgDef> = args;
