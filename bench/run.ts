@@ -47,12 +47,21 @@ function stats(values: number[]): Stats {
 const ms = (s: number) => `${(s * 1000).toFixed(2)} ms`;
 const spread = (s: Stats, unit: (x: number) => string) => `${unit(s.p25)} – ${unit(s.p75)}`;
 
-/** hyperfine over `commands` (no shell); seconds per run for each. */
-function hyperfine(commands: string[], runs: number, warmup = 20): Stats[] {
-  const json = join(tmp, `hf-${Date.now()}.json`);
-  sh(["hyperfine", "-N", "--style", "none", "-w", String(warmup), "-r", String(runs), "--export-json", json, ...commands]);
-  const results = JSON.parse(readFileSync(json, "utf8")).results as { times: number[] }[];
-  return results.map((r) => stats(r.times));
+/**
+ * hyperfine over `commands` (no shell); seconds per run for each. This machine drifts by
+ * milliseconds within a minute, and hyperfine runs one command after the other, so the runs
+ * are split into rounds that alternate the order, and pooled.
+ */
+function hyperfine(commands: string[], runs: number, warmup = 20, rounds = 4): Stats[] {
+  const pooled: number[][] = commands.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 === 0 ? commands.map((_, i) => i) : commands.map((_, i) => commands.length - 1 - i);
+    const json = join(tmp, `hf-${Date.now()}-${r}.json`);
+    sh(["hyperfine", "-N", "--style", "none", "-w", String(warmup), "-r", String(Math.ceil(runs / rounds)), "--export-json", json, ...order.map((i) => commands[i]!)]);
+    const results = JSON.parse(readFileSync(json, "utf8")).results as { times: number[] }[];
+    results.forEach((res, k) => pooled[order[k]!]!.push(...res.times));
+  }
+  return pooled.map(stats);
 }
 
 async function waitUntil(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
@@ -155,7 +164,7 @@ try {
   const first = await reader.read();
   if (!new TextDecoder().decode(first.value).startsWith("ready")) throw new Error("hold-many did not get ready");
   const listed = JSON.parse(sh([WL, "-d", tmp, "--list", "-f", "json"])).length;
-  const [listHuman, listJson] = hyperfine([`${WL} -d ${tmp} --list`, `${WL} -d ${tmp} --list -f json`], 30, 3);
+  const [listHuman, listJson] = hyperfine([`${WL} -d ${tmp} --list`, `${WL} -d ${tmp} --list -f json`], 30, 3, 2);
   row(`\`waitlock --list\` with ${listed} held slots`, listHuman!);
   row(`\`waitlock --list -f json\` with ${listed} held slots (adds a SHA-256 per record)`, listJson!);
   holder.stdin.end();

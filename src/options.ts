@@ -52,17 +52,31 @@ export const command = {
 type Key = Exclude<keyof typeof args, "name">;
 const table: Record<string, ArgDef> = args;
 
+/** allowMultiple -> allow-multiple, onePerCPU -> one-per-cpu (no regex: each costs start-up). */
+function kebab(name: string): string {
+  let out = "";
+  for (let i = 0; i < name.length; i++) {
+    const c = name[i]!;
+    const upper = c >= "A" && c <= "Z";
+    out += upper && i > 0 && !(name[i - 1]! >= "A" && name[i - 1]! <= "Z") ? `-${c.toLowerCase()}` : c.toLowerCase();
+  }
+  return out;
+}
+
+let spelled: Map<string, Key> | undefined;
+
 /** Every spelling an option answers to: --longName, --long-name, -s. */
-function spellings(): Map<string, Key> {
-  const map = new Map<string, Key>();
+export function spellings(): Map<string, Key> {
+  if (spelled) return spelled;
+  spelled = new Map<string, Key>();
   for (const [key, def] of Object.entries(table)) {
     if (def.type === "positional") continue;
-    map.set(`--${key}`, key as Key);
-    map.set(`--${key.replace(/[A-Z]+/g, (m) => `-${m.toLowerCase()}`)}`, key as Key);
+    spelled.set(`--${key}`, key as Key);
+    spelled.set(`--${kebab(key)}`, key as Key);
     const alias = "alias" in def ? def.alias : undefined;
-    for (const a of Array.isArray(alias) ? alias : alias ? [alias] : []) map.set(`-${a}`, key as Key);
+    for (const a of Array.isArray(alias) ? alias : alias ? [alias] : []) spelled.set(`-${a}`, key as Key);
   }
-  return map;
+  return spelled;
 }
 
 export interface Tokens {
@@ -154,11 +168,12 @@ export interface Options {
   recordForm: RecordForm;
 }
 
-const INTEGER = /^\d+$/;
 const DECIMAL = /^(\d+(\.\d*)?|\.\d+)$/;
 
+const allDigits = (s: string) => s.length > 0 && [...s].every((c) => c >= "0" && c <= "9");
+
 function integer(value: string, context: string, min: number): number {
-  const n = INTEGER.test(value) ? Number(value) : NaN;
+  const n = allDigits(value) ? Number(value) : NaN;
   if (!Number.isSafeInteger(n) || n < min) throw new UsageError(context, `'${value}' is not a whole number >= ${min}`);
   return n;
 }
