@@ -4,6 +4,7 @@ import { BusyError, EXIT, WaitlockError } from "./errors";
 import { resolveLockDir } from "./lockdir";
 import { error, setVerbosity } from "./log";
 import { readNameFromStdin } from "./names";
+import { forcePolling } from "./waker";
 import { command, parseOptions, VERSION, type Options } from "./options";
 import { checkSlots } from "./modes/check";
 import { signalHolders } from "./modes/done";
@@ -24,6 +25,8 @@ ENVIRONMENT
   WAITLOCK_TIMEOUT  default --timeout
   WAITLOCK_DEBUG    1, true or yes: like --verbose
   WAITLOCK_SLOT     preferred semaphore slot; set for the command run by --exec
+  WAITLOCK_RECORD   binary (default) or text: the form of the holder's record
+  WAITLOCK_POLL     1, true or yes: wait by polling, without inotify or pidfd
 `;
 
 async function help(): Promise<string> {
@@ -63,6 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     return report(e);
   }
   setVerbosity(opts);
+  if (opts.poll) forcePolling();
   try {
     return await run(opts);
   } catch (e) {

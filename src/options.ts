@@ -17,7 +17,7 @@ export const FACILITIES = [
   "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
 ] as const;
 
-const args = {
+export const args = {
   name: { type: "positional", required: false, valueHint: "NAME", description: "Lock name: letters, digits, '.', '_', '-' (read from stdin when omitted)" },
   allowMultiple: { type: "string", alias: "m", valueHint: "N", description: "Semaphore with N slots (default 1: a mutex)" },
   onePerCPU: { type: "boolean", alias: "c", description: "One slot per online CPU" },
@@ -166,6 +166,8 @@ export interface Options {
   facility: string;
   /** how holders write their record (WAITLOCK_RECORD) */
   recordForm: RecordForm;
+  /** wait by polling, without inotify or pidfd (WAITLOCK_POLL) */
+  poll: boolean;
 }
 
 const DECIMAL = /^(\d+(\.\d*)?|\.\d+)$/;
@@ -268,9 +270,10 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     syslog: given("syslog"),
     facility,
     recordForm,
+    poll: truthy(env.WAITLOCK_POLL),
   };
 }
 
 function blank(mode: Mode): Options {
-  return { mode, slots: 1, timeout: null, format: "human", all: false, staleOnly: false, quiet: false, verbose: false, syslog: false, facility: "daemon", recordForm: "binary" };
+  return { mode, slots: 1, timeout: null, format: "human", all: false, staleOnly: false, quiet: false, verbose: false, syslog: false, facility: "daemon", recordForm: "binary", poll: false };
 }

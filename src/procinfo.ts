@@ -1,5 +1,6 @@
 // What we can learn about other processes: their command lines, and when they exit.
 import { E, O, close, kill, open, pidfdOpen, readSome } from "../ffi/libc";
+import { pollingForced } from "./waker";
 
 /** The command line of `pid`, arguments joined by spaces; "" when it cannot be read. */
 export function commandLine(pid: number): string {
@@ -31,6 +32,7 @@ export type ExitWatch = { kind: "pidfd"; fd: number } | { kind: "poll" } | { kin
  * Opened before anything depends on it, so that a reused PID cannot slip in between.
  */
 export function exitWatch(pid: number): ExitWatch {
+  if (pollingForced()) return alive(pid) ? { kind: "poll" } : { kind: "gone" };
   const fd = pidfdOpen(pid);
   if (fd >= 0) return { kind: "pidfd", fd };
   if (fd === -E.ESRCH) return { kind: "gone" };

@@ -112,6 +112,18 @@ class BackoffWaker implements Waker {
   close(): void {}
 }
 
+let polling = false;
+
+/**
+ * Wait by polling only (WAITLOCK_POLL): no inotify for waiters, no pidfd for holders. For
+ * filesystems or sandboxes whose events cannot be trusted, and to test the fallbacks.
+ */
+export function forcePolling(): void {
+  polling = true;
+}
+
+export const pollingForced = () => polling;
+
 /**
  * One inotify instance per process, reused by every wait: closing an instance waits for an
  * SRCU grace period in the kernel (measured here: up to 20 ms), which must not sit between
@@ -119,7 +131,7 @@ class BackoffWaker implements Waker {
  */
 let sharedInotify: number | undefined;
 
-export function createWaker(kind: "inotify" | "backoff" = platform.waker): Waker {
+export function createWaker(kind: "inotify" | "backoff" = polling ? "backoff" : platform.waker): Waker {
   if (kind === "inotify") {
     if (sharedInotify === undefined) {
       const ifd = inotifyInit();
@@ -128,5 +140,6 @@ export function createWaker(kind: "inotify" | "backoff" = platform.waker): Waker
     }
     if (sharedInotify !== undefined) return new InotifyWaker(sharedInotify);
   }
+  debug(`waiting by polling (every 10 ms, doubling to ${RECHECK_MS} ms)`);
   return new BackoffWaker();
 }

@@ -1,0 +1,90 @@
+// The fallback paths, exercised on Linux: polling instead of inotify and pidfd
+// (WAITLOCK_POLL=1, and what platforms without them do), and watches that cannot go
+// through /proc.
+import { describe, expect, test } from "bun:test";
+import { closeSync, existsSync, readFileSync, readdirSync, readlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { commandLine, exitWatch } from "../src/procinfo";
+import { createWaker } from "../src/waker";
+import { BIN, held, listJson, lockDir, sh, start, startSh, stderrOf, waitFor, wl } from "./helpers";
+
+const POLL = { WAITLOCK_POLL: "1" };
+
+describe("WAITLOCK_POLL=1: no inotify, no pidfd", () => {
+  test("mutual exclusion holds: 4 processes x 10 increments lose no update", async () => {
+    const d = lockDir();
+    writeFileSync(`${d}/counter`, "0\n");
+    const worker = `i=0; while [ $i -lt 10 ]; do
+        "$WL" -d "$D" counter --exec sh -c 'n=$(cat "$D/counter"); sleep 0.001; echo $((n + 1)) > "$D/counter"' || exit 9
+        i=$((i + 1)); done`;
+    const codes = await Promise.all(Array.from({ length: 4 }, () => startSh(worker, d, POLL).exited));
+    expect(codes).toEqual([0, 0, 0, 0]);
+    expect(readFileSync(`${d}/counter`, "utf8").trim()).toBe("40");
+  }, 60_000);
+
+  test("a waiter polls, says so, has no inotify descriptor, and gets the lock after the holder", async () => {
+    const d = lockDir();
+    const holder = startSh(`exec "$WL" -d "$D" p --exec sh -c 'read -r _ || true'`, d);
+    await waitFor("holder", () => held(d, "p"));
+    const waiter = start([BIN, "-v", "-d", d, "p", "--exec", "true"], { env: POLL });
+    const log = stderrOf(waiter);
+    await log.until(/waiting by polling/);
+    const fds = readdirSync(`/proc/${waiter.pid}/fd`).map((fd) => readlinkSync(`/proc/${waiter.pid}/fd/${fd}`));
+    expect(fds).not.toContain("anon_inode:inotify");
+    holder.stdin!.end();
+    expect(await waiter.exited).toBe(0);
+  });
+
+  test("timeouts still fire within 0.1 s", async () => {
+    const d = lockDir();
+    start([BIN, "-d", d, "t", "--exec", "sleep", "30"]);
+    await waitFor("holder", () => held(d, "t"));
+    const base = (await wl(["-d", d, "-t", "0", "t", "--exec", "true"], { env: POLL })).ms;
+    const r = await wl(["-d", d, "-t", "0.6", "t", "--exec", "true"], { env: POLL });
+    expect(r.code).toBe(2);
+    expect(r.ms - base - 600).toBeLessThan(100);
+  });
+
+  test("the holder polls its owner (no pidfd) and releases when the owner is killed", async () => {
+    const d = lockDir();
+    const script = startSh(`"$WL" -d "$D" owned || exit 9; touch "$D/locked"; exec sleep 60`, d, POLL);
+    await waitFor("lock", () => existsSync(`${d}/locked`));
+    const [row] = await listJson(d);
+    const fds = readdirSync(`/proc/${row!.pid}/fd`).map((fd) => readlinkSync(`/proc/${row!.pid}/fd/${fd}`));
+    expect(fds.some((t) => t.includes("pidfd"))).toBe(false);
+    process.kill(script.pid, "SIGKILL");
+    await waitFor("release by the polling holder", async () => !(await held(d, "owned")), 3000);
+  });
+});
+
+describe("without /proc entries", () => {
+  test("a watch that cannot go through /proc/self/fd is put on the path, and still wakes the waiter", () => {
+    const d = lockDir();
+    const path = `${d}/w.slot0.lock`;
+    writeFileSync(path, "");
+    const waker = createWaker("inotify");
+    // Descriptor -1 has no /proc/self/fd entry: the watch must fall back to the path.
+    waker.watch(0, -1, path);
+    unlinkSync(path);
+    const t0 = performance.now();
+    waker.sleep(5000);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    waker.close();
+  });
+
+  test("an unreadable command line is empty, and a gone owner is reported as gone", () => {
+    expect(commandLine(2 ** 22 + 12345)).toBe("");
+    expect(exitWatch(2 ** 22 + 12345)).toEqual({ kind: "gone" });
+    const self = exitWatch(process.pid);
+    expect(self.kind).toBe("pidfd");
+    if (self.kind === "pidfd") closeSync(self.fd);
+  });
+
+  // --owner of a process whose command line is empty: a kernel thread, PID 2 (kthreadd).
+  const kthread = existsSync("/proc/2/cmdline") && readFileSync("/proc/2/cmdline").length === 0;
+  test.skipIf(!kthread)("a record without a command line still lists", async () => {
+    const d = lockDir();
+    const r = await sh(`"$WL" -d "$D" --owner 2 kthread && "$WL" -d "$D" --list -f csv`, d);
+    expect(r.stdout).toMatch(/^kthread,\d+,0,root,\d+,active,$/m);
+    await wl(["-d", d, "--done", "kthread"]);
+  });
+});
