@@ -1,12 +1,12 @@
 // The one place that talks to libc. Everything returns plain numbers: a result, or a
 // negative errno; nothing here throws for a failed system call.
-import { dlopen, FFIType, read, CString, type Pointer } from "bun:ffi";
+import { dlopen, FFIType, read, ptr as addressOf, CString, type Pointer } from "bun:ffi";
 import { platform as P, LOCK, LOG, POLLIN, type ErrnoName, type Field } from "./platform";
 
 export { LOCK, LOG, POLLIN };
 export { platform } from "./platform";
 
-const { i32, i64, u64, ptr, cstring, void: none } = FFIType;
+const { i32, u32, i64, u64, ptr, cstring, void: none } = FFIType;
 
 // Bun compiles a trampoline for every symbol at dlopen time (~20 µs each), so the calls on
 // the path that takes a lock and runs a command are bound at start-up and the rest on
@@ -74,9 +74,21 @@ const errnoPtr = loaded[P.errnoFn] as () => Pointer;
 const fstatFn = loaded[P.fstatFn] as (fd: number, buf: Uint8Array) => number;
 const lstatFn = loaded[P.lstatFn] as (path: Uint8Array, buf: Uint8Array) => number;
 
-type ColdName = keyof typeof cold | keyof typeof linuxOnly;
+const bsdOnly = {
+  sysctl: { args: [ptr, u32, ptr, ptr, ptr, u64], returns: i32 },
+} as const;
+
+const kqueueSymbols = {
+  kqueue: { args: [], returns: i32 },
+  kevent: { args: [i32, ptr, i32, ptr, i32, ptr], returns: i32 },
+} as const;
+
+type ColdName = keyof typeof cold | keyof typeof linuxOnly | keyof typeof bsdOnly | keyof typeof kqueueSymbols;
 let coldSymbols: Record<ColdName, Fn> | undefined;
-const X = (): Record<ColdName, Fn> => (coldSymbols ??= load(P.os === "linux" ? { ...cold, ...linuxOnly } : cold) as Record<ColdName, Fn>);
+const X = (): Record<ColdName, Fn> =>
+  (coldSymbols ??= load(
+    P.os === "linux" ? { ...cold, ...linuxOnly } : P.kevent ? { ...cold, ...bsdOnly, ...kqueueSymbols } : { ...cold, ...bsdOnly },
+  ) as Record<ColdName, Fn>);
 
 const encoder = new TextEncoder();
 const cstr = (s: string): Uint8Array => encoder.encode(s + "\0");
@@ -175,7 +187,52 @@ export function hostname(): string {
 
 export function onlineCpus(): number {
   const n = Number(X().sysconf(P.SC_NPROCESSORS_ONLN) as bigint);
-  return n > 0 ? n : 1;
+  if (n > 0) return n;
+  const hw = P.hwNcpu ? sysctl(P.hwNcpu) : -1;
+  return typeof hw !== "number" && hw.byteLength >= 4 ? Math.max(1, new DataView(hw.buffer, hw.byteOffset).getInt32(0, true)) : 1;
+}
+
+/** sysctl(3) by MIB: the value's bytes, or a negative errno. */
+export function sysctl(mib: number[]): Uint8Array | number {
+  if (P.os === "linux") return -P.E.ENOSYS;
+  const name = new Int32Array(mib);
+  const length = new BigUint64Array(1);
+  let r = check(X().sysctl(name, mib.length, null, length, null, 0) as number);
+  if (r < 0) return r;
+  const buf = new Uint8Array(Number(length[0]));
+  r = check(X().sysctl(name, mib.length, buf, length, null, 0) as number);
+  return r < 0 ? r : buf.subarray(0, Number(length[0]));
+}
+
+/** Where a buffer lives, for layouts that answer with pointers into it (OpenBSD's argv). */
+export const addressOfBuffer = (buf: Uint8Array): number => Number(addressOf(buf));
+
+/**
+ * A kqueue descriptor that reports when `pid` exits (EVFILT_PROC, NOTE_EXIT), or a negative
+ * errno (ESRCH: already gone). kqueues are not inherited: the waiting process makes its own.
+ */
+export function processExitQueue(pid: number): number {
+  const K = P.kevent;
+  if (!K) return -P.E.ENOSYS;
+  const kq = check(X().kqueue() as number);
+  if (kq < 0) return kq;
+  const change = new Uint8Array(K.size);
+  const v = new DataView(change.buffer);
+  v.setBigUint64(0, BigInt(pid), true);
+  v.setInt16(K.filter, K.EVFILT_PROC, true);
+  v.setUint16(K.flags, K.EV_ADD | K.EV_ONESHOT, true);
+  v.setUint32(K.fflags, K.NOTE_EXIT, true);
+  const r = check(X().kevent(kq, change, 1, null, 0, null) as number);
+  if (r < 0) {
+    close(kq);
+    return r;
+  }
+  return kq;
+}
+
+/** Blocks until the queue reports; 1 when it did, -EINTR when a signal came first. */
+export function waitQueue(kq: number): number {
+  return check(X().kevent(kq, null, 0, new Uint8Array(P.kevent!.size), 1, null) as number);
 }
 
 export function signalNumber(name: string): number | undefined {

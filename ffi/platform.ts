@@ -34,9 +34,27 @@ export interface Platform {
   /** how a waiter learns that a slot may be free */
   waker: "inotify" | "backoff";
   /** how a holder learns that its owner died */
-  ownerWatch: "pidfd" | "kill";
+  ownerWatch: "pidfd" | "kqueue" | "kill";
+  /** struct kevent and the constants to watch a process exit (BSD, macOS) */
+  kevent?: KeventLayout;
+  /** sysctl MIB of a process's arguments, and how the answer is laid out */
+  procArgs?: { mib: (pid: number) => number[]; layout: "nul" | "procargs2" | "argv-pointers" };
+  /** sysctl MIB of the CPU count (CTL_HW, HW_NCPU), where sysconf may not answer */
+  hwNcpu?: number[];
   SYS_pidfd_open?: number;
   IN?: { ATTRIB: number; CLOSE_WRITE: number; DELETE_SELF: number; MOVE_SELF: number; IGNORED: number; Q_OVERFLOW: number; NONBLOCK: number; CLOEXEC: number };
+}
+
+export interface KeventLayout {
+  size: number;
+  /** filter is a 16-bit signed field on macOS, FreeBSD and OpenBSD */
+  filter: number;
+  flags: number;
+  fflags: number;
+  EVFILT_PROC: number;
+  NOTE_EXIT: number;
+  EV_ADD: number;
+  EV_ONESHOT: number;
 }
 
 export type ErrnoName =
@@ -114,6 +132,12 @@ const linux = (arch: string): Platform => {
   };
 };
 
+// struct kevent { uintptr_t ident; int16_t filter; uint16_t flags; uint32_t fflags;
+// intptr_t data; void *udata; [FreeBSD 12+: uint64_t ext[4];] }
+const KEVENT = { filter: 8, flags: 10, fflags: 12, EVFILT_PROC: -5, NOTE_EXIT: 0x80000000, EV_ADD: 0x1, EV_ONESHOT: 0x10 };
+const CTL_KERN = 1;
+const HW_NCPU = [6, 3];
+
 const darwin = (arch: string): Platform => ({
   os: "darwin",
   libc: ["/usr/lib/libSystem.B.dylib"],
@@ -127,7 +151,11 @@ const darwin = (arch: string): Platform => ({
   SIG: BSD_SIGNALS,
   SC_NPROCESSORS_ONLN: 58,
   waker: "backoff",
-  ownerWatch: "kill",
+  ownerWatch: "kqueue",
+  kevent: { size: 32, ...KEVENT },
+  // KERN_PROCARGS2: argc, the executable path, padding, then the arguments.
+  procArgs: { mib: (pid) => [CTL_KERN, 49, pid], layout: "procargs2" },
+  hwNcpu: HW_NCPU,
 });
 
 const freebsd: Platform = {
@@ -142,7 +170,11 @@ const freebsd: Platform = {
   SIG: BSD_SIGNALS,
   SC_NPROCESSORS_ONLN: 58,
   waker: "backoff",
-  ownerWatch: "kill",
+  ownerWatch: "kqueue",
+  kevent: { size: 64, ...KEVENT },
+  // KERN_PROC, KERN_PROC_ARGS: the arguments, each NUL-terminated.
+  procArgs: { mib: (pid) => [CTL_KERN, 14, 7, pid], layout: "nul" },
+  hwNcpu: HW_NCPU,
 };
 
 const openbsd: Platform = {
@@ -157,7 +189,11 @@ const openbsd: Platform = {
   SIG: BSD_SIGNALS,
   SC_NPROCESSORS_ONLN: 503,
   waker: "backoff",
-  ownerWatch: "kill",
+  ownerWatch: "kqueue",
+  kevent: { size: 32, ...KEVENT },
+  // KERN_PROC_ARGS, KERN_PROC_ARGV: a NULL-terminated char *argv[] pointing into the buffer.
+  procArgs: { mib: (pid) => [CTL_KERN, 55, pid, 1], layout: "argv-pointers" },
+  hwNcpu: HW_NCPU,
 };
 
 const netbsd: Platform = {
@@ -172,7 +208,12 @@ const netbsd: Platform = {
   SIG: BSD_SIGNALS,
   SC_NPROCESSORS_ONLN: 1002,
   waker: "backoff",
+  // NetBSD's struct kevent has a 32-bit filter and changed size in 10.0 (__kevent100):
+  // the holder polls its owner with kill(pid, 0) there.
   ownerWatch: "kill",
+  // KERN_PROC_ARGS, KERN_PROC_ARGV: the arguments, each NUL-terminated.
+  procArgs: { mib: (pid) => [CTL_KERN, 48, pid, 1], layout: "nul" },
+  hwNcpu: HW_NCPU,
 };
 
 export function platformFor(os: string, arch: string): Platform {

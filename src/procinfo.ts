@@ -1,9 +1,52 @@
 // What we can learn about other processes: their command lines, and when they exit.
-import { E, O, close, kill, open, pidfdOpen, readSome } from "../ffi/libc";
+import { E, O, addressOfBuffer, close, kill, open, pidfdOpen, platform, readSome, sysctl } from "../ffi/libc";
 import { pollingForced } from "./waker";
+
+const decoder = new TextDecoder();
+
+/** NUL-terminated strings from `offset`, at most `count` of them. */
+function strings(buf: Uint8Array, offset: number, count = Infinity): string[] {
+  const out: string[] = [];
+  while (offset < buf.length && out.length < count) {
+    const end = buf.indexOf(0, offset);
+    out.push(decoder.decode(buf.subarray(offset, end < 0 ? buf.length : end)));
+    offset = end < 0 ? buf.length : end + 1;
+  }
+  return out;
+}
+
+/**
+ * The arguments in a sysctl answer: "nul" (FreeBSD, NetBSD), "procargs2" (macOS: argc, the
+ * executable path, NUL padding, the arguments) or "argv-pointers" (OpenBSD: a NULL-ended
+ * array of pointers into the buffer, which lives at `base`).
+ */
+export function decodeProcArgs(buf: Uint8Array, layout: "nul" | "procargs2" | "argv-pointers", base = 0): string {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (layout === "nul") return strings(buf, 0).filter((s, i, all) => s !== "" || i < all.length - 1).join(" ");
+  if (layout === "procargs2") {
+    if (buf.length < 4) return "";
+    const argc = view.getInt32(0, true);
+    let offset = buf.indexOf(0, 4);
+    while (offset >= 0 && offset < buf.length && buf[offset] === 0) offset++;
+    return offset < 0 ? "" : strings(buf, offset, argc).join(" ");
+  }
+  const args: string[] = [];
+  for (let at = 0; at + 8 <= buf.length; at += 8) {
+    const p = Number(view.getBigUint64(at, true));
+    if (p === 0) break;
+    const offset = p - base;
+    if (offset < 0 || offset >= buf.length) return "";
+    args.push(strings(buf, offset, 1)[0] ?? "");
+  }
+  return args.join(" ");
+}
 
 /** The command line of `pid`, arguments joined by spaces; "" when it cannot be read. */
 export function commandLine(pid: number): string {
+  if (platform.procArgs) {
+    const answer = sysctl(platform.procArgs.mib(pid));
+    return typeof answer === "number" ? "" : decodeProcArgs(answer, platform.procArgs.layout, addressOfBuffer(answer));
+  }
   const fd = open(`/proc/${pid}/cmdline`, O.RDONLY | O.CLOEXEC);
   if (fd < 0) return "";
   const chunks: Uint8Array[] = [];
@@ -25,16 +68,19 @@ export function alive(pid: number): boolean {
   return r === 0 || r === -E.EPERM;
 }
 
-export type ExitWatch = { kind: "pidfd"; fd: number } | { kind: "poll" } | { kind: "gone" };
+export type ExitWatch = { kind: "pidfd"; fd: number } | { kind: "kqueue" } | { kind: "poll" } | { kind: "gone" };
 
 /**
- * How to learn that `pid` exits: a pidfd that polls readable (Linux), else polling `alive`.
- * Opened before anything depends on it, so that a reused PID cannot slip in between.
+ * How to learn that `pid` exits: a pidfd that polls readable (Linux), opened before anything
+ * depends on it so that a reused PID cannot slip in between; a kqueue that the holder makes
+ * itself (BSD, macOS: kqueues are not inherited); else polling `alive`.
  */
 export function exitWatch(pid: number): ExitWatch {
-  if (pollingForced()) return alive(pid) ? { kind: "poll" } : { kind: "gone" };
+  const gone = { kind: "gone" } as const;
+  if (pollingForced()) return alive(pid) ? { kind: "poll" } : gone;
+  if (platform.ownerWatch === "kqueue") return alive(pid) ? { kind: "kqueue" } : gone;
   const fd = pidfdOpen(pid);
   if (fd >= 0) return { kind: "pidfd", fd };
-  if (fd === -E.ESRCH) return { kind: "gone" };
-  return alive(pid) ? { kind: "poll" } : { kind: "gone" };
+  if (fd === -E.ESRCH) return gone;
+  return alive(pid) ? { kind: "poll" } : gone;
 }

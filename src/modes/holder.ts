@@ -1,7 +1,8 @@
 // The detached process behind `waitlock NAME`: it owns the locked descriptor (fd 3) and
-// lets go when the owner exits (fd 4 is the owner's pidfd where there is one) or when it
-// is told to with SIGTERM, SIGINT or SIGHUP.
-import { pollReadable, E } from "../../ffi/libc";
+// lets go when the owner exits or when it is told to with SIGTERM, SIGINT or SIGHUP. It
+// learns of the owner's exit from a pidfd (Linux: fd 4, opened by waitlock before the
+// spawn), from a kqueue of its own (BSD, macOS), or by polling kill(owner, 0).
+import { E, pollReadable, processExitQueue, waitQueue } from "../../ffi/libc";
 import { release } from "../engine";
 import { alive } from "../procinfo";
 import { noEvents, syslogEvents } from "./events";
@@ -25,16 +26,18 @@ export async function runHolder(args: string[]): Promise<number> {
   };
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, finish);
 
-  if (watch === "pidfd") {
-    for (;;) {
+  // A blocking wait returns -EINTR when a signal comes: then let its handler run.
+  const waitBlocking = async (wait: () => number) => {
+    while (wait() === -E.EINTR) await Bun.sleep(0);
+  };
+  const queue = watch === "kqueue" ? processExitQueue(owner) : -E.ENOSYS;
+  if (watch === "pidfd")
+    await waitBlocking(() => {
       const r = pollReadable([OWNER_FD], -1);
-      if (r !== -E.EINTR) break;
-      // A signal cut the wait short: let its handler run.
-      await Bun.sleep(0);
-    }
-  } else {
-    while (alive(owner)) await Bun.sleep(250);
-  }
+      return typeof r === "number" ? r : 1;
+    });
+  else if (queue >= 0) await waitBlocking(() => waitQueue(queue));
+  else if (queue !== -E.ESRCH) while (alive(owner)) await Bun.sleep(250);
   finish();
   return 0;
 }
