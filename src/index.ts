@@ -7,12 +7,11 @@
 //
 // Waiting blocks the JS thread in the kernel (as the CLI does); pass timeout 0 and retry
 // from a timer when the event loop must keep running.
-import { getuid, hostname } from "../ffi/libc";
-import { acquire as take, release, writeRecord, type Held } from "./engine";
+import { acquire as take, release, type Held } from "./engine";
 import { BusyError, UsageError } from "./errors";
 import { resolveLockDir, type LockDir } from "./lockdir";
+import { describeHolder, storeRecord } from "./modes/describe";
 import { validateName } from "./names";
-import { encodeRecord } from "./record";
 
 export { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "./errors";
 
@@ -42,7 +41,6 @@ export interface Lock extends Disposable {
 
 // Resolving a directory costs a few system calls; a program that locks in a loop asks once.
 const dirs = new Map<string, LockDir>();
-let host: string | undefined;
 
 function lockDirFor(path: string | undefined): LockDir {
   const key = path ?? process.env.WAITLOCK_DIR ?? "";
@@ -67,21 +65,8 @@ export function acquire(name: string, opts: AcquireOptions = {}): Lock {
   const req = { dir: dir.path, shared: dir.shared, name, slots, preferred };
   const outcome = take(req, opts.timeout ?? null);
   const held = (outcome as { held: Held }).held;
-  if (opts.record !== false) {
-    const bytes = encodeRecord({
-      pid: process.pid,
-      owner: process.pid,
-      uid: getuid(),
-      acquiredAt: Date.now() / 1000,
-      type: slots > 1 ? "semaphore" : "mutex",
-      maxHolders: slots,
-      slot: held.slot,
-      hostname: (host ??= hostname()),
-      descriptor: name,
-      command: opts.command ?? process.argv.join(" "),
-    });
-    writeRecord(held, bytes);
-  }
+  if (opts.record !== false)
+    storeRecord(held, describeHolder(req, held, process.pid, process.pid, opts.command ?? process.argv.join(" ")), "binary");
   let released = false;
   const lock: Lock = {
     name,

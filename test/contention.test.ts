@@ -1,27 +1,14 @@
 // Mutual exclusion under real contention: many processes, one counter, one semaphore.
 import { expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
-import { held, lockDir, sh, startSh, waitFor } from "./helpers";
+import { readFileSync } from "node:fs";
+import { countUnderLock, held, lockDir, sh, startSh, waitFor } from "./helpers";
 
 test("8 processes x 25 increments under the mutex lose no update", async () => {
-  const d = lockDir();
-  writeFileSync(`${d}/counter`, "0\n");
-  // Read, pause, write: without the lock, overlapping workers lose increments.
-  const worker = `i=0; while [ $i -lt 25 ]; do
-      "$WL" -d "$D" counter --exec sh -c 'n=$(cat "$D/counter"); sleep 0.001; echo $((n + 1)) > "$D/counter"' || exit 9
-      i=$((i + 1)); done`;
-  const workers = Array.from({ length: 8 }, () => startSh(worker, d));
-  const codes = await Promise.all(workers.map((p) => p.exited));
-  expect(codes).toEqual(Array(8).fill(0));
-  expect(readFileSync(`${d}/counter`, "utf8").trim()).toBe("200");
+  expect(await countUnderLock(lockDir(), 8, 25)).toBe(200);
 }, 120_000);
 
 test("the same counter without the lock does lose updates (the test above can fail)", async () => {
-  const d = lockDir();
-  writeFileSync(`${d}/counter`, "0\n");
-  const worker = `i=0; while [ $i -lt 25 ]; do n=$(cat "$D/counter"); sleep 0.001; echo $((n + 1)) > "$D/counter"; i=$((i + 1)); done`;
-  await Promise.all(Array.from({ length: 8 }, () => startSh(worker, d).exited));
-  expect(Number(readFileSync(`${d}/counter`, "utf8").trim() || "0")).toBeLessThan(200);
+  expect(await countUnderLock(lockDir(), 8, 25, {}, false)).toBeLessThan(200);
 }, 60_000);
 
 /** Replays "+slot"/"-slot" lines and returns the most holders seen at once. */

@@ -5,20 +5,13 @@ import { describe, expect, test } from "bun:test";
 import { closeSync, existsSync, readFileSync, readdirSync, readlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { commandLine, exitWatch } from "../src/procinfo";
 import { createWaker } from "../src/waker";
-import { BIN, held, listJson, lockDir, sh, start, startSh, stderrOf, waitFor, wl } from "./helpers";
+import { BIN, countUnderLock, held, listJson, lockDir, sh, start, startSh, stderrOf, waitFor, wl } from "./helpers";
 
 const POLL = { WAITLOCK_POLL: "1" };
 
 describe("WAITLOCK_POLL=1: no inotify, no pidfd", () => {
   test("mutual exclusion holds: 4 processes x 10 increments lose no update", async () => {
-    const d = lockDir();
-    writeFileSync(`${d}/counter`, "0\n");
-    const worker = `i=0; while [ $i -lt 10 ]; do
-        "$WL" -d "$D" counter --exec sh -c 'n=$(cat "$D/counter"); sleep 0.001; echo $((n + 1)) > "$D/counter"' || exit 9
-        i=$((i + 1)); done`;
-    const codes = await Promise.all(Array.from({ length: 4 }, () => startSh(worker, d, POLL).exited));
-    expect(codes).toEqual([0, 0, 0, 0]);
-    expect(readFileSync(`${d}/counter`, "utf8").trim()).toBe("40");
+    expect(await countUnderLock(lockDir(), 4, 10, POLL)).toBe(40);
   }, 60_000);
 
   test("a waiter polls, says so, has no inotify descriptor, and gets the lock after the holder", async () => {

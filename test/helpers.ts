@@ -2,7 +2,7 @@
 // directory. Every process started here leads its own process group, and the group is
 // killed by that PID after each test (commands run by --exec included).
 import { afterEach } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -171,4 +171,18 @@ export function stderrOf(p: { stderr: ReadableStream<Uint8Array> | number | unde
     until: (pattern: RegExp, ms = 10_000) => waitFor(`stderr to match ${pattern}`, () => pattern.test(seen.text), ms),
     done,
   };
+}
+
+/**
+ * `workers` shell loops, each adding 1 to a counter file `iterations` times under the lock
+ * (read, pause, write: overlapping workers would lose increments). Returns the final count.
+ */
+export async function countUnderLock(dir: string, workers: number, iterations: number, env: Env = {}, lock = true): Promise<number> {
+  writeFileSync(`${dir}/counter`, "0\n");
+  const section = `n=$(cat "$D/counter"); sleep 0.001; echo $((n + 1)) > "$D/counter"`;
+  const step = lock ? `"$WL" -d "$D" counter --exec sh -c '${section}' || exit 9` : section;
+  const worker = `i=0; while [ $i -lt ${iterations} ]; do ${step}; i=$((i + 1)); done`;
+  const codes = await Promise.all(Array.from({ length: workers }, () => startSh(worker, dir, env).exited));
+  if (codes.some((c) => c !== 0)) throw new Error(`a worker failed: ${codes}`);
+  return Number(readFileSync(`${dir}/counter`, "utf8").trim() || "0");
 }

@@ -20,7 +20,7 @@ test.skipIf(process.platform !== "linux")("the Linux table matches this machine'
   expect(p.SYS_pidfd_open).toBe(c.SYS_pidfd_open);
   expect(p.IN).toEqual(c.IN);
   expect({ size: p.stat.size, dev: p.stat.dev.off, ino: p.stat.ino.off, nlink: p.stat.nlink.off, mode: p.stat.mode.off, uid: p.stat.uid.off, fileSize: p.stat.fileSize.off }).toEqual(c.stat);
-  for (const [name, n] of Object.entries(c.SIG)) expect({ name, n: p.SIG[name] }).toEqual({ name, n });
+  for (const [name, n] of Object.entries(c.SIG as Record<string, number>)) expect({ name, n: p.SIG[name] }).toEqual({ name, n });
   const { facility, ...levels } = LOG;
   expect({ PID: levels.PID, NDELAY: levels.NDELAY, WARNING: levels.WARNING, INFO: levels.INFO }).toEqual({ PID: c.LOG.PID, NDELAY: c.LOG.NDELAY, WARNING: c.LOG.WARNING, INFO: c.LOG.INFO });
   for (const f of ["daemon", "user", "local0", "local5", "local7", "authpriv", "ftp", "cron"]) expect({ f, v: facility[f] }).toEqual({ f, v: c.LOG[f] });

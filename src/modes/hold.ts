@@ -38,9 +38,8 @@ export function holdForCaller(req: SlotRequest, timeout: number | null, ownerOpt
 
   const held = outcome.held;
   try {
-    const ownerGone =
-      (ownerOption === undefined && getppid() !== owner) ||
-      (watch.kind === "pidfd" && (pollReadable([watch.fd], 0) as number[]).length > 0);
+    const exited = watch.kind === "pidfd" ? pollReadable([watch.fd], 0) : [];
+    const ownerGone = (ownerOption === undefined && getppid() !== owner) || (Array.isArray(exited) && exited.length > 0);
     if (ownerGone) {
       debug(`process ${owner} exited while we waited; releasing at once`);
       release(held);
