@@ -2,7 +2,7 @@
 import { isatty } from "../ffi/libc";
 import { BusyError, EXIT, WaitlockError } from "./errors";
 import { resolveLockDir } from "./lockdir";
-import { error, setVerbosity } from "./log";
+import { debug, error, setVerbosity } from "./log";
 import { readNameFromStdin } from "./names";
 import { forcePolling } from "./waker";
 import { command, parseOptions, VERSION, type Options } from "./options";
@@ -82,6 +82,8 @@ function report(e: unknown): number {
     else error(e.context, e.message);
     return e.exitCode;
   }
-  error("internal error", e instanceof Error ? (e.stack ?? e.message) : String(e));
+  // Still one line; the stack only for --verbose.
+  error("internal error", e instanceof Error ? e.message : String(e));
+  if (e instanceof Error && e.stack) debug(e.stack);
   return EXIT.SYSTEM;
 }
