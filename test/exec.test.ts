@@ -110,3 +110,9 @@ test("a waiter gets the lock when the holder's command ends, woken by the kernel
   await log.done;
   expect(log.text).toContain("woke up: a slot file was released");
 });
+
+test("the command sees its own name as argv[0], not the path it was found at", async () => {
+  const d = lockDir();
+  const r = await wl(["-d", d, "x", "--exec", "sh", "-c", 'echo "$0"']);
+  expect(r.stdout).toBe("sh\n");
+});

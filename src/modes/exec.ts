@@ -23,20 +23,26 @@ function cannotRun(command: string, e: unknown): WaitlockError {
 }
 
 export async function execUnderLock(req: SlotRequest, timeout: number | null, command: string[], form: RecordForm, events: Events): Promise<number> {
+  // Everything the spawn needs that does not depend on the slot is ready before the wait,
+  // so that the moment between winning the lock and starting the command stays short. A
+  // command not found now is looked up again at spawn time, and reported then.
+  const argv = [...commandArgv(command)];
+  const argv0 = argv[0]!;
+  const resolved = Bun.which(argv0);
+  if (resolved) argv[0] = resolved;
+  const env: Record<string, string | undefined> = { ...process.env, WAITLOCK_DESCRIPTOR: req.name };
+
   const outcome = acquireReporting(req, timeout, events);
   if (!("held" in outcome)) throw new Error("unreachable: exec never re-enters a lock");
   const held = outcome.held;
   const started = Date.now();
 
   let child: ReturnType<typeof Bun.spawn>;
-  const argv = commandArgv(command);
   try {
+    env.WAITLOCK_SLOT = String(held.slot);
     // The command inherits the locked descriptor as fd 3: if waitlock is killed outright,
     // the slot stays held until the command is gone too.
-    child = Bun.spawn(argv, {
-      stdio: ["inherit", "inherit", "inherit", held.fd],
-      env: { ...process.env, WAITLOCK_SLOT: String(held.slot), WAITLOCK_DESCRIPTOR: req.name },
-    });
+    child = Bun.spawn(argv, { argv0, stdio: ["inherit", "inherit", "inherit", held.fd], env });
   } catch (e) {
     release(held);
     throw cannotRun(command[0]!, e);
