@@ -4,10 +4,11 @@
 // citty itself is loaded only to render --help.
 import type { ArgDef, CommandDef } from "citty";
 import { onlineCpus } from "../ffi/libc";
+import { version } from "../package.json";
 import { UsageError } from "./errors";
 import { validateName } from "./names";
 
-export const VERSION = "0.1.0";
+export const VERSION: string = version;
 
 export const FORMATS = ["human", "csv", "null", "json"] as const;
 export type Format = (typeof FORMATS)[number];

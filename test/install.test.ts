@@ -18,6 +18,7 @@ describe("man page", () => {
     // In roff a dash is written \-.
     const man = readFileSync(MAN, "utf8").replaceAll("\\-", "-");
     for (const opt of printed) expect({ opt, documented: man.includes(opt) }).toEqual({ opt, documented: true });
+    expect(man).toContain(`"waitlock ${(await import("../package.json")).version}"`);
     for (const section of ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT", "FILES", "SIGNALS", "EXAMPLES", "SEE ALSO"])
       expect(man).toContain(`.SH ${section}`);
   });

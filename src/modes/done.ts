@@ -16,7 +16,7 @@ export async function signalHolders(dir: string, name: string, waitSeconds = DON
     const seen = inspect(file.path, true);
     if (seen.state !== "held") continue;
     const record = decodeRecord(seen.bytes!);
-    if (!record) {
+    if (!record || record.descriptor !== name || record.slot !== file.slot) {
       debug(`${file.path} is held but its record is unreadable; cannot tell whom to signal`);
       continue;
     }
