@@ -30,7 +30,7 @@ ENVIRONMENT
 `;
 
 async function help(): Promise<string> {
-  const { defineCommand, renderUsage } = await import("citty");
+  const { defineCommand, renderUsage } = require("citty") as typeof import("citty");
   const usage = (await renderUsage(defineCommand(command))).replace(/[ \t]+$/gm, "");
   // citty colours its usage; a pipe or a file gets plain text.
   return (isatty(1) ? usage : Bun.stripANSI(usage)) + "\n" + EPILOGUE;

@@ -10,7 +10,7 @@ export interface SlotFile {
 }
 
 export async function scanSlotFiles(dir: string, onlyName?: string): Promise<SlotFile[]> {
-  const { readdirSync } = await import("node:fs");
+  const { readdirSync } = require("node:fs") as typeof import("node:fs");
   let entries: string[];
   try {
     entries = readdirSync(dir);
