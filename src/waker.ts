@@ -45,7 +45,7 @@ class InotifyWaker implements Waker {
     let wd = inotifyAddWatch(this.ifd, `/proc/self/fd/${fd}`, this.mask);
     if (wd < 0) wd = inotifyAddWatch(this.ifd, path, this.mask);
     if (wd < 0) {
-      debug(`cannot watch ${path} (errno ${-wd}); relying on the ${RECHECK_MS} ms recheck`);
+      debug(`cannot watch ${path} (${strerror(wd)}); relying on the ${RECHECK_MS} ms recheck`);
       return;
     }
     this.wds[i] = wd;
