@@ -215,6 +215,7 @@ export interface Inspection {
   state: SlotState;
   /** record bytes, when asked for and the file exists */
   bytes?: Uint8Array;
+  dev?: number;
   ino?: number;
 }
 
@@ -229,7 +230,8 @@ export function inspect(path: string, withRecord = false): Inspection {
     const free = tryLock(fd, path, LOCK.SH);
     if (free) flock(fd, LOCK.UN);
     const st = fstat(fd);
-    return { state: free ? "free" : "held", ino: typeof st === "number" ? undefined : st.ino, bytes: withRecord ? readRecordBytes(fd) : undefined };
+    const id = typeof st === "number" ? {} : { dev: st.dev, ino: st.ino };
+    return { state: free ? "free" : "held", ...id, bytes: withRecord ? readRecordBytes(fd) : undefined };
   } finally {
     close(fd);
   }

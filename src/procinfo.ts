@@ -84,3 +84,26 @@ export function exitWatch(pid: number): ExitWatch {
   if (fd === -E.ESRCH) return gone;
   return alive(pid) ? { kind: "poll" } : gone;
 }
+
+/**
+ * Does `pid` have the file `dev`/`ino` open? Asked of the kernel (/proc/PID/fd), so that a
+ * PID read from a record is never trusted alone. undefined where that cannot be seen (no
+ * /proc, or another user's process).
+ */
+export function hasOpen(pid: number, dev: number, ino: number): boolean | undefined {
+  const { readdirSync, statSync } = require("node:fs") as typeof import("node:fs");
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch (e) {
+    return (e as { code?: string }).code === "ENOENT" && platform.os === "linux" ? false : undefined;
+  }
+  return fds.some((fd) => {
+    try {
+      const st = statSync(`/proc/${pid}/fd/${fd}`);
+      return st.dev === dev && st.ino === ino;
+    } catch {
+      return false;
+    }
+  });
+}

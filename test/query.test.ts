@@ -1,6 +1,7 @@
 // --check, --done and --list.
 import { expect, test } from "bun:test";
-import { chmodSync, existsSync, readdirSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, writeFileSync } from "node:fs";
+import { encodeRecord } from "../src/record";
 import { BIN, alive, held, listJson, lockDir, run, start, startSh, waitFor, wl } from "./helpers";
 
 test("--check: 0 when a slot is free, 1 when all are held; it creates and takes nothing", async () => {
@@ -115,4 +116,27 @@ test("--list exits 0 with no locks, and 1 when it cannot read the directory", as
   const r = await run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BIN, "-d", d, "--list"]);
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(/^waitlock: .+: .+\n$/);
+});
+
+test("--done signals only a process that has the slot file open: the command of a SIGKILLed waitlock --exec, never a stranger named by a stale record", async () => {
+  const d = lockDir();
+  const p = start([BIN, "-d", d, "orphan", "--exec", "sh", "-c", 'trap "exit 0" TERM; touch "$0/ready"; while :; do sleep 0.02; done', d]);
+  await waitFor("command", () => existsSync(`${d}/ready`));
+  await waitFor("record", async () => (await listJson(d)).length === 1);
+  process.kill(p.pid, "SIGKILL");
+  await p.exited;
+  expect(await held(d, "orphan")).toBe(true);
+  expect((await wl(["-d", d, "--done", "orphan"])).code).toBe(0);
+  expect(await held(d, "orphan")).toBe(false);
+
+  // A stranger's PID in the record of a slot that flock(1) holds: nobody to signal.
+  const stranger = start(["sleep", "60"]);
+  writeFileSync(`${d}/odd.slot0.lock`, encodeRecord({
+    pid: stranger.pid, owner: stranger.pid, uid: 0, acquiredAt: Date.now() / 1000, type: "mutex", maxHolders: 1, slot: 0,
+    hostname: "h", descriptor: "odd", command: "not the holder",
+  }));
+  start(["flock", `${d}/odd.slot0.lock`, "sleep", "60"]);
+  await waitFor("flock(1) holds it", () => held(d, "odd"));
+  expect((await wl(["-d", d, "--done", "odd"])).code).toBe(1);
+  expect(alive(stranger.pid)).toBe(true);
 });

@@ -4,6 +4,7 @@ import { inspect, releasedSince } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
 import { debug } from "../log";
 import { decodeRecord } from "../record";
+import { hasOpen } from "../procinfo";
 import { scanSlotFiles } from "./scan";
 
 export const DONE_WAIT_SECONDS = 5;
@@ -20,12 +21,20 @@ export async function signalHolders(dir: string, name: string, waitSeconds = DON
       debug(`${file.path} is held but its record is unreadable; cannot tell whom to signal`);
       continue;
     }
-    const r = kill(record.pid, sigterm);
+    // The record names the holder and its owner; the kernel says which has the file open.
+    // (After `waitlock --exec` is SIGKILLed, its command, the owner, still holds it.)
+    const opened = (pid: number) => hasOpen(pid, seen.dev!, seen.ino!);
+    const target = opened(record.pid) !== false ? record.pid : opened(record.owner) ? record.owner : undefined;
+    if (target === undefined) {
+      debug(`neither PID ${record.pid} nor ${record.owner} named in ${file.path} has it open; not signalling them`);
+      continue;
+    }
+    const r = kill(target, sigterm);
     if (r === 0) {
-      debug(`sent SIGTERM to PID ${record.pid}, holder of '${name}' slot ${file.slot}`);
+      debug(`sent SIGTERM to PID ${target}, holder of '${name}' slot ${file.slot}`);
       signalled.push({ path: file.path, ino: seen.ino! });
-    } else if (r === -E.EPERM) refused = record.pid;
-    else debug(`holder PID ${record.pid} of slot ${file.slot} is gone`);
+    } else if (r === -E.EPERM) refused = target;
+    else debug(`holder PID ${target} of slot ${file.slot} is gone`);
   }
   if (signalled.length === 0) {
     if (refused !== undefined) throw new WaitlockError(EXIT.PERMISSION, name, `not allowed to signal holder PID ${refused}`);
