@@ -1,6 +1,7 @@
 // waitlock NAME: the lock lives as long as the calling process (invariant 4).
 import { expect, test } from "bun:test";
-import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { encodeRecord } from "../src/record";
 import { BIN, alive, held, listJson, lockDir, sh, start, startSh, stderrOf, waitFor, wl } from "./helpers";
 
 test("a script that took the lock holds it until it exits, then it is free", async () => {
@@ -105,4 +106,22 @@ test("SIGKILL of the holder process frees the slot at once, and a waiter gets it
   expect(log.text).toContain("woke up: a holder closed its slot file");
   expect((await wl(["-d", d, "-t", "0", "victim", "--exec", "true"])).code).toBe(0);
   script.kill("SIGKILL");
+});
+
+test("a record claiming the caller as owner does not count unless its holder has the file open", async () => {
+  const d = lockDir();
+  const script = startSh(`echo $$ > "$D/pid"; read -r _; "$WL" -d "$D" -t 0 claimed; echo "rc=$?" > "$D/rc"`, d);
+  await waitFor("script pid", () => existsSync(`${d}/pid`) && readFileSync(`${d}/pid`, "utf8").endsWith("\n"));
+  const owner = Number(readFileSync(`${d}/pid`, "utf8"));
+  const stranger = start(["sleep", "60"]);
+  writeFileSync(`${d}/claimed.slot0.lock`, encodeRecord({
+    pid: stranger.pid, owner, uid: 0, acquiredAt: Date.now() / 1000, type: "mutex", maxHolders: 1, slot: 0,
+    hostname: "h", descriptor: "claimed", command: "stale",
+  }));
+  start(["flock", `${d}/claimed.slot0.lock`, "sleep", "60"]);
+  await waitFor("flock(1) holds it", () => held(d, "claimed"));
+  script.stdin!.write("go\n");
+  script.stdin!.end();
+  await waitFor("script done", () => existsSync(`${d}/rc`));
+  expect(readFileSync(`${d}/rc`, "utf8")).toBe("rc=1\n");
 });

@@ -1,10 +1,10 @@
 // waitlock NAME: take a slot for the calling process and hand it to a detached holder
 // that keeps it until that process exits (invariant 4).
-import { close, getppid, pollReadable } from "../../ffi/libc";
+import { close, fstat, getppid, pollReadable } from "../../ffi/libc";
 import { release, type SlotRequest } from "../engine";
 import { UsageError, WaitlockError, EXIT } from "../errors";
 import { debug } from "../log";
-import { commandLine, exitWatch } from "../procinfo";
+import { commandLine, exitWatch, hasOpen } from "../procinfo";
 import { acquireReporting, describeHolder, recordIn, storeRecord } from "./describe";
 import type { RecordForm } from "../options";
 import type { Events } from "./events";
@@ -12,6 +12,17 @@ import type { Events } from "./events";
 /** How to start this same program again (compiled, or run from source by bun). */
 export function selfCommand(): string[] {
   return Bun.main.startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, Bun.main];
+}
+
+/**
+ * Is the busy slot open at `fd` already held for `owner`? Its record says so, and the kernel
+ * confirms that the holder it names has the file open (a PID alone is never trusted).
+ */
+function heldFor(owner: number, fd: number, path: string): boolean {
+  const record = recordIn(fd, path);
+  if (record?.owner !== owner) return false;
+  const st = fstat(fd);
+  return typeof st !== "number" && hasOpen(record.pid, st.dev, st.ino) !== false;
 }
 
 export function holdForCaller(req: SlotRequest, timeout: number | null, ownerOption: number | undefined, form: RecordForm, events: Events): number {
@@ -25,7 +36,7 @@ export function holdForCaller(req: SlotRequest, timeout: number | null, ownerOpt
 
   let outcome;
   try {
-    outcome = acquireReporting(req, timeout, events, (fd, path) => recordIn(fd, path)?.owner === owner);
+    outcome = acquireReporting(req, timeout, events, (fd, path) => heldFor(owner, fd, path));
   } catch (e) {
     closeWatch();
     throw e;
