@@ -20,6 +20,7 @@ import {
   unlink,
   type Stat,
 } from "../ffi/libc";
+import { S_IFMT, S_IFREG } from "../ffi/platform";
 import { BusyError, EXIT, TimeoutError, WaitlockError } from "./errors";
 import { debug } from "./log";
 import { MAX_RECORD_BYTES } from "./record";
@@ -70,7 +71,8 @@ const symlinkRefused = (path: string) =>
  * and `create` is false.
  */
 function openSlotFile(path: string, create: boolean, shared: boolean): number | null {
-  const base = O.NOFOLLOW | O.CLOEXEC | (create ? O.CREAT : 0);
+  // O_NONBLOCK: a FIFO planted under a slot's name must not hang us in open().
+  const base = O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK | (create ? O.CREAT : 0);
   let fd = open(path, base | O.RDWR, 0o666);
   if (fd === -E.EACCES) fd = open(path, (base & ~O.CREAT) | O.RDONLY);
   if (fd === -E.ENOENT && !create) return null;
@@ -140,6 +142,12 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
         }
         waker?.unwatch(i);
         slots[i] = undefined;
+        if ((st.mode & S_IFMT) !== S_IFREG || st.nlink !== 1) {
+          // A hard link to another file (or a device, a FIFO) planted in a shared directory:
+          // writing a record into it would overwrite whatever it really is.
+          close(fd);
+          throw new WaitlockError(EXIT.SYSTEM, path, "lock file is not a plain file with a single link; refusing to use it");
+        }
         debug(`locked ${path}`);
         return { held: { fd, slot: order[i]!, path, size: st.size } };
       }

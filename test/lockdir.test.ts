@@ -1,6 +1,6 @@
 // The lock directory: discovery, creation and the safety rules.
 import { expect, test } from "bun:test";
-import { chmodSync, mkdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, linkSync, mkdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { BIN, lockDir, run, wl } from "./helpers";
 
 const ONE_LINE = /^waitlock: [^\n]+: [^\n]+\n$/;
@@ -74,4 +74,18 @@ test("with no directory given, the first usable default is used", async () => {
   expect(r2.code).toBe(0);
   // The system directories are made 01777, so every user meets the same locks.
   expect(r2.stderr.match(/DEBUG: lock directory (\S+)\n/)?.[1]).toBe(r.stderr.match(/DEBUG: lock directory (\S+)\n/)?.[1]);
+});
+
+test("a FIFO or a hard link planted under a slot's name is refused, never hung on or written into", async () => {
+  const d = lockDir();
+  expect((await run(["mkfifo", `${d}/fifo.slot0.lock`])).code).toBe(0);
+  const fifo = await wl(["-d", d, "-t", "1", "fifo", "--exec", "true"], { deadlineMs: 5000 });
+  expect(fifo.code).toBe(4);
+  expect(fifo.stderr).toContain("not a plain file with a single link");
+  writeFileSync(`${d}/precious`, "precious\n");
+  linkSync(`${d}/precious`, `${d}/linked.slot0.lock`);
+  const linked = await wl(["-d", d, "linked", "--exec", "true"]);
+  expect(linked.code).toBe(4);
+  expect(await Bun.file(`${d}/precious`).text()).toBe("precious\n");
+  expect((await wl(["-d", d, "--list", "--all"])).code).toBe(0);
 });
