@@ -56,7 +56,7 @@ export interface AcquireHooks {
 export const slotPath = (dir: string, name: string, slot: number) => `${dir}/${name}.slot${slot}.lock`;
 
 /** The preferred slot first, then the rest in order. */
-export function slotOrder(slots: number, preferred?: number): number[] {
+function slotOrder(slots: number, preferred?: number): number[] {
   const order = Array.from({ length: slots }, (_, k) => k);
   if (preferred === undefined) return order;
   return [preferred, ...order.filter((k) => k !== preferred)];

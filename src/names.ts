@@ -3,7 +3,7 @@ import { UsageError } from "./errors";
 
 /** [A-Za-z0-9._-], tested without a regex (compiling one costs start-up). */
 const nameChar = (c: string) => (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c === "." || c === "_" || c === "-";
-export const MAX_NAME = 255;
+const MAX_NAME = 255;
 const STDIN_LIMIT = 256;
 
 export function validateName(name: string, context = "lock name"): string {

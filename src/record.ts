@@ -11,8 +11,8 @@
 // Text form (the fallback): KEY=VALUE lines in TEXT_KEYS order, values escaped, ending
 // with CHECKSUM=<crc32 of every byte before that line, 8 lowercase hex digits>.
 
-export const MAGIC = 0x57414c4b;
-export const VERSION = 1;
+const MAGIC = 0x57414c4b;
+const RECORD_VERSION = 1;
 
 const HOST = 40;
 const DESCRIPTOR = HOST + 256;
@@ -79,7 +79,7 @@ export function encodeRecord(r: LockRecord): Uint8Array {
   const out = new Uint8Array(RECORD_SIZE);
   const v = new DataView(out.buffer);
   v.setUint32(0, MAGIC, true);
-  v.setUint32(4, VERSION, true);
+  v.setUint32(4, RECORD_VERSION, true);
   v.setUint32(8, r.pid, true);
   v.setUint32(12, r.owner, true);
   v.setUint32(16, r.uid, true);
@@ -106,7 +106,7 @@ function decodeBinary(bytes: Uint8Array): Decoded {
   if (bytes.byteLength > RECORD_SIZE) return { corrupt: `binary record followed by ${bytes.byteLength - RECORD_SIZE} stray bytes` };
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = v.getUint32(4, true);
-  if (version !== VERSION) return { corrupt: `unknown record version ${version}` };
+  if (version !== RECORD_VERSION) return { corrupt: `unknown record version ${version}` };
   if (v.getUint32(CRC, true) !== crc32(bytes.subarray(0, CRC))) return { corrupt: "checksum mismatch" };
   const type = v.getUint32(28, true);
   if (type > 1) return { corrupt: `unknown lock type ${type}` };
@@ -168,7 +168,7 @@ export function unescapeValue(s: string): string | null {
 export function encodeTextRecord(record: LockRecord): Uint8Array {
   const r = normalized(record);
   const values: Record<(typeof TEXT_KEYS)[number], string> = {
-    VERSION: String(VERSION),
+    VERSION: String(RECORD_VERSION),
     PID: String(r.pid),
     PPID: String(r.owner),
     UID: String(r.uid),
@@ -209,7 +209,7 @@ function decodeText(bytes: Uint8Array): Decoded {
     fields[TEXT_KEYS[i]!] = line.slice(eq + 1);
   }
   const num = (k: string, max = U32) => (/^(0|[1-9]\d{0,15})$/.test(fields[k]!) && Number(fields[k]) <= max ? Number(fields[k]) : null);
-  if (num("VERSION") !== VERSION) return { corrupt: `unknown record version ${fields.VERSION}` };
+  if (num("VERSION") !== RECORD_VERSION) return { corrupt: `unknown record version ${fields.VERSION}` };
   const [pid, owner, uid, acquiredAt, maxHolders, slot] = [num("PID"), num("PPID"), num("UID"), num("ACQUIRED", Number.MAX_SAFE_INTEGER), num("MAX_HOLDERS"), num("SLOT")];
   const [hostname, descriptor, command] = [unescapeValue(fields.HOSTNAME!), unescapeValue(fields.DESCRIPTOR!), unescapeValue(fields.COMMAND!)];
   const type = fields.TYPE;

@@ -11,7 +11,7 @@ import {
 import { debug } from "./log";
 
 /** The longest a waiter sleeps without looking: covers filesystems that send no events (NFS). */
-export const RECHECK_MS = 250;
+const RECHECK_MS = 250;
 
 export interface Waker {
   /** Start watching the file open at `fd` (also reachable as `path`) for slot index `i`. */

@@ -41,7 +41,7 @@ export function recordIn(fd: number, path: string): LockRecord | null {
 }
 
 /** The first time a waiter finds every slot busy: say who holds it. */
-export function reportWait(name: string, onWait?: (holderPid: number | undefined) => void) {
+function reportWait(name: string, onWait?: (holderPid: number | undefined) => void) {
   return (fd: number, slot: number, path: string) => {
     const holder = recordIn(fd, path);
     debug(`lock '${name}' slot ${slot} is held by ${holder ? `PID ${holder.pid} (${holder.command || "unknown command"})` : "a process with no readable record"}`);

@@ -7,7 +7,7 @@ import { decodeRecord } from "../record";
 import { hasOpen } from "../procinfo";
 import { scanSlotFiles } from "./scan";
 
-export const DONE_WAIT_SECONDS = 5;
+const DONE_WAIT_SECONDS = 5;
 
 export async function signalHolders(dir: string, name: string, waitSeconds = DONE_WAIT_SECONDS): Promise<number> {
   const sigterm = signalNumber("SIGTERM")!;

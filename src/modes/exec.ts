@@ -7,10 +7,10 @@ import { acquireReporting, describeHolder, storeRecord } from "./describe";
 import type { RecordForm } from "../options";
 import type { Events } from "./events";
 
-export const FORWARDED = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
+const FORWARDED = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
 
 /** One argument with white space in it is a shell command line; anything else is argv. */
-export function commandArgv(command: string[]): string[] {
+function commandArgv(command: string[]): string[] {
   return command.length === 1 && /\s/.test(command[0]!) ? ["/bin/sh", "-c", command[0]!] : command;
 }
 

@@ -10,7 +10,7 @@ import type { RecordForm } from "../options";
 import type { Events } from "./events";
 
 /** How to start this same program again (compiled, or run from source by bun). */
-export function selfCommand(): string[] {
+function selfCommand(): string[] {
   return Bun.main.startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, Bun.main];
 }
 
