@@ -127,7 +127,8 @@ try {
   out("# waitlock benchmark results");
   out();
   out(`Written by \`npm run bench\` (bench/run.ts) on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC. Every figure is from this one run:`);
-  out("the median, and the spread as the interquartile range (p25 – p75).");
+  out("the median, and the spread as the interquartile range (p25 – p75). Whole-process runs are pooled from");
+  out("rounds that alternate the order of the commands: this 2-core VM drifts by milliseconds within a minute.");
   out();
   out("| | |");
   out("|---|---|");
