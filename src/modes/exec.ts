@@ -37,7 +37,16 @@ export async function execUnderLock(req: SlotRequest, timeout: number | null, co
   const held = outcome.held;
   const started = Date.now();
 
-  let child: ReturnType<typeof Bun.spawn>;
+  // Forwarding is in place before the command exists: JS signal handlers run on a later turn
+  // of the event loop, by which time the child below has been spawned. (A signal before
+  // this line kills waitlock while no command runs: the kernel frees the slot.)
+  let child: ReturnType<typeof Bun.spawn> | undefined;
+  const forward = (signal: (typeof FORWARDED)[number]) => () => {
+    debug(`forwarding ${signal} to process ${child?.pid}`);
+    child?.kill(signal);
+  };
+  for (const signal of FORWARDED) process.on(signal, forward(signal));
+
   try {
     env.WAITLOCK_SLOT = String(held.slot);
     // The command inherits the locked descriptor as fd 3: if waitlock is killed outright,
@@ -47,12 +56,6 @@ export async function execUnderLock(req: SlotRequest, timeout: number | null, co
     release(held);
     throw cannotRun(command[0]!, e);
   }
-
-  const forward = (signal: (typeof FORWARDED)[number]) => () => {
-    debug(`forwarding ${signal} to process ${child.pid}`);
-    child.kill(signal);
-  };
-  for (const signal of FORWARDED) process.on(signal, forward(signal));
 
   const commandText = command.join(" ");
   storeRecord(held, describeHolder(req, held, process.pid, child.pid, commandText), form);
