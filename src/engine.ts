@@ -167,9 +167,9 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
       }
       if (!waker) {
         hooks.onWait?.(slots[0]!, order[0]!, paths[0]!);
-        debug(`all ${req.slots} slot(s) of '${req.name}' are busy; waiting${timeout === null ? "" : ` up to ${timeout} s`}`);
         waker = createWaker();
         slots.forEach((fd, i) => fd !== undefined && waker!.watch(i, fd, paths[i]!));
+        debug(`all ${req.slots} slot(s) of '${req.name}' are busy; waiting${timeout === null ? "" : ` up to ${timeout} s`}`);
         // A release between the attempt and the watches would go unseen: look once more.
         continue;
       }
