@@ -13,7 +13,14 @@ import { execUnderLock } from "./modes/exec";
 import { holdForCaller } from "./modes/hold";
 import { listLocks } from "./modes/list";
 
-const EPILOGUE = `
+const EPILOGUE = `FORMS
+  waitlock [OPTIONS] NAME                       take a slot for the calling process, then return
+  waitlock [OPTIONS] NAME --exec CMD [ARG...]   run CMD while holding a slot
+  waitlock --check [-m N | -c [-x N]] NAME      is a slot free? (takes nothing)
+  waitlock --done NAME                          ask the holders of NAME to release
+  waitlock --list [-f FORMAT] [--all | --stale-only] [NAME]
+  echo NAME | waitlock [OPTIONS] ...            NAME from stdin when not on the line
+
 EXIT STATUS
   0 success   1 busy (--check: all slots held)   2 timeout (--check: cannot tell)
   3 usage error   4 system error   5 permission denied   6 lock directory unusable
@@ -33,7 +40,7 @@ async function help(): Promise<string> {
   const { defineCommand, renderUsage } = require("citty") as typeof import("citty");
   const usage = (await renderUsage(defineCommand(command))).replace(/[ \t]+$/gm, "");
   // citty colours its usage; a pipe or a file gets plain text.
-  return (isatty(1) ? usage : Bun.stripANSI(usage)) + "\n" + EPILOGUE;
+  return `${(isatty(1) ? usage : Bun.stripANSI(usage)).trimEnd()}\n\n${EPILOGUE}`;
 }
 
 async function run(opts: Options): Promise<number> {
