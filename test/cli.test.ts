@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { cpus } from "node:os";
-import { held, listJson, lockDir, start, BIN, waitFor, wl } from "./helpers";
+import { held, listJson, lockDir, start, stderrOf, BIN, waitFor, wl } from "./helpers";
 
 const ONE_LINE = /^waitlock: [^\n]+: [^\n]+\n$/;
 
@@ -141,7 +141,9 @@ describe("timeouts", () => {
     const d = lockDir();
     const holder = start([BIN, "-d", d, "long", "--exec", "sleep", "30"]);
     await waitFor("holder", () => held(d, "long"));
-    const waiter = start([BIN, "-d", d, "long", "--exec", "true"]);
+    const waiter = start([BIN, "-v", "-d", d, "long", "--exec", "true"]);
+    await stderrOf(waiter).until(/waiting/);
+    // Still waiting well past any default a user could mistake for "forever".
     await Bun.sleep(1500);
     expect(existsSync(`/proc/${waiter.pid}`)).toBe(true);
     holder.kill("SIGTERM");

@@ -66,9 +66,10 @@ test("3. no busy waiting: a waiter sleeps in the kernel, waking a few times a se
   start([BIN, "-d", d, "-m", "2", "idle", "--exec", "sleep", "30"]);
   start([BIN, "-d", d, "-m", "2", "idle", "--exec", "sleep", "30"]);
   await waitFor("both slots held", () => held(d, "idle", 2));
-  const waiter = start([BIN, "-d", d, "-m", "2", "idle", "--exec", "true"]);
-  await Bun.sleep(300);
+  const waiter = start([BIN, "-v", "-d", d, "-m", "2", "idle", "--exec", "true"]);
+  await stderrOf(waiter).until(/waiting/);
   const before = usage(waiter.pid);
+  // The measurement window: what the waiter does while nothing happens.
   await Bun.sleep(2000);
   const after = usage(waiter.pid);
   // 2 s at one recheck per 250 ms is 8 wake-ups; a spinning or 1 ms-polling waiter makes thousands.
