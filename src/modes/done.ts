@@ -3,9 +3,8 @@ import { E, kill, signalNumber } from "../../ffi/libc";
 import { inspect, releasedSince } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
 import { debug } from "../log";
-import { decodeRecord } from "../record";
 import { hasOpen } from "../procinfo";
-import { scanSlotFiles } from "./scan";
+import { scanSlotFiles, slotRecord } from "./scan";
 
 const DONE_WAIT_SECONDS = 5;
 
@@ -16,11 +15,12 @@ export async function signalHolders(dir: string, name: string, waitSeconds = DON
   for (const file of await scanSlotFiles(dir, name)) {
     const seen = inspect(file.path, true);
     if (seen.state !== "held") continue;
-    const record = decodeRecord(seen.bytes!);
-    if (!record || record.descriptor !== name || record.slot !== file.slot) {
-      debug(`${file.path} is held but its record is unreadable; cannot tell whom to signal`);
+    const decoded = slotRecord(file, seen.bytes!);
+    if (!("record" in decoded)) {
+      debug(`${file.path} is held but its record is unusable (${decoded.corrupt}); cannot tell whom to signal`);
       continue;
     }
+    const record = decoded.record;
     // The record names the holder and its owner; the kernel says which has the file open.
     // (After `waitlock --exec` is SIGKILLed, its command, the owner, still holds it.)
     const opened = (pid: number) => hasOpen(pid, seen.dev!, seen.ino!);

@@ -4,8 +4,7 @@ import { debug } from "../log";
 import { EXIT, WaitlockError } from "../errors";
 import { formatRows, type Row } from "../format";
 import type { Format } from "../options";
-import { inspectRecord } from "../record";
-import { scanSlotFiles } from "./scan";
+import { scanSlotFiles, slotRecord } from "./scan";
 
 export interface ListOptions {
   format: Format;
@@ -53,29 +52,27 @@ export async function listLocks(lockDir: () => string, opts: ListOptions): Promi
         seen = { state: "free", bytes: new Uint8Array(0) };
       }
       if (seen.state === "absent") continue;
-      const decoded = inspectRecord(seen.bytes!);
+      const decoded = slotRecord(file, seen.bytes!);
+      if ("corrupt" in decoded) debug(`${file.path}: record is corrupt (${decoded.corrupt})`);
       const record = "record" in decoded ? decoded.record : null;
-      if (!record) debug(`${file.path}: record is corrupt (${"corrupt" in decoded ? decoded.corrupt : ""})`);
-      else if (record.descriptor !== file.name || record.slot !== file.slot) debug(`${file.path}: record describes '${record.descriptor}' slot ${record.slot}`);
-      const status = !record || record.descriptor !== file.name || record.slot !== file.slot ? "corrupt" : seen.state === "held" ? "active" : "stale";
+      const status = !record ? "corrupt" : seen.state === "held" ? "active" : "stale";
       const show = opts.staleOnly ? status !== "active" : opts.all || status === "active";
       if (!show) continue;
-      const ok = status !== "corrupt" ? record : null;
       rows.push({
         descriptor: file.name,
         slot: file.slot,
         status,
         file: file.path,
-        pid: ok?.pid ?? null,
-        owner: ok?.owner ?? null,
-        uid: ok?.uid ?? null,
-        user: ok ? (users.get(ok.uid) ?? String(ok.uid)) : null,
-        acquired: ok?.acquiredAt ?? null,
-        type: ok?.type ?? null,
-        maxHolders: ok?.maxHolders ?? null,
-        hostname: ok?.hostname ?? null,
-        command: ok?.command ?? null,
-        format: ok && "format" in decoded ? decoded.format : null,
+        pid: record?.pid ?? null,
+        owner: record?.owner ?? null,
+        uid: record?.uid ?? null,
+        user: record ? (users.get(record.uid) ?? String(record.uid)) : null,
+        acquired: record?.acquiredAt ?? null,
+        type: record?.type ?? null,
+        maxHolders: record?.maxHolders ?? null,
+        hostname: record?.hostname ?? null,
+        command: record?.command ?? null,
+        format: "format" in decoded ? decoded.format : null,
         ...(opts.format === "json" ? { sha256: await sha256(seen.bytes!) } : {}),
       });
     }

@@ -1,5 +1,6 @@
 // Finding the slot files in a lock directory (for --list and --done; not on the lock path).
 import { EXIT, WaitlockError } from "../errors";
+import { inspectRecord, type Decoded } from "../record";
 
 const SLOT_FILE = /^([A-Za-z0-9._-]+)\.slot(\d+)\.lock$/;
 
@@ -26,4 +27,12 @@ export async function scanSlotFiles(dir: string, onlyName?: string): Promise<Slo
     files.push({ name: m[1]!, slot: Number(m[2]), path: `${dir}/${entry}` });
   }
   return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.slot - b.slot));
+}
+
+/** The record in a slot file, trusted only whole and describing this very slot. */
+export function slotRecord(file: SlotFile, bytes: Uint8Array): Decoded {
+  const d = inspectRecord(bytes);
+  if ("record" in d && (d.record.descriptor !== file.name || d.record.slot !== file.slot))
+    return { corrupt: `record describes '${d.record.descriptor}' slot ${d.record.slot}` };
+  return d;
 }
