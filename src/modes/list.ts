@@ -18,7 +18,9 @@ export interface ListOptions {
  * json: even an import() that never runs costs every start-up ~0.2 ms (its bytecode loads).
  */
 async function sha256(bytes: Uint8Array): Promise<string> {
-  const { sha256: hash } = require("hash-wasm") as typeof import("hash-wasm");
+  // The per-algorithm build: the full index bundles every algorithm's WebAssembly (284 KB of
+  // source that the compiled binary carries and pages in at every start).
+  const { sha256: hash } = require("hash-wasm/dist/sha256.umd.min.js") as typeof import("hash-wasm");
   return hash(bytes);
 }
 
