@@ -113,7 +113,9 @@ async function handoff(name: string, workers: number, iterations: number, slots:
 // ---------------------------------------------------------------- setup
 
 ensureHyperfine();
-sh([join(ROOT, "node_modules/.bin/bun"), "build", "--compile", "--minify", "--bytecode", join(ROOT, "bench/floor.ts"), "--outfile", FLOOR]);
+// Built exactly as dist/waitlock is (package.json "build"), so that the two differ only in code.
+const buildFlags = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.build as string).match(/ --[a-z-]+/g)!.map((f) => f.trim()).filter((f) => f !== "--outfile");
+sh([join(ROOT, "node_modules/.bin/bun"), "build", ...buildFlags, join(ROOT, "bench/floor.ts"), "--outfile", FLOOR]);
 const shm = existsSync("/dev/shm") ? "/dev/shm" : "/tmp";
 const tmp = mkdtempSync(join(shm, "waitlock-bench-"));
 const lines: string[] = [];
@@ -136,7 +138,7 @@ try {
   out(`| memory | ${(totalmem() / 2 ** 30).toFixed(1)} GiB |`);
   out(`| kernel | Linux ${kernel()} (${process.arch}) |`);
   out(`| lock directory | ${tmp} (${fsType}) |`);
-  out(`| waitlock | ${sh([WL, "--version"])} (dist/waitlock, bun build --compile --minify --bytecode) |`);
+  out(`| waitlock | ${sh([WL, "--version"])} (dist/waitlock, bun build ${buildFlags.join(" ")}) |`);
   out(`| Bun | ${Bun.version} |`);
   out(`| flock(1) | ${sh(["flock", "--version"]).split("\n")[0]} |`);
   out(`| hyperfine | ${sh(["hyperfine", "--version"])} |`);

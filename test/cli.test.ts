@@ -1,6 +1,6 @@
 // Options, names, environment and messages, as a user meets them.
 import { describe, expect, test } from "bun:test";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { held, listJson, lockDir, start, stderrOf, BIN, waitFor, wl } from "./helpers";
 
@@ -206,5 +206,19 @@ describe("environment", () => {
     expect(loud.stderr).toMatch(ONE_LINE);
     const quiet = await wl(["-q", "-d", "/proc/version", "x", "--exec", "true"]);
     expect(quiet).toMatchObject({ code: 6, stderr: "" });
+  });
+
+  test("a .env or bunfig.toml in the working directory is not read: same directory, same environment", async () => {
+    const project = lockDir();
+    const elsewhere = lockDir();
+    const d = lockDir();
+    writeFileSync(`${project}/.env`, `WAITLOCK_DIR=${elsewhere}\nFROM_DOTENV=leaked\n`);
+    writeFileSync(`${project}/bunfig.toml`, "this is [not toml\n");
+    const r = await wl(["dotenv", "--exec", "sh", "-c", 'echo "${FROM_DOTENV:-unset} $WAITLOCK_DIR"'], { cwd: project, env: { WAITLOCK_DIR: d } });
+    expect(r).toMatchObject({ code: 0, stdout: `unset ${d}\n`, stderr: "" });
+    const p = start([BIN, "dotenv", "--exec", "sleep", "30"], { env: { WAITLOCK_DIR: d }, cwd: project });
+    await waitFor("the lock in WAITLOCK_DIR", () => existsSync(`${d}/dotenv.slot0.lock`));
+    expect(readdirSync(elsewhere)).toEqual([]);
+    p.kill("SIGTERM");
   });
 });

@@ -91,8 +91,9 @@ export const sh = (script: string, dir: string, opts: RunOptions = {}) =>
   run(["/bin/sh", "-c", script], { ...opts, env: { WL: BIN, D: dir, ...opts.env } });
 
 /** Starts a process in the background; it is killed after the test. */
-export function start(cmd: string[], opts: { env?: Env; stdout?: "pipe" | "ignore"; stdin?: "pipe" | "ignore" } = {}) {
+export function start(cmd: string[], opts: { env?: Env; stdout?: "pipe" | "ignore"; stdin?: "pipe" | "ignore"; cwd?: string } = {}) {
   const p = Bun.spawn(cmd, {
+    cwd: opts.cwd,
     stdin: opts.stdin ?? "ignore",
     stdout: opts.stdout ?? "ignore",
     stderr: "pipe",
