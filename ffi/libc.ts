@@ -1,62 +1,18 @@
 // The one place that talks to libc. Everything returns plain numbers: a result, or a
 // negative errno; nothing here throws for a failed system call.
 import { dlopen, FFIType, read, ptr as addressOf, CString, type Pointer } from "bun:ffi";
-import { platform as P, LOCK, LOG, POLLIN, type ErrnoName, type Field } from "./platform";
+import { platform as P, LOCK, LOG, POLLIN, type ErrnoName, type Field, type Syscalls } from "./platform";
 
 export { LOCK, LOG, POLLIN };
 export { platform } from "./platform";
 
-const { i32, u32, i64, u64, ptr, cstring, void: none } = FFIType;
-
-// Bun compiles a trampoline for every symbol at dlopen time (~20 µs each), so the calls on
-// the path that takes a lock and runs a command are bound at start-up and the rest on
-// first use.
-const hot = {
-  open: { args: [ptr, i32, i32], returns: i32 },
-  close: { args: [i32], returns: i32 },
-  pread: { args: [i32, ptr, u64, i64], returns: i64 },
-  pwrite: { args: [i32, ptr, u64, i64], returns: i64 },
-  ftruncate: { args: [i32, i64], returns: i32 },
-  flock: { args: [i32, i32], returns: i32 },
-  unlink: { args: [ptr], returns: i32 },
-  access: { args: [ptr, i32], returns: i32 },
-  getuid: { args: [], returns: i32 },
-  gethostname: { args: [ptr, u64], returns: i32 },
-} as const;
-
-// Named differently on each system; hot too.
-const renamed = {
-  [P.errnoFn]: { args: [], returns: ptr },
-  [P.fstatFn]: { args: [i32, ptr], returns: i32 },
-  [P.lstatFn]: { args: [ptr, ptr], returns: i32 },
-};
-
-const cold = {
-  read: { args: [i32, ptr, u64], returns: i64 },
-  mkdir: { args: [ptr, i32], returns: i32 },
-  chmod: { args: [ptr, i32], returns: i32 },
-  fchmod: { args: [i32, i32], returns: i32 },
-  isatty: { args: [i32], returns: i32 },
-  kill: { args: [i32, i32], returns: i32 },
-  getppid: { args: [], returns: i32 },
-  sysconf: { args: [i32], returns: i64 },
-  poll: { args: [ptr, u64, i32], returns: i32 },
-  strerror: { args: [i32], returns: cstring },
-  openlog: { args: [ptr, i32, i32], returns: none },
-  syslog: { args: [i32, ptr], returns: none },
-} as const;
-
-const linuxOnly = {
-  syscall: { args: [i64, i64, i64], returns: i64 },
-  inotify_init1: { args: [i32], returns: i32 },
-  inotify_add_watch: { args: [i32, ptr, i32], returns: i32 },
-  inotify_rm_watch: { args: [i32, i32], returns: i32 },
-} as const;
+const { i32, u32, i64, i64_fast, u64, ptr, cstring, void: none } = FFIType;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Fn = (...a: any[]) => any;
+type Signatures = Record<string, { args: readonly FFIType[]; returns: FFIType }>;
 
-function load(wanted: Record<string, { args: readonly FFIType[]; returns: FFIType }>): Record<string, Fn> {
+function load(wanted: Signatures): Record<string, Fn> {
   let lastError: unknown;
   for (const name of P.libc) {
     try {
@@ -68,27 +24,158 @@ function load(wanted: Record<string, { args: readonly FFIType[]; returns: FFITyp
   throw lastError;
 }
 
-const loaded = load({ ...hot, ...renamed });
-const H = loaded as Record<keyof typeof hot, Fn>;
-const errnoPtr = loaded[P.errnoFn] as () => Pointer;
-const fstatFn = loaded[P.fstatFn] as (fd: number, buf: Uint8Array) => number;
-const lstatFn = loaded[P.lstatFn] as (path: Uint8Array, buf: Uint8Array) => number;
+type SyscallFn = (nr: number, a: number, b: number, c: number, d: number) => number;
 
-const bsdOnly = {
-  sysctl: { args: [ptr, u32, ptr, ptr, ptr, u64], returns: i32 },
-} as const;
+/** The system calls waitlock makes. Each returns its result, or -1 with errno set. */
+interface Calls {
+  open(path: Uint8Array, flags: number, mode: number): number;
+  close(fd: number): number;
+  read(fd: number, buf: Uint8Array): number;
+  pread(fd: number, buf: Uint8Array, offset: number): number;
+  pwrite(fd: number, buf: Uint8Array, offset: number): number;
+  ftruncate(fd: number, length: number): number;
+  flock(fd: number, op: number): number;
+  unlink(path: Uint8Array): number;
+  access(path: Uint8Array, mode: number): number;
+  mkdir(path: Uint8Array, mode: number): number;
+  chmod(path: Uint8Array, mode: number): number;
+  fchmod(fd: number, mode: number): number;
+  fstat(fd: number, buf: Uint8Array): number;
+  lstat(path: Uint8Array, buf: Uint8Array): number;
+  kill(pid: number, signal: number): number;
+  getppid(): number;
+  getuid(): number;
+  /** 1 when `fd` is a terminal */
+  isatty(fd: number): number;
+  /** the host name, NUL-terminated, into `buf` */
+  hostname(buf: Uint8Array): number;
+  /** struct pollfd[]; timeoutMs -1 waits forever */
+  poll(set: Int32Array, count: number, timeoutMs: number): number;
+}
 
-const kqueueSymbols = {
-  kqueue: { args: [], returns: i32 },
-  kevent: { args: [i32, ptr, i32, ptr, i32, ptr], returns: i32 },
-} as const;
+/**
+ * Linux: one libc symbol, syscall(2), carries every call (plus the errno location). Bun
+ * compiles a trampoline per bound symbol at dlopen time, ~70 µs of start-up each.
+ */
+function linuxCalls(S: Syscalls): { calls: Calls; errno: () => Pointer; syscall: SyscallFn } {
+  const lib = load({ syscall: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i64_fast }, [P.errnoFn]: { args: [], returns: ptr } });
+  const sc = lib.syscall as SyscallFn;
+  // The buffers stay referenced by the caller for the duration of the call.
+  const at = (buf: Uint8Array | Int32Array | BigInt64Array) => addressOf(buf) as number;
+  const utsname = new Uint8Array(6 * 65);
+  const termios = new Uint8Array(64);
+  const timespec = new BigInt64Array(2);
+  return {
+    syscall: sc,
+    errno: lib[P.errnoFn] as () => Pointer,
+    calls: {
+      open: (path, flags, mode) => sc(S.openat, S.AT_FDCWD, at(path), flags, mode),
+      close: (fd) => sc(S.close, fd, 0, 0, 0),
+      read: (fd, buf) => sc(S.read, fd, at(buf), buf.byteLength, 0),
+      pread: (fd, buf, offset) => sc(S.pread64, fd, at(buf), buf.byteLength, offset),
+      pwrite: (fd, buf, offset) => sc(S.pwrite64, fd, at(buf), buf.byteLength, offset),
+      ftruncate: (fd, length) => sc(S.ftruncate, fd, length, 0, 0),
+      flock: (fd, op) => sc(S.flock, fd, op, 0, 0),
+      unlink: (path) => sc(S.unlinkat, S.AT_FDCWD, at(path), 0, 0),
+      access: (path, mode) => sc(S.faccessat, S.AT_FDCWD, at(path), mode, 0),
+      mkdir: (path, mode) => sc(S.mkdirat, S.AT_FDCWD, at(path), mode, 0),
+      chmod: (path, mode) => sc(S.fchmodat, S.AT_FDCWD, at(path), mode, 0),
+      fchmod: (fd, mode) => sc(S.fchmod, fd, mode, 0, 0),
+      fstat: (fd, buf) => sc(S.fstat, fd, at(buf), 0, 0),
+      lstat: (path, buf) => sc(S.newfstatat, S.AT_FDCWD, at(path), at(buf), S.AT_SYMLINK_NOFOLLOW),
+      kill: (pid, signal) => sc(S.kill, pid, signal, 0, 0),
+      getppid: () => sc(S.getppid, 0, 0, 0, 0),
+      getuid: () => sc(S.getuid, 0, 0, 0, 0),
+      isatty: (fd) => (sc(S.ioctl, fd, S.TCGETS, at(termios), 0) === 0 ? 1 : 0),
+      hostname: (buf) => {
+        // struct utsname: six 65-byte fields; the node name is the second.
+        if (sc(S.uname, at(utsname), 0, 0, 0) < 0) return -1;
+        buf.set(utsname.subarray(65, 65 + Math.min(65, buf.byteLength)));
+        return 0;
+      },
+      poll: (set, count, timeoutMs) => {
+        if (timeoutMs < 0) return sc(S.ppoll, at(set), count, 0, 0);
+        timespec[0] = BigInt(Math.floor(timeoutMs / 1000));
+        timespec[1] = BigInt((timeoutMs % 1000) * 1_000_000);
+        return sc(S.ppoll, at(set), count, at(timespec), 0);
+      },
+    },
+  };
+}
 
-type ColdName = keyof typeof cold | keyof typeof linuxOnly | keyof typeof bsdOnly | keyof typeof kqueueSymbols;
-let coldSymbols: Record<ColdName, Fn> | undefined;
-const X = (): Record<ColdName, Fn> =>
-  (coldSymbols ??= load(
-    P.os === "linux" ? { ...cold, ...linuxOnly } : P.kevent ? { ...cold, ...bsdOnly, ...kqueueSymbols } : { ...cold, ...bsdOnly },
-  ) as Record<ColdName, Fn>);
+/** Elsewhere calls go by name: those on the lock path bound at start-up, the rest on first use. */
+function namedCalls(): { calls: Calls; errno: () => Pointer } {
+  const H = load({
+    open: { args: [ptr, i32, i32], returns: i32 },
+    close: { args: [i32], returns: i32 },
+    pread: { args: [i32, ptr, u64, i64], returns: i64_fast },
+    pwrite: { args: [i32, ptr, u64, i64], returns: i64_fast },
+    ftruncate: { args: [i32, i64], returns: i32 },
+    flock: { args: [i32, i32], returns: i32 },
+    unlink: { args: [ptr], returns: i32 },
+    access: { args: [ptr, i32], returns: i32 },
+    getuid: { args: [], returns: i32 },
+    gethostname: { args: [ptr, u64], returns: i32 },
+    [P.errnoFn]: { args: [], returns: ptr },
+    [P.fstatFn!]: { args: [i32, ptr], returns: i32 },
+    [P.lstatFn!]: { args: [ptr, ptr], returns: i32 },
+  });
+  let cold: Record<string, Fn> | undefined;
+  const C = () =>
+    (cold ??= load({
+      read: { args: [i32, ptr, u64], returns: i64_fast },
+      mkdir: { args: [ptr, i32], returns: i32 },
+      chmod: { args: [ptr, i32], returns: i32 },
+      fchmod: { args: [i32, i32], returns: i32 },
+      isatty: { args: [i32], returns: i32 },
+      kill: { args: [i32, i32], returns: i32 },
+      getppid: { args: [], returns: i32 },
+      poll: { args: [ptr, u64, i32], returns: i32 },
+    }));
+  return {
+    errno: H[P.errnoFn] as () => Pointer,
+    calls: {
+      open: (path, flags, mode) => H.open!(path, flags, mode),
+      close: (fd) => H.close!(fd),
+      read: (fd, buf) => C().read!(fd, buf, buf.byteLength),
+      pread: (fd, buf, offset) => H.pread!(fd, buf, buf.byteLength, offset),
+      pwrite: (fd, buf, offset) => H.pwrite!(fd, buf, buf.byteLength, offset),
+      ftruncate: (fd, length) => H.ftruncate!(fd, length),
+      flock: (fd, op) => H.flock!(fd, op),
+      unlink: (path) => H.unlink!(path),
+      access: (path, mode) => H.access!(path, mode),
+      mkdir: (path, mode) => C().mkdir!(path, mode),
+      chmod: (path, mode) => C().chmod!(path, mode),
+      fchmod: (fd, mode) => C().fchmod!(fd, mode),
+      fstat: (fd, buf) => H[P.fstatFn!]!(fd, buf),
+      lstat: (path, buf) => H[P.lstatFn!]!(path, buf),
+      kill: (pid, signal) => C().kill!(pid, signal),
+      getppid: () => C().getppid!(),
+      getuid: () => H.getuid!(),
+      isatty: (fd) => C().isatty!(fd),
+      hostname: (buf) => H.gethostname!(buf, buf.byteLength),
+      poll: (set, count, timeoutMs) => C().poll!(set, count, timeoutMs),
+    },
+  };
+}
+
+const bound: { calls: Calls; errno: () => Pointer; syscall?: SyscallFn } = P.SYS ? linuxCalls(P.SYS) : namedCalls();
+const sys = bound.calls;
+const errnoPtr = bound.errno;
+/** Linux only: the calls that exist nowhere else (pidfd, inotify) */
+const syscall = bound.syscall;
+
+// What only some calls need, and no system has under the same name: bound on first use.
+let extra: Record<string, Fn> | undefined;
+const X = (): Record<string, Fn> =>
+  (extra ??= load({
+    strerror: { args: [i32], returns: cstring },
+    sysconf: { args: [i32], returns: i64_fast },
+    openlog: { args: [ptr, i32, i32], returns: none },
+    syslog: { args: [i32, ptr], returns: none },
+    ...(P.os !== "linux" && { sysctl: { args: [ptr, u32, ptr, ptr, ptr, u64], returns: i32 } }),
+    ...(P.kevent && { kqueue: { args: [], returns: i32 }, kevent: { args: [i32, ptr, i32, ptr, i32, ptr], returns: i32 } }),
+  }));
 
 const encoder = new TextEncoder();
 const cstr = (s: string): Uint8Array => encoder.encode(s + "\0");
@@ -109,84 +196,84 @@ export function errnoName(errno: number): ErrnoName | undefined {
 }
 
 export function strerror(errno: number): string {
-  return String(X().strerror(Math.abs(errno)) as CString);
+  return String(X().strerror!(Math.abs(errno)) as CString);
 }
 
 export function open(path: string, flags: number, mode = 0o666): number {
-  return check(H.open(cstr(path), flags, mode) as number);
+  return check(sys.open(cstr(path), flags, mode));
 }
 
 export function close(fd: number): void {
-  H.close(fd);
+  sys.close(fd);
 }
 
 export function flock(fd: number, op: number): number {
-  return check(H.flock(fd, op) as number);
+  return check(sys.flock(fd, op));
 }
 
 export function pread(fd: number, buf: Uint8Array, offset = 0): number {
-  return check(H.pread(fd, buf, buf.byteLength, offset) as bigint);
+  return check(sys.pread(fd, buf, offset));
 }
 
 /** Reads whatever is there now; for non-blocking descriptors. */
 export function readSome(fd: number, buf: Uint8Array): number {
-  return check(X().read(fd, buf, buf.byteLength) as bigint);
+  return check(sys.read(fd, buf));
 }
 
 export function pwrite(fd: number, buf: Uint8Array, offset = 0): number {
-  return check(H.pwrite(fd, buf, buf.byteLength, offset) as bigint);
+  return check(sys.pwrite(fd, buf, offset));
 }
 
 export function ftruncate(fd: number, length: number): number {
-  return check(H.ftruncate(fd, length) as number);
+  return check(sys.ftruncate(fd, length));
 }
 
 export function unlink(path: string): number {
-  return check(H.unlink(cstr(path)) as number);
+  return check(sys.unlink(cstr(path)));
 }
 
 export function mkdir(path: string, mode: number): number {
-  return check(X().mkdir(cstr(path), mode) as number);
+  return check(sys.mkdir(cstr(path), mode));
 }
 
 export function chmod(path: string, mode: number): number {
-  return check(X().chmod(cstr(path), mode) as number);
+  return check(sys.chmod(cstr(path), mode));
 }
 
 export function fchmod(fd: number, mode: number): number {
-  return check(X().fchmod(fd, mode) as number);
+  return check(sys.fchmod(fd, mode));
 }
 
 /** access(2) with W_OK|X_OK: may this process create files in the directory? */
 export function canWriteDir(path: string): boolean {
-  return (H.access(cstr(path), 2 | 1) as number) === 0;
+  return sys.access(cstr(path), 2 | 1) === 0;
 }
 
 export function isatty(fd: number): boolean {
-  return (X().isatty(fd) as number) === 1;
+  return sys.isatty(fd) === 1;
 }
 
 export function kill(pid: number, signal: number): number {
-  return check(X().kill(pid, signal) as number);
+  return check(sys.kill(pid, signal));
 }
 
 export function getppid(): number {
-  return X().getppid() as number;
+  return sys.getppid();
 }
 
 export function getuid(): number {
-  return H.getuid() as number;
+  return sys.getuid();
 }
 
 export function hostname(): string {
   const buf = new Uint8Array(256);
-  if ((H.gethostname(buf, buf.byteLength) as number) !== 0) return "";
+  if (sys.hostname(buf) !== 0) return "";
   const end = buf.indexOf(0);
   return new TextDecoder().decode(buf.subarray(0, end < 0 ? buf.length : end));
 }
 
 export function onlineCpus(): number {
-  const n = Number(X().sysconf(P.SC_NPROCESSORS_ONLN) as bigint);
+  const n = Number(X().sysconf!(P.SC_NPROCESSORS_ONLN));
   if (n > 0) return n;
   const hw = P.hwNcpu ? sysctl(P.hwNcpu) : -1;
   return typeof hw !== "number" && hw.byteLength >= 4 ? Math.max(1, new DataView(hw.buffer, hw.byteOffset).getInt32(0, true)) : 1;
@@ -197,10 +284,10 @@ export function sysctl(mib: number[]): Uint8Array | number {
   if (P.os === "linux") return -P.E.ENOSYS;
   const name = new Int32Array(mib);
   const length = new BigUint64Array(1);
-  let r = check(X().sysctl(name, mib.length, null, length, null, 0) as number);
+  let r = check(X().sysctl!(name, mib.length, null, length, null, 0) as number);
   if (r < 0) return r;
   const buf = new Uint8Array(Number(length[0]));
-  r = check(X().sysctl(name, mib.length, buf, length, null, 0) as number);
+  r = check(X().sysctl!(name, mib.length, buf, length, null, 0) as number);
   return r < 0 ? r : buf.subarray(0, Number(length[0]));
 }
 
@@ -214,7 +301,7 @@ export const addressOfBuffer = (buf: Uint8Array): number => Number(addressOf(buf
 export function processExitQueue(pid: number): number {
   const K = P.kevent;
   if (!K) return -P.E.ENOSYS;
-  const kq = check(X().kqueue() as number);
+  const kq = check(X().kqueue!() as number);
   if (kq < 0) return kq;
   const change = new Uint8Array(K.size);
   const v = new DataView(change.buffer);
@@ -222,7 +309,7 @@ export function processExitQueue(pid: number): number {
   v.setInt16(K.filter, K.EVFILT_PROC, true);
   v.setUint16(K.flags, K.EV_ADD | K.EV_ONESHOT, true);
   v.setUint32(K.fflags, K.NOTE_EXIT, true);
-  const r = check(X().kevent(kq, change, 1, null, 0, null) as number);
+  const r = check(X().kevent!(kq, change, 1, null, 0, null) as number);
   if (r < 0) {
     close(kq);
     return r;
@@ -232,7 +319,7 @@ export function processExitQueue(pid: number): number {
 
 /** Blocks until the queue reports; 1 when it did, -EINTR when a signal came first. */
 export function waitQueue(kq: number): number {
-  return check(X().kevent(kq, null, 0, new Uint8Array(P.kevent!.size), 1, null) as number);
+  return check(X().kevent!(kq, null, 0, new Uint8Array(P.kevent!.size), 1, null) as number);
 }
 
 export function signalNumber(name: string): number | undefined {
@@ -268,12 +355,12 @@ function decodeStat(): Stat {
 }
 
 export function fstat(fd: number): Stat | number {
-  const r = fstatFn(fd, statBuf);
+  const r = sys.fstat(fd, statBuf);
   return r < 0 ? fail() : decodeStat();
 }
 
 export function lstat(path: string): Stat | number {
-  const r = lstatFn(cstr(path), statBuf);
+  const r = sys.lstat(cstr(path), statBuf);
   return r < 0 ? fail() : decodeStat();
 }
 
@@ -287,7 +374,7 @@ export function pollReadable(fds: number[], timeoutMs: number): number[] | numbe
     set[i * 2] = fd;
     set[i * 2 + 1] = POLLIN;
   });
-  const r = X().poll(set, fds.length, Math.max(-1, Math.floor(timeoutMs))) as number;
+  const r = sys.poll(set, fds.length, Math.max(-1, Math.floor(timeoutMs)));
   if (r < 0) return fail();
   const ready: number[] = [];
   // struct pollfd { int fd; short events; short revents; }: revents is the high half.
@@ -297,28 +384,29 @@ export function pollReadable(fds: number[], timeoutMs: number): number[] | numbe
 
 /** A descriptor that becomes readable when `pid` exits; negative errno when unsupported. */
 export function pidfdOpen(pid: number): number {
-  if (P.SYS_pidfd_open === undefined || P.os !== "linux") return -P.E.ENOSYS;
-  return check(X().syscall(P.SYS_pidfd_open, pid, 0) as bigint);
+  if (!P.SYS || !syscall) return -P.E.ENOSYS;
+  return check(syscall(P.SYS.pidfd_open, pid, 0, 0, 0));
 }
 
 export function inotifyInit(): number {
-  if (!P.IN || P.os !== "linux") return -P.E.ENOSYS;
-  return check(X().inotify_init1(P.IN.NONBLOCK | P.IN.CLOEXEC) as number);
+  if (!P.IN || !P.SYS || !syscall) return -P.E.ENOSYS;
+  return check(syscall(P.SYS.inotify_init1, P.IN.NONBLOCK | P.IN.CLOEXEC, 0, 0, 0));
 }
 
 export function inotifyAddWatch(ifd: number, path: string, mask: number): number {
-  return check(X().inotify_add_watch(ifd, cstr(path), mask) as number);
+  const name = cstr(path);
+  return check(syscall!(P.SYS!.inotify_add_watch, ifd, addressOf(name) as number, mask, 0));
 }
 
 export function inotifyRmWatch(ifd: number, wd: number): void {
-  X().inotify_rm_watch(ifd, wd);
+  syscall!(P.SYS!.inotify_rm_watch, ifd, wd, 0, 0);
 }
 
 export function openlog(ident: Uint8Array, option: number, facility: number): void {
-  X().openlog(ident, option, facility);
+  X().openlog!(ident, option, facility);
 }
 
 export function syslog(priority: number, message: string): void {
   // The message is the format string: escape conversions so that nothing is read from varargs.
-  X().syslog(priority, cstr(message.replaceAll("%", "%%")));
+  X().syslog!(priority, cstr(message.replaceAll("%", "%%")));
 }

@@ -23,8 +23,9 @@ export interface Platform {
   os: string;
   libc: string[];
   errnoFn: string;
-  fstatFn: string;
-  lstatFn: string;
+  /** the stat symbols, where calls go by name (not on Linux: see SYS) */
+  fstatFn?: string;
+  lstatFn?: string;
   stat: StatLayout;
   O: { RDONLY: number; WRONLY: number; RDWR: number; CREAT: number; EXCL: number; NOFOLLOW: number; CLOEXEC: number; DIRECTORY: number; NONBLOCK: number };
   E: Record<ErrnoName, number>;
@@ -41,8 +42,22 @@ export interface Platform {
   procArgs?: { mib: (pid: number) => number[]; layout: "nul" | "procargs2" | "argv-pointers" };
   /** sysctl MIB of the CPU count (CTL_HW, HW_NCPU), where sysconf may not answer */
   hwNcpu?: number[];
-  SYS_pidfd_open?: number;
+  /**
+   * Linux: every call goes through syscall(2) by number, so that start-up binds two libc
+   * symbols instead of a dozen (each costs ~70 µs of start-up to compile a trampoline for).
+   */
+  SYS?: Syscalls;
   IN?: { ATTRIB: number; CLOSE_WRITE: number; DELETE_SELF: number; MOVE_SELF: number; IGNORED: number; Q_OVERFLOW: number; NONBLOCK: number; CLOEXEC: number };
+}
+
+export interface Syscalls {
+  read: number; pread64: number; pwrite64: number; openat: number; close: number; flock: number;
+  fstat: number; newfstatat: number; ftruncate: number; unlinkat: number; faccessat: number;
+  mkdirat: number; fchmodat: number; fchmod: number; kill: number; getppid: number; getuid: number;
+  uname: number; ioctl: number; ppoll: number; inotify_init1: number; inotify_add_watch: number;
+  inotify_rm_watch: number; pidfd_open: number;
+  /** the arguments that name "relative to the working directory", "do not follow", "is a terminal?" */
+  AT_FDCWD: number; AT_SYMLINK_NOFOLLOW: number; TCGETS: number;
 }
 
 export interface KeventLayout {
@@ -108,6 +123,20 @@ const LINUX_STAT_GENERIC: StatLayout = {
   size: 128, dev: f(0, 8), ino: f(8, 8), mode: f(16, 4), nlink: f(20, 4), uid: f(24, 4), fileSize: f(48, 8),
 };
 
+// x86_64 kept its own numbering; arm64 (and riscv64) use the unified asm-generic table, which
+// has only the *at() forms and ppoll. pidfd_open came after the unification: 434 everywhere.
+const LINUX_AT = { AT_FDCWD: -100, AT_SYMLINK_NOFOLLOW: 0x100, TCGETS: 0x5401, pidfd_open: 434 };
+const LINUX_SYS_X86_64: Syscalls = {
+  read: 0, pread64: 17, pwrite64: 18, openat: 257, close: 3, flock: 73, fstat: 5, newfstatat: 262, ftruncate: 77,
+  unlinkat: 263, faccessat: 269, mkdirat: 258, fchmodat: 268, fchmod: 91, kill: 62, getppid: 110, getuid: 102,
+  uname: 63, ioctl: 16, ppoll: 271, inotify_init1: 294, inotify_add_watch: 254, inotify_rm_watch: 255, ...LINUX_AT,
+};
+const LINUX_SYS_GENERIC: Syscalls = {
+  read: 63, pread64: 67, pwrite64: 68, openat: 56, close: 57, flock: 32, fstat: 80, newfstatat: 79, ftruncate: 46,
+  unlinkat: 35, faccessat: 48, mkdirat: 34, fchmodat: 53, fchmod: 52, kill: 129, getppid: 173, getuid: 174,
+  uname: 160, ioctl: 29, ppoll: 73, inotify_init1: 26, inotify_add_watch: 27, inotify_rm_watch: 28, ...LINUX_AT,
+};
+
 // O_NOFOLLOW and O_DIRECTORY are the two flags arm64 moved.
 const linux = (arch: string): Platform => {
   const arm = arch === "arm64";
@@ -116,8 +145,6 @@ const linux = (arch: string): Platform => {
     // glibc first; a musl build of Bun finds the musl loader's libc instead.
     libc: ["libc.so.6", `libc.musl-${arm ? "aarch64" : "x86_64"}.so.1`],
     errnoFn: "__errno_location",
-    fstatFn: "fstat",
-    lstatFn: "lstat",
     stat: arm ? LINUX_STAT_GENERIC : LINUX_STAT_X86_64,
     O: {
       RDONLY: 0, WRONLY: 1, RDWR: 2, CREAT: 0o100, EXCL: 0o200, NONBLOCK: 0o4000, CLOEXEC: 0o2000000,
@@ -128,8 +155,7 @@ const linux = (arch: string): Platform => {
     SC_NPROCESSORS_ONLN: 84,
     waker: "inotify",
     ownerWatch: "pidfd",
-    // pidfd_open arrived after the syscall tables were unified: 434 on every architecture.
-    SYS_pidfd_open: 434,
+    SYS: arm ? LINUX_SYS_GENERIC : LINUX_SYS_X86_64,
     IN: {
       ATTRIB: 0x4, CLOSE_WRITE: 0x8, DELETE_SELF: 0x400, MOVE_SELF: 0x800, IGNORED: 0x8000, Q_OVERFLOW: 0x4000,
       NONBLOCK: 0o4000, CLOEXEC: 0o2000000,
