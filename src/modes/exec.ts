@@ -9,9 +9,15 @@ import type { Events } from "./events";
 
 const FORWARDED = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
 
+/** ASCII white space (without a regex: compiling one costs start-up). */
+const hasBlank = (s: string) => {
+  for (let i = 0; i < s.length; i++) if (" \t\n\r\v\f".includes(s[i]!)) return true;
+  return false;
+};
+
 /** One argument with white space in it is a shell command line; anything else is argv. */
 function commandArgv(command: string[]): string[] {
-  return command.length === 1 && /\s/.test(command[0]!) ? ["/bin/sh", "-c", command[0]!] : command;
+  return command.length === 1 && hasBlank(command[0]!) ? ["/bin/sh", "-c", command[0]!] : command;
 }
 
 function cannotRun(command: string, e: unknown): WaitlockError {
