@@ -1,12 +1,13 @@
 // `npm run bench`: every benchmark in one run, against the peers (flock(1) and the Bun
 // floor), written to bench/RESULTS.md with the machine and the versions.
-import { cpus, release as kernel, totalmem } from "node:os";
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { cpus, release as kernel, tmpdir, totalmem } from "node:os";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { RECORD_SIZE } from "../src/record";
 
 const ROOT = join(import.meta.dir, "..");
-const WL = join(ROOT, "dist/waitlock");
-const FLOOR = join(ROOT, "dist/bench-floor");
+const BUILT = join(ROOT, "dist/waitlock");
+const BUILT_FLOOR = join(ROOT, "dist/bench-floor");
 const OUT = join(ROOT, "bench/RESULTS.md");
 
 // ---------------------------------------------------------------- helpers
@@ -50,9 +51,9 @@ const spread = (s: Stats, unit: (x: number) => string) => `${unit(s.p25)} – ${
 /**
  * hyperfine over `commands` (no shell); seconds per run for each. This machine drifts by
  * milliseconds within a minute, and hyperfine runs one command after the other, so the runs
- * are split into rounds that alternate the order, and pooled.
+ * are split into many short rounds that alternate the order, and pooled.
  */
-function hyperfine(commands: string[], runs: number, warmup = 20, rounds = 4): Stats[] {
+function hyperfine(commands: string[], runs: number, warmup = 5, rounds = 20): Stats[] {
   const pooled: number[][] = commands.map(() => []);
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? commands.map((_, i) => i) : commands.map((_, i) => commands.length - 1 - i);
@@ -110,12 +111,31 @@ async function handoff(name: string, workers: number, iterations: number, slots:
   return (performance.now() - t0) / 1000;
 }
 
+/** bench/syscalls.c, compiled here when there is a C compiler: the kernel's share in µs. */
+function kernelShare(): { bare: number; record: number } | undefined {
+  const cc = Bun.which("cc");
+  if (!cc) return undefined;
+  const bin = join(binDir, "syscalls");
+  sh([cc, "-O2", "-o", bin, join(ROOT, "bench/syscalls.c")]);
+  return JSON.parse(sh([bin, tmp, String(RECORD_SIZE)]));
+}
+
 // ---------------------------------------------------------------- setup
 
 ensureHyperfine();
 // Built exactly as dist/waitlock is (package.json "build"), so that the two differ only in code.
 const buildFlags = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.build as string).match(/ --[a-z-]+/g)!.map((f) => f.trim()).filter((f) => f !== "--outfile");
-sh([join(ROOT, "node_modules/.bin/bun"), "build", ...buildFlags, join(ROOT, "bench/floor.ts"), "--outfile", FLOOR]);
+sh([join(ROOT, "node_modules/.bin/bun"), "build", ...buildFlags, join(ROOT, "bench/floor.ts"), "--outfile", BUILT_FLOOR]);
+// Both executables are run from fresh copies side by side: how long ago a file was written
+// changes how fast it starts (measured here: two identical copies of one binary, one written
+// ten minutes earlier, differed by 0.7-1 ms), so neither gets an older page-cache state.
+const binDir = mkdtempSync(join(tmpdir(), "waitlock-bench-bin-"));
+const WL = join(binDir, "waitlock");
+const FLOOR = join(binDir, "bench-floor");
+copyFileSync(BUILT, WL);
+copyFileSync(BUILT_FLOOR, FLOOR);
+chmodSync(WL, 0o755);
+chmodSync(FLOOR, 0o755);
 const shm = existsSync("/dev/shm") ? "/dev/shm" : "/tmp";
 const tmp = mkdtempSync(join(shm, "waitlock-bench-"));
 const lines: string[] = [];
@@ -148,7 +168,7 @@ try {
   out("## Whole-process runs (hyperfine, no shell)");
   out();
   writeFileSync(join(tmp, "flock.lock"), "");
-  const [floor, flock, exec] = hyperfine([FLOOR, `flock ${tmp}/flock.lock true`, `${WL} -d ${tmp} x --exec true`], 400, 40);
+  const [floor, flock, exec] = hyperfine([FLOOR, `flock ${tmp}/flock.lock true`, `${WL} -d ${tmp} x --exec true`], 400);
   const check = hyperfine([`${WL} -d ${tmp} --check free`], 300)[0]!;
   const hold = hyperfine([`sh -c 'exec true'`, `sh -c 'exec ${WL} -d ${tmp} --owner $$ caller$$'`], 200)!;
   out("| scenario | median | p25 – p75 | min | runs |");
@@ -193,6 +213,12 @@ try {
   const withRecord = inproc["acquire+release (with record)"]!.median / 1000;
   const bare = inproc["acquire+release (record: false)"]!.median / 1000;
   out(`**Target: in-process acquire+release ≤ 20 µs.** With the record (the default) ${withRecord.toFixed(1)} µs — ${withRecord <= 20 ? "met" : "NOT met"}; without it (\`record: false\`) ${bare.toFixed(1)} µs — ${bare <= 20 ? "met" : "NOT met"}.`);
+  out();
+  const cShare = kernelShare();
+  if (cShare) {
+    out(`The kernel's share, measured in the same run (bench/syscalls.c: the same system calls from C, no JavaScript, median of 25 × 2000):`);
+    out(`${cShare.bare.toFixed(2)} µs without a record, ${cShare.record.toFixed(2)} µs with a ${RECORD_SIZE}-byte one (the binary record spans two pages of a fresh tmpfs file).`);
+  } else out("(No C compiler here: the kernel's share, bench/syscalls.c, was not measured.)");
   out();
 
   // ------------------------------------------------------------ handoff
@@ -263,6 +289,7 @@ try {
 } finally {
   for (const p of started) p.kill("SIGKILL");
   rmSync(tmp, { recursive: true, force: true });
+  rmSync(binDir, { recursive: true, force: true });
 }
 
 const tuning = readFileSync(join(ROOT, "bench/TUNING.md"), "utf8");
