@@ -23,6 +23,16 @@ describe("man page", () => {
       expect(man).toContain(`.SH ${section}`);
   });
 
+  test("every variable printed by --help appears in the man page's ENVIRONMENT and in README.md", async () => {
+    const help = (await wl(["--help"])).stdout;
+    const variables = [...new Set(help.match(/WAITLOCK_[A-Z]+/g))];
+    expect(variables.length).toBeGreaterThanOrEqual(6);
+    const man = readFileSync(MAN, "utf8");
+    const environment = man.slice(man.indexOf(".SH ENVIRONMENT"), man.indexOf(".SH FILES"));
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    for (const v of variables) expect({ v, man: environment.includes(v), readme: readme.includes(`\`${v}\``) }).toEqual({ v, man: true, readme: true });
+  });
+
   test("no warnings from groff -man -ww nor mandoc -Tlint", async () => {
     const groff = await run(["groff", "-man", "-ww", "-z", MAN]);
     expect({ code: groff.code, stderr: groff.stderr }).toEqual({ code: 0, stderr: "" });
