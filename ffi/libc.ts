@@ -203,7 +203,7 @@ function fail(): number {
   return -ffi.read.i32(errnoPtr(), 0);
 }
 
-const check = (r: number | bigint): number => (Number(r) < 0 ? fail() : Number(r));
+const check = (r: number): number => (r < 0 ? fail() : r);
 
 export const E = P.E;
 export const O = P.O;
@@ -310,7 +310,7 @@ export function sysctl(mib: number[]): Uint8Array | number {
 }
 
 /** Where a buffer lives, for layouts that answer with pointers into it (OpenBSD's argv). */
-export const addressOfBuffer = (buf: Uint8Array): number => Number(ffi.ptr(buf));
+export const addressOfBuffer = (buf: Uint8Array): number => ffi.ptr(buf);
 
 /**
  * A kqueue descriptor that reports when `pid` exits (EVFILT_PROC, NOTE_EXIT), or a negative
