@@ -2,7 +2,7 @@
 // every path (invariant 5).
 import { expect, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { BIN, alive, held, listJson, lockDir, sh, start, startSh, stderrOf, waitFor, wl } from "./helpers";
+import { BIN, alive, expectWokenByRelease, held, listJson, lockDir, sh, start, startSh, waitFor, wl } from "./helpers";
 
 const lockFiles = (d: string) => readdirSync(d).filter((f) => f.endsWith(".lock"));
 
@@ -102,13 +102,7 @@ test("a waiter gets the lock when the holder's command ends, woken by the kernel
   const d = lockDir();
   const first = startSh(`exec "$WL" -d "$D" hand --exec sh -c 'touch "$D/first"; read -r _'`, d);
   await waitFor("first holder", () => existsSync(`${d}/first`));
-  const waiter = start([BIN, "-d", d, "-v", "hand", "--exec", "true"]);
-  const log = stderrOf(waiter);
-  await log.until(/waiting/);
-  first.stdin!.end();
-  expect(await waiter.exited).toBe(0);
-  await log.done;
-  expect(log.text).toContain("woke up: a slot file was released");
+  await expectWokenByRelease(["-d", d, "hand", "--exec", "true"], first);
 });
 
 test("the command sees its own name as argv[0], not the path it was found at", async () => {

@@ -1,7 +1,7 @@
 // Drives the compiled binary the way a user would: real processes in a temporary lock
 // directory. Every process started here leads its own process group, and the group is
 // killed by that PID after each test (commands run by --exec included).
-import { afterEach } from "bun:test";
+import { afterEach, expect } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -172,6 +172,21 @@ export function stderrOf(p: { stderr: ReadableStream<Uint8Array> | number | unde
     until: (pattern: RegExp, ms = 10_000) => waitFor(`stderr to match ${pattern}`, () => pattern.test(seen.text), ms),
     done,
   };
+}
+
+/**
+ * Starts a `waitlock -v ARGS` that must wait, ends `holder` (a startSh process blocked in
+ * `read`) once the waiter says it is waiting, and checks that the waiter ran its command
+ * because the kernel reported the release, not because of the periodic recheck.
+ */
+export async function expectWokenByRelease(args: string[], holder: { stdin: { end(): unknown } | number | undefined | null }): Promise<void> {
+  const waiter = start([BIN, "-v", ...args]);
+  const log = stderrOf(waiter);
+  await log.until(/waiting/);
+  (holder.stdin as { end(): unknown }).end();
+  expect(await waiter.exited).toBe(0);
+  await log.done;
+  expect(log.text).toContain("woke up: a slot file was released");
 }
 
 /**

@@ -4,7 +4,7 @@ import { expect, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { encodeRecord } from "../src/record";
-import { BIN, held, lockDir, start, startSh, stderrOf, waitFor, wl } from "./helpers";
+import { BIN, expectWokenByRelease, held, lockDir, start, startSh, stderrOf, waitFor, wl } from "./helpers";
 
 test("1. the kernel decides: a flock(1) holder with no record blocks; a record of a live PID without a lock does not", async () => {
   const d = lockDir();
@@ -83,13 +83,7 @@ test("3. a semaphore waiter watches every slot and is woken by whichever is rele
   const second = startSh(`exec "$WL" -d "$D" -m 2 w --exec sh -c 'touch "$D/two"; read -r _'`, d);
   await waitFor("both holders", () => existsSync(`${d}/one`) && existsSync(`${d}/two`));
   for (const release of [second, first]) {
-    const waiter = start([BIN, "-v", "-d", d, "-m", "2", "w", "--exec", "true"]);
-    const lines = stderrOf(waiter);
-    await lines.until(/waiting/);
-    release.stdin!.end();
-    expect(await waiter.exited).toBe(0);
-    await lines.done;
-    expect(lines.text).toContain("woke up: a slot file was released");
+    await expectWokenByRelease(["-d", d, "-m", "2", "w", "--exec", "true"], release);
     await release.exited;
     // Take the released slot back for the next round.
     if (release === second) startSh(`exec "$WL" -d "$D" -m 2 w --exec sh -c 'touch "$D/three"; read -r _'`, d);
