@@ -120,9 +120,10 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
     slots[i] = undefined;
   };
 
-  /** One attempt at every slot: an outcome, "retry" at once, or "busy". */
-  const attempt = (): Outcome | "retry" | "busy" => {
+  /** One attempt at every slot (or at `which`): an outcome, "retry" at once, or "busy". */
+  const attempt = (which?: ReadonlySet<number>): Outcome | "retry" | "busy" => {
     for (let i = 0; i < order.length; i++) {
+      if (which && !which.has(i)) continue;
       const path = paths[i]!;
       let fd = slots[i];
       if (fd !== undefined && !stillNamed(path, fd)) {
@@ -157,8 +158,11 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
   };
 
   try {
+    // After a wake-up, only the slots whose files had events: the others are still held.
+    let which: ReadonlySet<number> | undefined;
     for (;;) {
-      const r = attempt();
+      const r = attempt(which);
+      which = undefined;
       if (r === "retry") continue;
       if (r !== "busy") return r;
       if (timeout === 0) {
@@ -178,7 +182,7 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
         debug(`gave up on '${req.name}' after ${timeout} s`);
         throw new TimeoutError(req.name, timeout!);
       }
-      waker.sleep(remaining);
+      which = waker.sleep(remaining);
     }
   } finally {
     slots.forEach((fd, i) => fd !== undefined && drop(i));

@@ -17,8 +17,11 @@ export interface Waker {
   /** Start watching the file open at `fd` (also reachable as `path`) for slot index `i`. */
   watch(i: number, fd: number, path: string): void;
   unwatch(i: number): void;
-  /** Sleep for at most `ms`. */
-  sleep(ms: number): void;
+  /**
+   * Sleep for at most `ms`. Returns the slots whose files had events, or undefined when
+   * every slot must be looked at (the time ran out, or the events cannot be told apart).
+   */
+  sleep(ms: number): ReadonlySet<number> | undefined;
   close(): void;
 }
 
@@ -30,7 +33,8 @@ export interface Waker {
  */
 class InotifyWaker implements Waker {
   private wds: (number | undefined)[] = [];
-  private active = new Set<number>();
+  /** watch descriptor -> slot index, for the watches we have now */
+  private slotOf = new Map<number, number>();
   private step = RECHECK_MS;
   private readonly buf = new Uint8Array(4096);
   private readonly mask: number;
@@ -49,43 +53,50 @@ class InotifyWaker implements Waker {
       return;
     }
     this.wds[i] = wd;
-    this.active.add(wd);
+    this.slotOf.set(wd, i);
   }
 
   unwatch(i: number): void {
     const wd = this.wds[i];
     if (wd === undefined) return;
-    this.active.delete(wd);
+    this.slotOf.delete(wd);
     inotifyRmWatch(this.ifd, wd);
     this.wds[i] = undefined;
   }
 
-  sleep(ms: number): void {
-    const wait = Math.min(ms, this.step);
-    const ready = pollReadable([this.ifd], wait);
-    if (typeof ready === "number" || ready.length === 0) {
-      if (this.step < RECHECK_MS) this.step = Math.min(RECHECK_MS, this.step * 2);
-      return;
+  sleep(ms: number): ReadonlySet<number> | undefined {
+    const until = performance.now() + Math.min(ms, this.step);
+    for (;;) {
+      const ready = pollReadable([this.ifd], Math.max(0, until - performance.now()));
+      if (typeof ready === "number" || ready.length === 0) {
+        if (this.step < RECHECK_MS) this.step = Math.min(RECHECK_MS, this.step * 2);
+        return undefined;
+      }
+      const seen = this.drain();
+      // Only events of files we no longer watch (the IN_IGNORED of our own unwatch, the late
+      // close of a file already released): sleep on rather than make every waiter look again.
+      if (!seen.overflow && seen.slots.size === 0) continue;
+      // A removed file was released for good; a bare close may still hold its flock a moment.
+      this.step = seen.closed && !seen.removed ? 1 : RECHECK_MS;
+      debug(`woke up: ${seen.removed ? "a slot file was released" : "a holder closed its slot file"}`);
+      return seen.overflow ? undefined : seen.slots;
     }
-    const { removed, closed } = this.drain();
-    // A removed file was released for good; a bare close may still hold its flock a moment.
-    this.step = closed && !removed ? 1 : RECHECK_MS;
-    debug(`woke up: ${removed ? "a slot file was released" : closed ? "a holder closed its slot file" : "a slot file changed"}`);
   }
 
-  /** Reads every queued event of the slots we watch now. */
-  private drain(): { removed: boolean; closed: boolean } {
+  /** Reads every queued event; what happened to the slots we watch now. */
+  private drain(): { removed: boolean; closed: boolean; overflow: boolean; slots: Set<number> } {
     const IN = platform.IN!;
-    const seen = { removed: false, closed: false };
+    const seen = { removed: false, closed: false, overflow: false, slots: new Set<number>() };
     for (;;) {
       const n = readSome(this.ifd, this.buf);
       if (n <= 0) return seen;
       const view = new DataView(this.buf.buffer, 0, n);
       for (let off = 0; off + 16 <= n; off += 16 + view.getUint32(off + 12, true)) {
-        const wd = view.getInt32(off, true);
         const mask = view.getUint32(off + 4, true);
-        if (mask & IN.Q_OVERFLOW) seen.closed = true;
-        if (!this.active.has(wd)) continue;
+        if (mask & IN.Q_OVERFLOW) seen.overflow = seen.closed = true;
+        const slot = this.slotOf.get(view.getInt32(off, true));
+        if (slot === undefined) continue;
+        seen.slots.add(slot);
         if (mask & (IN.ATTRIB | IN.DELETE_SELF | IN.MOVE_SELF)) seen.removed = true;
         if (mask & IN.CLOSE_WRITE) seen.closed = true;
       }
@@ -104,10 +115,11 @@ class BackoffWaker implements Waker {
   private step = 10;
   watch(): void {}
   unwatch(): void {}
-  sleep(ms: number): void {
+  sleep(ms: number): undefined {
     const jittered = this.step * (0.8 + Math.random() * 0.4);
     Bun.sleepSync(Math.max(1, Math.min(ms, jittered)));
     this.step = Math.min(RECHECK_MS, this.step * 2);
+    return undefined;
   }
   close(): void {}
 }
