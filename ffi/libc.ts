@@ -388,10 +388,10 @@ export function lstat(path: string): Stat | number {
  */
 export function pollReadable(fds: number[], timeoutMs: number): number[] | number {
   const set = new Int32Array(fds.length * 2);
-  fds.forEach((fd, i) => {
-    set[i * 2] = fd;
+  for (let i = 0; i < fds.length; i++) {
+    set[i * 2] = fds[i]!;
     set[i * 2 + 1] = POLLIN;
-  });
+  }
   const r = sys.poll(set, fds.length, Math.max(-1, Math.floor(timeoutMs)));
   if (r < 0) return fail();
   const ready: number[] = [];

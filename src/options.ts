@@ -138,7 +138,8 @@ export function tokenize(argv: string[]): Tokens {
         const flag = `-${tok[j]}`;
         const key = optionFor(flag);
         if (!key) throw new UsageError(flag, "unknown option (see --help)");
-        const rest = tok.slice(j + 1).replace(/^=/, "");
+        const after = tok.slice(j + 1);
+        const rest = after.startsWith("=") ? after.slice(1) : after;
         if (key === "exec") {
           out.command = rest ? [rest, ...argv.slice(i + 1)] : argv.slice(i + 1);
           return out;
@@ -187,9 +188,22 @@ export interface Options {
   poll: boolean;
 }
 
-const DECIMAL = /^(\d+(\.\d*)?|\.\d+)$/;
+const isDigit = (c: string) => c >= "0" && c <= "9";
 
-const allDigits = (s: string) => s.length > 0 && [...s].every((c) => c >= "0" && c <= "9");
+/** Loops rather than a regex or `every`: each costs start-up on first use. */
+function allDigits(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (!isDigit(s[i]!)) return false;
+  return s.length > 0;
+}
+
+/** 12, 1.5, 1. or .5 */
+function isDecimal(s: string): boolean {
+  const dot = s.indexOf(".");
+  if (dot < 0) return allDigits(s);
+  const whole = s.slice(0, dot);
+  const fraction = s.slice(dot + 1);
+  return (whole === "" || allDigits(whole)) && (fraction === "" || allDigits(fraction)) && whole + fraction !== "";
+}
 
 function integer(value: string, context: string, min: number): number {
   const n = allDigits(value) ? Number(value) : NaN;
@@ -198,7 +212,7 @@ function integer(value: string, context: string, min: number): number {
 }
 
 export function seconds(value: string, context: string): number {
-  const n = DECIMAL.test(value.trim()) ? Number(value.trim()) : NaN;
+  const n = isDecimal(value.trim()) ? Number(value.trim()) : NaN;
   if (!Number.isFinite(n) || n < 0) throw new UsageError(context, `'${value}' is not a number of seconds >= 0`);
   return n;
 }

@@ -57,9 +57,16 @@ export function commandLine(pid: number): string {
   } finally {
     close(fd);
   }
+  // Loops rather than reduce or a regex: the holder for `waitlock NAME` reads this on start-up.
   const all = new Uint8Array(total);
-  chunks.reduce((off, c) => (all.set(c, off), off + c.length), 0);
-  return new TextDecoder().decode(all).replace(/\0+$/, "").replaceAll("\0", " ");
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
+  let end = total;
+  while (end > 0 && all[end - 1] === 0) end--;
+  return new TextDecoder().decode(all.subarray(0, end)).replaceAll("\0", " ");
 }
 
 /** Does `pid` name a live process (that we may or may not signal)? */

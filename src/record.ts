@@ -10,6 +10,7 @@
 //
 // Text form (the fallback): KEY=VALUE lines in TEXT_KEYS order, values escaped, ending
 // with CHECKSUM=<crc32 of every byte before that line, 8 lowercase hex digits>.
+import { onlyNameChars } from "./names";
 
 const MAGIC = 0x57414c4b;
 const RECORD_VERSION = 1;
@@ -61,7 +62,8 @@ function normalized(r: LockRecord): LockRecord {
 function getString(bytes: Uint8Array, offset: number, size: number): string | null {
   const field = bytes.subarray(offset, offset + size);
   const end = field.indexOf(0);
-  if (end < 0 || field.subarray(end).some((b) => b !== 0)) return null;
+  if (end < 0) return null;
+  for (let i = end; i < field.length; i++) if (field[i] !== 0) return null;
   try {
     return strict.decode(field.subarray(0, end));
   } catch {
@@ -97,7 +99,8 @@ export function encodeRecord(r: LockRecord): Uint8Array {
 /** Checks that do not depend on the form the record came in. */
 function sane(r: LockRecord): string | null {
   if (r.maxHolders < 1 || r.slot >= r.maxHolders) return `slot ${r.slot} of ${r.maxHolders}`;
-  if (!/^[A-Za-z0-9._-]{1,255}$/.test(r.descriptor) || r.descriptor === "." || r.descriptor === "..") return "bad descriptor";
+  const d = r.descriptor;
+  if (d.length < 1 || d.length > 255 || !onlyNameChars(d) || d === "." || d === "..") return "bad descriptor";
   return null;
 }
 
@@ -222,12 +225,18 @@ function decodeText(bytes: Uint8Array): Decoded {
 }
 
 const MAGIC_BYTES = [0x4b, 0x4c, 0x41, 0x57];
+
+/** A loop, not `every`: a waiter reads its holder's record on the way to sleep. */
+function startsWith(bytes: Uint8Array, prefix: ArrayLike<number>): boolean {
+  for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix[i]) return false;
+  return true;
+}
 const TEXT_START = encoder.encode("VERSION=");
 
 export function inspectRecord(bytes: Uint8Array): Decoded {
   if (bytes.byteLength === 0) return { corrupt: "empty" };
-  if (MAGIC_BYTES.every((b, i) => bytes[i] === b)) return decodeBinary(bytes);
-  if (TEXT_START.every((b, i) => bytes[i] === b)) return decodeText(bytes);
+  if (startsWith(bytes, MAGIC_BYTES)) return decodeBinary(bytes);
+  if (startsWith(bytes, TEXT_START)) return decodeText(bytes);
   return { corrupt: "not a waitlock record" };
 }
 

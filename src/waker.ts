@@ -105,7 +105,7 @@ class InotifyWaker implements Waker {
 
   /** Keeps the instance for the next waiter in this process: see `sharedInotify`. */
   close(): void {
-    this.wds.forEach((_, i) => this.unwatch(i));
+    for (let i = 0; i < this.wds.length; i++) this.unwatch(i);
     this.drain();
   }
 }

@@ -32,7 +32,7 @@ export async function execUnderLock(req: SlotRequest, timeout: number | null, co
   // Everything the spawn needs that does not depend on the slot is ready before the wait,
   // so that the moment between winning the lock and starting the command stays short. A
   // command not found now is looked up again at spawn time, and reported then.
-  const argv = [...commandArgv(command)];
+  const argv = commandArgv(command).slice();
   const argv0 = argv[0]!;
   const resolved = Bun.which(argv0);
   if (resolved) argv[0] = resolved;

@@ -27,6 +27,7 @@ describe("tokenize", () => {
   });
   test("short clusters and attached values", () => {
     expect(tokenize(["-qvm3", "-t0.5"]).values).toEqual({ quiet: true, verbose: true, allowMultiple: "3", timeout: "0.5" });
+    expect(tokenize(["-t=2", "-m=3"]).values).toEqual({ timeout: "2", allowMultiple: "3" });
   });
   test("unknown options and missing values are usage errors naming the option", () => {
     expect(() => tokenize(["--nope"])).toThrow(UsageError);
@@ -60,6 +61,7 @@ describe("parseOptions", () => {
     expect(seconds("0", "t")).toBe(0);
     expect(seconds(".5", "t")).toBe(0.5);
     expect(seconds("10.", "t")).toBe(10);
-    for (const bad of ["", "-1", "1e3", "0x10", "NaN", "Infinity", "1,5"]) expect(() => seconds(bad, "t")).toThrow(UsageError);
+    expect(seconds(" 2.25 ", "t")).toBe(2.25);
+    for (const bad of ["", " ", ".", "-1", "+1", "1e3", "0x10", "NaN", "Infinity", "1,5", "1.2.3", "1 2"]) expect(() => seconds(bad, "t")).toThrow(UsageError);
   });
 });

@@ -1,0 +1,54 @@
+// A start-up cost no code review sees: JavaScriptCore compiles each of its builtins written
+// in JavaScript (Array.prototype.map, every, forEach, Array.from, ...) from source on its
+// first call, ~85 µs apiece on this machine (bench/TUNING.md). None may run on the paths
+// that take a lock. JSC's bytecode dump (honoured by the compiled binary) names every
+// function compiled in a run.
+import { expect, test } from "bun:test";
+import { existsSync, readdirSync, readlinkSync } from "node:fs";
+import { BIN, lockDir, run, sh, start, startSh, waitFor } from "./helpers";
+
+const DUMP = { BUN_JSC_dumpGeneratedBytecodes: "1" };
+
+const BUILTINS = new Set([
+  "every", "some", "map", "filter", "forEach", "reduce", "reduceRight", "find", "findIndex", "findLast",
+  "findLastIndex", "from", "of", "fill", "flat", "flatMap", "sort", "toSorted", "padStart", "padEnd",
+  "fromEntries", "matchAll", "all", "allSettled", "race", "any",
+]);
+
+/** The builtins compiled in a run, from the dump on its stderr. */
+function builtinsIn(stderr: string): string[] {
+  const blocks = [...stderr.matchAll(/^(\S*?)#[A-Za-z0-9]{6}:\[([^\]]*)\]/gm)].map((m) => ({ name: m[1]!, strict: m[2]!.includes("StrictMode") }));
+  // The program's global code is always there: without it the dump has stopped working.
+  expect(blocks.some((b) => b.name === "<global>")).toBe(true);
+  return blocks.filter((b) => b.strict && BUILTINS.has(b.name)).map((b) => b.name);
+}
+
+test("--exec, plain and as a semaphore with a timeout, compiles no JavaScript builtin", async () => {
+  const d = lockDir();
+  for (const args of [["n", "--exec", "true"], ["-m", "2", "-t", "0.5", "n", "--exec", "true"]]) {
+    const r = await run([BIN, "-d", d, ...args], { env: DUMP });
+    expect(r.code).toBe(0);
+    expect({ args, builtins: builtinsIn(r.stderr) }).toEqual({ args, builtins: [] });
+  }
+});
+
+test("a waiter that sleeps, wakes and wins compiles no JavaScript builtin", async () => {
+  const d = lockDir();
+  const holder = startSh(`exec "$WL" -d "$D" w --exec sh -c 'touch "$D/held"; read -r _'`, d);
+  await waitFor("the holder", () => existsSync(`${d}/held`));
+  const waiter = start([BIN, "-d", d, "w", "--exec", "true"], { env: DUMP });
+  const stderr = new Response(waiter.stderr).text();
+  // Asleep once it has its inotify instance.
+  const fds = () => readdirSync(`/proc/${waiter.pid}/fd`).map((fd) => { try { return readlinkSync(`/proc/${waiter.pid}/fd/${fd}`); } catch { return ""; } });
+  await waitFor("the waiter to sleep on inotify", () => fds().includes("anon_inode:inotify"));
+  (holder.stdin as { end(): unknown }).end();
+  expect(await waiter.exited).toBe(0);
+  expect(builtinsIn(await stderr)).toEqual([]);
+});
+
+test("acquiring for the caller compiles no JavaScript builtin", async () => {
+  const d = lockDir();
+  const r = await sh(`"$WL" -d "$D" h`, d, { env: DUMP });
+  expect(r.code).toBe(0);
+  expect(builtinsIn(r.stderr)).toEqual([]);
+});
