@@ -71,11 +71,12 @@ interface Calls {
 }
 
 /**
- * Linux: one libc symbol, syscall(2), carries every call (plus the errno location). Bun
- * compiles a trampoline per bound symbol at dlopen time, ~70 µs of start-up each.
+ * Linux: one libc symbol, syscall(2), carries every call. Bun compiles a trampoline per
+ * bound symbol at dlopen time, ~70 µs of start-up each, so the errno location is bound
+ * only when a call first fails: a run in which nothing fails never pays for it.
  */
 function linuxCalls(S: Syscalls, ffi: FFI): { calls: Calls; errno: () => Pointer; syscall: SyscallFn } {
-  const lib = load({ syscall: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i64_fast }, [P.errnoFn]: { args: [], returns: ptr } }, ffi);
+  const lib = load({ syscall: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i64_fast } }, ffi);
   const sc = lib.syscall as SyscallFn;
   // The buffers stay referenced by the caller for the duration of the call.
   const at = (buf: ArrayBufferView) => ffi.ptr(buf);
@@ -84,7 +85,7 @@ function linuxCalls(S: Syscalls, ffi: FFI): { calls: Calls; errno: () => Pointer
   const timespec = new BigInt64Array(2);
   return {
     syscall: sc,
-    errno: lib[P.errnoFn] as () => Pointer,
+    errno: () => load({ [P.errnoFn]: { args: [], returns: ptr } }, ffi)[P.errnoFn]!(),
     calls: {
       open: (path, flags, mode) => sc(S.openat, S.AT_FDCWD, at(path), flags, mode),
       close: (fd) => sc(S.close, fd, 0, 0, 0),
@@ -179,7 +180,6 @@ function namedCalls(): { calls: Calls; errno: () => Pointer } {
 const ffi = (P.SYS && nativeFFI) || ffiModule();
 const bound: { calls: Calls; errno: () => Pointer; syscall?: SyscallFn } = P.SYS ? linuxCalls(P.SYS, ffi) : namedCalls();
 const sys = bound.calls;
-const errnoPtr = bound.errno;
 /** Linux only: the calls that exist nowhere else (pidfd, inotify) */
 const syscall = bound.syscall;
 
@@ -198,9 +198,13 @@ const X = (): Record<string, Fn> =>
 const encoder = new TextEncoder();
 const cstr = (s: string): Uint8Array => encoder.encode(s + "\0");
 
+// errno has one address per thread, and every call here is made on the JavaScript thread.
+let errnoAt: Pointer | undefined;
+
 /** The errno of the call that just failed, as a negative number. */
 function fail(): number {
-  return -ffi.read.i32(errnoPtr(), 0);
+  errnoAt ??= bound.errno();
+  return -ffi.read.i32(errnoAt, 0);
 }
 
 const check = (r: number): number => (r < 0 ? fail() : r);
