@@ -124,7 +124,7 @@ function kernelShare(): { bare: number; record: number } | undefined {
 
 ensureHyperfine();
 // Built exactly as dist/waitlock is (package.json "build"), so that the two differ only in code.
-const buildFlags = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.build as string).match(/ --[a-z-]+/g)!.map((f) => f.trim()).filter((f) => f !== "--outfile");
+const buildFlags = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.build as string).match(/ --[a-z-]+(=\S+)?/g)!.map((f) => f.trim()).filter((f) => f !== "--outfile");
 sh([join(ROOT, "node_modules/.bin/bun"), "build", ...buildFlags, join(ROOT, "bench/floor.ts"), "--outfile", BUILT_FLOOR]);
 // Both executables are run from fresh copies side by side: how long ago a file was written
 // changes how fast it starts (measured here: two identical copies of one binary, one written

@@ -4,7 +4,7 @@
 // that take a lock. JSC's bytecode dump (honoured by the compiled binary) names every
 // function compiled in a run.
 import { expect, test } from "bun:test";
-import { existsSync, readdirSync, readlinkSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { BIN, lockDir, run, sh, start, startSh, waitFor } from "./helpers";
 
 const DUMP = { BUN_JSC_dumpGeneratedBytecodes: "1" };
@@ -51,4 +51,28 @@ test("acquiring for the caller compiles no JavaScript builtin", async () => {
   const r = await sh(`"$WL" -d "$D" h`, d, { env: DUMP });
   expect(r.code).toBe(0);
   expect(builtinsIn(r.stderr)).toEqual([]);
+});
+
+test("a waiter woken hundreds of times starts no JIT compiler thread (package.json: --compile-jit-policy)", async () => {
+  const d = lockDir();
+  const holder = startSh(`exec "$WL" -d "$D" j --exec sh -c 'touch "$D/held"; read -r _'`, d);
+  await waitFor("the holder", () => existsSync(`${d}/held`));
+  const waiter = start([BIN, "-v", "-d", d, "j", "--exec", "true"]);
+  let log = "";
+  const reading = (async () => {
+    for await (const chunk of waiter.stderr) log += new TextDecoder().decode(chunk);
+  })();
+  const wakeUps = () => log.split("woke up").length - 1;
+  await waitFor("the waiter to sleep", () => log.includes("waiting"));
+  // Each change of the slot file's attributes wakes the waiter for another look.
+  for (let i = 0; wakeUps() < 300; i++) {
+    chmodSync(`${d}/j.slot0.lock`, i % 2 ? 0o666 : 0o644);
+    const seen = wakeUps();
+    await waitFor("the waiter to wake up", () => wakeUps() > seen);
+  }
+  const threads = readdirSync(`/proc/${waiter.pid}/task`).map((t) => readFileSync(`/proc/${waiter.pid}/task/${t}/comm`, "utf8").trim());
+  (holder.stdin as { end(): unknown }).end();
+  expect(await waiter.exited).toBe(0);
+  await reading;
+  expect(threads.filter((t) => t.startsWith("JIT"))).toEqual([]);
 });

@@ -40,6 +40,9 @@ async function userNames(): Promise<Map<number, string>> {
 
 /** `lockDir` is resolved inside, so that a directory problem is also exit 1. */
 export async function listLocks(lockDir: () => string, opts: ListOptions): Promise<number> {
+  // The executable starts with the JIT held back (package.json: --compile-jit-policy), as
+  // compiling run-once code costs more than it saves; a listing of many slots is real work.
+  Bun.unsafe.setJITPolicy(1);
   try {
     const dir = lockDir();
     const users = await userNames();
