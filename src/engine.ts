@@ -133,11 +133,16 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
         drop(i);
         fd = undefined;
       }
-      if (fd === undefined) {
-        fd = slots[i] = openSlotFile(path, true, req.shared)!;
-        waker?.watch(i, fd, path);
+      const fresh = fd === undefined;
+      if (fd === undefined) fd = slots[i] = openSlotFile(path, true, req.shared)!;
+      let locked = tryLock(fd, path, LOCK.EX);
+      if (!locked && fresh && waker) {
+        // Watched only once it is known to be busy (the winner of a handoff never needs the
+        // watch), then tried again: a release before the watch existed would go unseen.
+        waker.watch(i, fd, path);
+        locked = tryLock(fd, path, LOCK.EX);
       }
-      if (tryLock(fd, path, LOCK.EX)) {
+      if (locked) {
         const st = stillNamed(path, fd);
         if (!st) {
           debug(`${path} was released and removed while we locked it; trying again`);

@@ -13,6 +13,9 @@ import { debug } from "./log";
 /** The longest a waiter sleeps without looking: covers filesystems that send no events (NFS). */
 const RECHECK_MS = 250;
 
+/** struct inotify_event with the longest name it can carry */
+const MAX_EVENT = 16 + 256;
+
 export interface Waker {
   /** Start watching the file open at `fd` (also reachable as `path`) for slot index `i`. */
   watch(i: number, fd: number, path: string): void;
@@ -91,6 +94,8 @@ class InotifyWaker implements Waker {
       const n = readSome(this.ifd, this.buf);
       if (n <= 0) return seen;
       const view = new DataView(this.buf.buffer, 0, n);
+      // Room left for another event: the read took every event queued, no need to ask again.
+      const all = n <= this.buf.length - MAX_EVENT;
       for (let off = 0; off + 16 <= n; off += 16 + view.getUint32(off + 12, true)) {
         const mask = view.getUint32(off + 4, true);
         if (mask & IN.Q_OVERFLOW) seen.overflow = seen.closed = true;
@@ -100,6 +105,7 @@ class InotifyWaker implements Waker {
         if (mask & (IN.ATTRIB | IN.DELETE_SELF | IN.MOVE_SELF)) seen.removed = true;
         if (mask & IN.CLOSE_WRITE) seen.closed = true;
       }
+      if (all) return seen;
     }
   }
 
