@@ -69,21 +69,23 @@ class InotifyWaker implements Waker {
 
   sleep(ms: number): ReadonlySet<number> | undefined {
     const until = performance.now() + Math.min(ms, this.step);
-    for (;;) {
+    // Events queued while we looked (the IN_IGNORED of our own unwatch, above all) are read
+    // now rather than by waking up for them.
+    let seen = this.drain();
+    while (!seen.overflow && seen.slots.size === 0) {
       const ready = pollReadable([this.ifd], Math.max(0, until - performance.now()));
       if (typeof ready === "number" || ready.length === 0) {
         if (this.step < RECHECK_MS) this.step = Math.min(RECHECK_MS, this.step * 2);
         return undefined;
       }
-      const seen = this.drain();
-      // Only events of files we no longer watch (the IN_IGNORED of our own unwatch, the late
-      // close of a file already released): sleep on rather than make every waiter look again.
-      if (!seen.overflow && seen.slots.size === 0) continue;
-      // A removed file was released for good; a bare close may still hold its flock a moment.
-      this.step = seen.closed && !seen.removed ? 1 : RECHECK_MS;
-      debug(`woke up: ${seen.removed ? "a slot file was released" : "a holder closed its slot file"}`);
-      return seen.overflow ? undefined : seen.slots;
+      // Only events of files we no longer watch (a released file's late close): sleep on
+      // rather than make every waiter look again.
+      seen = this.drain();
     }
+    // A removed file was released for good; a bare close may still hold its flock a moment.
+    this.step = seen.closed && !seen.removed ? 1 : RECHECK_MS;
+    debug(`woke up: ${seen.removed ? "a slot file was released" : "a holder closed its slot file"}`);
+    return seen.overflow ? undefined : seen.slots;
   }
 
   /** Reads every queued event; what happened to the slots we watch now. */
