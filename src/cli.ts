@@ -6,12 +6,8 @@ import { debug, error, setVerbosity } from "./log";
 import { readNameFromStdin } from "./names";
 import { forcePolling } from "./waker";
 import { command, parseOptions, VERSION, type Options } from "./options";
-import { checkSlots } from "./modes/check";
-import { signalHolders } from "./modes/done";
 import { noEvents, syslogEvents } from "./modes/events";
 import { execUnderLock } from "./modes/exec";
-import { holdForCaller } from "./modes/hold";
-import { listLocks } from "./modes/list";
 
 const EPILOGUE = `FORMS
   waitlock [OPTIONS] NAME                       take a slot for the calling process, then return
@@ -37,12 +33,14 @@ ENVIRONMENT
 `;
 
 async function help(): Promise<string> {
-  const { defineCommand, renderUsage } = require("citty") as typeof import("citty");
+  const { defineCommand, renderUsage } = await import("citty");
   const usage = (await renderUsage(defineCommand(command))).replace(/[ \t]+$/gm, "");
   // citty colours its usage; a pipe or a file gets plain text.
   return `${(isatty(1) ? usage : Bun.stripANSI(usage)).trimEnd()}\n\n${EPILOGUE}`;
 }
 
+// Every mode but --exec is a chunk of its own (the build splits at import()), evaluated only
+// when chosen: each function a module declares costs every start that evaluates it.
 async function run(opts: Options): Promise<number> {
   switch (opts.mode) {
     case "help":
@@ -52,17 +50,17 @@ async function run(opts: Options): Promise<number> {
       await Bun.write(Bun.stdout, `waitlock ${VERSION}\n`);
       return EXIT.OK;
     case "list":
-      return listLocks(() => resolveLockDir(opts.lockDir, process.env).path, opts);
+      return (await import("./modes/list")).listLocks(() => resolveLockDir(opts.lockDir, process.env).path, opts);
     case "check":
-      return checkSlots(() => ({ dir: resolveLockDir(opts.lockDir, process.env).path, name: opts.name ?? readNameFromStdin(), slots: opts.slots }));
+      return (await import("./modes/check")).checkSlots(() => ({ dir: resolveLockDir(opts.lockDir, process.env).path, name: opts.name ?? readNameFromStdin(), slots: opts.slots }));
   }
   const name = opts.name ?? readNameFromStdin();
   const dir = resolveLockDir(opts.lockDir, process.env);
-  if (opts.mode === "done") return signalHolders(dir.path, name, opts.timeout ?? undefined);
+  if (opts.mode === "done") return (await import("./modes/done")).signalHolders(dir.path, name, opts.timeout ?? undefined);
   const req = { dir: dir.path, shared: dir.shared, name, slots: opts.slots, preferred: opts.preferredSlot };
   const events = opts.syslog ? syslogEvents(opts.facility, name, opts.slots) : noEvents;
   if (opts.mode === "exec") return execUnderLock(req, opts.timeout, opts.command!, opts.recordForm, events);
-  return holdForCaller(req, opts.timeout, opts.owner, opts.recordForm, events);
+  return (await import("./modes/hold")).holdForCaller(req, opts.timeout, opts.owner, opts.recordForm, events);
 }
 
 export async function main(argv: string[]): Promise<number> {

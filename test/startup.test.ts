@@ -17,11 +17,31 @@ const BUILTINS = new Set([
 
 /** The builtins compiled in a run, from the dump on its stderr. */
 function builtinsIn(stderr: string): string[] {
-  const blocks = [...stderr.matchAll(/^(\S*?)#[A-Za-z0-9]{6}:\[([^\]]*)\]/gm)].map((m) => ({ name: m[1]!, strict: m[2]!.includes("StrictMode") }));
-  // The program's global code is always there: without it the dump has stopped working.
-  expect(blocks.some((b) => b.name === "<global>")).toBe(true);
+  const blocks = [...stderr.matchAll(/^(\S*?)#[A-Za-z0-9]{6}:\[([^\]]*)\]/gm)].map((m) => ({
+    name: m[1]!,
+    strict: m[2]!.includes("StrictMode"),
+    module: m[2]!.includes("Module,"),
+  }));
+  // The program's own module code is always there: without it the dump has stopped working.
+  expect(blocks.some((b) => b.module && b.name.startsWith("/$bunfs/"))).toBe(true);
   return blocks.filter((b) => b.strict && BUILTINS.has(b.name)).map((b) => b.name);
 }
+
+/** The program's modules (bundle chunks) that a run evaluated. */
+const modulesIn = (stderr: string) => [...stderr.matchAll(/^\/\$bunfs\/root\/(\S+?)#[A-Za-z0-9]{6}:\[[^\]]*NoneModule/gm)].map((m) => m[1]!.replace(/-\w+\.js$/, ""));
+
+// Every top-level function of an evaluated module costs start-up (~1.1 K instructions each,
+// bench/TUNING.md); the modes --exec does not use are chunks loaded by import() on demand.
+test("--exec evaluates the entry and the core chunk only; --list and --help load their own", async () => {
+  const d = lockDir();
+  const exec = await run([BIN, "-d", d, "n", "--exec", "true"], { env: DUMP });
+  expect(exec.code).toBe(0);
+  expect(modulesIn(exec.stderr).sort()).toEqual(["main", "waitlock"]);
+  const list = await run([BIN, "-d", d, "--list"], { env: DUMP });
+  expect(modulesIn(list.stderr)).toContain("list");
+  const help = await run([BIN, "--help"], { env: DUMP });
+  expect(modulesIn(help.stderr).length).toBeGreaterThan(2);
+});
 
 test("--exec, plain and as a semaphore with a timeout, compiles no JavaScript builtin", async () => {
   const d = lockDir();

@@ -14,8 +14,8 @@ export interface ListOptions {
 }
 
 /**
- * A fingerprint of the stored record for audit trails. Loaded with require(), only for
- * json: even an import() that never runs costs every start-up ~0.2 ms (its bytecode loads).
+ * A fingerprint of the stored record for audit trails. Loaded with require(), so that only
+ * `-f json` evaluates it: the CommonJS wrapper runs on first call.
  */
 async function sha256(bytes: Uint8Array): Promise<string> {
   // The per-algorithm build: the full index bundles every algorithm's WebAssembly (284 KB of
