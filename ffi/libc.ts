@@ -1,9 +1,9 @@
 // The one place that talks to libc. Everything returns plain numbers: a result, or a
 // negative errno; nothing here throws for a failed system call.
 import type { CString, Pointer } from "bun:ffi";
-import { platform as P, LOCK, LOG, POLLIN, type ErrnoName, type Field, type Syscalls } from "./platform";
+import { platform as P, LOCK, LOG, POLLIN, syslogFacilities, type ErrnoName, type Field, type Syscalls } from "./platform";
 
-export { LOCK, LOG, POLLIN };
+export { LOCK, LOG, POLLIN, syslogFacilities };
 export { platform } from "./platform";
 
 /** bun:ffi's FFIType codes (pinned by test/unit/ffi.test.ts), so that naming one loads nothing. */
@@ -345,7 +345,7 @@ export function waitQueue(kq: number): number {
 }
 
 export function signalNumber(name: string): number | undefined {
-  return P.SIG[name];
+  return P.signals()[name];
 }
 
 export interface Stat {

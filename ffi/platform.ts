@@ -29,8 +29,8 @@ export interface Platform {
   stat: StatLayout;
   O: { RDONLY: number; WRONLY: number; RDWR: number; CREAT: number; EXCL: number; NOFOLLOW: number; CLOEXEC: number; DIRECTORY: number; NONBLOCK: number };
   E: Record<ErrnoName, number>;
-  /** signal numbers (node:os has them too, but importing it costs ~0.8 ms of start-up) */
-  SIG: Record<string, number>;
+  /** signal numbers by name (node:os has them too, but importing it costs ~0.8 ms of start-up) */
+  signals(): Record<string, number>;
   SC_NPROCESSORS_ONLN: number;
   /** how a waiter learns that a slot may be free */
   waker: "inotify" | "backoff";
@@ -89,13 +89,15 @@ export const S_IWOTH = 0o002;
 const f = (off: number, size: 2 | 4 | 8): Field => ({ off, size });
 
 // Literal tables: building them with Object.fromEntries cost ~0.3 M instructions at
-// start-up (measured with callgrind), a literal a fifth of that.
-const LINUX_SIGNALS: Record<string, number> = {
+// start-up (measured with callgrind), a literal a fifth of that. Still, each property of a
+// new literal costs ~1.8 K instructions (a structure transition), so a table the running
+// system or the lock path does not need is a function, built when asked for.
+const linuxSignals = (): Record<string, number> => ({
   SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGUSR1: 10,
   SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGSTKFLT: 16, SIGCHLD: 17, SIGCONT: 18, SIGSTOP: 19,
   SIGTSTP: 20, SIGTTIN: 21, SIGTTOU: 22, SIGURG: 23, SIGXCPU: 24, SIGXFSZ: 25, SIGVTALRM: 26, SIGPROF: 27, SIGWINCH: 28,
   SIGIO: 29, SIGPWR: 30, SIGSYS: 31,
-};
+});
 const bsdSignals = (): Record<string, number> => ({
   SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGEMT: 7, SIGFPE: 8, SIGKILL: 9, SIGBUS: 10,
   SIGSEGV: 11, SIGSYS: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGURG: 16, SIGSTOP: 17, SIGTSTP: 18, SIGCONT: 19,
@@ -116,26 +118,27 @@ const LINUX_ERRNO = {
 };
 
 // x86_64 and the other "old" Linux ABIs share one struct stat; arm64/riscv use asm-generic.
-const LINUX_STAT_X86_64: StatLayout = {
+const linuxStatX86_64 = (): StatLayout => ({
   size: 144, dev: f(0, 8), ino: f(8, 8), nlink: f(16, 8), mode: f(24, 4), uid: f(28, 4), fileSize: f(48, 8),
-};
-const LINUX_STAT_GENERIC: StatLayout = {
+});
+const linuxStatGeneric = (): StatLayout => ({
   size: 128, dev: f(0, 8), ino: f(8, 8), mode: f(16, 4), nlink: f(20, 4), uid: f(24, 4), fileSize: f(48, 8),
-};
+});
 
 // x86_64 kept its own numbering; arm64 (and riscv64) use the unified asm-generic table, which
 // has only the *at() forms and ppoll. pidfd_open came after the unification: 434 everywhere.
-const LINUX_AT = { AT_FDCWD: -100, AT_SYMLINK_NOFOLLOW: 0x100, TCGETS: 0x5401, pidfd_open: 434 };
-const LINUX_SYS_X86_64: Syscalls = {
+const linuxSysX86_64 = (): Syscalls => ({
   read: 0, pread64: 17, pwrite64: 18, openat: 257, close: 3, flock: 73, fstat: 5, newfstatat: 262, ftruncate: 77,
   unlinkat: 263, faccessat: 269, mkdirat: 258, fchmodat: 268, fchmod: 91, kill: 62, getppid: 110, getuid: 102,
-  uname: 63, ioctl: 16, ppoll: 271, inotify_init1: 294, inotify_add_watch: 254, inotify_rm_watch: 255, ...LINUX_AT,
-};
-const LINUX_SYS_GENERIC: Syscalls = {
+  uname: 63, ioctl: 16, ppoll: 271, inotify_init1: 294, inotify_add_watch: 254, inotify_rm_watch: 255,
+  AT_FDCWD: -100, AT_SYMLINK_NOFOLLOW: 0x100, TCGETS: 0x5401, pidfd_open: 434,
+});
+const linuxSysGeneric = (): Syscalls => ({
   read: 63, pread64: 67, pwrite64: 68, openat: 56, close: 57, flock: 32, fstat: 80, newfstatat: 79, ftruncate: 46,
   unlinkat: 35, faccessat: 48, mkdirat: 34, fchmodat: 53, fchmod: 52, kill: 129, getppid: 173, getuid: 174,
-  uname: 160, ioctl: 29, ppoll: 73, inotify_init1: 26, inotify_add_watch: 27, inotify_rm_watch: 28, ...LINUX_AT,
-};
+  uname: 160, ioctl: 29, ppoll: 73, inotify_init1: 26, inotify_add_watch: 27, inotify_rm_watch: 28,
+  AT_FDCWD: -100, AT_SYMLINK_NOFOLLOW: 0x100, TCGETS: 0x5401, pidfd_open: 434,
+});
 
 // O_NOFOLLOW and O_DIRECTORY are the two flags arm64 moved.
 const linux = (arch: string): Platform => {
@@ -145,17 +148,17 @@ const linux = (arch: string): Platform => {
     // glibc first; a musl build of Bun finds the musl loader's libc instead.
     libc: ["libc.so.6", `libc.musl-${arm ? "aarch64" : "x86_64"}.so.1`],
     errnoFn: "__errno_location",
-    stat: arm ? LINUX_STAT_GENERIC : LINUX_STAT_X86_64,
+    stat: arm ? linuxStatGeneric() : linuxStatX86_64(),
     O: {
       RDONLY: 0, WRONLY: 1, RDWR: 2, CREAT: 0o100, EXCL: 0o200, NONBLOCK: 0o4000, CLOEXEC: 0o2000000,
       NOFOLLOW: arm ? 0o100000 : 0o400000, DIRECTORY: arm ? 0o40000 : 0o200000,
     },
     E: LINUX_ERRNO,
-    SIG: LINUX_SIGNALS,
+    signals: linuxSignals,
     SC_NPROCESSORS_ONLN: 84,
     waker: "inotify",
     ownerWatch: "pidfd",
-    SYS: arm ? LINUX_SYS_GENERIC : LINUX_SYS_X86_64,
+    SYS: arm ? linuxSysGeneric() : linuxSysX86_64(),
     IN: {
       ATTRIB: 0x4, CLOSE_WRITE: 0x8, DELETE_SELF: 0x400, MOVE_SELF: 0x800, IGNORED: 0x8000, Q_OVERFLOW: 0x4000,
       NONBLOCK: 0o4000, CLOEXEC: 0o2000000,
@@ -165,7 +168,7 @@ const linux = (arch: string): Platform => {
 
 // struct kevent { uintptr_t ident; int16_t filter; uint16_t flags; uint32_t fflags;
 // intptr_t data; void *udata; [FreeBSD 12+: uint64_t ext[4];] }
-const KEVENT = { filter: 8, flags: 10, fflags: 12, EVFILT_PROC: -5, NOTE_EXIT: 0x80000000, EV_ADD: 0x1, EV_ONESHOT: 0x10 };
+const kevent = (size: number): KeventLayout => ({ size, filter: 8, flags: 10, fflags: 12, EVFILT_PROC: -5, NOTE_EXIT: 0x80000000, EV_ADD: 0x1, EV_ONESHOT: 0x10 });
 const CTL_KERN = 1;
 const HW_NCPU = [6, 3];
 
@@ -179,11 +182,11 @@ const darwin = (arch: string): Platform => ({
   stat: { size: 144, dev: f(0, 4), mode: f(4, 2), nlink: f(6, 2), ino: f(8, 8), uid: f(16, 4), fileSize: f(96, 8) },
   O: { RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0x4, CREAT: 0x200, EXCL: 0x800, NOFOLLOW: 0x100, CLOEXEC: 0x1000000, DIRECTORY: 0x100000 },
   E: bsdErrno(),
-  SIG: bsdSignals(),
+  signals: bsdSignals,
   SC_NPROCESSORS_ONLN: 58,
   waker: "backoff",
   ownerWatch: "kqueue",
-  kevent: { size: 32, ...KEVENT },
+  kevent: kevent(32),
   // KERN_PROCARGS2: argc, the executable path, padding, then the arguments.
   procArgs: { mib: (pid) => [CTL_KERN, 49, pid], layout: "procargs2" },
   hwNcpu: HW_NCPU,
@@ -198,11 +201,11 @@ const freebsd = (): Platform => ({
   stat: { size: 224, dev: f(0, 8), ino: f(8, 8), nlink: f(16, 8), mode: f(24, 2), uid: f(28, 4), fileSize: f(112, 8) },
   O: { RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0x4, CREAT: 0x200, EXCL: 0x800, NOFOLLOW: 0x100, CLOEXEC: 0x100000, DIRECTORY: 0x20000 },
   E: bsdErrno(),
-  SIG: bsdSignals(),
+  signals: bsdSignals,
   SC_NPROCESSORS_ONLN: 58,
   waker: "backoff",
   ownerWatch: "kqueue",
-  kevent: { size: 64, ...KEVENT },
+  kevent: kevent(64),
   // KERN_PROC, KERN_PROC_ARGS: the arguments, each NUL-terminated.
   procArgs: { mib: (pid) => [CTL_KERN, 14, 7, pid], layout: "nul" },
   hwNcpu: HW_NCPU,
@@ -217,11 +220,11 @@ const openbsd = (): Platform => ({
   stat: { size: 128, mode: f(0, 4), dev: f(4, 4), ino: f(8, 8), nlink: f(16, 4), uid: f(20, 4), fileSize: f(80, 8) },
   O: { RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0x4, CREAT: 0x200, EXCL: 0x800, NOFOLLOW: 0x100, CLOEXEC: 0x10000, DIRECTORY: 0x20000 },
   E: bsdErrno(),
-  SIG: bsdSignals(),
+  signals: bsdSignals,
   SC_NPROCESSORS_ONLN: 503,
   waker: "backoff",
   ownerWatch: "kqueue",
-  kevent: { size: 32, ...KEVENT },
+  kevent: kevent(32),
   // KERN_PROC_ARGS, KERN_PROC_ARGV: a NULL-terminated char *argv[] pointing into the buffer.
   procArgs: { mib: (pid) => [CTL_KERN, 55, pid, 1], layout: "argv-pointers" },
   hwNcpu: HW_NCPU,
@@ -236,7 +239,7 @@ const netbsd = (): Platform => ({
   stat: { size: 152, dev: f(0, 8), mode: f(8, 4), ino: f(16, 8), nlink: f(24, 4), uid: f(28, 4), fileSize: f(112, 8) },
   O: { RDONLY: 0, WRONLY: 1, RDWR: 2, NONBLOCK: 0x4, CREAT: 0x200, EXCL: 0x800, NOFOLLOW: 0x100, CLOEXEC: 0x400000, DIRECTORY: 0x200000 },
   E: bsdErrno(),
-  SIG: bsdSignals(),
+  signals: bsdSignals,
   SC_NPROCESSORS_ONLN: 1002,
   waker: "backoff",
   // NetBSD's struct kevent has a 32-bit filter and changed size in 10.0 (__kevent100):
@@ -272,10 +275,12 @@ export const LOG = {
   NDELAY: 0x08,
   WARNING: 4,
   INFO: 6,
-  facility: {
-    kern: 0 << 3, user: 1 << 3, mail: 2 << 3, daemon: 3 << 3, auth: 4 << 3, syslog: 5 << 3, lpr: 6 << 3,
-    news: 7 << 3, uucp: 8 << 3, cron: 9 << 3, authpriv: 10 << 3, ftp: 11 << 3,
-    local0: 16 << 3, local1: 17 << 3, local2: 18 << 3, local3: 19 << 3,
-    local4: 20 << 3, local5: 21 << 3, local6: 22 << 3, local7: 23 << 3,
-  } as Record<string, number>,
 } as const;
+
+/** syslog(3) facility codes by name; the same everywhere. */
+export const syslogFacilities = (): Record<string, number> => ({
+  kern: 0 << 3, user: 1 << 3, mail: 2 << 3, daemon: 3 << 3, auth: 4 << 3, syslog: 5 << 3, lpr: 6 << 3,
+  news: 7 << 3, uucp: 8 << 3, cron: 9 << 3, authpriv: 10 << 3, ftp: 11 << 3,
+  local0: 16 << 3, local1: 17 << 3, local2: 18 << 3, local3: 19 << 3,
+  local4: 20 << 3, local5: 21 << 3, local6: 22 << 3, local7: 23 << 3,
+});

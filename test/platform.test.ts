@@ -3,7 +3,7 @@
 // published headers, transcribed below independently of the table.
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { LOCK, LOG, platformFor } from "../ffi/platform";
+import { LOCK, LOG, platformFor, syslogFacilities } from "../ffi/platform";
 import { decodeProcArgs } from "../src/procinfo";
 import { lockDir, run } from "./helpers";
 
@@ -20,9 +20,9 @@ test.skipIf(process.platform !== "linux")("the Linux table matches this machine'
   expect(p.SYS).toEqual(c.SYS);
   expect(p.IN).toEqual(c.IN);
   expect({ size: p.stat.size, dev: p.stat.dev.off, ino: p.stat.ino.off, nlink: p.stat.nlink.off, mode: p.stat.mode.off, uid: p.stat.uid.off, fileSize: p.stat.fileSize.off }).toEqual(c.stat);
-  for (const [name, n] of Object.entries(c.SIG as Record<string, number>)) expect({ name, n: p.SIG[name] }).toEqual({ name, n });
-  const { facility, ...levels } = LOG;
-  expect({ PID: levels.PID, NDELAY: levels.NDELAY, WARNING: levels.WARNING, INFO: levels.INFO }).toEqual({ PID: c.LOG.PID, NDELAY: c.LOG.NDELAY, WARNING: c.LOG.WARNING, INFO: c.LOG.INFO });
+  for (const [name, n] of Object.entries(c.SIG as Record<string, number>)) expect({ name, n: p.signals()[name] }).toEqual({ name, n });
+  const facility = syslogFacilities();
+  expect({ PID: LOG.PID, NDELAY: LOG.NDELAY, WARNING: LOG.WARNING, INFO: LOG.INFO }).toEqual({ PID: c.LOG.PID, NDELAY: c.LOG.NDELAY, WARNING: c.LOG.WARNING, INFO: c.LOG.INFO });
   for (const f of ["daemon", "user", "local0", "local5", "local7", "authpriv", "ftp", "cron"]) expect({ f, v: facility[f] }).toEqual({ f, v: c.LOG[f] });
 });
 
@@ -41,7 +41,7 @@ for (const [os, want] of Object.entries(published)) {
     expect({
       CREAT: p.O.CREAT, NOFOLLOW: p.O.NOFOLLOW, CLOEXEC: p.O.CLOEXEC, DIRECTORY: p.O.DIRECTORY,
       EAGAIN: p.E.EAGAIN, ELOOP: p.E.ELOOP, ENOLCK: p.E.ENOLCK,
-      SIGUSR1: p.SIG.SIGUSR1, SIGUSR2: p.SIG.SIGUSR2, SIGCHLD: p.SIG.SIGCHLD,
+      SIGUSR1: p.signals().SIGUSR1, SIGUSR2: p.signals().SIGUSR2, SIGCHLD: p.signals().SIGCHLD,
       SC: p.SC_NPROCESSORS_ONLN, statSize: p.stat.size, ino: p.stat.ino.off, fileSize: p.stat.fileSize.off,
       kevent: p.kevent?.size, procArgs: p.procArgs?.mib(42), errnoFn: p.errnoFn,
     }).toEqual(want);
