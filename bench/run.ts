@@ -126,16 +126,20 @@ ensureHyperfine();
 // Built exactly as dist/waitlock is (package.json "build"), so that the two differ only in code.
 const buildFlags = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.build as string).match(/ --[a-z-]+(=\S+)?/g)!.map((f) => f.trim()).filter((f) => f !== "--outfile");
 sh([join(ROOT, "node_modules/.bin/bun"), "build", ...buildFlags, join(ROOT, "bench/floor.ts"), "--outfile", BUILT_FLOOR]);
-// Both executables are run from fresh copies side by side: how long ago a file was written
-// changes how fast it starts (measured here: two identical copies of one binary, one written
-// ten minutes earlier, differed by 0.7-1 ms), so neither gets an older page-cache state.
+// How a file came into the page cache changes how fast it starts: two identical copies of
+// one binary differed by 0.7-1.5 ms and by 70 page faults per run here (the kernel maps
+// large folios of a file with fewer faults, and how large they are depends on how the file
+// was written). So both executables are copied, written out and dropped from the cache, and
+// the warm-up runs read them back the same way, as the first run after a reboot would.
 const binDir = mkdtempSync(join(tmpdir(), "waitlock-bench-bin-"));
 const WL = join(binDir, "waitlock");
 const FLOOR = join(binDir, "bench-floor");
-copyFileSync(BUILT, WL);
-copyFileSync(BUILT_FLOOR, FLOOR);
-chmodSync(WL, 0o755);
-chmodSync(FLOOR, 0o755);
+for (const [from, to] of [[BUILT, WL], [BUILT_FLOOR, FLOOR]] as const) {
+  copyFileSync(from, to);
+  chmodSync(to, 0o755);
+  sh(["sync", to]);
+  sh(["dd", `if=${to}`, "iflag=nocache", "count=0", "status=none"]);
+}
 const shm = existsSync("/dev/shm") ? "/dev/shm" : "/tmp";
 const tmp = mkdtempSync(join(shm, "waitlock-bench-"));
 const lines: string[] = [];
@@ -151,6 +155,7 @@ try {
   out(`Written by \`npm run bench\` (bench/run.ts) on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC. Every figure is from this one run:`);
   out("the median, and the spread as the interquartile range (p25 – p75). Whole-process runs are pooled from");
   out("rounds that alternate the order of the commands: this 2-core VM drifts by milliseconds within a minute.");
+  out("waitlock and the floor run from copies that were dropped from the page cache first (bench/TUNING.md, fourth round).");
   out();
   out("| | |");
   out("|---|---|");
