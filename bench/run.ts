@@ -127,9 +127,9 @@ ensureHyperfine();
 const buildFlags = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.build as string).match(/ --[a-z-]+(=\S+)?/g)!.map((f) => f.trim()).filter((f) => f !== "--outfile");
 sh([join(ROOT, "node_modules/.bin/bun"), "build", ...buildFlags, join(ROOT, "bench/floor.ts"), "--outfile", BUILT_FLOOR]);
 // How a file came into the page cache changes how fast it starts: two identical copies of
-// one binary differed by 0.7-1.5 ms and by 70 page faults per run here (the kernel maps
-// large folios of a file with fewer faults, and how large they are depends on how the file
-// was written). So both executables are copied, written out and dropped from the cache, and
+// one binary differed by 0.7-1.5 ms and by 70 page faults per run here (most likely the
+// kernel maps a file's large folios with fewer faults, and their size depends on how the
+// file came into the cache). So both executables are copied, written out and dropped from the cache, and
 // the warm-up runs read them back the same way, as the first run after a reboot would.
 const binDir = mkdtempSync(join(tmpdir(), "waitlock-bench-bin-"));
 const WL = join(binDir, "waitlock");
