@@ -1,28 +1,14 @@
 // Drives the compiled binary the way a user would: real processes in a temporary lock
 // directory. Every process started here leads its own process group, and the group is
-// killed by that PID after each test (commands run by --exec included).
-import { afterEach, expect } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// killed by that PID after each test (commands run by --exec included; test/cleanup.ts).
+import { expect } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { dirs, started } from "./cleanup";
 
 export const BIN = resolve(import.meta.dir, "../dist/waitlock");
 if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run 'npm run build' (npm test does it for you)`);
-
-const started = new Set<number>();
-const dirs: string[] = [];
-
-afterEach(() => {
-  for (const pid of started) {
-    try {
-      process.kill(-pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-  started.clear();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
 
 /** A fresh lock directory (removed after the test). */
 export function lockDir(): string {
