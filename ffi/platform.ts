@@ -127,17 +127,16 @@ const linuxStatGeneric = (): StatLayout => ({
 
 // x86_64 kept its own numbering; arm64 (and riscv64) use the unified asm-generic table, which
 // has only the *at() forms and ppoll. pidfd_open came after the unification: 434 everywhere.
+const LINUX_AT = { AT_FDCWD: -100, AT_SYMLINK_NOFOLLOW: 0x100, TCGETS: 0x5401, pidfd_open: 434 };
 const linuxSysX86_64 = (): Syscalls => ({
   read: 0, pread64: 17, pwrite64: 18, openat: 257, close: 3, flock: 73, fstat: 5, newfstatat: 262, ftruncate: 77,
   unlinkat: 263, faccessat: 269, mkdirat: 258, fchmodat: 268, fchmod: 91, kill: 62, getppid: 110, getuid: 102,
-  uname: 63, ioctl: 16, ppoll: 271, inotify_init1: 294, inotify_add_watch: 254, inotify_rm_watch: 255,
-  AT_FDCWD: -100, AT_SYMLINK_NOFOLLOW: 0x100, TCGETS: 0x5401, pidfd_open: 434,
+  uname: 63, ioctl: 16, ppoll: 271, inotify_init1: 294, inotify_add_watch: 254, inotify_rm_watch: 255, ...LINUX_AT,
 });
 const linuxSysGeneric = (): Syscalls => ({
   read: 63, pread64: 67, pwrite64: 68, openat: 56, close: 57, flock: 32, fstat: 80, newfstatat: 79, ftruncate: 46,
   unlinkat: 35, faccessat: 48, mkdirat: 34, fchmodat: 53, fchmod: 52, kill: 129, getppid: 173, getuid: 174,
-  uname: 160, ioctl: 29, ppoll: 73, inotify_init1: 26, inotify_add_watch: 27, inotify_rm_watch: 28,
-  AT_FDCWD: -100, AT_SYMLINK_NOFOLLOW: 0x100, TCGETS: 0x5401, pidfd_open: 434,
+  uname: 160, ioctl: 29, ppoll: 73, inotify_init1: 26, inotify_add_watch: 27, inotify_rm_watch: 28, ...LINUX_AT,
 });
 
 // O_NOFOLLOW and O_DIRECTORY are the two flags arm64 moved.
