@@ -15,8 +15,15 @@ const SYSTEM_DIRS = ["/var/run/waitlock", "/run/waitlock", "/var/lock/waitlock",
 
 const unusable = (path: string, why: string) => new WaitlockError(EXIT.LOCKDIR, path, why);
 
+/** `path` without trailing slashes (a loop: a regex is compiled at start-up on first use). */
+function trimSlashes(path: string): string {
+  let end = path.length;
+  while (end > 0 && path[end - 1] === "/") end--;
+  return path.slice(0, end);
+}
+
 function parentOf(path: string): string {
-  const trimmed = path.replace(/\/+$/, "");
+  const trimmed = trimSlashes(path);
   const i = trimmed.lastIndexOf("/");
   return i < 0 ? "." : i === 0 ? "/" : trimmed.slice(0, i);
 }
@@ -97,19 +104,24 @@ export function resolveLockDir(explicitPath: string | undefined, env: Record<str
     debug(`lock directory ${dir.path} (given)`);
     return dir;
   }
-  const home = env.HOME ? `${env.HOME.replace(/\/+$/, "")}/.waitlock` : undefined;
-  const candidates: [string, boolean][] = [
-    ...SYSTEM_DIRS.map((d): [string, boolean] => [d, true]),
-    ...(home ? [[home, false] as [string, boolean]] : []),
-    ["./waitlock", false],
-  ];
-  for (const [path, shared] of candidates) {
+  // Plain loops, no map or destructuring: the default path is a lock path too
+  // (test/startup.test.ts).
+  const tried: string[] = [];
+  const usable = (path: string, shared: boolean): LockDir | undefined => {
     const dir = candidate(path, shared);
-    if (dir) {
-      debug(`lock directory ${dir.path}`);
-      return dir;
+    if (dir) debug(`lock directory ${dir.path}`);
+    else {
+      debug(`lock directory candidate ${path} is not usable`);
+      tried.push(path);
     }
-    debug(`lock directory candidate ${path} is not usable`);
+    return dir;
+  };
+  for (const path of SYSTEM_DIRS) {
+    const dir = usable(path, true);
+    if (dir) return dir;
   }
-  throw unusable(candidates.map((c) => c[0]).join(", "), "no usable lock directory (set WAITLOCK_DIR or --lock-dir)");
+  const home = env.HOME ? usable(`${trimSlashes(env.HOME)}/.waitlock`, false) : undefined;
+  const dir = home ?? usable("./waitlock", false);
+  if (dir) return dir;
+  throw unusable(tried.join(", "), "no usable lock directory (set WAITLOCK_DIR or --lock-dir)");
 }

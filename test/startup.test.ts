@@ -58,6 +58,14 @@ test("--exec, plain and as a semaphore with a timeout, compiles no JavaScript bu
   }
 });
 
+test("--exec in the default lock directory compiles no JavaScript builtin", async () => {
+  // No -d (and the helpers pass no WAITLOCK_DIR): the defaults are searched. The slot file
+  // of this unique name is gone again when the run ends.
+  const r = await run([BIN, `startup-default-${process.pid}`, "--exec", "true"], { env: DUMP });
+  expect(r.code).toBe(0);
+  expect(builtinsIn(r.stderr)).toEqual([]);
+});
+
 test("a waiter that sleeps, wakes and wins compiles no JavaScript builtin", async () => {
   const d = lockDir();
   const holder = startSh(`exec "$WL" -d "$D" w --exec sh -c 'touch "$D/held"; read -r _'`, d);
