@@ -80,9 +80,11 @@ function linuxCalls(S: Syscalls, ffi: FFI): { calls: Calls; errno: () => Pointer
   const sc = lib.syscall as SyscallFn;
   // The buffers stay referenced by the caller for the duration of the call.
   const at = (buf: ArrayBufferView) => ffi.ptr(buf);
-  const utsname = new Uint8Array(6 * 65);
-  const termios = new Uint8Array(64);
-  const timespec = new BigInt64Array(2);
+  // Scratch buffers for calls off the lock path, made on first use: each typed-array kind
+  // made at start-up is GC heap the run must fault in.
+  let utsname: Uint8Array | undefined;
+  let termios: Uint8Array | undefined;
+  let timespec: BigInt64Array | undefined;
   return {
     syscall: sc,
     errno: () => load({ [P.errnoFn]: { args: [], returns: ptr } }, ffi)[P.errnoFn]!(),
@@ -104,15 +106,17 @@ function linuxCalls(S: Syscalls, ffi: FFI): { calls: Calls; errno: () => Pointer
       kill: (pid, signal) => sc(S.kill, pid, signal, 0, 0),
       getppid: () => sc(S.getppid, 0, 0, 0, 0),
       getuid: () => sc(S.getuid, 0, 0, 0, 0),
-      isatty: (fd) => (sc(S.ioctl, fd, S.TCGETS, at(termios), 0) === 0 ? 1 : 0),
+      isatty: (fd) => (sc(S.ioctl, fd, S.TCGETS, at((termios ??= new Uint8Array(64))), 0) === 0 ? 1 : 0),
       hostname: (buf) => {
         // struct utsname: six 65-byte fields; the node name is the second.
+        utsname ??= new Uint8Array(6 * 65);
         if (sc(S.uname, at(utsname), 0, 0, 0) < 0) return -1;
         buf.set(utsname.subarray(65, 65 + Math.min(65, buf.byteLength)));
         return 0;
       },
       poll: (set, count, timeoutMs) => {
         if (timeoutMs < 0) return sc(S.ppoll, at(set), count, 0, 0);
+        timespec ??= new BigInt64Array(2);
         timespec[0] = BigInt(Math.floor(timeoutMs / 1000));
         timespec[1] = BigInt((timeoutMs % 1000) * 1_000_000);
         return sc(S.ppoll, at(set), count, at(timespec), 0);
@@ -367,7 +371,8 @@ function field(f: Field): number {
     case 4:
       return statView.getUint32(f.off, true);
     case 8:
-      return Number(statView.getBigUint64(f.off, true));
+      // Two halves rather than getBigUint64: a BigInt is one more kind of GC cell to set up.
+      return statView.getUint32(f.off, true) + statView.getUint32(f.off + 4, true) * 2 ** 32;
   }
 }
 
