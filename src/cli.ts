@@ -8,6 +8,7 @@ import { forcePolling } from "./waker";
 import { command, parseOptions, VERSION, type Options } from "./options";
 import { noEvents, syslogEvents } from "./modes/events";
 import { execUnderLock } from "./modes/exec";
+import type { SlotRequest } from "./engine";
 
 const EPILOGUE = `FORMS
   waitlock [OPTIONS] NAME                       take a slot for the calling process, then return
@@ -40,8 +41,23 @@ async function help(): Promise<string> {
 }
 
 // Every mode but --exec is a chunk of its own (the build splits at import()), evaluated only
-// when chosen: each function a module declares costs every start that evaluates it.
-async function run(opts: Options): Promise<number> {
+// when chosen: each function a module declares costs every start that evaluates it. And a
+// function costs on its first call in proportion to its size, taken branches or not, so the
+// --exec path calls only what it needs.
+function run(opts: Options): Promise<number> {
+  if (opts.mode !== "exec") return runOther(opts);
+  const req = slotRequest(opts);
+  const events = opts.syslog ? syslogEvents(opts.facility, req.name, opts.slots) : noEvents;
+  return execUnderLock(req, opts.timeout, opts.command!, opts.recordForm, events);
+}
+
+function slotRequest(opts: Options): SlotRequest {
+  const name = opts.name ?? readNameFromStdin();
+  const dir = resolveLockDir(opts.lockDir, process.env);
+  return { dir: dir.path, shared: dir.shared, name, slots: opts.slots, preferred: opts.preferredSlot };
+}
+
+async function runOther(opts: Options): Promise<number> {
   switch (opts.mode) {
     case "help":
       await Bun.write(Bun.stdout, await help());
@@ -54,12 +70,9 @@ async function run(opts: Options): Promise<number> {
     case "check":
       return (await import("./modes/check")).checkSlots(() => ({ dir: resolveLockDir(opts.lockDir, process.env).path, name: opts.name ?? readNameFromStdin(), slots: opts.slots }));
   }
-  const name = opts.name ?? readNameFromStdin();
-  const dir = resolveLockDir(opts.lockDir, process.env);
-  if (opts.mode === "done") return (await import("./modes/done")).signalHolders(dir.path, name, opts.timeout ?? undefined);
-  const req = { dir: dir.path, shared: dir.shared, name, slots: opts.slots, preferred: opts.preferredSlot };
-  const events = opts.syslog ? syslogEvents(opts.facility, name, opts.slots) : noEvents;
-  if (opts.mode === "exec") return execUnderLock(req, opts.timeout, opts.command!, opts.recordForm, events);
+  const req = slotRequest(opts);
+  if (opts.mode === "done") return (await import("./modes/done")).signalHolders(req.dir, req.name, opts.timeout ?? undefined);
+  const events = opts.syslog ? syslogEvents(opts.facility, req.name, opts.slots) : noEvents;
   return (await import("./modes/hold")).holdForCaller(req, opts.timeout, opts.owner, opts.recordForm, events);
 }
 
