@@ -54,6 +54,10 @@ const spread = (s: Stats, unit: (x: number) => string) => `${unit(s.p25)} – ${
  * are split into many short rounds that alternate the order, and pooled.
  */
 function hyperfine(commands: string[], runs: number, warmup = 5, rounds = 20): Stats[] {
+  return hyperfineTimes(commands, runs, warmup, rounds).map(stats);
+}
+
+function hyperfineTimes(commands: string[], runs: number, warmup: number, rounds: number): number[][] {
   const pooled: number[][] = commands.map(() => []);
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? commands.map((_, i) => i) : commands.map((_, i) => commands.length - 1 - i);
@@ -62,7 +66,7 @@ function hyperfine(commands: string[], runs: number, warmup = 5, rounds = 20): S
     const results = JSON.parse(readFileSync(json, "utf8")).results as { times: number[] }[];
     results.forEach((res, k) => pooled[order[k]!]!.push(...res.times));
   }
-  return pooled.map(stats);
+  return pooled;
 }
 
 async function waitUntil(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
@@ -129,17 +133,24 @@ sh([join(ROOT, "node_modules/.bin/bun"), "build", ...buildFlags, join(ROOT, "ben
 // How a file came into the page cache changes how fast it starts: two identical copies of
 // one binary differed by 0.7-1.5 ms and by 70 page faults per run here (most likely the
 // kernel maps a file's large folios with fewer faults, and their size depends on how the
-// file came into the cache). So both executables are copied, written out and dropped from the cache, and
-// the warm-up runs read them back the same way, as the first run after a reboot would.
+// file came into the cache). So the executables are copied, written out and dropped from the
+// cache, and the warm-up runs read them back the same way, as the first run after a reboot
+// would. Even so, one copy in a few starts ~10 % slower than its twins with the same page
+// faults (bench/TUNING.md, fifth round): the ratio to the floor pools COPIES copies of each.
+const COPIES = 3;
 const binDir = mkdtempSync(join(tmpdir(), "waitlock-bench-bin-"));
-const WL = join(binDir, "waitlock");
-const FLOOR = join(binDir, "bench-floor");
-for (const [from, to] of [[BUILT, WL], [BUILT_FLOOR, FLOOR]] as const) {
-  copyFileSync(from, to);
-  chmodSync(to, 0o755);
-  sh(["sync", to]);
-  sh(["dd", `if=${to}`, "iflag=nocache", "count=0", "status=none"]);
-}
+const copiesOf = (from: string, name: string) =>
+  Array.from({ length: COPIES }, (_, i) => {
+    const to = join(binDir, `${name}-${i + 1}`);
+    copyFileSync(from, to);
+    chmodSync(to, 0o755);
+    sh(["sync", to]);
+    sh(["dd", `if=${to}`, "iflag=nocache", "count=0", "status=none"]);
+    return to;
+  });
+const WLS = copiesOf(BUILT, "waitlock");
+const FLOORS = copiesOf(BUILT_FLOOR, "bench-floor");
+const WL = WLS[0]!;
 const shm = existsSync("/dev/shm") ? "/dev/shm" : "/tmp";
 const tmp = mkdtempSync(join(shm, "waitlock-bench-"));
 const lines: string[] = [];
@@ -173,15 +184,19 @@ try {
   out("## Whole-process runs (hyperfine, no shell)");
   out();
   writeFileSync(join(tmp, "flock.lock"), "");
-  const [floor, flock, exec] = hyperfine([FLOOR, `flock ${tmp}/flock.lock true`, `${WL} -d ${tmp} x --exec true`], 400);
+  const startTimes = hyperfineTimes([...FLOORS, `flock ${tmp}/flock.lock true`, ...WLS.map((wl) => `${wl} -d ${tmp} x --exec true`)], 400 / COPIES, 5, 20);
+  const pool = (from: number) => stats(startTimes.slice(from, from + COPIES).flat());
+  const floor = pool(0);
+  const flock = stats(startTimes[COPIES]!);
+  const exec = pool(COPIES + 1);
   const check = hyperfine([`${WL} -d ${tmp} --check free`], 300)[0]!;
   const hold = hyperfine([`sh -c 'exec true'`, `sh -c 'exec ${WL} -d ${tmp} --owner $$ caller$$'`], 200)!;
   out("| scenario | median | p25 – p75 | min | runs |");
   out("|---|---|---|---|---|");
   const row = (name: string, s: Stats) => out(`| ${name} | ${ms(s.median)} | ${spread(s, ms)} | ${ms(s.min)} | ${s.n} |`);
-  row("floor: compiled Bun program running `true`", floor!);
-  row("flock(1) FILE true", flock!);
-  row("`waitlock NAME --exec true`, uncontended", exec!);
+  row(`floor: compiled Bun program running \`true\` (${COPIES} copies pooled)`, floor);
+  row("flock(1) FILE true", flock);
+  row(`\`waitlock NAME --exec true\`, uncontended (${COPIES} copies pooled)`, exec);
   row("`waitlock --check NAME` (free)", check);
   row("`sh -c 'exec true'` (baseline for the next row)", hold[0]!);
   row("`sh -c 'exec waitlock --owner $$ NAME$$'`: acquire for the caller (spawns the holder)", hold[1]!);
@@ -198,8 +213,8 @@ try {
   holder.stdin.end();
   await holder.exited;
   out();
-  const execRatio = exec!.median / floor!.median;
-  out(`**Target: \`--exec true\` ≤ 1.30 × the floor.** ${ms(exec!.median)} / ${ms(floor!.median)} = **${execRatio.toFixed(2)} ×** — ${execRatio <= 1.3 ? "met" : "NOT met"}.`);
+  const execRatio = exec.median / floor.median;
+  out(`**Target: \`--exec true\` ≤ 1.30 × the floor.** ${ms(exec.median)} / ${ms(floor.median)} = **${execRatio.toFixed(2)} ×** — ${execRatio <= 1.3 ? "met" : "NOT met"}.`);
   out();
 
   // ------------------------------------------------------------ in-process
