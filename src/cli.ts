@@ -6,7 +6,7 @@ import { debug, error, setVerbosity } from "./log";
 import { readNameFromStdin } from "./names";
 import { forcePolling } from "./waker";
 import { command, parseOptions, VERSION, type Options } from "./options";
-import { noEvents, syslogEvents } from "./modes/events";
+import { noEvents, syslogEvents, type Events } from "./modes/events";
 import { execUnderLock } from "./modes/exec";
 import type { SlotRequest } from "./engine";
 
@@ -47,8 +47,7 @@ async function help(): Promise<string> {
 function run(opts: Options): Promise<number> {
   if (opts.mode !== "exec") return runOther(opts);
   const req = slotRequest(opts);
-  const events = opts.syslog ? syslogEvents(opts.facility, req.name, opts.slots) : noEvents;
-  return execUnderLock(req, opts.timeout, opts.command!, opts.recordForm, events);
+  return execUnderLock(req, opts.timeout, opts.command!, opts.recordForm, eventsFor(opts, req));
 }
 
 function slotRequest(opts: Options): SlotRequest {
@@ -56,6 +55,8 @@ function slotRequest(opts: Options): SlotRequest {
   const dir = resolveLockDir(opts.lockDir, process.env);
   return { dir: dir.path, shared: dir.shared, name, slots: opts.slots, preferred: opts.preferredSlot };
 }
+
+const eventsFor = (opts: Options, req: SlotRequest): Events => (opts.syslog ? syslogEvents(opts.facility, req.name, req.slots) : noEvents);
 
 async function runOther(opts: Options): Promise<number> {
   switch (opts.mode) {
@@ -72,8 +73,7 @@ async function runOther(opts: Options): Promise<number> {
   }
   const req = slotRequest(opts);
   if (opts.mode === "done") return (await import("./modes/done")).signalHolders(req.dir, req.name, opts.timeout ?? undefined);
-  const events = opts.syslog ? syslogEvents(opts.facility, req.name, opts.slots) : noEvents;
-  return (await import("./modes/hold")).holdForCaller(req, opts.timeout, opts.owner, opts.recordForm, events);
+  return (await import("./modes/hold")).holdForCaller(req, opts.timeout, opts.owner, opts.recordForm, eventsFor(opts, req));
 }
 
 export async function main(argv: string[]): Promise<number> {
