@@ -42,6 +42,9 @@ export interface Held {
   path: string;
   /** bytes in the file now (a shorter record must truncate it) */
   size: number;
+  /** the inode locked: an open descriptor's never changes, so release need not ask again */
+  dev: number;
+  ino: number;
 }
 
 export type Outcome = { held: Held } | { alreadyHeld: number };
@@ -158,7 +161,7 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
           throw new WaitlockError(EXIT.SYSTEM, path, "lock file is not a plain file with a single link; refusing to use it");
         }
         debug(`locked ${path}`);
-        return { held: { fd, slot: order[i]!, path, size: st.size } };
+        return { held: { fd, slot: order[i]!, path, size: st.size, dev: st.dev, ino: st.ino } };
       }
       if (hooks.isOurs?.(fd, path)) return { alreadyHeld: order[i]! };
     }
@@ -198,9 +201,12 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
   }
 }
 
-/** Releases a slot: remove its file while still holding it, then let go. */
-export function release(held: Pick<Held, "fd" | "path">): void {
-  const st = fstat(held.fd);
+/**
+ * Releases a slot: remove its file while still holding it (if the path still names the
+ * inode locked), then let go. A holder handed only the descriptor asks for its inode.
+ */
+export function release(held: Pick<Held, "fd" | "path"> & Partial<Pick<Held, "dev" | "ino">>): void {
+  const st = held.ino === undefined ? fstat(held.fd) : held;
   const named = lstat(held.path);
   if (typeof st !== "number" && typeof named !== "number" && st.ino === named.ino && st.dev === named.dev) {
     const r = unlink(held.path);
