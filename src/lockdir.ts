@@ -11,7 +11,7 @@ export interface LockDir {
   shared: boolean;
 }
 
-const SYSTEM_DIRS = ["/var/run/waitlock", "/run/waitlock", "/var/lock/waitlock", "/tmp/waitlock"];
+export const SYSTEM_DIRS = ["/var/run/waitlock", "/run/waitlock", "/var/lock/waitlock", "/tmp/waitlock"];
 
 const unusable = (path: string, why: string) => new WaitlockError(EXIT.LOCKDIR, path, why);
 

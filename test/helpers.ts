@@ -2,9 +2,10 @@
 // directory. Every process started here leads its own process group, and the group is
 // killed by that PID after each test (commands run by --exec included; test/cleanup.ts).
 import { expect } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { SYSTEM_DIRS } from "../src/lockdir";
 import { dirs, started } from "./cleanup";
 
 export const BIN = resolve(import.meta.dir, "../dist/waitlock");
@@ -15,6 +16,20 @@ export function lockDir(): string {
   const d = mkdtempSync(join(tmpdir(), "waitlock-test-"));
   dirs.push(d);
   return d;
+}
+
+/**
+ * Runs `fn` against the default lock directories (no -d), then removes those of them that
+ * waitlock made on the way: the suite leaves no directory behind in /run or /tmp. A
+ * directory with something left in it fails the test.
+ */
+export async function inDefaultDirs<T>(fn: () => Promise<T>): Promise<T> {
+  const made = SYSTEM_DIRS.filter((dir) => !existsSync(dir));
+  try {
+    return await fn();
+  } finally {
+    for (const dir of made) if (existsSync(dir)) rmdirSync(dir);
+  }
 }
 
 /** Kill this PID after the test if it is still there (for processes we did not spawn). */

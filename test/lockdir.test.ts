@@ -1,7 +1,7 @@
 // The lock directory: discovery, creation and the safety rules.
 import { expect, test } from "bun:test";
 import { chmodSync, linkSync, mkdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { BIN, lockDir, run, wl } from "./helpers";
+import { BIN, inDefaultDirs, lockDir, run, wl } from "./helpers";
 
 const ONE_LINE = /^waitlock: [^\n]+: [^\n]+\n$/;
 
@@ -67,13 +67,15 @@ test("permission denied on the lock directory or a lock file: exit 5", async () 
 });
 
 test("with no directory given, the first usable default is used", async () => {
-  const r = await wl(["-v", "--list"]);
-  expect(r.code).toBe(0);
-  expect(r.stderr).toMatch(/DEBUG: lock directory \/(var\/run|run|var\/lock|tmp)\/waitlock\n/);
-  const r2 = await asNobody(["-v", "--list"]);
-  expect(r2.code).toBe(0);
-  // The system directories are made 01777, so every user meets the same locks.
-  expect(r2.stderr.match(/DEBUG: lock directory (\S+)\n/)?.[1]).toBe(r.stderr.match(/DEBUG: lock directory (\S+)\n/)?.[1]);
+  await inDefaultDirs(async () => {
+    const r = await wl(["-v", "--list"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/DEBUG: lock directory \/(var\/run|run|var\/lock|tmp)\/waitlock\n/);
+    const r2 = await asNobody(["-v", "--list"]);
+    expect(r2.code).toBe(0);
+    // The system directories are made 01777, so every user meets the same locks.
+    expect(r2.stderr.match(/DEBUG: lock directory (\S+)\n/)?.[1]).toBe(r.stderr.match(/DEBUG: lock directory (\S+)\n/)?.[1]);
+  });
 });
 
 test("a FIFO or a hard link planted under a slot's name is refused, never hung on or written into", async () => {

@@ -5,7 +5,7 @@
 // function compiled in a run.
 import { expect, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
-import { BIN, lockDir, run, sh, start, startSh, waitFor } from "./helpers";
+import { BIN, inDefaultDirs, lockDir, run, sh, start, startSh, waitFor } from "./helpers";
 
 const DUMP = { BUN_JSC_dumpGeneratedBytecodes: "1" };
 
@@ -61,7 +61,7 @@ test("--exec, plain and as a semaphore with a timeout, compiles no JavaScript bu
 test("--exec in the default lock directory compiles no JavaScript builtin", async () => {
   // No -d (and the helpers pass no WAITLOCK_DIR): the defaults are searched. The slot file
   // of this unique name is gone again when the run ends.
-  const r = await run([BIN, `startup-default-${process.pid}`, "--exec", "true"], { env: DUMP });
+  const r = await inDefaultDirs(() => run([BIN, `startup-default-${process.pid}`, "--exec", "true"], { env: DUMP }));
   expect(r.code).toBe(0);
   expect(builtinsIn(r.stderr)).toEqual([]);
 });
