@@ -54,19 +54,20 @@ const spread = (s: Stats, unit: (x: number) => string) => `${unit(s.p25)} – ${
  * are split into many short rounds that alternate the order, and pooled.
  */
 function hyperfine(commands: string[], runs: number, warmup = 5, rounds = 20): Stats[] {
-  return hyperfineTimes(commands, runs, warmup, rounds).map(stats);
+  return hyperfineRounds(commands, runs, warmup, rounds).map((perRound) => stats(perRound.flat()));
 }
 
-function hyperfineTimes(commands: string[], runs: number, warmup: number, rounds: number): number[][] {
-  const pooled: number[][] = commands.map(() => []);
+/** Seconds per run, for each command, for each round. */
+function hyperfineRounds(commands: string[], runs: number, warmup: number, rounds: number): number[][][] {
+  const times: number[][][] = commands.map(() => []);
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? commands.map((_, i) => i) : commands.map((_, i) => commands.length - 1 - i);
     const json = join(tmp, `hf-${Date.now()}-${r}.json`);
     sh(["hyperfine", "-N", "--style", "none", "-w", String(warmup), "-r", String(Math.ceil(runs / rounds)), "--export-json", json, ...order.map((i) => commands[i]!)]);
     const results = JSON.parse(readFileSync(json, "utf8")).results as { times: number[] }[];
-    results.forEach((res, k) => pooled[order[k]!]!.push(...res.times));
+    results.forEach((res, k) => times[order[k]!]!.push(res.times));
   }
-  return pooled;
+  return times;
 }
 
 async function waitUntil(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
@@ -184,11 +185,14 @@ try {
   out("## Whole-process runs (hyperfine, no shell)");
   out();
   writeFileSync(join(tmp, "flock.lock"), "");
-  const startTimes = hyperfineTimes([...FLOORS, `flock ${tmp}/flock.lock true`, ...WLS.map((wl) => `${wl} -d ${tmp} x --exec true`)], 400 / COPIES, 5, 20);
-  const pool = (from: number) => stats(startTimes.slice(from, from + COPIES).flat());
-  const floor = pool(0);
-  const flock = stats(startTimes[COPIES]!);
-  const exec = pool(COPIES + 1);
+  const startRounds = hyperfineRounds([...FLOORS, `flock ${tmp}/flock.lock true`, ...WLS.map((wl) => `${wl} -d ${tmp} x --exec true`)], 400 / COPIES, 5, 20);
+  // The copies' runs of round r, or of every round.
+  const copiesIn = (from: number, r?: number) => startRounds.slice(from, from + COPIES).flatMap((rounds) => (r === undefined ? rounds.flat() : rounds[r]!));
+  const floor = stats(copiesIn(0));
+  const flock = stats(startRounds[COPIES]!.flat());
+  const exec = stats(copiesIn(COPIES + 1));
+  // How far the ratio moves while the machine drifts: each round's medians, compared.
+  const roundRatios = stats(startRounds[0]!.map((_, r) => stats(copiesIn(COPIES + 1, r)).median / stats(copiesIn(0, r)).median));
   const check = hyperfine([`${WL} -d ${tmp} --check free`], 300)[0]!;
   const hold = hyperfine([`sh -c 'exec true'`, `sh -c 'exec ${WL} -d ${tmp} --owner $$ caller$$'`], 200)!;
   out("| scenario | median | p25 – p75 | min | runs |");
@@ -215,6 +219,7 @@ try {
   out();
   const execRatio = exec.median / floor.median;
   out(`**Target: \`--exec true\` ≤ 1.30 × the floor.** ${ms(exec.median)} / ${ms(floor.median)} = **${execRatio.toFixed(2)} ×** — ${execRatio <= 1.3 ? "met" : "NOT met"}.`);
+  out(`The same ratio taken in each of the ${roundRatios.n} rounds alone: median ${roundRatios.median.toFixed(2)} ×, p25 – p75 ${roundRatios.p25.toFixed(2)} – ${roundRatios.p75.toFixed(2)} ×, min – max ${roundRatios.min.toFixed(2)} – ${roundRatios.max.toFixed(2)} ×.`);
   out();
 
   // ------------------------------------------------------------ in-process
