@@ -195,6 +195,8 @@ const X = (): Record<string, Fn> =>
     sysconf: { args: [i32], returns: i64_fast },
     openlog: { args: [ptr, i32, i32], returns: none },
     syslog: { args: [i32, ptr], returns: none },
+    siginterrupt: { args: [i32, i32], returns: i32 },
+    setitimer: { args: [i32, ptr, ptr], returns: i32 },
     ...(P.os !== "linux" && { sysctl: { args: [ptr, u32, ptr, ptr, ptr, u64], returns: i32 } }),
     ...(P.kevent && { kqueue: { args: [], returns: i32 }, kevent: { args: [i32, ptr, i32, ptr, i32, ptr], returns: i32 } }),
   }));
@@ -235,6 +237,45 @@ export function close(fd: number): void {
 
 export function flock(fd: number, op: number): number {
   return check(sys.flock(fd, op));
+}
+
+/** The interval after which a missed alarm is sent again, in microseconds. */
+const ALARM_REPEAT_US = 50_000;
+let alarmReady = false;
+
+/**
+ * Arms ITIMER_REAL to interrupt a blocking call after `ms` milliseconds (then every
+ * ALARM_REPEAT_US, in case the first one landed before the call began); 0 disarms it.
+ * SIGALRM gets the runtime's own handler (process.on), made to interrupt rather than
+ * restart system calls (siginterrupt): a blocked flock(2) then returns EINTR.
+ */
+function armAlarm(ms: number): void {
+  if (!alarmReady) {
+    process.on("SIGALRM", () => {});
+    X().siginterrupt!(P.signals().SIGALRM!, 1);
+    alarmReady = true;
+  }
+  const us = Math.max(1, Math.round(ms * 1000));
+  // struct itimerval { struct timeval it_interval, it_value; }, each { tv_sec; tv_usec } as longs.
+  const spec = ms > 0 ? [0, ALARM_REPEAT_US, Math.floor(us / 1e6), us % 1e6] : [0, 0, 0, 0];
+  X().setitimer!(0, new BigInt64Array(spec.map(BigInt)), null);
+}
+
+/**
+ * flock(2) that may block, in the kernel's queue of waiters for the file (first come, first
+ * served), for at most `timeoutMs` milliseconds (Infinity: as long as it takes). Returns 0
+ * when locked, -EINTR when the time ran out or a signal came (the caller decides whether
+ * to try again), or another negative errno.
+ */
+export function flockWait(fd: number, op: number, timeoutMs: number): number {
+  if (timeoutMs === Infinity) return check(sys.flock(fd, op));
+  if (timeoutMs <= 0) return -P.E.EINTR;
+  armAlarm(timeoutMs);
+  try {
+    return check(sys.flock(fd, op));
+  } finally {
+    armAlarm(0);
+  }
 }
 
 export function pread(fd: number, buf: Uint8Array, offset = 0): number {
@@ -303,6 +344,14 @@ export function onlineCpus(): number {
   if (n > 0) return n;
   const hw = P.hwNcpu ? sysctl(P.hwNcpu) : -1;
   return typeof hw !== "number" && hw.byteLength >= 4 ? Math.max(1, new DataView(hw.buffer, hw.byteOffset).getInt32(0, true)) : 1;
+}
+
+let ticks: number | undefined;
+
+/** Clock ticks per second, the unit of /proc's process times (Linux). */
+export function clockTicksPerSecond(): number {
+  ticks ??= P.SC_CLK_TCK === undefined ? 100 : Number(X().sysconf!(P.SC_CLK_TCK)) || 100;
+  return ticks;
 }
 
 /** sysctl(3) by MIB: the value's bytes, or a negative errno. */

@@ -32,6 +32,8 @@ export interface Platform {
   /** signal numbers by name (node:os has them too, but importing it costs ~0.8 ms of start-up) */
   signals(): Record<string, number>;
   SC_NPROCESSORS_ONLN: number;
+  /** sysconf's name for the clock tick rate (where /proc reports times in ticks) */
+  SC_CLK_TCK?: number;
   /** how a waiter learns that a slot may be free */
   waker: "inotify" | "backoff";
   /** how a holder learns that its owner died */
@@ -155,6 +157,7 @@ const linux = (arch: string): Platform => {
     E: LINUX_ERRNO,
     signals: linuxSignals,
     SC_NPROCESSORS_ONLN: 84,
+    SC_CLK_TCK: 2,
     waker: "inotify",
     ownerWatch: "pidfd",
     SYS: arm ? linuxSysGeneric() : linuxSysX86_64(),

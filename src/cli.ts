@@ -52,9 +52,12 @@ function run(opts: Options): Promise<number> {
 
 function slotRequest(opts: Options): SlotRequest {
   const name = opts.name ?? readNameFromStdin();
-  const dir = resolveLockDir(opts.lockDir, process.env);
+  const dir = resolveLockDir(opts.lockDir, process.env)!;
   return { dir: dir.path, shared: dir.shared, name, slots: opts.slots, preferred: opts.preferredSlot };
 }
+
+/** The lock directory for the modes that only look: undefined when it does not exist. */
+const readOnlyDir = (opts: Options) => resolveLockDir(opts.lockDir, process.env, false)?.path;
 
 const eventsFor = (opts: Options, req: SlotRequest): Events => (opts.syslog ? syslogEvents(opts.facility, req.name, req.slots) : noEvents);
 
@@ -67,12 +70,13 @@ async function runOther(opts: Options): Promise<number> {
       await Bun.write(Bun.stdout, `waitlock ${VERSION}\n`);
       return EXIT.OK;
     case "list":
-      return (await import("./modes/list")).listLocks(() => resolveLockDir(opts.lockDir, process.env).path, opts);
+      return (await import("./modes/list")).listLocks(() => readOnlyDir(opts), opts);
     case "check":
-      return (await import("./modes/check")).checkSlots(() => ({ dir: resolveLockDir(opts.lockDir, process.env).path, name: opts.name ?? readNameFromStdin(), slots: opts.slots }));
+      return (await import("./modes/check")).checkSlots(() => ({ dir: readOnlyDir(opts), name: opts.name ?? readNameFromStdin(), slots: opts.slots }));
+    case "done":
+      return (await import("./modes/done")).signalHolders(readOnlyDir(opts), opts.name ?? readNameFromStdin(), opts.timeout ?? undefined);
   }
   const req = slotRequest(opts);
-  if (opts.mode === "done") return (await import("./modes/done")).signalHolders(req.dir, req.name, opts.timeout ?? undefined);
   return (await import("./modes/hold")).holdForCaller(req, opts.timeout, opts.owner, opts.recordForm, eventsFor(opts, req));
 }
 

@@ -1,7 +1,21 @@
 // The lock engine. A slot is the file DIR/NAME.slotK.lock; a slot is held iff some process
-// holds flock(LOCK_EX) on that file (invariant 1). Holders delete their file on release
-// while they still hold it, and acquirers check that the path still names the inode they
-// locked (invariant 2).
+// holds flock(LOCK_EX) on that file (invariant 1).
+//
+// Waiters are served in arrival order (invariant 3) through a turnstile per NAME,
+// DIR/NAME.queue.lock: every acquirer takes it exclusively, in the kernel's first-come
+// first-served queue of blocked flock(2) requests, before it may take a slot, and lets go
+// once it holds one. Only the turnstile's holder, the head of the queue, ever waits for a
+// slot: for a mutex in a blocking flock(2) on the slot file, for a semaphore woken by
+// inotify on its slot files. Nobody overtakes the queue, and a waiter that dies leaves it
+// at once (the kernel drops its request).
+//
+// Files are removed only by a process that provably holds them alone (invariant 2). A slot
+// file: its releaser closes its descriptor, opens the file anew and takes it with
+// LOCK_EX|LOCK_NB; that fails while any other process holds it (a descendant that
+// inherited the locked descriptor, or the next holder). The turnstile: every acquirer
+// holds a shared lock on DIR/NAME.entry.lock from before it opens the turnstile until it
+// lets go of it, so whoever takes the entry file exclusively (non-blocking) knows that
+// nobody is queued, and removes both.
 import {
   E,
   LOCK,
@@ -9,6 +23,7 @@ import {
   close,
   fchmod,
   flock,
+  flockWait,
   fstat,
   ftruncate,
   getuid,
@@ -22,6 +37,7 @@ import {
 } from "../ffi/libc";
 import { S_IFMT, S_IFREG } from "../ffi/platform";
 import { BusyError, EXIT, TimeoutError, WaitlockError } from "./errors";
+import { fileKey } from "./holders";
 import { debug } from "./log";
 import { MAX_RECORD_BYTES } from "./record";
 import { sysError } from "./syserror";
@@ -29,15 +45,18 @@ import { createWaker, type Waker } from "./waker";
 
 export interface SlotRequest {
   dir: string;
-  /** world-writable directory: lock files are made writable for every user */
+  /** world-writable directory: lock files are made usable by every user */
   shared: boolean;
   name: string;
+  /** number of slots, N >= 1 (1: a mutex) */
   slots: number;
+  /** the 0-based slot to try first */
   preferred?: number;
 }
 
 export interface Held {
   fd: number;
+  /** 0-based slot number */
   slot: number;
   path: string;
   /** bytes in the file now (a shorter record must truncate it) */
@@ -50,28 +69,31 @@ export interface Held {
 export type Outcome = { held: Held } | { alreadyHeld: number };
 
 export interface AcquireHooks {
-  /** Asked about a slot some process holds: is it already held for us? */
+  /** Is the slot file open at `fd`, which some process holds, already held for us? */
   isOurs?(fd: number, path: string): boolean;
-  /** Called once, when the first attempt finds every slot busy and we are going to wait. */
-  onWait?(fd: number, slot: number, path: string): void;
+  /** Called once, when every slot is busy (or others are queued) and we are going to wait. */
+  onWait?(fd: number | undefined, slot: number, path: string): void;
 }
 
 export const slotPath = (dir: string, name: string, slot: number) => `${dir}/${name}.slot${slot}.lock`;
+const queuePath = (base: string) => `${base}.queue.lock`;
+const entryPath = (base: string) => `${base}.entry.lock`;
+/** DIR/NAME of a slot file's path (every slot path ends in ".slotK.lock"). */
+const baseOf = (slotFile: string) => slotFile.slice(0, slotFile.lastIndexOf(".slot"));
 
-/** The preferred slot first, then the rest in order. */
-function slotOrder(slots: number, preferred?: number): number[] {
-  const order = preferred === undefined ? [] : [preferred];
-  for (let k = 0; k < slots; k++) if (k !== preferred) order.push(k);
-  return order;
+/** The i-th slot to try: the preferred one first, then the others in order. */
+function slotAt(i: number, preferred: number | undefined): number {
+  if (preferred === undefined) return i;
+  return i === 0 ? preferred : i <= preferred ? i - 1 : i;
 }
 
 const symlinkRefused = (path: string) =>
   new WaitlockError(EXIT.SYSTEM, path, "lock file is a symbolic link; refusing to follow it");
 
 /**
- * Opens a slot file read-write (so that a holder's death shows up as IN_CLOSE_WRITE),
- * read-only when another user's file allows no more. Returns null when it does not exist
- * and `create` is false.
+ * Opens a slot file read-write (so that a holder's death shows up as IN_CLOSE_WRITE and it
+ * can write its record), read-only when another user's file allows no more. Returns null
+ * when it does not exist and `create` is false.
  */
 function openSlotFile(path: string, create: boolean, shared: boolean): number | null {
   // O_NONBLOCK: a FIFO planted under a slot's name must not hang us in open().
@@ -85,6 +107,18 @@ function openSlotFile(path: string, create: boolean, shared: boolean): number | 
     // In a shared directory every user must be able to write a record into the file.
     const st = fstat(fd);
     if (typeof st !== "number" && st.uid === getuid() && (st.mode & 0o777) !== 0o666) fchmod(fd, 0o666);
+  }
+  return fd;
+}
+
+/** Opens (creating) one of a NAME's turnstile files; flock(2) needs no write access. */
+function openQueueFile(path: string, shared: boolean): number {
+  const fd = open(path, O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK | O.CREAT | O.RDONLY, 0o644);
+  if (fd === -E.ELOOP) throw symlinkRefused(path);
+  if (fd < 0) throw sysError(path, fd, "cannot open lock file");
+  if (shared) {
+    const st = fstat(fd);
+    if (typeof st !== "number" && st.uid === getuid() && (st.mode & 0o777) !== 0o644) fchmod(fd, 0o644);
   }
   return fd;
 }
@@ -107,113 +141,302 @@ function tryLock(fd: number, path: string, op: number): boolean {
   throw sysError(path, r, "cannot lock");
 }
 
+/** Milliseconds left until `deadline` (a performance.now() time; Infinity: no deadline). */
+const msLeft = (deadline: number) => (deadline === Infinity ? Infinity : deadline - performance.now());
+
 /**
- * Takes a free slot of `req`, waiting up to `timeout` seconds (null: forever; 0: try once).
+ * Blocks in the kernel's queue for `fd` until it is locked with `op`; false when the
+ * deadline passed first. A stray signal costs the place in the queue (the kernel drops an
+ * interrupted request), so it is only ever taken again after one.
  */
-export function acquire(req: SlotRequest, timeout: number | null, hooks: AcquireHooks = {}): Outcome {
-  // Plain loops on this path, no map/forEach/Array.from: JavaScriptCore compiles each of
-  // those array builtins from source on its first call, ~85 µs of start-up apiece.
-  const order = slotOrder(req.slots, req.preferred);
-  const paths: string[] = [];
-  for (const k of order) paths.push(slotPath(req.dir, req.name, k));
-  const slots: (number | undefined)[] = [];
-  const deadline = timeout === null ? Infinity : performance.now() + timeout * 1000;
-  let waker: Waker | undefined;
+function lockBy(fd: number, path: string, op: number, deadline: number): boolean {
+  for (;;) {
+    const left = msLeft(deadline);
+    if (left <= 0) return tryLock(fd, path, op);
+    const r = flockWait(fd, op, left);
+    if (r === 0) return true;
+    if (r !== -E.EINTR) throw sysError(path, r, "cannot lock");
+  }
+}
 
-  const drop = (i: number) => {
-    waker?.unwatch(i);
-    close(slots[i]!);
-    slots[i] = undefined;
-  };
+/** The turnstile of one NAME: its entry and queue files, open, with the entry held shared. */
+interface Turnstile {
+  base: string;
+  entry: number;
+  queue: number;
+}
 
-  /** One attempt at every slot (or at `which`): an outcome, "retry" at once, or "busy". */
-  const attempt = (which?: ReadonlySet<number>): Outcome | "retry" | "busy" => {
-    for (let i = 0; i < order.length; i++) {
-      if (which && !which.has(i)) continue;
-      const path = paths[i]!;
-      let fd = slots[i];
-      if (fd !== undefined && !stillNamed(path, fd)) {
-        drop(i);
-        fd = undefined;
-      }
-      const fresh = fd === undefined;
-      if (fd === undefined) fd = slots[i] = openSlotFile(path, true, req.shared)!;
-      let locked = tryLock(fd, path, LOCK.EX);
-      if (!locked && fresh && waker) {
-        // Watched only once it is known to be busy (the winner of a handoff never needs the
-        // watch), then tried again: a release before the watch existed would go unseen.
-        waker.watch(i, fd, path);
-        locked = tryLock(fd, path, LOCK.EX);
-      }
-      if (locked) {
-        const st = stillNamed(path, fd);
-        if (!st) {
-          debug(`${path} was released and removed while we locked it; trying again`);
-          drop(i);
-          return "retry";
-        }
-        waker?.unwatch(i);
-        slots[i] = undefined;
-        if ((st.mode & S_IFMT) !== S_IFREG || st.nlink !== 1) {
-          // A hard link to another file (or a device, a FIFO) planted in a shared directory:
-          // writing a record into it would overwrite whatever it really is.
-          close(fd);
-          throw new WaitlockError(EXIT.SYSTEM, path, "lock file is not a plain file with a single link; refusing to use it");
-        }
-        debug(`locked ${path}`);
-        return { held: { fd, slot: order[i]!, path, size: st.size, dev: st.dev, ino: st.ino } };
-      }
-      if (hooks.isOurs?.(fd, path)) return { alreadyHeld: order[i]! };
+/** Takes a shared lock on the entry file, then opens the queue file: see the header. */
+function enterTurnstile(req: SlotRequest): Turnstile {
+  const base = `${req.dir}/${req.name}`;
+  for (;;) {
+    const entry = openQueueFile(entryPath(base), req.shared);
+    // Only a releaser tidying up holds it exclusively, and only for a moment.
+    const r = flockWait(entry, LOCK.SH, Infinity);
+    if (r < 0) {
+      close(entry);
+      throw sysError(entryPath(base), r, "cannot lock");
     }
-    return "busy";
-  };
-
-  try {
-    // After a wake-up, only the slots whose files had events: the others are still held.
-    let which: ReadonlySet<number> | undefined;
-    for (;;) {
-      const r = attempt(which);
-      which = undefined;
-      if (r === "retry") continue;
-      if (r !== "busy") return r;
-      if (timeout === 0) {
-        debug(`all ${req.slots} slot(s) of '${req.name}' are busy`);
-        throw new BusyError(req.name);
+    const st = fstat(entry);
+    if (typeof st !== "number" && st.nlink > 0) {
+      try {
+        return { base, entry, queue: openQueueFile(queuePath(base), req.shared) };
+      } catch (e) {
+        close(entry);
+        throw e;
       }
-      if (!waker) {
-        hooks.onWait?.(slots[0]!, order[0]!, paths[0]!);
-        waker = createWaker();
-        for (let i = 0; i < slots.length; i++) if (slots[i] !== undefined) waker.watch(i, slots[i]!, paths[i]!);
-        debug(`all ${req.slots} slot(s) of '${req.name}' are busy; waiting${timeout === null ? "" : ` up to ${timeout} s`}`);
-        // A release between the attempt and the watches would go unseen: look once more.
+    }
+    // Tidied away between our open and our lock: the next open makes a new one.
+    close(entry);
+  }
+}
+
+function leaveTurnstile(t: Turnstile): void {
+  close(t.queue);
+  close(t.entry);
+}
+
+/**
+ * Removes a NAME's turnstile files when nobody is queued or entering: a process that holds
+ * the entry file exclusively is provably alone in the turnstile.
+ */
+function tidyTurnstile(base: string): void {
+  const fd = open(entryPath(base), O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK | O.RDONLY);
+  if (fd < 0) return;
+  try {
+    if (flock(fd, LOCK.EX | LOCK.NB) !== 0) return;
+    const st = fstat(fd);
+    if (typeof st === "number" || st.nlink === 0) return;
+    unlink(queuePath(base));
+    const r = unlink(entryPath(base));
+    if (r < 0) debug(`cannot remove ${entryPath(base)} (${strerror(r)}); leaving it`);
+    else debug(`removed the turnstile files of ${base}`);
+  } finally {
+    close(fd);
+  }
+}
+
+/** The slot files one acquirer has open: only those it found busy, and the one it takes. */
+class SlotFiles {
+  private readonly fds = new Map<number, number>();
+  private waker: Waker | undefined;
+
+  constructor(private readonly req: SlotRequest) {}
+
+  path(i: number): string {
+    return slotPath(this.req.dir, this.req.name, slotAt(i, this.req.preferred));
+  }
+
+  /** The open file of the i-th slot to try, opened anew if its path moved on. */
+  open(i: number): number {
+    const path = this.path(i);
+    let fd = this.fds.get(i);
+    if (fd !== undefined && !stillNamed(path, fd)) {
+      this.drop(i);
+      fd = undefined;
+    }
+    if (fd === undefined) {
+      fd = openSlotFile(path, true, this.req.shared)!;
+      this.fds.set(i, fd);
+      this.waker?.watch(i, fd, path);
+    }
+    return fd;
+  }
+
+  drop(i: number): void {
+    const fd = this.fds.get(i);
+    if (fd === undefined) return;
+    this.waker?.unwatch(i);
+    close(fd);
+    this.fds.delete(i);
+  }
+
+  /** The i-th slot, now locked by us, if the path still names what we locked. */
+  claim(i: number, fd: number): Held | undefined {
+    const path = this.path(i);
+    const st = stillNamed(path, fd);
+    if (!st) {
+      debug(`${path} was released and removed while we locked it; trying again`);
+      this.drop(i);
+      return undefined;
+    }
+    this.waker?.unwatch(i);
+    this.fds.delete(i);
+    if ((st.mode & S_IFMT) !== S_IFREG || st.nlink !== 1) {
+      // A hard link to another file (or a device, a FIFO) planted in a shared directory:
+      // writing a record into it would overwrite whatever it really is.
+      close(fd);
+      throw new WaitlockError(EXIT.SYSTEM, path, "lock file is not a plain file with a single link; refusing to use it");
+    }
+    debug(`locked ${path}`);
+    return { fd, slot: slotAt(i, this.req.preferred), path, size: st.size, dev: st.dev, ino: st.ino };
+  }
+
+  /**
+   * One non-blocking try at the slots in `which` (default: all, in order); a busy one that
+   * `isOurs` claims ends the search.
+   */
+  tryEach(which?: ReadonlySet<number>, isOurs?: AcquireHooks["isOurs"]): Outcome | "busy" {
+    // A plain loop: the uncontended path stops at the first free slot, whatever N is.
+    for (let i = 0; i < this.req.slots; i++) {
+      if (which && !which.has(i)) continue;
+      const fd = this.open(i);
+      if (!tryLock(fd, this.path(i), LOCK.EX)) {
+        if (isOurs?.(fd, this.path(i))) return { alreadyHeld: slotAt(i, this.req.preferred) };
         continue;
       }
-      const remaining = deadline - performance.now();
-      if (remaining <= 0) {
-        debug(`gave up on '${req.name}' after ${timeout} s`);
-        throw new TimeoutError(req.name, timeout!);
+      const held = this.claim(i, fd);
+      if (held) return { held };
+      // Removed under us: the same slot again, under its new file.
+      const again = this.open(i);
+      if (tryLock(again, this.path(i), LOCK.EX)) {
+        const retaken = this.claim(i, again);
+        if (retaken) return { held: retaken };
       }
-      which = waker.sleep(remaining);
     }
-  } finally {
-    for (let i = 0; i < slots.length; i++) if (slots[i] !== undefined) drop(i);
-    waker?.close();
+    return "busy";
+  }
+
+  /** Opens every slot file that exists, taking nothing, so that busy() can be asked about them. */
+  peekAll(): void {
+    for (let i = 0; i < this.req.slots; i++) {
+      if (this.fds.has(i)) continue;
+      const fd = openSlotFile(this.path(i), false, this.req.shared);
+      if (fd !== null) this.fds.set(i, fd);
+    }
+  }
+
+  /** The slot files we have open (found busy, or peeked at): descriptor, path, slot number. */
+  busy(): [fd: number, path: string, slot: number][] {
+    const open: [number, string, number][] = [];
+    for (const [i, fd] of this.fds) open.push([fd, this.path(i), slotAt(i, this.req.preferred)]);
+    return open;
+  }
+
+  /**
+   * The head of the queue waits for a slot until `deadline`: a mutex in the kernel's queue
+   * for its file, a semaphore until inotify reports a change on one of its files.
+   */
+  waitForOne(deadline: number): Outcome | "timeout" {
+    for (;;) {
+      if (this.req.slots === 1) {
+        const fd = this.open(0);
+        if (!lockBy(fd, this.path(0), LOCK.EX, deadline)) return "timeout";
+        const held = this.claim(0, fd);
+        if (held) return { held };
+        continue;
+      }
+      if (!this.waker) {
+        this.waker = createWaker();
+        for (const [i, fd] of this.fds) this.waker.watch(i, fd, this.path(i));
+        // A release between the last try and the watches would go unseen: look once more.
+        const r = this.tryEach();
+        if (r !== "busy") return r;
+      }
+      const left = msLeft(deadline);
+      if (left <= 0) return "timeout";
+      const r = this.tryEach(this.waker.sleep(left));
+      if (r !== "busy") return r;
+    }
+  }
+
+  close(): void {
+    for (const i of [...this.fds.keys()]) this.drop(i);
+    this.waker?.close();
   }
 }
 
 /**
- * Releases a slot: remove its file while still holding it (if the path still names the
- * inode locked), then let go. A holder handed only the descriptor asks for its inode.
+ * Takes a free slot of `req`, waiting up to `timeout` seconds (null: forever; 0: try once),
+ * in arrival order behind everyone already waiting for the same NAME.
+ * Throws BusyError (exit 1) when `timeout` is 0 and nothing is free, TimeoutError (exit 2)
+ * when the time runs out, WaitlockError (4, 5, 75) when a lock file cannot be used.
+ */
+export function acquire(req: SlotRequest, timeout: number | null, hooks: AcquireHooks = {}): Outcome {
+  const deadline = timeout === null ? Infinity : performance.now() + timeout * 1000;
+  const turnstile = enterTurnstile(req);
+  const slots = new SlotFiles(req);
+  let outcome: Outcome | undefined;
+  try {
+    let waitReported = false;
+    const reportWait = (fd: number | undefined) => {
+      if (waitReported) return;
+      waitReported = true;
+      debug(`'${req.name}' is busy; waiting${timeout === null ? "" : ` up to ${timeout} s`}`);
+      hooks.onWait?.(fd, slotAt(0, req.preferred), slots.path(0));
+    };
+    const ours = () => {
+      if (!hooks.isOurs) return undefined;
+      for (const [fd, path, slot] of slots.busy()) if (hooks.isOurs(fd, path)) return { alreadyHeld: slot };
+      return undefined;
+    };
+
+    if (!tryLock(turnstile.queue, queuePath(turnstile.base), LOCK.EX)) {
+      // Others are queued. Holding a slot already, we would wait behind a head that waits
+      // for us: look before queueing.
+      if (hooks.isOurs) slots.peekAll();
+      outcome = ours();
+      if (outcome) return outcome;
+      if (timeout === 0) throw busy(req);
+      reportWait(undefined);
+      if (!lockBy(turnstile.queue, queuePath(turnstile.base), LOCK.EX, deadline)) throw timedOut(req, timeout!);
+    }
+    // The head of the queue from here on.
+    const first = slots.tryEach(undefined, hooks.isOurs);
+    if (first !== "busy") return (outcome = first);
+    if (timeout === 0) throw busy(req);
+    reportWait(slots.busy()[0]?.[0]);
+    const got = slots.waitForOne(deadline);
+    if (got === "timeout") throw timedOut(req, timeout!);
+    return (outcome = got);
+  } finally {
+    slots.close();
+    leaveTurnstile(turnstile);
+    if (!outcome || !("held" in outcome)) tidyTurnstile(turnstile.base);
+  }
+}
+
+function busy(req: SlotRequest): BusyError {
+  debug(`all ${req.slots} slot(s) of '${req.name}' are busy`);
+  return new BusyError(req.name);
+}
+
+function timedOut(req: SlotRequest, timeout: number): TimeoutError {
+  debug(`gave up on '${req.name}' after ${timeout} s`);
+  return new TimeoutError(req.name, timeout);
+}
+
+/**
+ * Releases a slot: closes our descriptor, then removes the file if nobody holds it any more
+ * (invariant 2: a descendant that shares the locked open file description keeps it, and
+ * its file), and the NAME's turnstile files if nobody is queued. A holder handed only the
+ * descriptor asks for its inode.
  */
 export function release(held: Pick<Held, "fd" | "path"> & Partial<Pick<Held, "dev" | "ino">>): void {
-  const st = held.ino === undefined ? fstat(held.fd) : held;
-  const named = lstat(held.path);
-  if (typeof st !== "number" && typeof named !== "number" && st.ino === named.ino && st.dev === named.dev) {
-    const r = unlink(held.path);
-    if (r < 0) debug(`cannot remove ${held.path} (errno ${-r}); leaving it`);
-    else debug(`removed ${held.path}`);
-  }
+  const id = held.ino === undefined ? fstat(held.fd) : { dev: held.dev!, ino: held.ino };
   close(held.fd);
+  if (typeof id !== "number") removeIfUnheld(held.path, id.dev, id.ino);
+  tidyTurnstile(baseOf(held.path));
+}
+
+/** Removes the slot file `path` if it is still the inode `dev`/`ino` and nobody holds it. */
+function removeIfUnheld(path: string, dev: number, ino: number): void {
+  const fd = open(path, O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK | O.RDONLY);
+  if (fd < 0) return;
+  try {
+    const st = fstat(fd);
+    if (typeof st === "number" || st.dev !== dev || st.ino !== ino) return;
+    if (flock(fd, LOCK.EX | LOCK.NB) !== 0) {
+      debug(`${path} is still held (by a process that inherited it, or the next holder); leaving it`);
+      return;
+    }
+    if (!stillNamed(path, fd)) return;
+    const r = unlink(path);
+    if (r < 0) debug(`cannot remove ${path} (${strerror(r)}); leaving it`);
+    else debug(`removed ${path}`);
+  } finally {
+    close(fd);
+  }
 }
 
 /** Replaces the record in the slot file we hold, in place (a new inode would be a new lock). */
@@ -246,18 +469,26 @@ export interface Inspection {
 }
 
 /**
- * Looks at a slot without taking it: a shared lock that fails means an exclusive holder.
- * Opened read-write, so that closing it wakes any waiter that tried during our look.
+ * Looks at a slot without taking it. Where the kernel lists its locks (`locks`, from
+ * holders.ts grantedLocks()), that answers, and nothing is locked or opened but to read the
+ * record; elsewhere a shared lock that fails means an exclusive holder. Needs read
+ * permission only.
  */
-export function inspect(path: string, withRecord = false): Inspection {
-  const fd = openSlotFile(path, false, false);
-  if (fd === null) return { state: "absent" };
+export function inspect(path: string, withRecord = false, locks?: ReadonlyMap<string, unknown>): Inspection {
+  const fd = open(path, O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK | O.RDONLY);
+  if (fd === -E.ENOENT) return { state: "absent" };
+  if (fd === -E.ELOOP) throw symlinkRefused(path);
+  if (fd < 0) throw sysError(path, fd, "cannot open lock file");
   try {
-    const free = tryLock(fd, path, LOCK.SH);
-    if (free) flock(fd, LOCK.UN);
     const st = fstat(fd);
-    const id = typeof st === "number" ? {} : { dev: st.dev, ino: st.ino };
-    return { state: free ? "free" : "held", ...id, bytes: withRecord ? readRecordBytes(fd) : undefined };
+    if (typeof st === "number") throw sysError(path, st, "cannot stat lock file");
+    let held: boolean;
+    if (locks) held = locks.has(fileKey(st.dev, st.ino));
+    else {
+      held = !tryLock(fd, path, LOCK.SH);
+      if (!held) flock(fd, LOCK.UN);
+    }
+    return { state: held ? "held" : "free", dev: st.dev, ino: st.ino, bytes: withRecord ? readRecordBytes(fd) : undefined };
   } finally {
     close(fd);
   }

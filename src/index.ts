@@ -45,7 +45,7 @@ const dirs = new Map<string, LockDir>();
 function lockDirFor(path: string | undefined): LockDir {
   const key = path ?? process.env.WAITLOCK_DIR ?? "";
   let dir = dirs.get(key);
-  if (!dir) dirs.set(key, (dir = resolveLockDir(path, process.env)));
+  if (!dir) dirs.set(key, (dir = resolveLockDir(path, process.env)!));
   return dir;
 }
 

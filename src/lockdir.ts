@@ -1,4 +1,10 @@
 // Choosing, creating and vetting the lock directory.
+//
+// The default depends only on which system directories exist, never on who runs first or
+// what each user may write, so that every user and every mode meets the same locks: the
+// first existing of SYSTEM_BASES, or its subdirectory "waitlock" when that exists and is
+// root's (made by `make install`, kept across reboots by its tmpfiles.d entry). Nothing is
+// ever created there by waitlock itself.
 import { S_IFDIR, S_IFLNK, S_IFMT, S_ISVTX, S_IWOTH } from "../ffi/platform";
 import { E, canWriteDir, chmod, lstat, mkdir, type Stat } from "../ffi/libc";
 import { EXIT, WaitlockError } from "./errors";
@@ -11,7 +17,10 @@ export interface LockDir {
   shared: boolean;
 }
 
-export const SYSTEM_DIRS = ["/var/run/waitlock", "/run/waitlock", "/var/lock/waitlock", "/tmp/waitlock"];
+/** Where the default lock directory may be, in order of preference. */
+export const SYSTEM_BASES = ["/run/lock", "/var/lock", "/tmp"];
+/** The subdirectory of a base that `make install` prepares. */
+export const SUBDIR = "waitlock";
 
 const unusable = (path: string, why: string) => new WaitlockError(EXIT.LOCKDIR, path, why);
 
@@ -41,18 +50,18 @@ function vet(path: string, st: Stat): LockDir {
 }
 
 /**
- * Creates `path` and any missing parents. A directory made inside a world-writable one
- * (or one of the system-wide defaults) is 01777 so that every user meets the same locks.
+ * Creates `path` and any missing parents. A directory made inside a world-writable one is
+ * 01777 so that every user meets the same locks.
  */
-function create(path: string, forceShared: boolean): number {
+function create(path: string): number {
   const parent = parentOf(path);
   let pst = lstat(parent);
   if (pst === -E.ENOENT && parent !== path) {
-    const r = create(parent, false);
+    const r = create(parent);
     if (r < 0 && r !== -E.EEXIST) return r;
     pst = lstat(parent);
   }
-  const shared = forceShared || (typeof pst !== "number" && isWorldWritable(pst));
+  const shared = typeof pst !== "number" && isWorldWritable(pst);
   const r = mkdir(path, 0o700);
   if (r < 0) return r;
   // mkdir's mode passes through the umask; chmod sets what we mean.
@@ -61,11 +70,12 @@ function create(path: string, forceShared: boolean): number {
   return 0;
 }
 
-/** An explicit directory (--lock-dir or WAITLOCK_DIR): any problem is an error. */
-function explicit(path: string): LockDir {
+/** An explicit directory (--lock-dir or WAITLOCK_DIR), created when `writing`; any problem is an error. */
+function explicit(path: string, writing: boolean): LockDir | undefined {
   let st = lstat(path);
   if (st === -E.ENOENT) {
-    const r = create(path, false);
+    if (!writing) return undefined;
+    const r = create(path);
     if (r < 0 && r !== -E.EEXIST) {
       if (r === -E.EACCES || r === -E.EPERM) throw sysError(path, r, "cannot create lock directory");
       throw unusable(path, `cannot create lock directory: ${sysError(path, r).message}`);
@@ -77,51 +87,58 @@ function explicit(path: string): LockDir {
     throw unusable(path, sysError(path, st).message);
   }
   const dir = vet(path, st);
-  if (!canWriteDir(path)) throw new WaitlockError(EXIT.PERMISSION, path, "permission denied: cannot create lock files in this directory");
+  if (writing && !canWriteDir(path)) throw new WaitlockError(EXIT.PERMISSION, path, "permission denied: cannot create lock files in this directory");
   return dir;
 }
 
-/** A default: a missing or unwritable one is skipped, a dangerous one refused. */
-function candidate(path: string, shared: boolean): LockDir | undefined {
-  let st = lstat(path);
-  if (st === -E.ENOENT) {
-    const r = create(path, shared);
-    if (r < 0 && r !== -E.EEXIST) return undefined;
-    st = lstat(path);
-  }
+/** A directory's own status, following a symbolic link only where root made it (/var/lock -> /run/lock). */
+function systemDir(path: string): { path: string; st: Stat } | undefined {
+  const st = lstat(path);
   if (typeof st === "number") return undefined;
-  const dir = vet(path, st);
-  return canWriteDir(path) ? dir : undefined;
+  if ((st.mode & S_IFMT) !== S_IFLNK) return (st.mode & S_IFMT) === S_IFDIR ? { path, st } : undefined;
+  if (st.uid !== 0) return undefined;
+  const { realpathSync } = require("node:fs") as typeof import("node:fs");
+  try {
+    return systemDir(realpathSync(path));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The default directory: see the header. undefined when no system directory exists at all. */
+function defaultDir(): { path: string; st: Stat } | undefined {
+  for (const base of SYSTEM_BASES) {
+    const dir = systemDir(base);
+    if (!dir) continue;
+    const sub = lstat(`${dir.path}/${SUBDIR}`);
+    if (typeof sub !== "number" && (sub.mode & S_IFMT) === S_IFDIR && sub.uid === 0) return { path: `${dir.path}/${SUBDIR}`, st: sub };
+    if (typeof sub !== "number") debug(`${dir.path}/${SUBDIR} is not a directory of root's; not using it`);
+    return dir;
+  }
+  return undefined;
 }
 
 /**
- * Every mode resolves the directory the same way, so that --list and --check look where
- * acquirers lock.
+ * The lock directory: `explicitPath` (--lock-dir), else WAITLOCK_DIR from `env`, else the
+ * system default. `writing` modes (acquire, --exec) create an explicit directory that is
+ * missing; the others (--list, --check, --done) create nothing and get undefined for a
+ * directory that does not exist (nothing can be held there).
+ * Throws WaitlockError 6 (unusable: a symlink, world-writable without the sticky bit, no
+ * default, a default this user cannot write to) or 5 (permission denied).
  */
-export function resolveLockDir(explicitPath: string | undefined, env: Record<string, string | undefined>): LockDir {
-  if (explicitPath !== undefined) {
-    const dir = explicit(explicitPath);
-    debug(`lock directory ${dir.path} (given)`);
+export function resolveLockDir(explicitPath: string | undefined, env: Record<string, string | undefined>, writing = true): LockDir | undefined {
+  const given = explicitPath ?? (env.WAITLOCK_DIR || undefined);
+  if (given !== undefined) {
+    const dir = explicit(given, writing);
+    debug(`lock directory ${given} (given${dir ? "" : "; it does not exist"})`);
     return dir;
   }
-  // Plain loops, no map or destructuring: the default path is a lock path too
-  // (test/startup.test.ts).
-  const tried: string[] = [];
-  const usable = (path: string, shared: boolean): LockDir | undefined => {
-    const dir = candidate(path, shared);
-    if (dir) debug(`lock directory ${dir.path}`);
-    else {
-      debug(`lock directory candidate ${path} is not usable`);
-      tried.push(path);
-    }
-    return dir;
-  };
-  for (const path of SYSTEM_DIRS) {
-    const dir = usable(path, true);
-    if (dir) return dir;
-  }
-  const home = env.HOME ? usable(`${trimSlashes(env.HOME)}/.waitlock`, false) : undefined;
-  const dir = home ?? usable("./waitlock", false);
-  if (dir) return dir;
-  throw unusable(tried.join(", "), "no usable lock directory (set WAITLOCK_DIR or --lock-dir)");
+  const found = defaultDir();
+  if (!found)
+    throw unusable(SYSTEM_BASES.join(", "), "no system lock directory exists; set WAITLOCK_DIR or use --lock-dir");
+  const dir = vet(found.path, found.st);
+  if (writing && !canWriteDir(dir.path))
+    throw unusable(dir.path, "the default lock directory is not writable for this user; set WAITLOCK_DIR, use --lock-dir, or ask root to run 'make install'");
+  debug(`lock directory ${dir.path}`);
+  return dir;
 }

@@ -1,5 +1,5 @@
 // What we can learn about other processes: their command lines, and when they exit.
-import { E, O, addressOfBuffer, close, kill, open, pidfdOpen, platform, readSome, sysctl } from "../ffi/libc";
+import { E, O, addressOfBuffer, close, getppid, kill, open, pidfdOpen, platform, readSome, sysctl } from "../ffi/libc";
 import { pollingForced } from "./waker";
 
 const decoder = new TextDecoder();
@@ -92,25 +92,27 @@ export function exitWatch(pid: number): ExitWatch {
   return alive(pid) ? { kind: "poll" } : gone;
 }
 
-/**
- * Does `pid` have the file `dev`/`ino` open? Asked of the kernel (/proc/PID/fd), so that a
- * PID read from a record is never trusted alone. undefined where that cannot be seen (no
- * /proc, or another user's process).
- */
-export function hasOpen(pid: number, dev: number, ino: number): boolean | undefined {
-  const { readdirSync, statSync } = require("node:fs") as typeof import("node:fs");
-  let fds: string[];
+/** The user ID a process runs as (Linux: the owner of /proc/PID), or undefined. */
+export function processUid(pid: number): number | undefined {
+  const { statSync } = require("node:fs") as typeof import("node:fs");
+  return statSync(`/proc/${pid}`, { throwIfNoEntry: false })?.uid;
+}
+
+/** The parent of `pid` (Linux: /proc/PID/stat), or undefined. */
+function parentOf(pid: number): number | undefined {
+  const { readFileSync } = require("node:fs") as typeof import("node:fs");
   try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch (e) {
-    return (e as { code?: string }).code === "ENOENT" && platform.os === "linux" ? false : undefined;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The parent is the second field after the command name, which may hold spaces.
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return undefined;
   }
-  return fds.some((fd) => {
-    try {
-      const st = statSync(`/proc/${pid}/fd/${fd}`);
-      return st.dev === dev && st.ino === ino;
-    } catch {
-      return false;
-    }
-  });
+}
+
+/** This process and its ancestors up to init (where only the parent can be known: those two). */
+export function ancestorsOfSelf(): Set<number> {
+  const chain = new Set([process.pid, getppid()]);
+  for (let pid = parentOf(getppid()); pid !== undefined && pid > 0 && !chain.has(pid); pid = parentOf(pid)) chain.add(pid);
+  return chain;
 }

@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { closeSync, existsSync, readFileSync, readdirSync, readlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { commandLine, exitWatch } from "../src/procinfo";
 import { createWaker } from "../src/waker";
-import { BIN, countUnderLock, held, listJson, lockDir, sh, start, startSh, stderrOf, waitFor, wl } from "./helpers";
+import { BIN, countUnderLock, held, listJson, lockDir, queuedInKernel, sh, start, startSh, stderrOf, waitFor, wl } from "./helpers";
 
 const POLL = { WAITLOCK_POLL: "1" };
 
@@ -14,15 +14,25 @@ describe("WAITLOCK_POLL=1: no inotify, no pidfd", () => {
     expect(await countUnderLock(lockDir(), 4, 10, POLL)).toBe(40);
   }, 60_000);
 
-  test("a waiter polls, says so, has no inotify descriptor, and gets the lock after the holder", async () => {
+  test("a semaphore's waiter polls, says so, has no inotify descriptor, and gets a slot after a holder", async () => {
     const d = lockDir();
-    const holder = startSh(`exec "$WL" -d "$D" p --exec sh -c 'read -r _ || true'`, d);
-    await waitFor("holder", () => held(d, "p"));
-    const waiter = start([BIN, "-v", "-d", d, "p", "--exec", "true"], { env: POLL });
+    const holders = [0, 1].map(() => startSh(`exec "$WL" -d "$D" -m 2 p --exec sh -c 'read -r _ || true'`, d));
+    await waitFor("holders", () => held(d, "p", 2));
+    const waiter = start([BIN, "-v", "-d", d, "-m", "2", "p", "--exec", "true"], { env: POLL });
     const log = stderrOf(waiter);
     await log.until(/waiting by polling/);
     const fds = readdirSync(`/proc/${waiter.pid}/fd`).map((fd) => readlinkSync(`/proc/${waiter.pid}/fd/${fd}`));
     expect(fds).not.toContain("anon_inode:inotify");
+    holders[1]!.stdin!.end();
+    expect(await waiter.exited).toBe(0);
+  });
+
+  test("a mutex's waiter needs no inotify at all: it sleeps in the kernel's queue for the file", async () => {
+    const d = lockDir();
+    const holder = startSh(`exec "$WL" -d "$D" q --exec sh -c 'read -r _ || true'`, d);
+    await waitFor("holder", () => held(d, "q"));
+    const waiter = start([BIN, "-d", d, "q", "--exec", "true"], { env: POLL });
+    await waitFor("the waiter in the kernel's queue", () => queuedInKernel(waiter.pid));
     holder.stdin!.end();
     expect(await waiter.exited).toBe(0);
   });

@@ -2,10 +2,10 @@
 // directory. Every process started here leads its own process group, and the group is
 // killed by that PID after each test (commands run by --exec included; test/cleanup.ts).
 import { expect } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { SYSTEM_DIRS } from "../src/lockdir";
+import { SUBDIR, SYSTEM_BASES } from "../src/lockdir";
 import { dirs, started } from "./cleanup";
 
 export const BIN = resolve(import.meta.dir, "../dist/waitlock");
@@ -19,16 +19,16 @@ export function lockDir(): string {
 }
 
 /**
- * Runs `fn` against the default lock directories (no -d), then removes those of them that
- * waitlock made on the way: the suite leaves no directory behind in /run or /tmp. A
- * directory with something left in it fails the test.
+ * Runs `fn` against the default lock directory (no -d). waitlock never creates a directory
+ * there (only `make install` does): none may appear.
  */
 export async function inDefaultDirs<T>(fn: () => Promise<T>): Promise<T> {
-  const made = SYSTEM_DIRS.filter((dir) => !existsSync(dir));
+  const subdirs = () => SYSTEM_BASES.map((base) => existsSync(`${base}/${SUBDIR}`));
+  const before = subdirs();
   try {
     return await fn();
   } finally {
-    for (const dir of made) if (existsSync(dir)) rmdirSync(dir);
+    expect(subdirs()).toEqual(before);
   }
 }
 
@@ -175,19 +175,40 @@ export function stderrOf(p: { stderr: ReadableStream<Uint8Array> | number | unde
   };
 }
 
+/** Is `pid` blocked in the kernel's queue for a flock(2) lock (a "->" line of /proc/locks)? */
+export function queuedInKernel(pid: number): boolean {
+  return readFileSync("/proc/locks", "utf8").split("\n").some((line) => / -> FLOCK /.test(line) && line.split(/\s+/)[5] === String(pid));
+}
+
+/** How many inotify watches `pid` has set (the "inotify wd:" lines of its descriptors' fdinfo). */
+export function inotifyWatches(pid: number): number {
+  let watches = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      watches += readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8").split("inotify wd:").length - 1;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return watches;
+}
+
 /**
  * Starts a `waitlock -v ARGS` that must wait, ends `holder` (a startSh process blocked in
- * `read`) once the waiter says it is waiting, and checks that the waiter ran its command
- * because the kernel reported the release, not because of the periodic recheck.
+ * `read`) once the waiter sleeps in the kernel, and checks that the waiter then ran its
+ * command. A mutex waiter sleeps in the kernel's queue for the slot file, and the kernel
+ * hands it the lock; a semaphore's waiter sleeps on inotify watches of its `slots` files,
+ * and must say that an event woke it (not the periodic recheck).
  */
-export async function expectWokenByRelease(args: string[], holder: { stdin: { end(): unknown } | number | undefined | null }): Promise<void> {
+export async function expectWokenByRelease(args: string[], holder: { stdin: { end(): unknown } | number | undefined | null }, slots = 1): Promise<void> {
   const waiter = start([BIN, "-v", ...args]);
   const log = stderrOf(waiter);
-  await log.until(/waiting/);
+  if (slots === 1) await waitFor("the waiter in the kernel's queue", () => queuedInKernel(waiter.pid));
+  else await waitFor(`the waiter watching ${slots} slot files`, () => inotifyWatches(waiter.pid) >= slots);
   (holder.stdin as { end(): unknown }).end();
   expect(await waiter.exited).toBe(0);
   await log.done;
-  expect(log.text).toContain("woke up: a slot file was released");
+  if (slots > 1) expect(log.text).toContain("woke up: a slot file was released");
 }
 
 /**

@@ -83,7 +83,7 @@ test("3. a semaphore waiter watches every slot and is woken by whichever is rele
   const second = startSh(`exec "$WL" -d "$D" -m 2 w --exec sh -c 'touch "$D/two"; read -r _'`, d);
   await waitFor("both holders", () => existsSync(`${d}/one`) && existsSync(`${d}/two`));
   for (const release of [second, first]) {
-    await expectWokenByRelease(["-d", d, "-m", "2", "w", "--exec", "true"], release);
+    await expectWokenByRelease(["-d", d, "-m", "2", "w", "--exec", "true"], release, 2);
     await release.exited;
     // Take the released slot back for the next round.
     if (release === second) startSh(`exec "$WL" -d "$D" -m 2 w --exec sh -c 'touch "$D/three"; read -r _'`, d);

@@ -66,14 +66,13 @@ test("permission denied on the lock directory or a lock file: exit 5", async () 
   expect(sub.code).toBe(5);
 });
 
-test("with no directory given, the first usable default is used", async () => {
+test("with no directory given, every user resolves the same system default", async () => {
   await inDefaultDirs(async () => {
     const r = await wl(["-v", "--list"]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/DEBUG: lock directory \/(var\/run|run|var\/lock|tmp)\/waitlock\n/);
+    expect(r.stderr).toMatch(/DEBUG: lock directory \/(run\/lock|var\/lock|tmp)(\/waitlock)?\n/);
     const r2 = await asNobody(["-v", "--list"]);
     expect(r2.code).toBe(0);
-    // The system directories are made 01777, so every user meets the same locks.
     expect(r2.stderr.match(/DEBUG: lock directory (\S+)\n/)?.[1]).toBe(r.stderr.match(/DEBUG: lock directory (\S+)\n/)?.[1]);
   });
 });

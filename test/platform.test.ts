@@ -17,6 +17,7 @@ test.skipIf(process.platform !== "linux")("the Linux table matches this machine'
   expect(p.E).toEqual(c.E);
   expect(LOCK).toEqual(c.LOCK);
   expect(p.SC_NPROCESSORS_ONLN).toBe(c.SC_NPROCESSORS_ONLN);
+  expect(p.SC_CLK_TCK).toBe(c.SC_CLK_TCK);
   expect(p.SYS).toEqual(c.SYS);
   expect(p.IN).toEqual(c.IN);
   expect({ size: p.stat.size, dev: p.stat.dev.off, ino: p.stat.ino.off, nlink: p.stat.nlink.off, mode: p.stat.mode.off, uid: p.stat.uid.off, fileSize: p.stat.fileSize.off }).toEqual(c.stat);

@@ -2,7 +2,7 @@
 import { expect, test } from "bun:test";
 import { chmodSync, existsSync, readdirSync, writeFileSync } from "node:fs";
 import { encodeRecord } from "../src/record";
-import { BIN, alive, held, listJson, lockDir, run, start, startSh, waitFor, wl } from "./helpers";
+import { BIN, alive, held, listJson, lockDir, run, sh, start, startSh, waitFor, wl } from "./helpers";
 
 test("--check: 0 when a slot is free, 1 when all are held; it creates and takes nothing", async () => {
   const d = lockDir();
@@ -14,9 +14,14 @@ test("--check: 0 when a slot is free, 1 when all are held; it creates and takes 
   expect((await wl(["-d", d, "--check", "-m", "2", "c"])).code).toBe(0);
   start([BIN, "-d", d, "-m", "2", "c", "--exec", "sleep", "30"]);
   await waitFor("second holder", () => held(d, "c", 2));
+  const files = readdirSync(d).sort();
+  expect(files).toContain("c.slot1.lock");
   expect((await wl(["-d", d, "--check", "-m", "2", "c"])).code).toBe(1);
   expect((await wl(["-d", d, "--check", "-m", "3", "c"])).code).toBe(0);
-  expect(readdirSync(d).sort()).toEqual(["c.slot0.lock", "c.slot1.lock"]);
+  expect(readdirSync(d).sort()).toEqual(files);
+  // Nor a missing lock directory.
+  expect((await wl(["-d", `${d}/none`, "--check", "c"])).code).toBe(0);
+  expect(existsSync(`${d}/none`)).toBe(false);
 });
 
 test("--check never disturbs a waiter: it still gets the slot as soon as it is released", async () => {
@@ -37,7 +42,7 @@ test("--check: 2 when it cannot tell", async () => {
   expect(r.stderr).toMatch(/^waitlock: .+: .+\n$/);
 });
 
-test("--done: signals every holder of NAME, waits until the slots are free, exits 0; 1 when nobody held it", async () => {
+test("--done: signals every holder of NAME and the script a plain acquire holds it for, waits until the slots are free, exits 0; 1 when nobody held it", async () => {
   const d = lockDir();
   const a = startSh(`"$WL" -d "$D" -m 2 job && "$WL" -d "$D" -m 2 other || exit 9; touch "$D/a"; read -r _`, d);
   const b = start([BIN, "-d", d, "-m", "2", "job", "--exec", "sleep", "30"]);
@@ -50,11 +55,18 @@ test("--done: signals every holder of NAME, waits until the slots are free, exit
   expect((await wl(["-d", d, "--check", "job"])).code).toBe(0);
   expect(await b.exited).toBe(143);
   for (const pid of holders) await waitFor(`holder ${pid} to exit`, () => !alive(pid));
-  // The other lock of the same script is untouched.
-  expect((await listJson(d)).map((r) => r.descriptor)).toEqual(["other"]);
+  // The script that held 'job' was stopped with it (its work must not run on unprotected),
+  // and its other lock went with it.
+  expect(await a.exited).toBe(143);
+  await waitFor("the script's other lock to go", async () => (await listJson(d)).length === 0);
   expect((await wl(["-d", d, "--done", "job"])).code).toBe(1);
   expect((await wl(["-d", d, "--done", "never"])).code).toBe(1);
-  a.kill("SIGKILL");
+});
+
+test("--done from the script that holds the lock releases it and leaves the script running", async () => {
+  const d = lockDir();
+  const r = await sh(`"$WL" -d "$D" mine || exit 9; "$WL" -d "$D" --done mine || exit 8; "$WL" -d "$D" -t 0 mine || exit 7; echo still here`, d);
+  expect(r).toMatchObject({ code: 0, stdout: "still here\n" });
 });
 
 test("--list: human, csv (RFC 4180), null and json", async () => {
@@ -129,14 +141,16 @@ test("--done signals only a process that has the slot file open: the command of 
   expect((await wl(["-d", d, "--done", "orphan"])).code).toBe(0);
   expect(await held(d, "orphan")).toBe(false);
 
-  // A stranger's PID in the record of a slot that flock(1) holds: nobody to signal.
+  // A stranger's PID in the record of a slot that flock(1) holds: the kernel names flock(1)
+  // and its command as the holders; the stranger is left alone.
   const stranger = start(["sleep", "60"]);
   writeFileSync(`${d}/odd.slot0.lock`, encodeRecord({
     pid: stranger.pid, owner: stranger.pid, uid: 0, acquiredAt: Date.now() / 1000, type: "mutex", maxHolders: 1, slot: 0,
     hostname: "h", descriptor: "odd", command: "not the holder",
   }));
-  start(["flock", `${d}/odd.slot0.lock`, "sleep", "60"]);
+  const outsider = start(["flock", `${d}/odd.slot0.lock`, "sleep", "60"]);
   await waitFor("flock(1) holds it", () => held(d, "odd"));
-  expect((await wl(["-d", d, "--done", "odd"])).code).toBe(1);
+  expect((await wl(["-d", d, "--done", "odd"])).code).toBe(0);
+  expect(await outsider.exited).not.toBe(0);
   expect(alive(stranger.pid)).toBe(true);
 });

@@ -4,8 +4,8 @@
 // that take a lock. JSC's bytecode dump (honoured by the compiled binary) names every
 // function compiled in a run.
 import { expect, test } from "bun:test";
-import { chmodSync, existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
-import { BIN, inDefaultDirs, lockDir, run, sh, start, startSh, waitFor } from "./helpers";
+import { chmodSync, existsSync, readFileSync, readdirSync } from "node:fs";
+import { BIN, inDefaultDirs, inotifyWatches, lockDir, queuedInKernel, run, sh, start, startSh, waitFor } from "./helpers";
 
 const DUMP = { BUN_JSC_dumpGeneratedBytecodes: "1" };
 
@@ -72,9 +72,7 @@ test("a waiter that sleeps, wakes and wins compiles no JavaScript builtin", asyn
   await waitFor("the holder", () => existsSync(`${d}/held`));
   const waiter = start([BIN, "-d", d, "w", "--exec", "true"], { env: DUMP });
   const stderr = new Response(waiter.stderr).text();
-  // Asleep once it has its inotify instance.
-  const fds = () => readdirSync(`/proc/${waiter.pid}/fd`).map((fd) => { try { return readlinkSync(`/proc/${waiter.pid}/fd/${fd}`); } catch { return ""; } });
-  await waitFor("the waiter to sleep on inotify", () => fds().includes("anon_inode:inotify"));
+  await waitFor("the waiter in the kernel's queue", () => queuedInKernel(waiter.pid));
   (holder.stdin as { end(): unknown }).end();
   expect(await waiter.exited).toBe(0);
   expect(builtinsIn(await stderr)).toEqual([]);
@@ -89,15 +87,16 @@ test("acquiring for the caller compiles no JavaScript builtin", async () => {
 
 test("a waiter woken hundreds of times starts no JIT compiler thread (package.json: --compile-jit-policy)", async () => {
   const d = lockDir();
-  const holder = startSh(`exec "$WL" -d "$D" j --exec sh -c 'touch "$D/held"; read -r _'`, d);
-  await waitFor("the holder", () => existsSync(`${d}/held`));
-  const waiter = start([BIN, "-v", "-d", d, "j", "--exec", "true"]);
+  // A semaphore's waiter is the one that wakes up (a mutex's sleeps in the kernel's queue).
+  const holders = [0, 1].map((k) => startSh(`exec "$WL" -d "$D" -m 2 j --exec sh -c 'touch "$D/held${k}"; read -r _'`, d));
+  await waitFor("the holders", () => existsSync(`${d}/held0`) && existsSync(`${d}/held1`));
+  const waiter = start([BIN, "-v", "-d", d, "-m", "2", "j", "--exec", "true"]);
   let log = "";
   const reading = (async () => {
     for await (const chunk of waiter.stderr) log += new TextDecoder().decode(chunk);
   })();
   const wakeUps = () => log.split("woke up").length - 1;
-  await waitFor("the waiter to sleep", () => log.includes("waiting"));
+  await waitFor("the waiter to watch both slot files", () => inotifyWatches(waiter.pid) >= 2);
   // Each change of the slot file's attributes wakes the waiter for another look.
   for (let i = 0; wakeUps() < 300; i++) {
     chmodSync(`${d}/j.slot0.lock`, i % 2 ? 0o666 : 0o644);
@@ -105,7 +104,7 @@ test("a waiter woken hundreds of times starts no JIT compiler thread (package.js
     await waitFor("the waiter to wake up", () => wakeUps() > seen);
   }
   const threads = readdirSync(`/proc/${waiter.pid}/task`).map((t) => readFileSync(`/proc/${waiter.pid}/task/${t}/comm`, "utf8").trim());
-  (holder.stdin as { end(): unknown }).end();
+  (holders[0]!.stdin as { end(): unknown }).end();
   expect(await waiter.exited).toBe(0);
   await reading;
   expect(threads.filter((t) => t.startsWith("JIT"))).toEqual([]);

@@ -1,13 +1,17 @@
 // waitlock --check NAME: is a slot free? Takes nothing; 2 when it cannot tell.
 import { inspect, slotPath } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
+import { grantedLocks } from "../holders";
 import { debug } from "../log";
 
-export function checkSlots(lookup: () => { dir: string; name: string; slots: number }): number {
+export function checkSlots(lookup: () => { dir: string | undefined; name: string; slots: number }): number {
   try {
     const { dir, name, slots } = lookup();
+    // The kernel's list of locks, where there is one: looking takes no lock that could make
+    // an acquirer's single try (-t 0) fail.
+    const locks = grantedLocks();
     for (let k = 0; k < slots; k++) {
-      const state = inspect(slotPath(dir, name, k)).state;
+      const state = dir === undefined ? "absent" : inspect(slotPath(dir, name, k), false, locks).state;
       if (state !== "held") {
         debug(`'${name}' slot ${k} is ${state === "absent" ? "free (no file)" : "free"}`);
         return EXIT.OK;

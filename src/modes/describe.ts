@@ -1,6 +1,6 @@
 // What a holder writes about itself, and how waiting is reported.
 import { getuid, hostname } from "../../ffi/libc";
-import { acquire, readRecordBytes, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
+import { acquire, inspect, readRecordBytes, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
 import { TimeoutError } from "../errors";
 import { debug } from "../log";
 import { encodeRecord, encodeTextRecord, inspectRecord, type LockRecord } from "../record";
@@ -40,10 +40,18 @@ export function recordIn(fd: number, path: string): LockRecord | null {
   return null;
 }
 
+/** The record in the slot file at `path`, if there is one that decodes. */
+function recordAt(path: string): LockRecord | null {
+  const seen = inspect(path, true);
+  if (seen.state === "absent") return null;
+  const d = inspectRecord(seen.bytes!);
+  return "record" in d ? d.record : null;
+}
+
 /** The first time a waiter finds every slot busy: say who holds it. */
 function reportWait(name: string, onWait?: (holderPid: number | undefined) => void) {
-  return (fd: number, slot: number, path: string) => {
-    const holder = recordIn(fd, path);
+  return (fd: number | undefined, slot: number, path: string) => {
+    const holder = fd === undefined ? recordAt(path) : recordIn(fd, path);
     debug(`lock '${name}' slot ${slot} is held by ${holder ? `PID ${holder.pid} (${holder.command || "unknown command"})` : "a process with no readable record"}`);
     onWait?.(holder?.pid);
   };

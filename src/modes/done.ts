@@ -1,40 +1,59 @@
-// waitlock --done NAME: SIGTERM every live holder of NAME, then wait until each has let go.
+// waitlock --done NAME: SIGTERM the work that holds NAME, then wait until it has let go.
 import { E, kill, signalNumber } from "../../ffi/libc";
-import { inspect, releasedSince } from "../engine";
+import { releasedSince } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
+import { sameProcess } from "../holders";
 import { debug } from "../log";
-import { hasOpen } from "../procinfo";
-import { scanSlotFiles, slotRecord } from "./scan";
+import { ancestorsOfSelf } from "../procinfo";
+import { ownerOfHolder } from "./holder";
+import { viewSlots, type SlotView } from "./scan";
 
 const DONE_WAIT_SECONDS = 5;
 
-export async function signalHolders(dir: string, name: string, waitSeconds = DONE_WAIT_SECONDS): Promise<number> {
+/**
+ * Whom to signal for one held slot. The record's holder when it still holds the slot: an
+ * `--exec` waitlock forwards the signal to its command; a plain acquire's holder process
+ * lets go, and the owner script it holds for is stopped too, so that its work does not run
+ * on unprotected. Otherwise every process the kernel names as holding it (the command of a
+ * killed waitlock, a daemon it left behind), and the owners of any holder processes among them.
+ */
+function targetsOf(view: SlotView, spared: ReadonlySet<number>): number[] {
+  const targets = new Set<number>(view.holders);
+  for (const pid of view.holders) {
+    const owner = ownerOfHolder(pid);
+    if (owner === undefined || spared.has(owner)) continue;
+    // A record names the owner with the time it was taken: a reused PID is left alone.
+    if (view.record && view.record.owner === owner && !sameProcess(owner, view.record.acquiredAt)) continue;
+    targets.add(owner);
+  }
+  return [...targets];
+}
+
+/**
+ * Signals the holders of `name` in `dir` and waits up to `waitSeconds` for every slot they
+ * held to be released. Returns 0 (released) or 1 (nobody held it); throws WaitlockError 2
+ * naming the PIDs that did not let go in time, 5 when no holder could be signalled.
+ */
+export async function signalHolders(dir: string | undefined, name: string, waitSeconds = DONE_WAIT_SECONDS): Promise<number> {
   const sigterm = signalNumber("SIGTERM")!;
-  const signalled: { path: string; ino: number }[] = [];
+  // A script releasing its own lock (`waitlock NAME &` ... `waitlock --done NAME`) is
+  // the owner, or its ancestor: only the lock goes, the script keeps running.
+  const spared = ancestorsOfSelf();
+  const signalled: { path: string; ino: number; pids: number[] }[] = [];
   let refused: number | undefined;
-  for (const file of await scanSlotFiles(dir, name)) {
-    const seen = inspect(file.path, true);
-    if (seen.state !== "held") continue;
-    const decoded = slotRecord(file, seen.bytes!);
-    if (!("record" in decoded)) {
-      debug(`${file.path} is held but its record is unusable (${decoded.corrupt}); cannot tell whom to signal`);
-      continue;
+  for (const view of dir === undefined ? [] : await viewSlots(dir, name)) {
+    if (!view.held) continue;
+    const targets = targetsOf(view, spared);
+    if (targets.length === 0) debug(`${view.file.path} is held, but the holder cannot be seen; not signalling anybody`);
+    const sent: number[] = [];
+    for (const pid of targets) {
+      const r = kill(pid, sigterm);
+      if (r === 0) sent.push(pid);
+      else if (r === -E.EPERM) refused = pid;
     }
-    const record = decoded.record;
-    // The record names the holder and its owner; the kernel says which has the file open.
-    // (After `waitlock --exec` is SIGKILLed, its command, the owner, still holds it.)
-    const opened = (pid: number) => hasOpen(pid, seen.dev!, seen.ino!);
-    const target = opened(record.pid) !== false ? record.pid : opened(record.owner) ? record.owner : undefined;
-    if (target === undefined) {
-      debug(`neither PID ${record.pid} nor ${record.owner} named in ${file.path} has it open; not signalling them`);
-      continue;
-    }
-    const r = kill(target, sigterm);
-    if (r === 0) {
-      debug(`sent SIGTERM to PID ${target}, holder of '${name}' slot ${file.slot}`);
-      signalled.push({ path: file.path, ino: seen.ino! });
-    } else if (r === -E.EPERM) refused = target;
-    else debug(`holder PID ${target} of slot ${file.slot} is gone`);
+    if (sent.length === 0) continue;
+    debug(`sent SIGTERM to PID ${sent.join(", ")} for '${name}' slot ${view.file.slot}`);
+    signalled.push({ path: view.file.path, ino: view.ino, pids: sent });
   }
   if (signalled.length === 0) {
     if (refused !== undefined) throw new WaitlockError(EXIT.PERMISSION, name, `not allowed to signal holder PID ${refused}`);
@@ -45,8 +64,10 @@ export async function signalHolders(dir: string, name: string, waitSeconds = DON
   for (let step = 2; ; step = Math.min(step * 2, 100)) {
     const pending = signalled.filter((s) => !releasedSince(s.path, s.ino));
     if (pending.length === 0) return EXIT.OK;
-    if (performance.now() >= deadline)
-      throw new WaitlockError(EXIT.TIMEOUT, name, `${pending.length} holder(s) still hold the lock ${waitSeconds} seconds after SIGTERM`);
+    if (performance.now() >= deadline) {
+      const pids = pending.flatMap((s) => s.pids).join(", ");
+      throw new WaitlockError(EXIT.TIMEOUT, name, `still held ${waitSeconds} seconds after SIGTERM to PID ${pids}`);
+    }
     await Bun.sleep(step);
   }
 }

@@ -4,8 +4,10 @@ import { close, fstat, getppid, pollReadable } from "../../ffi/libc";
 import { release, type SlotRequest } from "../engine";
 import { UsageError, WaitlockError, EXIT } from "../errors";
 import { debug } from "../log";
-import { commandLine, exitWatch, hasOpen } from "../procinfo";
+import { fileKey, findHolders, holdsLock, sameProcess, startedAt } from "../holders";
+import { commandLine, exitWatch } from "../procinfo";
 import { acquireReporting, describeHolder, recordIn, storeRecord } from "./describe";
+import { holderArgs, ownerOfHolder } from "./holder";
 import type { RecordForm } from "../options";
 import type { Events } from "./events";
 
@@ -15,14 +17,18 @@ function selfCommand(): string[] {
 }
 
 /**
- * Is the busy slot open at `fd` already held for `owner`? Its record says so, and the kernel
- * confirms that the holder it names has the file open (a PID alone is never trusted).
+ * Is the busy slot open at `fd` already held for `owner`? The kernel says who holds it: the
+ * holder its record names, if that process (the same one, not a reused PID) holds the lock;
+ * without a usable record (it could not be written), any holder process kept for `owner`.
  */
 function heldFor(owner: number, fd: number, path: string): boolean {
-  const record = recordIn(fd, path);
-  if (record?.owner !== owner) return false;
   const st = fstat(fd);
-  return typeof st !== "number" && hasOpen(record.pid, st.dev, st.ino) !== false;
+  if (typeof st === "number") return false;
+  const record = recordIn(fd, path);
+  if (record) return record.owner === owner && holdsLock(record.pid, st.dev, st.ino) !== false && sameProcess(record.pid, record.acquiredAt);
+  const key = fileKey(st.dev, st.ino);
+  const holders = findHolders(new Set([key]))?.get(key) ?? [];
+  return holders.some((h) => h.pid === owner || ownerOfHolder(h.pid) === owner);
 }
 
 export function holdForCaller(req: SlotRequest, timeout: number | null, ownerOption: number | undefined, form: RecordForm, events: Events): number {
@@ -33,6 +39,9 @@ export function holdForCaller(req: SlotRequest, timeout: number | null, ownerOpt
     throw new WaitlockError(EXIT.SYSTEM, req.name, "the calling process has already exited");
   }
   const closeWatch = () => watch.kind === "pidfd" && close(watch.fd);
+  // With the PID, its start time names the owner: a holder that must poll cannot be fooled
+  // by a reused PID.
+  const ownerStart = startedAt(owner);
 
   let outcome;
   try {
@@ -57,7 +66,7 @@ export function holdForCaller(req: SlotRequest, timeout: number | null, ownerOpt
       return EXIT.OK;
     }
     const holder = Bun.spawn(
-      [...selfCommand(), "__hold", held.path, req.name, String(owner), watch.kind, String(Date.now()), events.holderArgs()],
+      [...selfCommand(), ...holderArgs(held.path, req.name, owner, ownerStart, watch.kind, Date.now(), events.holderArgs())],
       {
         stdio: ["ignore", "ignore", "ignore", held.fd, watch.kind === "pidfd" ? watch.fd : "ignore"],
         detached: true,

@@ -1,18 +1,33 @@
 // The detached process behind `waitlock NAME`: it owns the locked descriptor (fd 3) and
 // lets go when the owner exits or when it is told to with SIGTERM, SIGINT or SIGHUP. It
 // learns of the owner's exit from a pidfd (Linux: fd 4, opened by waitlock before the
-// spawn), from a kqueue of its own (BSD, macOS), or by polling kill(owner, 0).
+// spawn), from a kqueue of its own (BSD, macOS), or by polling: the owner's PID with its
+// start time, so that a reused PID is not taken for the owner.
 import { E, pollReadable, processExitQueue, waitQueue } from "../../ffi/libc";
 import { release } from "../engine";
-import { alive } from "../procinfo";
+import { sameProcess } from "../holders";
+import { commandLine } from "../procinfo";
 import { noEvents, syslogEvents } from "./events";
+
+/** The arguments that start a holder process, after the program itself (see runHolder). */
+export const holderArgs = (path: string, name: string, owner: number, ownerStart: number | undefined, watch: string, acquiredMs: number, facility: string) =>
+  ["__hold", path, name, String(owner), String(ownerStart ?? ""), watch, String(acquiredMs), facility];
+
+/** The owner a running holder process keeps its slot for, read from its arguments; else undefined. */
+export function ownerOfHolder(pid: number): number | undefined {
+  const argv = commandLine(pid).split(" ");
+  const at = argv.indexOf("__hold");
+  return at < 0 ? undefined : Number(argv[at + 3]);
+}
 
 const LOCK_FD = 3;
 const OWNER_FD = 4;
 
 export async function runHolder(args: string[]): Promise<number> {
-  const [path = "", name = "", ownerArg = "", watch = "", acquiredArg = "", facility = ""] = args;
+  const [path = "", name = "", ownerArg = "", ownerStartArg = "", watch = "", acquiredArg = "", facility = ""] = args;
   const owner = Number(ownerArg);
+  // Unknown start (not Linux): any process under the owner's PID counts as the owner.
+  const ownerStart = ownerStartArg === "" ? Infinity : Number(ownerStartArg);
   const acquiredAt = Number(acquiredArg);
   const events = facility ? syslogEvents(facility, name, 1) : noEvents;
   let done = false;
@@ -37,7 +52,7 @@ export async function runHolder(args: string[]): Promise<number> {
       return typeof r === "number" ? r : 1;
     });
   else if (queue >= 0) await waitBlocking(() => waitQueue(queue));
-  else if (queue !== -E.ESRCH) while (alive(owner)) await Bun.sleep(250);
+  else if (queue !== -E.ESRCH) while (sameProcess(owner, ownerStart)) await Bun.sleep(250);
   finish();
   return 0;
 }

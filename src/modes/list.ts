@@ -1,10 +1,9 @@
 // waitlock --list: who holds what.
-import { inspect, type Inspection } from "../engine";
-import { debug } from "../log";
 import { EXIT, WaitlockError } from "../errors";
-import { formatRows, type Row } from "../format";
+import { formatRows, type Row, type Status } from "../format";
 import type { Format } from "../options";
-import { scanSlotFiles, slotRecord } from "./scan";
+import { commandLine, processUid } from "../procinfo";
+import { viewSlots, type SlotView } from "./scan";
 
 export interface ListOptions {
   format: Format;
@@ -38,8 +37,40 @@ async function userNames(): Promise<Map<number, string>> {
   return names;
 }
 
+/** The row of one process holding (or having held) a slot. */
+function rowOf(view: SlotView, status: Status, users: Map<number, string>, pid: number | null, fromKernel: boolean): Row {
+  const { file, record } = view;
+  const uid = fromKernel && pid !== null ? (processUid(pid) ?? null) : (record?.uid ?? null);
+  return {
+    descriptor: file.name,
+    slot: file.slot,
+    status,
+    file: file.path,
+    pid,
+    owner: record?.owner ?? null,
+    uid,
+    user: uid === null ? null : (users.get(uid) ?? String(uid)),
+    acquired: record?.acquiredAt ?? null,
+    type: record?.type ?? null,
+    maxHolders: record?.maxHolders ?? null,
+    hostname: record?.hostname ?? null,
+    command: fromKernel && pid !== null ? commandLine(pid) : (record?.command ?? null),
+    format: "format" in view.decoded ? view.decoded.format : null,
+  };
+}
+
+/**
+ * The rows of one slot: a held slot shows who holds it now (the record's holder, or the
+ * processes the kernel names when that one is gone); a free one its stale or corrupt record.
+ */
+function rowsOf(view: SlotView, users: Map<number, string>): Row[] {
+  if (!view.held) return [rowOf(view, view.record ? "stale" : "corrupt", users, view.record?.pid ?? null, false)];
+  if (view.recordHolds || view.holders.length === 0) return [rowOf(view, "active", users, view.record?.pid ?? null, false)];
+  return view.holders.map((pid) => rowOf(view, "active", users, pid, true));
+}
+
 /** `lockDir` is resolved inside, so that a directory problem is also exit 1. */
-export async function listLocks(lockDir: () => string, opts: ListOptions): Promise<number> {
+export async function listLocks(lockDir: () => string | undefined, opts: ListOptions): Promise<number> {
   // The executable starts with the JIT held back (package.json: --compile-jit-policy), as
   // compiling run-once code costs more than it saves; a listing of many slots is real work.
   Bun.unsafe.setJITPolicy(1);
@@ -47,39 +78,13 @@ export async function listLocks(lockDir: () => string, opts: ListOptions): Promi
     const dir = lockDir();
     const users = await userNames();
     const rows: Row[] = [];
-    for (const file of await scanSlotFiles(dir, opts.name)) {
-      let seen: Inspection;
-      try {
-        seen = inspect(file.path, true);
-      } catch (e) {
-        // One unreadable file (a directory, another user's) must not hide the others.
-        debug(`${file.path}: ${(e as Error).message}`);
-        seen = { state: "free", bytes: new Uint8Array(0) };
+    for (const view of dir === undefined ? [] : await viewSlots(dir, opts.name)) {
+      for (const row of rowsOf(view, users)) {
+        const show = opts.staleOnly ? row.status !== "active" : opts.all || row.status === "active";
+        if (!show) continue;
+        if (opts.format === "json") row.sha256 = await sha256(view.bytes);
+        rows.push(row);
       }
-      if (seen.state === "absent") continue;
-      const decoded = slotRecord(file, seen.bytes!);
-      if ("corrupt" in decoded) debug(`${file.path}: record is corrupt (${decoded.corrupt})`);
-      const record = "record" in decoded ? decoded.record : null;
-      const status = !record ? "corrupt" : seen.state === "held" ? "active" : "stale";
-      const show = opts.staleOnly ? status !== "active" : opts.all || status === "active";
-      if (!show) continue;
-      rows.push({
-        descriptor: file.name,
-        slot: file.slot,
-        status,
-        file: file.path,
-        pid: record?.pid ?? null,
-        owner: record?.owner ?? null,
-        uid: record?.uid ?? null,
-        user: record ? (users.get(record.uid) ?? String(record.uid)) : null,
-        acquired: record?.acquiredAt ?? null,
-        type: record?.type ?? null,
-        maxHolders: record?.maxHolders ?? null,
-        hostname: record?.hostname ?? null,
-        command: record?.command ?? null,
-        format: "format" in decoded ? decoded.format : null,
-        ...(opts.format === "json" ? { sha256: await sha256(seen.bytes!) } : {}),
-      });
     }
     await Bun.write(Bun.stdout, formatRows(rows, opts.format, opts.all || opts.staleOnly));
     return EXIT.OK;
