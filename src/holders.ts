@@ -163,16 +163,27 @@ export function startedAt(pid: number): number | undefined {
 }
 
 /**
- * Is `pid` still the process that was running at Unix time `seenAt` (seconds), and not a
- * later one under a reused PID? Where start times cannot be read (not Linux), only whether
- * some process has that PID.
+ * Is `pid` still the process that was running at Unix time `seenAt` (seconds, as a record
+ * keeps it), and not a later one under a reused PID? Where start times cannot be read (not
+ * Linux), only whether some process has that PID.
  */
-export function sameProcess(pid: number, seenAt: number): boolean {
-  if (platform.os !== "linux") {
-    const r = kill(pid, 0);
-    return r === 0 || r === -E.EPERM;
-  }
+export function runningSince(pid: number, seenAt: number): boolean {
+  if (platform.os !== "linux") return exists(pid);
   const start = startedAt(pid);
-  // Start times count clock ticks; what they are compared with may be whole seconds.
+  // A record keeps whole seconds; start times count clock ticks.
   return start !== undefined && start <= seenAt + 1;
+}
+
+/**
+ * Is `pid` the very process that startedAt() said started at `start`? Where start times
+ * cannot be read (`start` undefined, or not Linux), only whether some process has that PID.
+ */
+export function sameProcess(pid: number, start: number | undefined): boolean {
+  if (start === undefined || platform.os !== "linux") return exists(pid);
+  return startedAt(pid) === start;
+}
+
+function exists(pid: number): boolean {
+  const r = kill(pid, 0);
+  return r === 0 || r === -E.EPERM;
 }

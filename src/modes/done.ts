@@ -2,7 +2,7 @@
 import { E, kill, signalNumber } from "../../ffi/libc";
 import { releasedSince } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
-import { sameProcess } from "../holders";
+import { runningSince } from "../holders";
 import { debug } from "../log";
 import { ancestorsOfSelf } from "../procinfo";
 import { ownerOfHolder } from "./holder";
@@ -23,7 +23,7 @@ function targetsOf(view: SlotView, spared: ReadonlySet<number>): number[] {
     const owner = ownerOfHolder(pid);
     if (owner === undefined || spared.has(owner)) continue;
     // A record names the owner with the time it was taken: a reused PID is left alone.
-    if (view.record && view.record.owner === owner && !sameProcess(owner, view.record.acquiredAt)) continue;
+    if (view.record && view.record.owner === owner && !runningSince(owner, view.record.acquiredAt)) continue;
     targets.add(owner);
   }
   return [...targets];

@@ -4,7 +4,7 @@ import { close, fstat, getppid, pollReadable } from "../../ffi/libc";
 import { release, type SlotRequest } from "../engine";
 import { UsageError, WaitlockError, EXIT } from "../errors";
 import { debug } from "../log";
-import { fileKey, findHolders, holdsLock, sameProcess, startedAt } from "../holders";
+import { fileKey, findHolders, holdsLock, runningSince, startedAt } from "../holders";
 import { commandLine, exitWatch } from "../procinfo";
 import { acquireReporting, describeHolder, recordIn, storeRecord } from "./describe";
 import { holderArgs, ownerOfHolder } from "./holder";
@@ -25,7 +25,7 @@ function heldFor(owner: number, fd: number, path: string): boolean {
   const st = fstat(fd);
   if (typeof st === "number") return false;
   const record = recordIn(fd, path);
-  if (record) return record.owner === owner && holdsLock(record.pid, st.dev, st.ino) !== false && sameProcess(record.pid, record.acquiredAt);
+  if (record) return record.owner === owner && holdsLock(record.pid, st.dev, st.ino) !== false && runningSince(record.pid, record.acquiredAt);
   const key = fileKey(st.dev, st.ino);
   const holders = findHolders(new Set([key]))?.get(key) ?? [];
   return holders.some((h) => h.pid === owner || ownerOfHolder(h.pid) === owner);

@@ -27,7 +27,7 @@ export async function runHolder(args: string[]): Promise<number> {
   const [path = "", name = "", ownerArg = "", ownerStartArg = "", watch = "", acquiredArg = "", facility = ""] = args;
   const owner = Number(ownerArg);
   // Unknown start (not Linux): any process under the owner's PID counts as the owner.
-  const ownerStart = ownerStartArg === "" ? Infinity : Number(ownerStartArg);
+  const ownerStart = ownerStartArg === "" ? undefined : Number(ownerStartArg);
   const acquiredAt = Number(acquiredArg);
   const events = facility ? syslogEvents(facility, name, 1) : noEvents;
   let done = false;

@@ -3,6 +3,7 @@ import { EXIT, WaitlockError } from "../errors";
 import { formatRows, type Row, type Status } from "../format";
 import type { Format } from "../options";
 import { commandLine, processUid } from "../procinfo";
+import { ownerOfHolder } from "./holder";
 import { viewSlots, type SlotView } from "./scan";
 
 export interface ListOptions {
@@ -41,20 +42,22 @@ async function userNames(): Promise<Map<number, string>> {
 function rowOf(view: SlotView, status: Status, users: Map<number, string>, pid: number | null, fromKernel: boolean): Row {
   const { file, record } = view;
   const uid = fromKernel && pid !== null ? (processUid(pid) ?? null) : (record?.uid ?? null);
+  // A holder process found without a record: it holds the slot for the owner it was started for.
+  const owner = record?.owner ?? (fromKernel && pid !== null ? ownerOfHolder(pid) : undefined) ?? null;
   return {
     descriptor: file.name,
     slot: file.slot,
     status,
     file: file.path,
     pid,
-    owner: record?.owner ?? null,
+    owner,
     uid,
     user: uid === null ? null : (users.get(uid) ?? String(uid)),
     acquired: record?.acquiredAt ?? null,
     type: record?.type ?? null,
     maxHolders: record?.maxHolders ?? null,
     hostname: record?.hostname ?? null,
-    command: fromKernel && pid !== null ? commandLine(pid) : (record?.command ?? null),
+    command: fromKernel && pid !== null ? commandLine(record || owner === null ? pid : owner) : (record?.command ?? null),
     format: "format" in view.decoded ? view.decoded.format : null,
   };
 }

@@ -2,7 +2,7 @@
 // and --done; not on the lock path).
 import { inspect } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
-import { fileKey, findHolders, grantedLocks, holdsLock, sameProcess } from "../holders";
+import { fileKey, findHolders, grantedLocks, holdsLock, runningSince } from "../holders";
 import { debug } from "../log";
 import { inspectRecord, type Decoded, type LockRecord } from "../record";
 
@@ -87,7 +87,7 @@ export async function viewSlots(dir: string, onlyName?: string): Promise<SlotVie
     const view: SlotView = { file, held, ino: seen.ino!, bytes: seen.bytes!, decoded, record, holders: [], recordHolds: false };
     views.push(view);
     if (!held) continue;
-    const holds = record && sameProcess(record.pid, record.acquiredAt) ? holdsLock(record.pid, seen.dev!, seen.ino!) : false;
+    const holds = record && runningSince(record.pid, record.acquiredAt) ? holdsLock(record.pid, seen.dev!, seen.ino!) : false;
     if (record && holds !== false) {
       view.holders = [record.pid];
       view.recordHolds = true;

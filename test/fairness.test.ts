@@ -1,0 +1,200 @@
+// Exclusion and fairness at flock(1)'s standard: a descendant that inherited the lock keeps
+// it, waiters are served in arrival order, the kernel names the holders, a reused PID is
+// not a live owner, and every user meets the same default lock directory.
+import { describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { BIN, alive, held, inotifyWatches, listJson, lockDir, queuedInKernel, run, sh, start, startSh, waitFor, wl } from "./helpers";
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.log("skip: fairness.test.ts: the mount- and PID-namespace tests need root (unshare)");
+
+describe("a descendant that inherited the locked descriptor keeps the lock, as under flock(1)", () => {
+  test("busy while the orphan lives, free when it exits", async () => {
+    const d = lockDir();
+    const r = await sh(`"$WL" -d "$D" s --exec sh -c 'sleep 30 >/dev/null 2>&1 & echo $! > "$D/orphan"'`, d);
+    expect(r.code).toBe(0);
+    const orphan = Number(readFileSync(`${d}/orphan`, "utf8"));
+    const second = await wl(["-d", d, "-t", "0", "s", "--exec", "echo", "second"]);
+    expect(second).toMatchObject({ code: 1, stdout: "" });
+    process.kill(orphan, "SIGKILL");
+    await waitFor("the orphan to exit", () => !alive(orphan));
+    expect(await wl(["-d", d, "-t", "0", "s", "--exec", "echo", "second"])).toMatchObject({ code: 0, stdout: "second\n" });
+  });
+
+  test("--list shows the orphan as the holder, and --done stops it", async () => {
+    const d = lockDir();
+    await sh(`"$WL" -d "$D" s --exec sh -c 'sleep 30 >/dev/null 2>&1 & echo $! > "$D/orphan"'`, d);
+    const orphan = Number(readFileSync(`${d}/orphan`, "utf8"));
+    const rows = await listJson(d);
+    expect(rows.map((r) => [r.descriptor, r.pid, r.command])).toEqual([["s", orphan, "sleep 30"]]);
+    expect((await wl(["-d", d, "--done", "s"])).code).toBe(0);
+    await waitFor("the orphan to be stopped", () => !alive(orphan));
+    expect(await held(d, "s")).toBe(false);
+  });
+
+  test("a kill storm over critical sections that fork loses no increment", async () => {
+    const d = lockDir();
+    writeFileSync(`${d}/counter`, "0\n");
+    // The command returns at once; its background child does the increment, holding the
+    // lock through the descriptor it inherited until it exits.
+    const section = `( n=$(cat "$D/counter"); sleep 0.002; echo $((n + 1)) > "$D/counter"; echo x >> "$D/ran" ) &`;
+    const worker = `i=0; while [ $i -lt 30 ]; do "$WL" -d "$D" storm --exec sh -c '${section}' & echo $! >> "$D/pids"; wait $!; i=$((i + 1)); done`;
+    const workers = Array.from({ length: 4 }, () => startSh(worker, d));
+    let killed = 0;
+    const storm = (async () => {
+      while (workers.some((w) => w.exitCode === null)) {
+        const pids = existsSync(`${d}/pids`) ? readFileSync(`${d}/pids`, "utf8").trim().split("\n").map(Number) : [];
+        const victim = pids[Math.floor(Math.random() * pids.length)];
+        if (victim && alive(victim) && readFileSync(`/proc/${victim}/cmdline`, "utf8").includes("storm")) {
+          try {
+            process.kill(victim, "SIGKILL");
+            killed++;
+          } catch {
+            // exited meanwhile
+          }
+        }
+        await Bun.sleep(3);
+      }
+    })();
+    await Promise.all(workers.map((w) => w.exited));
+    await storm;
+    // The last background increments finish once their waitlock is gone.
+    await waitFor("the last section", async () => !(await held(d, "storm")));
+    const ran = readFileSync(`${d}/ran`, "utf8").split("\n").length - 1;
+    expect(killed).toBeGreaterThan(0);
+    expect(Number(readFileSync(`${d}/counter`, "utf8"))).toBe(ran);
+  }, 60_000);
+});
+
+/**
+ * One round: `holders` processes hold every slot; five waiters arrive one after another,
+ * each starting only once the one before sleeps in the kernel (in the queue, or as its
+ * head on inotify watches); then one holder lets go. The order they ran in.
+ */
+async function fifoRound(slots: number): Promise<string> {
+  const d = lockDir();
+  const m = ["-m", String(slots)];
+  const holders = Array.from({ length: slots }, (_, k) => startSh(`exec "$WL" -d "$D" ${m.join(" ")} f --exec sh -c 'touch "$D/h${k}"; read -r _'`, d));
+  await waitFor("the holders", () => holders.every((_, k) => existsSync(`${d}/h${k}`)));
+  const waiters = [];
+  for (let i = 1; i <= 5; i++) {
+    const w = start([BIN, "-d", d, ...m, "f", "--exec", "sh", "-c", `echo ${i} >> "$0/order"`, d]);
+    await waitFor(`waiter ${i} asleep`, () => queuedInKernel(w.pid) || (slots > 1 && inotifyWatches(w.pid) >= slots));
+    waiters.push(w);
+  }
+  // The other holders keep their slots: one slot passes from waiter to waiter.
+  holders[0]!.stdin!.end();
+  for (const w of waiters) expect(await w.exited).toBe(0);
+  return readFileSync(`${d}/order`, "utf8").replaceAll("\n", "");
+}
+
+describe("waiters are served in arrival order", () => {
+  for (const slots of [1, 2]) {
+    test(`${slots === 1 ? "a mutex" : `a ${slots}-slot semaphore`}: in order in at least 19 of 20 rounds`, async () => {
+      const orders: string[] = [];
+      for (let round = 0; round < 20; round++) orders.push(await fifoRound(slots));
+      expect({ orders, inOrder: orders.filter((o) => o === "12345").length >= 19 }).toMatchObject({ inOrder: true });
+    }, 60_000);
+  }
+
+  test("a waiter killed while queued never blocks the queue", async () => {
+    const d = lockDir();
+    const holder = startSh(`exec "$WL" -d "$D" k --exec sh -c 'read -r _'`, d);
+    await waitFor("the holder", () => held(d, "k"));
+    const doomed = start([BIN, "-d", d, "k", "--exec", "true"]);
+    await waitFor("the doomed waiter queued", () => queuedInKernel(doomed.pid));
+    const next = start([BIN, "-d", d, "k", "--exec", "true"]);
+    await waitFor("the next waiter queued", () => queuedInKernel(next.pid));
+    doomed.kill("SIGKILL");
+    await doomed.exited;
+    holder.stdin!.end();
+    expect(await next.exited).toBe(0);
+  });
+});
+
+describe("the kernel names the holder", () => {
+  test.skipIf(!isRoot)("with a full disk no record is written: the same owner still gets 0 at once, and --list shows the holder", async () => {
+    const d = lockDir();
+    mkdirSync(`${d}/full`);
+    // A mount namespace of its own: the tmpfs goes with it.
+    const r = await run(["unshare", "-m", "sh", "-c", `
+      mount -t tmpfs -o size=16k tmpfs "$D/full" || exit 10
+      dd if=/dev/zero of="$D/full/filler" bs=4k 2>/dev/null
+      "$WL" -d "$D/full" job || exit 9
+      "$WL" -d "$D/full" -t 0 job || exit 8
+      echo $$ > "$D/owner"
+      "$WL" -d "$D/full" --list -f json`], { env: { WL: BIN, D: d } });
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.stdout) as { descriptor: string; status: string; owner: number; command: string; format: string | null }[];
+    expect(rows.map((row) => [row.descriptor, row.status, row.format, row.owner])).toEqual([["job", "active", null, Number(readFileSync(`${d}/owner`, "utf8"))]]);
+    expect(rows[0]!.command).toStartWith("sh -c");
+  });
+
+  test.skipIf(!isRoot)("a holder that polls its owner is not fooled by a reused PID", async () => {
+    const d = lockDir();
+    // A PID namespace of its own, where the next PID can be chosen (ns_last_pid).
+    const r = await run(["unshare", "-p", "-f", "--mount-proc", "sh", "-c", `
+      sleep 1000 & owner=$!
+      WAITLOCK_POLL=1 "$WL" -d "$D" --owner $owner reuse || exit 9
+      "$WL" -d "$D" -t 0 reuse --exec true && exit 8
+      kill -9 $owner; wait $owner
+      echo $((owner - 1)) > /proc/sys/kernel/ns_last_pid
+      sleep 1000 & again=$!
+      [ "$again" = "$owner" ] || { echo "PID $owner was not reused ($again)"; exit 7; }
+      "$WL" -d "$D" -t 3 reuse --exec echo released
+      status=$?
+      kill $again
+      exit $status`], { env: { WL: BIN, D: d }, deadlineMs: 10_000 });
+    expect(r).toMatchObject({ code: 0, stdout: "released\n" });
+  }, 15_000);
+});
+
+describe("one default lock directory for every user", () => {
+  /** Runs `script` in a mount namespace whose /run and /tmp are fresh, as after a boot. */
+  const freshBoot = (script: string) =>
+    run(["unshare", "-m", "sh", "-c", `mount -t tmpfs -o mode=755 tmpfs /run && mount -t tmpfs -o mode=1777 tmpfs /tmp && ${script}`], { env: { WL: BIN }, deadlineMs: 15_000 });
+  const asNobody = "setpriv --reuid=65534 --regid=65534 --clear-groups";
+
+  test.skipIf(!isRoot)("on a fresh boot a user's lock and root's lock are one lock, whoever comes first", async () => {
+    const r = await freshBoot(`
+      mkdir -m 1777 /run/lock
+      ${asNobody} "$WL" -v --list 2>&1 | grep 'lock directory'
+      "$WL" -v --list 2>&1 | grep 'lock directory'
+      ${asNobody} sh -c '"$WL" shared || exit 9; exec sleep 30' & user=$!
+      i=0; until "$WL" --check shared; [ $? = 1 ]; do i=$((i+1)); [ $i -gt 500 ] && exit 6; sleep 0.01; done
+      "$WL" -t 0 shared --exec true; echo "root while the user holds it: $?"
+      kill $user; wait $user
+      "$WL" -t 2 shared --exec true; echo "root after: $?"
+      ls -A /run/lock`);
+    expect(r.code).toBe(0);
+    const dirs = r.stdout.split("\n").filter((l) => l.includes("lock directory")).map((l) => l.replace(/^.*lock directory /, ""));
+    expect(dirs).toEqual(["/run/lock", "/run/lock"]);
+    expect(r.stdout).toContain("root while the user holds it: 1");
+    expect(r.stdout).toContain("root after: 0");
+  }, 20_000);
+
+  test.skipIf(!isRoot)("without /run/lock every user falls to the same next default; read-only modes create nothing", async () => {
+    const r = await freshBoot(`
+      ${asNobody} "$WL" -v --list 2>&1 | grep 'lock directory'
+      "$WL" -v --check x 2>&1 | grep 'lock directory'
+      "$WL" -v --done x 2>&1 | grep 'lock directory'
+      ls -A /tmp; ls -A /run | grep -vx mount`);
+    const dirs = r.stdout.split("\n").filter((l) => l.includes("lock directory")).map((l) => l.replace(/^.*lock directory /, ""));
+    // /var/lock is a link to /run/lock here or absent: either way the next is /tmp, for all.
+    expect(new Set(dirs).size).toBe(1);
+    expect(r.stdout.split("\n").filter((l) => l && !l.includes("lock directory"))).toEqual([]);
+  });
+
+  test.skipIf(!isRoot)("a waitlock directory made by an ordinary user is ignored by everyone; root's (make install) is used by everyone", async () => {
+    const r = await freshBoot(`
+      mkdir -m 1777 /run/lock
+      ${asNobody} mkdir -m 1777 /run/lock/waitlock
+      ${asNobody} "$WL" -v --list 2>&1 | grep 'lock directory'
+      "$WL" -v --list 2>&1 | grep 'lock directory'
+      rmdir /run/lock/waitlock && install -d -m 1777 /run/lock/waitlock
+      ${asNobody} "$WL" -v --list 2>&1 | grep 'lock directory'
+      "$WL" -v --list 2>&1 | grep 'lock directory'`);
+    const dirs = r.stdout.split("\n").filter((l) => l.includes("lock directory")).map((l) => l.replace(/^.*lock directory /, ""));
+    expect(dirs).toEqual(["/run/lock", "/run/lock", "/run/lock/waitlock", "/run/lock/waitlock"]);
+  });
+});
