@@ -8,6 +8,12 @@ MANDIR = $(PREFIX)/share/man/man1
 BASHDIR = $(PREFIX)/share/bash-completion/completions
 ZSHDIR = $(PREFIX)/share/zsh/site-functions
 FISHDIR = $(PREFIX)/share/fish/vendor_completions.d
+TMPFILESDIR = $(PREFIX)/lib/tmpfiles.d
+# The shared default lock directory: "waitlock" in the first of these that exists (the
+# order waitlock itself searches), made root's and 01777 here, and again at every boot by
+# systemd-tmpfiles. Make it while no waitlock lock is held: until then locks live in the
+# base directory itself.
+LOCKDIR ?= $(firstword $(wildcard /run/lock /var/lock /tmp))/waitlock
 INSTALL ?= install
 
 SOURCES = $(wildcard src/*.ts src/modes/*.ts ffi/*.ts) package.json
@@ -28,10 +34,15 @@ install: dist/waitlock
 	$(INSTALL) -m 644 dist/completions/waitlock.bash $(DESTDIR)$(BASHDIR)/waitlock
 	$(INSTALL) -m 644 dist/completions/_waitlock $(DESTDIR)$(ZSHDIR)/_waitlock
 	$(INSTALL) -m 644 dist/completions/waitlock.fish $(DESTDIR)$(FISHDIR)/waitlock.fish
+	$(INSTALL) -d $(DESTDIR)$(TMPFILESDIR)
+	printf 'd %s 1777 root root -\n' '$(LOCKDIR)' > $(DESTDIR)$(TMPFILESDIR)/waitlock.conf
+	chmod 644 $(DESTDIR)$(TMPFILESDIR)/waitlock.conf
+	$(INSTALL) -d -m 1777 $(DESTDIR)$(LOCKDIR)
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/waitlock $(DESTDIR)$(MANDIR)/waitlock.1 $(DESTDIR)$(BASHDIR)/waitlock \
-	      $(DESTDIR)$(ZSHDIR)/_waitlock $(DESTDIR)$(FISHDIR)/waitlock.fish
+	      $(DESTDIR)$(ZSHDIR)/_waitlock $(DESTDIR)$(FISHDIR)/waitlock.fish $(DESTDIR)$(TMPFILESDIR)/waitlock.conf
+	-rmdir $(DESTDIR)$(LOCKDIR) 2>/dev/null
 
 check: node_modules/.bin/bun
 	npm test

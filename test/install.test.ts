@@ -87,10 +87,16 @@ test("make install puts the binary, the man page and the completions under DESTD
     ["usr/share/bash-completion/completions/waitlock", 0o644],
     ["usr/share/zsh/site-functions/_waitlock", 0o644],
     ["usr/share/fish/vendor_completions.d/waitlock.fish", 0o644],
+    ["usr/lib/tmpfiles.d/waitlock.conf", 0o644],
   ];
   for (const [file, mode] of files) expect({ file, mode: statSync(join(dest, file)).mode & 0o777 }).toEqual({ file, mode });
+  // The shared default lock directory: made now, and by systemd-tmpfiles at every boot.
+  const lockDirLine = readFileSync(join(dest, "usr/lib/tmpfiles.d/waitlock.conf"), "utf8");
+  expect(lockDirLine).toMatch(/^d \/(run\/lock|var\/lock|tmp)\/waitlock 1777 root root -\n$/);
+  expect(statSync(join(dest, lockDirLine.split(" ")[1]!)).mode & 0o7777).toBe(0o1777);
   expect((await run([join(dest, "usr/bin/waitlock"), "--version"])).stdout).toMatch(/^waitlock \d/);
   const uninstall = await run(["make", "-C", ROOT, "uninstall", `DESTDIR=${dest}`, "PREFIX=/usr"]);
   expect(uninstall.code).toBe(0);
   for (const [file] of files) expect(existsSync(join(dest, file))).toBe(false);
+  expect(existsSync(join(dest, lockDirLine.split(" ")[1]!))).toBe(false);
 }, 200_000);
