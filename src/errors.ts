@@ -30,6 +30,13 @@ export class UsageError extends WaitlockError {
   }
 }
 
+/** An option the table does not know (the CLI looks for the nearest one it does know). */
+export class UnknownOptionError extends UsageError {
+  constructor(flag: string) {
+    super(flag, "unknown option (see --help)");
+  }
+}
+
 export class BusyError extends WaitlockError {
   constructor(name: string) {
     super(EXIT.BUSY, name, "lock is busy");

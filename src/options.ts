@@ -5,7 +5,7 @@
 import type { ArgDef, CommandDef } from "citty";
 import { onlineCpus } from "../ffi/libc";
 import { version } from "../package.json";
-import { UsageError } from "./errors";
+import { UnknownOptionError, UsageError } from "./errors";
 import { validateName } from "./names";
 
 export const VERSION: string = version;
@@ -54,7 +54,7 @@ type Key = Exclude<keyof typeof args, "name">;
 const table: Record<string, ArgDef> = args;
 
 /** allowMultiple -> allow-multiple, onePerCPU -> one-per-cpu (no regex: each costs start-up). */
-function kebab(name: string): string {
+export function kebab(name: string): string {
   let out = "";
   for (let i = 0; i < name.length; i++) {
     const c = name[i]!;
@@ -118,7 +118,7 @@ export function tokenize(argv: string[]): Tokens {
       const flag = eq < 0 ? tok : tok.slice(0, eq);
       const inline = eq < 0 ? undefined : tok.slice(eq + 1);
       const key = optionFor(flag);
-      if (!key) throw new UsageError(flag, "unknown option (see --help)");
+      if (!key) throw new UnknownOptionError(flag);
       if (key === "exec") {
         out.command = inline === undefined ? argv.slice(i + 1) : [inline, ...argv.slice(i + 1)];
         break;
@@ -137,7 +137,7 @@ export function tokenize(argv: string[]): Tokens {
       for (let j = 1; j < tok.length; j++) {
         const flag = `-${tok[j]}`;
         const key = optionFor(flag);
-        if (!key) throw new UsageError(flag, "unknown option (see --help)");
+        if (!key) throw new UnknownOptionError(flag);
         const after = tok.slice(j + 1);
         const rest = after.startsWith("=") ? after.slice(1) : after;
         if (key === "exec") {

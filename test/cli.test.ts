@@ -68,7 +68,7 @@ describe("usage errors: exit 3 and one line naming the offender", () => {
 test("--help lists every option and exits 0; --version prints the version", async () => {
   const help = await wl(["--help"]);
   expect(help.code).toBe(0);
-  for (const opt of ["--allowMultiple", "--onePerCPU", "--excludeCPUs", "--timeout", "--check", "--done", "--exec", "--list", "--all", "--stale-only", "--format", "--lock-dir", "--owner", "--quiet", "--verbose", "--syslog", "--syslog-facility", "--help", "--version"])
+  for (const opt of ["--allow-multiple", "--one-per-cpu", "--exclude-cpus", "--timeout", "--check", "--done", "--exec", "--list", "--all", "--stale-only", "--format", "--lock-dir", "--owner", "--quiet", "--verbose", "--syslog", "--syslog-facility", "--help", "--version"])
     expect(help.stdout).toContain(opt);
   expect(help.stdout).not.toContain("\x1b[");
   expect((await wl(["-h"])).stdout).toBe(help.stdout);
