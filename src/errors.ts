@@ -38,13 +38,15 @@ export class UnknownOptionError extends UsageError {
 }
 
 export class BusyError extends WaitlockError {
-  constructor(name: string) {
-    super(EXIT.BUSY, name, "lock is busy");
+  /** `holders`: who holds it, as src/holders.ts heldBy() says it ("" when unknown) */
+  constructor(name: string, holders = "") {
+    super(EXIT.BUSY, name, `lock is busy${holders ? `; ${holders}` : ""}`);
   }
 }
 
 export class TimeoutError extends WaitlockError {
-  constructor(name: string, seconds: number) {
-    super(EXIT.TIMEOUT, name, `timed out after ${seconds} seconds`);
+  /** `seconds`: the timeout given; `holders` as for BusyError */
+  constructor(name: string, seconds: number, holders = "") {
+    super(EXIT.TIMEOUT, name, `timed out after ${seconds} seconds${holders ? `; ${holders}` : ""}`);
   }
 }

@@ -39,9 +39,9 @@ export function tmuxSession(dir: string, columns = 100) {
       // The server left the client behind; it is ended after the test like any process.
       track(Number((await tmux("display-message", "-p", "#{pid}")).stdout.trim()));
     },
-    /** The visible screen, line by line, without trailing blanks. */
-    async screen(): Promise<string[]> {
-      const r = await tmux("capture-pane", "-p");
+    /** The visible screen (with `history`, all that scrolled off too), line by line, without trailing blanks. */
+    async screen(history = false): Promise<string[]> {
+      const r = await tmux("capture-pane", "-p", ...(history ? ["-S", "-"] : []));
       return r.stdout.split("\n").map((l) => l.trimEnd());
     },
     /** The PID of the window's shell. */

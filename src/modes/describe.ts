@@ -1,8 +1,10 @@
 // What a holder writes about itself, and how waiting is reported.
 import { getuid, hostname } from "../../ffi/libc";
-import { acquire, readRecordBytes, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
-import { TimeoutError } from "../errors";
-import { debug } from "../log";
+import { acquire, inspect, readRecordBytes, slotPath, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
+import { BusyError, TimeoutError } from "../errors";
+import { heldBy, holderPhrase, type Holder } from "../holders";
+import { debug, statusLineWanted, toPerson } from "../log";
+import { startWaitStatus, type WaitStatus } from "../waitstatus";
 import { encodeRecord, encodeTextRecord, inspectRecord, type LockRecord } from "../record";
 import type { RecordForm } from "../options";
 import type { Events } from "./events";
@@ -33,28 +35,71 @@ export function storeRecord(held: Held, record: LockRecord, form: RecordForm): v
 
 /** The record in an open slot file, or null (with a debug line saying why). */
 export function recordIn(fd: number, path: string): LockRecord | null {
-  const bytes = readRecordBytes(fd);
+  return recordFrom(readRecordBytes(fd), path);
+}
+
+function recordFrom(bytes: Uint8Array, path: string): LockRecord | null {
   const d = inspectRecord(bytes);
   if ("record" in d) return d.record;
   debug(`${path}: record is corrupt (${d.corrupt}); ignoring it`);
   return null;
 }
 
-/** The first time a waiter finds every slot busy: say who holds it. */
-function reportWait(name: string, onWait?: (holderPid: number | undefined) => void) {
-  return (fd: number, slot: number, path: string) => {
-    const holder = recordIn(fd, path);
-    debug(`lock '${name}' slot ${slot} is held by ${holder ? `PID ${holder.pid} (${holder.command || "unknown command"})` : "a process with no readable record"}`);
-    onWait?.(holder?.pid);
-  };
+/**
+ * Who holds a slot, for messages to people, from the bytes of its file: for now the
+ * process its record names and the command it runs. The one place to ask the kernel
+ * instead (/proc/locks) once that is how "who holds" is decided.
+ */
+function holderIn(bytes: Uint8Array, path: string): Holder | null {
+  const record = recordFrom(bytes, path);
+  return record && { pid: record.pid, command: record.command, since: record.acquiredAt };
 }
 
-/** acquire(), with the wait and a timeout reported as lock events. */
+/** The holders named in a busy or timeout message. */
+const NAMED_HOLDERS = 3;
+
+/**
+ * `held by PID ...` for the slots of `req` held now (up to three of them, the rest as
+ * "and others"); "" when none can be named.
+ */
+function heldNow(req: SlotRequest): string {
+  const holders: Holder[] = [];
+  let k = 0;
+  for (; k < req.slots && holders.length < NAMED_HOLDERS; k++) {
+    const path = slotPath(req.dir, req.name, k);
+    const seen = inspect(path, true);
+    const holder = seen.state === "held" ? holderIn(seen.bytes!, path) : null;
+    if (holder) holders.push(holder);
+  }
+  return heldBy(holders, k < req.slots);
+}
+
+/**
+ * acquire(), with the wait and a timeout reported as lock events, a status line on a
+ * terminal while it waits (src/waitstatus.ts), and the holders named when it gives up.
+ * Throws what acquire() throws: BusyError (exit 1), TimeoutError (exit 2), others.
+ */
 export function acquireReporting(req: SlotRequest, timeout: number | null, events: Events, isOurs?: AcquireHooks["isOurs"]): Outcome {
+  let status: WaitStatus | undefined;
+  /** The first time a waiter finds every slot busy: say who holds it. */
+  const onWait = (fd: number, slot: number, path: string) => {
+    const holder = holderIn(readRecordBytes(fd), path);
+    debug(`lock '${req.name}' slot ${slot} is held by ${holder ? holderPhrase(holder) : "a process with no readable record"}`);
+    events.waiting(holder?.pid);
+    if (statusLineWanted())
+      status = startWaitStatus({ name: req.name, slot, slots: req.slots, holder: holder && holderPhrase(holder), heldSince: holder?.since, since: Date.now() });
+  };
   try {
-    return acquire(req, timeout, { isOurs, onWait: reportWait(req.name, (pid) => events.waiting(pid)) });
+    return acquire(req, timeout, { isOurs, onWait });
   } catch (e) {
-    if (e instanceof TimeoutError) events.timedOut(timeout!);
+    if (e instanceof TimeoutError) {
+      events.timedOut(timeout!);
+      throw new TimeoutError(req.name, timeout!, heldNow(req));
+    }
+    // Busy is told only to a person (cli.ts): a script's `-t 0` pays nothing for it.
+    if (e instanceof BusyError && toPerson()) throw new BusyError(req.name, heldNow(req));
     throw e;
+  } finally {
+    status?.stop();
   }
 }
