@@ -5,7 +5,7 @@ import { colourOn, debug, error, notice, setVerbosity, usageError } from "./log"
 import { readNameFromStdin } from "./names";
 import { forcePolling } from "./waker";
 import { parseOptions, VERSION, type Options } from "./options";
-import { noEvents, syslogEvents, type Events } from "./modes/events";
+import { noEvents, printingSlot, syslogEvents, type Events } from "./modes/events";
 import { execUnderLock } from "./modes/exec";
 import type { SlotRequest } from "./engine";
 
@@ -25,7 +25,10 @@ function slotRequest(opts: Options): SlotRequest {
   return { dir: dir.path, shared: dir.shared, name, slots: opts.slots, preferred: opts.preferredSlot };
 }
 
-const eventsFor = (opts: Options, req: SlotRequest): Events => (opts.syslog ? syslogEvents(opts.facility, req.name, req.slots) : noEvents);
+function eventsFor(opts: Options, req: SlotRequest): Events {
+  const events = opts.syslog ? syslogEvents(opts.facility, req.name, req.slots) : noEvents;
+  return opts.printSlot ? printingSlot(events) : events;
+}
 
 async function runOther(opts: Options): Promise<number> {
   switch (opts.mode) {

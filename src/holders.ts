@@ -26,13 +26,17 @@ export function holderPhrase(h: Holder): string {
 }
 
 /**
- * `held by PID 1 (a)`, `held by PID 1 (a) and PID 2 (b)`, or with `more` (holders not
- * looked at) `held by PID 1 (a), PID 2 (b) and others`; "" when no holder is known.
+ * `PID 1 (a)`, `PID 1 (a) and PID 2 (b)`, or with `more` (holders not looked at)
+ * `PID 1 (a), PID 2 (b) and others`.
  */
-export function heldBy(holders: readonly Holder[], more = false): string {
-  if (holders.length === 0) return "";
+export function holdersPhrase(holders: readonly Holder[], more = false): string {
   const phrases = holders.map(holderPhrase);
-  if (more) return `held by ${phrases.join(", ")} and others`;
+  if (more) return `${phrases.join(", ")} and others`;
   const last = phrases.pop()!;
-  return `held by ${phrases.length ? `${phrases.join(", ")} and ` : ""}${last}`;
+  return `${phrases.length ? `${phrases.join(", ")} and ` : ""}${last}`;
+}
+
+/** `held by ` and holdersPhrase(); "" when no holder is known. */
+export function heldBy(holders: readonly Holder[], more = false): string {
+  return holders.length === 0 ? "" : `held by ${holdersPhrase(holders, more)}`;
 }

@@ -1,6 +1,6 @@
 // What a holder writes about itself, and how waiting is reported.
 import { getuid, hostname } from "../../ffi/libc";
-import { acquire, inspect, readRecordBytes, slotPath, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
+import { acquire, inspect, readRecordBytes, release, slotPath, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
 import { BusyError, TimeoutError } from "../errors";
 import { heldBy, holderPhrase, type Holder } from "../holders";
 import { debug, statusLineWanted, toPerson } from "../log";
@@ -77,7 +77,8 @@ function heldNow(req: SlotRequest): string {
 /**
  * acquire(), with the wait and a timeout reported as lock events, a status line on a
  * terminal while it waits (src/waitstatus.ts), and the holders named when it gives up.
- * Throws what acquire() throws: BusyError (exit 1), TimeoutError (exit 2), others.
+ * Tells `events` the slot taken. Throws what acquire() throws: BusyError (exit 1),
+ * TimeoutError (exit 2), others; and what `events.taken` throws (the slot released).
  */
 export function acquireReporting(req: SlotRequest, timeout: number | null, events: Events, isOurs?: AcquireHooks["isOurs"]): Outcome {
   let status: WaitStatus | undefined;
@@ -89,8 +90,9 @@ export function acquireReporting(req: SlotRequest, timeout: number | null, event
     if (statusLineWanted())
       status = startWaitStatus({ name: req.name, slot, slots: req.slots, holder: holder && holderPhrase(holder), heldSince: holder?.since, since: Date.now() });
   };
+  let outcome: Outcome;
   try {
-    return acquire(req, timeout, { isOurs, onWait });
+    outcome = acquire(req, timeout, { isOurs, onWait });
   } catch (e) {
     if (e instanceof TimeoutError) {
       events.timedOut(timeout!);
@@ -102,4 +104,11 @@ export function acquireReporting(req: SlotRequest, timeout: number | null, event
   } finally {
     status?.stop();
   }
+  try {
+    events.taken?.("held" in outcome ? outcome.held.slot : outcome.alreadyHeld);
+  } catch (e) {
+    if ("held" in outcome) release(outcome.held);
+    throw e;
+  }
+  return outcome;
 }

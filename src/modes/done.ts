@@ -2,7 +2,8 @@
 import { E, kill, signalNumber } from "../../ffi/libc";
 import { inspect, releasedSince } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
-import { debug } from "../log";
+import { holdersPhrase, type Holder } from "../holders";
+import { debug, notice } from "../log";
 import { hasOpen } from "../procinfo";
 import { scanSlotFiles, slotRecord } from "./scan";
 
@@ -10,7 +11,7 @@ const DONE_WAIT_SECONDS = 5;
 
 export async function signalHolders(dir: string, name: string, waitSeconds = DONE_WAIT_SECONDS): Promise<number> {
   const sigterm = signalNumber("SIGTERM")!;
-  const signalled: { path: string; ino: number }[] = [];
+  const signalled: { path: string; ino: number; holder: Holder }[] = [];
   let refused: number | undefined;
   for (const file of await scanSlotFiles(dir, name)) {
     const seen = inspect(file.path, true);
@@ -32,21 +33,26 @@ export async function signalHolders(dir: string, name: string, waitSeconds = DON
     const r = kill(target, sigterm);
     if (r === 0) {
       debug(`sent SIGTERM to PID ${target}, holder of '${name}' slot ${file.slot}`);
-      signalled.push({ path: file.path, ino: seen.ino! });
+      signalled.push({ path: file.path, ino: seen.ino!, holder: { pid: target, command: record.command } });
     } else if (r === -E.EPERM) refused = target;
     else debug(`holder PID ${target} of slot ${file.slot} is gone`);
   }
   if (signalled.length === 0) {
     if (refused !== undefined) throw new WaitlockError(EXIT.PERMISSION, name, `not allowed to signal holder PID ${refused}`);
-    debug(`nobody holds '${name}'`);
+    notice(name, "nobody holds this lock");
     return EXIT.BUSY;
   }
   const deadline = performance.now() + waitSeconds * 1000;
   for (let step = 2; ; step = Math.min(step * 2, 100)) {
     const pending = signalled.filter((s) => !releasedSince(s.path, s.ino));
-    if (pending.length === 0) return EXIT.OK;
-    if (performance.now() >= deadline)
-      throw new WaitlockError(EXIT.TIMEOUT, name, `${pending.length} holder(s) still hold the lock ${waitSeconds} seconds after SIGTERM`);
+    if (pending.length === 0) {
+      notice(name, `released by ${holdersPhrase(signalled.map((s) => s.holder))} after SIGTERM`);
+      return EXIT.OK;
+    }
+    if (performance.now() >= deadline) {
+      const holders = pending.map((s) => s.holder);
+      throw new WaitlockError(EXIT.TIMEOUT, name, `${holdersPhrase(holders)} still ${holders.length === 1 ? "holds" : "hold"} the lock ${waitSeconds} seconds after SIGTERM`);
+    }
     await Bun.sleep(step);
   }
 }

@@ -38,6 +38,14 @@ async function userNames(): Promise<Map<number, string>> {
   return names;
 }
 
+/** What an empty human listing says instead of a bare header (followed by " in DIR"). */
+function nothingListed(opts: ListOptions): string {
+  const of = opts.name === undefined ? "" : ` of '${opts.name}'`;
+  if (opts.staleOnly) return `no stale or corrupt records${of}`;
+  if (opts.all) return `no locks or records${of}`;
+  return opts.name === undefined ? "no locks held" : `'${opts.name}' is not held`;
+}
+
 /** `lockDir` is resolved inside, so that a directory problem is also exit 1. */
 export async function listLocks(lockDir: () => string, opts: ListOptions): Promise<number> {
   // The executable starts with the JIT held back (package.json: --compile-jit-policy), as
@@ -81,7 +89,9 @@ export async function listLocks(lockDir: () => string, opts: ListOptions): Promi
         ...(opts.format === "json" ? { sha256: await sha256(seen.bytes!) } : {}),
       });
     }
-    await Bun.write(Bun.stdout, formatRows(rows, opts.format, opts.all || opts.staleOnly));
+    // A person reading an empty table should not have to guess: the machine formats stay bare.
+    const listing = rows.length === 0 && opts.format === "human" ? `${nothingListed(opts)} in ${dir}\n` : formatRows(rows, opts.format, opts.all || opts.staleOnly);
+    await Bun.write(Bun.stdout, listing);
     return EXIT.OK;
   } catch (e) {
     if (e instanceof WaitlockError && e.exitCode !== EXIT.USAGE) throw new WaitlockError(EXIT.BUSY, e.context, e.message);
