@@ -26,9 +26,11 @@ export function onTerminal(cmd: string[], opts: RunOptions = {}): Promise<Result
   return run(["script", "-qec", cmd.map(shQuote).join(" "), "/dev/null"], opts);
 }
 
+let servers = 0;
+
 /** A tmux server of its own (its socket in `dir`), with one window `columns` wide. */
 export function tmuxSession(dir: string, columns = 100) {
-  const socket = `${dir}/tmux.sock`;
+  const socket = `${dir}/tmux-${++servers}.sock`;
   const tmux = (...args: string[]) => run(["tmux", "-S", socket, ...args]);
   return {
     /** Starts `cmd` (a shell command line) in the window; the window stays when it exits. */
@@ -43,6 +45,11 @@ export function tmuxSession(dir: string, columns = 100) {
     async screen(history = false): Promise<string[]> {
       const r = await tmux("capture-pane", "-p", ...(history ? ["-S", "-"] : []));
       return r.stdout.split("\n").map((l) => l.trimEnd());
+    },
+    /** Types `text` into the window, then Enter. */
+    async type(text: string): Promise<void> {
+      await tmux("send-keys", "-l", text);
+      await tmux("send-keys", "Enter");
     },
     /** The PID of the window's shell. */
     async panePid(): Promise<number> {
