@@ -55,17 +55,20 @@ function holderIn(bytes: Uint8Array, path: string): Holder | null {
   return record && { pid: record.pid, command: record.command, since: record.acquiredAt };
 }
 
-/** The holders named in a busy or timeout message. */
+/** The holders named in a busy or timeout message, and the slots looked at to find them. */
 const NAMED_HOLDERS = 3;
+const SLOTS_LOOKED_AT = 64;
 
 /**
  * `held by PID ...` for the slots of `req` held now (up to three of them, the rest as
- * "and others"); "" when none can be named.
+ * "and others"); "" when none can be named. Looks at no more than 64 slots: a message
+ * must not cost in proportion to -m.
  */
 function heldNow(req: SlotRequest): string {
   const holders: Holder[] = [];
+  const last = Math.min(req.slots, SLOTS_LOOKED_AT);
   let k = 0;
-  for (; k < req.slots && holders.length < NAMED_HOLDERS; k++) {
+  for (; k < last && holders.length < NAMED_HOLDERS; k++) {
     const path = slotPath(req.dir, req.name, k);
     const seen = inspect(path, true);
     const holder = seen.state === "held" ? holderIn(seen.bytes!, path) : null;
