@@ -38,7 +38,7 @@ export class UnknownOptionError extends UsageError {
 }
 
 export class BusyError extends WaitlockError {
-  /** `holders`: who holds it, as src/holders.ts heldBy() says it ("" when unknown) */
+  /** `holders`: who holds it, as src/holdertext.ts heldBy() says it ("" when unknown) */
   constructor(name: string, holders = "") {
     super(EXIT.BUSY, name, `lock is busy${holders ? `; ${holders}` : ""}`);
   }

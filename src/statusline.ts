@@ -17,7 +17,7 @@ export interface Waiting {
   /** the slot looked at when the wait began (0-based), and how many the lock has */
   slot: number;
   slots: number;
-  /** who held that slot then (src/holders.ts holderPhrase); null when nobody can tell */
+  /** who held that slot then (src/holdertext.ts holderPhrase); null when nobody can tell */
   holder: string | null;
   /** since when it held the slot, Unix seconds; undefined when unknown */
   heldSince?: number;

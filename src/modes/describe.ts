@@ -2,7 +2,7 @@
 import { getuid, hostname } from "../../ffi/libc";
 import { acquire, inspect, readRecordBytes, release, slotPath, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
 import { BusyError, TimeoutError } from "../errors";
-import { heldBy, holderPhrase, type Holder } from "../holders";
+import { heldBy, holderPhrase, type Holder } from "../holdertext";
 import { debug, statusLineWanted, toPerson } from "../log";
 import { startWaitStatus, type WaitStatus } from "../waitstatus";
 import { encodeRecord, encodeTextRecord, inspectRecord, type LockRecord } from "../record";

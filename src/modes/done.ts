@@ -2,7 +2,7 @@
 import { E, kill, signalNumber } from "../../ffi/libc";
 import { inspect, releasedSince } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
-import { holdersPhrase, type Holder } from "../holders";
+import { holdersPhrase, type Holder } from "../holdertext";
 import { debug, notice } from "../log";
 import { hasOpen } from "../procinfo";
 import { scanSlotFiles, slotRecord } from "./scan";

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { heldBy, holderPhrase, oneLine } from "../../src/holders";
+import { heldBy, holderPhrase, oneLine } from "../../src/holdertext";
 import { duration, statusLine } from "../../src/statusline";
 
 test("a holder in words: PID and command on one line, cut when long", () => {
