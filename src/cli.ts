@@ -1,44 +1,13 @@
 // The only module that prints results and decides the exit status.
-import { isatty } from "../ffi/libc";
-import { BusyError, EXIT, WaitlockError } from "./errors";
+import { BusyError, EXIT, UnknownOptionError, WaitlockError } from "./errors";
 import { resolveLockDir } from "./lockdir";
-import { debug, error, setVerbosity } from "./log";
+import { colourOn, debug, error, notice, setVerbosity, usageError } from "./log";
 import { readNameFromStdin } from "./names";
 import { forcePolling } from "./waker";
-import { command, parseOptions, VERSION, type Options } from "./options";
-import { noEvents, syslogEvents, type Events } from "./modes/events";
+import { parseOptions, VERSION, type Options } from "./options";
+import { noEvents, printingSlot, syslogEvents, type Events } from "./modes/events";
 import { execUnderLock } from "./modes/exec";
 import type { SlotRequest } from "./engine";
-
-const EPILOGUE = `FORMS
-  waitlock [OPTIONS] NAME                       take a slot for the calling process, then return
-  waitlock [OPTIONS] NAME --exec CMD [ARG...]   run CMD while holding a slot
-  waitlock --check [-m N | -c [-x N]] NAME      is a slot free? (takes nothing)
-  waitlock --done NAME                          ask the holders of NAME to release
-  waitlock --list [-f FORMAT] [--all | --stale-only] [NAME]
-  echo NAME | waitlock [OPTIONS] ...            NAME from stdin when not on the line
-
-EXIT STATUS
-  0 success   1 busy (--check: all slots held)   2 timeout (--check: cannot tell)
-  3 usage error   4 system error   5 permission denied   6 lock directory unusable
-  75 temporary failure, retry   126/127 --exec could not run the command
-  otherwise the status of the command run by --exec (128+N when killed by signal N)
-
-ENVIRONMENT
-  WAITLOCK_DIR      lock directory (--lock-dir wins)
-  WAITLOCK_TIMEOUT  default --timeout
-  WAITLOCK_DEBUG    1, true or yes: like --verbose
-  WAITLOCK_SLOT     preferred semaphore slot; set for the command run by --exec
-  WAITLOCK_RECORD   binary (default) or text: the form of the holder's record
-  WAITLOCK_POLL     1, true or yes: wait by polling, without inotify or pidfd
-`;
-
-async function help(): Promise<string> {
-  const { defineCommand, renderUsage } = await import("citty");
-  const usage = (await renderUsage(defineCommand(command))).replace(/[ \t]+$/gm, "");
-  // citty colours its usage; a pipe or a file gets plain text.
-  return `${(isatty(1) ? usage : Bun.stripANSI(usage)).trimEnd()}\n\n${EPILOGUE}`;
-}
 
 // Every mode but --exec is a chunk of its own (the build splits at import()), evaluated only
 // when chosen: each function a module declares costs every start that evaluates it. And a
@@ -59,12 +28,16 @@ function slotRequest(opts: Options): SlotRequest {
 /** The lock directory for the modes that only look: undefined when it does not exist. */
 const readOnlyDir = (opts: Options) => resolveLockDir(opts.lockDir, process.env, false)?.path;
 
-const eventsFor = (opts: Options, req: SlotRequest): Events => (opts.syslog ? syslogEvents(opts.facility, req.name, req.slots) : noEvents);
+function eventsFor(opts: Options, req: SlotRequest): Events {
+  const events = opts.syslog ? syslogEvents(opts.facility, req.name, req.slots) : noEvents;
+  return opts.printSlot ? printingSlot(events) : events;
+}
 
 async function runOther(opts: Options): Promise<number> {
   switch (opts.mode) {
     case "help":
-      await Bun.write(Bun.stdout, await help());
+      const { helpText, helpWidth } = await import("./help");
+      await Bun.write(Bun.stdout, helpText(helpWidth(process.env, process.stdout.columns), colourOn(1)));
       return EXIT.OK;
     case "version":
       await Bun.write(Bun.stdout, `waitlock ${VERSION}\n`);
@@ -85,6 +58,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     opts = parseOptions(argv, process.env);
   } catch (e) {
+    if (e instanceof UnknownOptionError) return report((await import("./help")).explainUnknown(e));
     return report(e);
   }
   setVerbosity(opts);
@@ -99,8 +73,8 @@ export async function main(argv: string[]): Promise<number> {
 function report(e: unknown): number {
   if (e instanceof WaitlockError) {
     // Busy is an answer, not a failure: `waitlock -t 0 NAME || ...` prints its own message.
-    if (e instanceof BusyError) return e.exitCode;
-    if (e.exitCode === EXIT.USAGE) console.error(`waitlock: ${e.context}: ${e.message}`);
+    if (e instanceof BusyError) notice(e.context, e.message);
+    else if (e.exitCode === EXIT.USAGE) usageError(e.context, e.message);
     else error(e.context, e.message);
     return e.exitCode;
   }

@@ -30,14 +30,23 @@ export class UsageError extends WaitlockError {
   }
 }
 
+/** An option the table does not know (the CLI looks for the nearest one it does know). */
+export class UnknownOptionError extends UsageError {
+  constructor(flag: string) {
+    super(flag, "unknown option (see --help)");
+  }
+}
+
 export class BusyError extends WaitlockError {
-  constructor(name: string) {
-    super(EXIT.BUSY, name, "lock is busy");
+  /** `holders`: who holds it, as src/holdertext.ts heldBy() says it ("" when unknown) */
+  constructor(name: string, holders = "") {
+    super(EXIT.BUSY, name, `lock is busy${holders ? `; ${holders}` : ""}`);
   }
 }
 
 export class TimeoutError extends WaitlockError {
-  constructor(name: string, seconds: number) {
-    super(EXIT.TIMEOUT, name, `timed out after ${seconds} seconds`);
+  /** `seconds`: the timeout given; `holders` as for BusyError */
+  constructor(name: string, seconds: number, holders = "") {
+    super(EXIT.TIMEOUT, name, `timed out after ${seconds} seconds${holders ? `; ${holders}` : ""}`);
   }
 }

@@ -5,7 +5,7 @@
 import type { ArgDef, CommandDef } from "citty";
 import { onlineCpus } from "../ffi/libc";
 import { version } from "../package.json";
-import { UsageError } from "./errors";
+import { UnknownOptionError, UsageError } from "./errors";
 import { validateName } from "./names";
 
 export const VERSION: string = version;
@@ -33,6 +33,7 @@ export const args = {
   format: { type: "enum", alias: "f", options: [...FORMATS], valueHint: "FORMAT", description: "With --list: human, csv, null or json" },
   "lock-dir": { type: "string", alias: "d", valueHint: "DIR", description: "Lock directory (default: WAITLOCK_DIR, then the first usable system directory)" },
   owner: { type: "string", valueHint: "PID", description: "Hold the lock until process PID exits (default: the calling process)" },
+  "print-slot": { type: "boolean", description: "Print the slot taken (0-based) on stdout; with --exec before the command starts" },
   quiet: { type: "boolean", alias: "q", description: "Print nothing but usage errors" },
   verbose: { type: "boolean", alias: "v", description: "Print debug lines on stderr" },
   syslog: { type: "boolean", description: "Log lock events to syslog" },
@@ -54,7 +55,7 @@ type Key = Exclude<keyof typeof args, "name">;
 const table: Record<string, ArgDef> = args;
 
 /** allowMultiple -> allow-multiple, onePerCPU -> one-per-cpu (no regex: each costs start-up). */
-function kebab(name: string): string {
+export function kebab(name: string): string {
   let out = "";
   for (let i = 0; i < name.length; i++) {
     const c = name[i]!;
@@ -118,7 +119,7 @@ export function tokenize(argv: string[]): Tokens {
       const flag = eq < 0 ? tok : tok.slice(0, eq);
       const inline = eq < 0 ? undefined : tok.slice(eq + 1);
       const key = optionFor(flag);
-      if (!key) throw new UsageError(flag, "unknown option (see --help)");
+      if (!key) throw new UnknownOptionError(flag);
       if (key === "exec") {
         out.command = inline === undefined ? argv.slice(i + 1) : [inline, ...argv.slice(i + 1)];
         break;
@@ -137,7 +138,7 @@ export function tokenize(argv: string[]): Tokens {
       for (let j = 1; j < tok.length; j++) {
         const flag = `-${tok[j]}`;
         const key = optionFor(flag);
-        if (!key) throw new UsageError(flag, "unknown option (see --help)");
+        if (!key) throw new UnknownOptionError(flag);
         const after = tok.slice(j + 1);
         const rest = after.startsWith("=") ? after.slice(1) : after;
         if (key === "exec") {
@@ -186,6 +187,8 @@ export interface Options {
   recordForm: RecordForm;
   /** wait by polling, without inotify or pidfd (WAITLOCK_POLL) */
   poll: boolean;
+  /** print the slot taken on stdout (--print-slot) */
+  printSlot: boolean;
 }
 
 const isDigit = (c: string) => c >= "0" && c <= "9";
@@ -244,6 +247,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   only("format", ["list"], "with --list");
   only("owner", ["acquire"], "when acquiring for the caller (without --exec, --check, --done or --list)");
   only("timeout", ["acquire", "exec", "done"], "when acquiring or with --done");
+  only("print-slot", ["acquire", "exec"], "when acquiring");
   if (given("all") && given("stale-only")) throw new UsageError("--all and --stale-only", "cannot be used together");
   if (given("allowMultiple") && given("onePerCPU")) throw new UsageError("--allowMultiple and --onePerCPU", "cannot be used together");
   if (given("excludeCPUs") && !given("onePerCPU")) throw new UsageError("--excludeCPUs", "only makes sense with --onePerCPU");
@@ -282,6 +286,8 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
 
   let owner: number | undefined;
   if (given("owner")) owner = integer(str("owner")!, "--owner", 1);
+  // PID 1 is init, of the machine or of this PID namespace: the lock would outlive everything.
+  if (owner === 1) throw new UsageError("--owner", "PID 1 (init) never exits: the lock would stay held until 'waitlock --done NAME'");
 
   const name = positionals[0] === undefined ? undefined : validateName(positionals[0]);
 
@@ -303,9 +309,10 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     facility,
     recordForm,
     poll: truthy(env.WAITLOCK_POLL),
+    printSlot: given("print-slot"),
   };
 }
 
 function blank(mode: Mode): Options {
-  return { mode, slots: 1, timeout: null, format: "human", all: false, staleOnly: false, quiet: false, verbose: false, syslog: false, facility: "daemon", recordForm: "binary", poll: false };
+  return { mode, slots: 1, timeout: null, format: "human", all: false, staleOnly: false, quiet: false, verbose: false, syslog: false, facility: "daemon", recordForm: "binary", poll: false, printSlot: false };
 }

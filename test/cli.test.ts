@@ -68,7 +68,7 @@ describe("usage errors: exit 3 and one line naming the offender", () => {
 test("--help lists every option and exits 0; --version prints the version", async () => {
   const help = await wl(["--help"]);
   expect(help.code).toBe(0);
-  for (const opt of ["--allowMultiple", "--onePerCPU", "--excludeCPUs", "--timeout", "--check", "--done", "--exec", "--list", "--all", "--stale-only", "--format", "--lock-dir", "--owner", "--quiet", "--verbose", "--syslog", "--syslog-facility", "--help", "--version"])
+  for (const opt of ["--allow-multiple", "--one-per-cpu", "--exclude-cpus", "--timeout", "--check", "--done", "--exec", "--list", "--all", "--stale-only", "--format", "--lock-dir", "--owner", "--quiet", "--verbose", "--syslog", "--syslog-facility", "--help", "--version"])
     expect(help.stdout).toContain(opt);
   expect(help.stdout).not.toContain("\x1b[");
   expect((await wl(["-h"])).stdout).toBe(help.stdout);
@@ -119,14 +119,14 @@ describe("timeouts", () => {
 
   test("a timeout fires within 0.1 s of its deadline: exit 2 and one line", async () => {
     const d = lockDir();
-    start([BIN, "-d", d, "busy", "--exec", "sleep", "30"]);
+    const holder = start([BIN, "-d", d, "busy", "--exec", "sleep", "30"]);
     await waitFor("holder", () => held(d, "busy"));
     // What a run costs besides waiting: start-up, one attempt, exit.
     const base = (await wl(["-d", d, "-t", "0", "busy", "--exec", "true"])).ms;
     for (const t of [0.3, 0.75]) {
       const r = await wl(["-d", d, "-t", String(t), "busy", "--exec", "true"]);
       expect(r.code).toBe(2);
-      expect(r.stderr).toBe(`waitlock: busy: timed out after ${t} seconds\n`);
+      expect(r.stderr).toBe(`waitlock: busy: timed out after ${t} seconds; held by PID ${holder.pid} (sleep 30)\n`);
       const late = r.ms - base - t * 1000;
       expect(r.ms).toBeGreaterThanOrEqual(t * 1000);
       expect(late).toBeLessThan(100);

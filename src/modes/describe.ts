@@ -1,8 +1,10 @@
 // What a holder writes about itself, and how waiting is reported.
 import { getuid, hostname } from "../../ffi/libc";
-import { acquire, inspect, readRecordBytes, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
-import { TimeoutError } from "../errors";
-import { debug } from "../log";
+import { acquire, inspect, readRecordBytes, release, slotPath, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
+import { BusyError, TimeoutError } from "../errors";
+import { heldBy, holderPhrase, type Holder } from "../holdertext";
+import { debug, statusLineWanted, toPerson } from "../log";
+import { startWaitStatus, type WaitStatus } from "../waitstatus";
 import { encodeRecord, encodeTextRecord, inspectRecord, type LockRecord } from "../record";
 import type { RecordForm } from "../options";
 import type { Events } from "./events";
@@ -33,36 +35,84 @@ export function storeRecord(held: Held, record: LockRecord, form: RecordForm): v
 
 /** The record in an open slot file, or null (with a debug line saying why). */
 export function recordIn(fd: number, path: string): LockRecord | null {
-  const bytes = readRecordBytes(fd);
+  return recordFrom(readRecordBytes(fd), path);
+}
+
+function recordFrom(bytes: Uint8Array, path: string): LockRecord | null {
   const d = inspectRecord(bytes);
   if ("record" in d) return d.record;
   debug(`${path}: record is corrupt (${d.corrupt}); ignoring it`);
   return null;
 }
 
-/** The record in the slot file at `path`, if there is one that decodes. */
-function recordAt(path: string): LockRecord | null {
-  const seen = inspect(path, true);
-  if (seen.state === "absent") return null;
-  const d = inspectRecord(seen.bytes!);
-  return "record" in d ? d.record : null;
+/**
+ * Who holds a slot, for messages to people, from the bytes of its file: for now the
+ * process its record names and the command it runs. The one place to ask the kernel
+ * instead (/proc/locks) once that is how "who holds" is decided.
+ */
+function holderIn(bytes: Uint8Array, path: string): Holder | null {
+  const record = recordFrom(bytes, path);
+  return record && { pid: record.pid, command: record.command, since: record.acquiredAt };
 }
 
-/** The first time a waiter finds every slot busy: say who holds it. */
-function reportWait(name: string, onWait?: (holderPid: number | undefined) => void) {
-  return (fd: number | undefined, slot: number, path: string) => {
-    const holder = fd === undefined ? recordAt(path) : recordIn(fd, path);
-    debug(`lock '${name}' slot ${slot} is held by ${holder ? `PID ${holder.pid} (${holder.command || "unknown command"})` : "a process with no readable record"}`);
-    onWait?.(holder?.pid);
-  };
+/** The holders named in a busy or timeout message, and the slots looked at to find them. */
+const NAMED_HOLDERS = 3;
+const SLOTS_LOOKED_AT = 64;
+
+/**
+ * `held by PID ...` for the slots of `req` held now (up to three of them, the rest as
+ * "and others"); "" when none can be named. Looks at no more than 64 slots: a message
+ * must not cost in proportion to -m.
+ */
+function heldNow(req: SlotRequest): string {
+  const holders: Holder[] = [];
+  const last = Math.min(req.slots, SLOTS_LOOKED_AT);
+  let k = 0;
+  for (; k < last && holders.length < NAMED_HOLDERS; k++) {
+    const path = slotPath(req.dir, req.name, k);
+    const seen = inspect(path, true);
+    const holder = seen.state === "held" ? holderIn(seen.bytes!, path) : null;
+    if (holder) holders.push(holder);
+  }
+  return heldBy(holders, k < req.slots);
 }
 
-/** acquire(), with the wait and a timeout reported as lock events. */
+/**
+ * acquire(), with the wait and a timeout reported as lock events, a status line on a
+ * terminal while it waits (src/waitstatus.ts), and the holders named when it gives up.
+ * Tells `events` the slot taken. Throws what acquire() throws: BusyError (exit 1),
+ * TimeoutError (exit 2), others; and what `events.taken` throws (the slot released).
+ */
 export function acquireReporting(req: SlotRequest, timeout: number | null, events: Events, isOurs?: AcquireHooks["isOurs"]): Outcome {
+  let status: WaitStatus | undefined;
+  /** The first time a waiter finds every slot busy: say who holds it. */
+  const onWait = (fd: number | undefined, slot: number, path: string) => {
+    // Queued behind other waiters, we have no slot file open yet: look at the first.
+    const holder = holderIn(fd === undefined ? (inspect(path, true).bytes ?? new Uint8Array(0)) : readRecordBytes(fd), path);
+    debug(`lock '${req.name}' slot ${slot} is held by ${holder ? holderPhrase(holder) : "a process with no readable record"}`);
+    events.waiting(holder?.pid);
+    if (statusLineWanted())
+      status = startWaitStatus({ name: req.name, slot, slots: req.slots, holder: holder && holderPhrase(holder), heldSince: holder?.since, since: Date.now() });
+  };
+  let outcome: Outcome;
   try {
-    return acquire(req, timeout, { isOurs, onWait: reportWait(req.name, (pid) => events.waiting(pid)) });
+    outcome = acquire(req, timeout, { isOurs, onWait });
   } catch (e) {
-    if (e instanceof TimeoutError) events.timedOut(timeout!);
+    if (e instanceof TimeoutError) {
+      events.timedOut(timeout!);
+      throw new TimeoutError(req.name, timeout!, heldNow(req));
+    }
+    // Busy is told only to a person (cli.ts): a script's `-t 0` pays nothing for it.
+    if (e instanceof BusyError && toPerson()) throw new BusyError(req.name, heldNow(req));
+    throw e;
+  } finally {
+    status?.stop();
+  }
+  try {
+    events.taken?.("held" in outcome ? outcome.held.slot : outcome.alreadyHeld);
+  } catch (e) {
+    if ("held" in outcome) release(outcome.held);
     throw e;
   }
+  return outcome;
 }

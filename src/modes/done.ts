@@ -3,8 +3,9 @@ import { E, kill, signalNumber } from "../../ffi/libc";
 import { releasedSince } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
 import { runningSince } from "../holders";
-import { debug } from "../log";
-import { ancestorsOfSelf } from "../procinfo";
+import { holdersPhrase, type Holder } from "../holdertext";
+import { debug, notice } from "../log";
+import { ancestorsOfSelf, commandLine } from "../procinfo";
 import { ownerOfHolder } from "./holder";
 import { viewSlots, type SlotView } from "./scan";
 
@@ -39,34 +40,40 @@ export async function signalHolders(dir: string | undefined, name: string, waitS
   // A script releasing its own lock (`waitlock NAME &` ... `waitlock --done NAME`) is
   // the owner, or its ancestor: only the lock goes, the script keeps running.
   const spared = ancestorsOfSelf();
-  const signalled: { path: string; ino: number; pids: number[] }[] = [];
+  const signalled: { path: string; ino: number; holders: Holder[] }[] = [];
   let refused: number | undefined;
   for (const view of dir === undefined ? [] : await viewSlots(dir, name)) {
     if (!view.held) continue;
     const targets = targetsOf(view, spared);
     if (targets.length === 0) debug(`${view.file.path} is held, but the holder cannot be seen; not signalling anybody`);
-    const sent: number[] = [];
+    const sent: Holder[] = [];
     for (const pid of targets) {
+      // What the record's holder holds the lock for; another process, what it runs (read
+      // before the signal: a process that obeys it is gone a moment later).
+      const command = view.recordHolds && pid === view.record!.pid ? view.record!.command : commandLine(pid);
       const r = kill(pid, sigterm);
-      if (r === 0) sent.push(pid);
+      if (r === 0) sent.push({ pid, command });
       else if (r === -E.EPERM) refused = pid;
     }
     if (sent.length === 0) continue;
-    debug(`sent SIGTERM to PID ${sent.join(", ")} for '${name}' slot ${view.file.slot}`);
-    signalled.push({ path: view.file.path, ino: view.ino, pids: sent });
+    debug(`sent SIGTERM to ${holdersPhrase(sent)} for '${name}' slot ${view.file.slot}`);
+    signalled.push({ path: view.file.path, ino: view.ino, holders: sent });
   }
   if (signalled.length === 0) {
     if (refused !== undefined) throw new WaitlockError(EXIT.PERMISSION, name, `not allowed to signal holder PID ${refused}`);
-    debug(`nobody holds '${name}'`);
+    notice(name, "nobody holds this lock");
     return EXIT.BUSY;
   }
   const deadline = performance.now() + waitSeconds * 1000;
   for (let step = 2; ; step = Math.min(step * 2, 100)) {
     const pending = signalled.filter((s) => !releasedSince(s.path, s.ino));
-    if (pending.length === 0) return EXIT.OK;
+    if (pending.length === 0) {
+      notice(name, `released by ${holdersPhrase(signalled.flatMap((s) => s.holders))} after SIGTERM`);
+      return EXIT.OK;
+    }
     if (performance.now() >= deadline) {
-      const pids = pending.flatMap((s) => s.pids).join(", ");
-      throw new WaitlockError(EXIT.TIMEOUT, name, `still held ${waitSeconds} seconds after SIGTERM to PID ${pids}`);
+      const holders = pending.flatMap((s) => s.holders);
+      throw new WaitlockError(EXIT.TIMEOUT, name, `${holdersPhrase(holders)} still ${holders.length === 1 ? "holds" : "hold"} the lock ${waitSeconds} seconds after SIGTERM`);
     }
     await Bun.sleep(step);
   }

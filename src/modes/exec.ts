@@ -20,12 +20,25 @@ function commandArgv(command: string[]): string[] {
   return command.length === 1 && hasBlank(command[0]!) ? ["/bin/sh", "-c", command[0]!] : command;
 }
 
+/**
+ * Why `command` could not be started, as the shell would say it: 127 not found (with a hint
+ * for `VAR=value cmd`, which only a shell understands), 126 a directory or not executable.
+ */
 function cannotRun(command: string, e: unknown): WaitlockError {
   const code = (e as { code?: string }).code;
   const errno = -((e as { errno?: number }).errno ?? 0);
-  if (code === "ENOENT" || errno === E.ENOENT) return new WaitlockError(EXIT.NOT_FOUND, command, "command not found");
+  if (code === "ENOENT" || errno === E.ENOENT) {
+    const hint = command.includes("=") && !command.includes("/") ? ` (to set a variable for the command, use: --exec env ${command} ...)` : "";
+    return new WaitlockError(EXIT.NOT_FOUND, command, `command not found${hint}`);
+  }
+  if (code === "EACCES" && isDirectory(command)) return new WaitlockError(EXIT.CANNOT_EXECUTE, command, "cannot execute: is a directory");
   const why = code === "EACCES" ? "permission denied" : (e as Error).message;
   return new WaitlockError(EXIT.CANNOT_EXECUTE, command, `cannot execute: ${why}`);
+}
+
+function isDirectory(path: string): boolean {
+  const { statSync } = require("node:fs") as typeof import("node:fs");
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
 }
 
 export async function execUnderLock(req: SlotRequest, timeout: number | null, command: string[], form: RecordForm, events: Events): Promise<number> {

@@ -38,6 +38,14 @@ async function userNames(): Promise<Map<number, string>> {
   return names;
 }
 
+/** What an empty human listing says instead of a bare header (followed by " in DIR"). */
+function nothingListed(opts: ListOptions): string {
+  const of = opts.name === undefined ? "" : ` of '${opts.name}'`;
+  if (opts.staleOnly) return `no stale or corrupt records${of}`;
+  if (opts.all) return `no locks or records${of}`;
+  return opts.name === undefined ? "no locks held" : `'${opts.name}' is not held`;
+}
+
 /** The row of one process holding (or having held) a slot. */
 function rowOf(view: SlotView, status: Status, users: Map<number, string>, pid: number | null, fromKernel: boolean): Row {
   const { file, record } = view;
@@ -89,7 +97,10 @@ export async function listLocks(lockDir: () => string | undefined, opts: ListOpt
         rows.push(row);
       }
     }
-    await Bun.write(Bun.stdout, formatRows(rows, opts.format, opts.all || opts.staleOnly));
+    // A person reading an empty table should not have to guess: the machine formats stay bare.
+    const where = dir === undefined ? " (the lock directory does not exist)" : ` in ${dir}`;
+    const listing = rows.length === 0 && opts.format === "human" ? `${nothingListed(opts)}${where}\n` : formatRows(rows, opts.format, opts.all || opts.staleOnly);
+    await Bun.write(Bun.stdout, listing);
     return EXIT.OK;
   } catch (e) {
     if (e instanceof WaitlockError && e.exitCode !== EXIT.USAGE) throw new WaitlockError(EXIT.BUSY, e.context, e.message);

@@ -1,0 +1,42 @@
+// Holders as people read about them: in the busy and timeout messages, in --done's answer
+// and on the wait status line. Pure functions of what src/modes/describe.ts found out.
+
+export interface Holder {
+  pid: number;
+  /** what it runs, "" when unknown */
+  command: string;
+  /** when it took the slot, Unix seconds; undefined when unknown */
+  since?: number;
+}
+
+/** The longest command shown in a one-line message. */
+const COMMAND_COLUMNS = 60;
+
+/** A command line on one line: control characters blanked, cut to `max` characters with "...". */
+export function oneLine(command: string, max = COMMAND_COLUMNS): string {
+  let out = "";
+  for (const c of command) out += c < " " || c === "\x7f" ? " " : c;
+  return out.length > max ? `${out.slice(0, max - 3)}...` : out;
+}
+
+/** `PID 4242 (sleep 30)`, or `PID 4242` when its command is unknown. */
+export function holderPhrase(h: Holder): string {
+  const command = oneLine(h.command);
+  return command ? `PID ${h.pid} (${command})` : `PID ${h.pid}`;
+}
+
+/**
+ * `PID 1 (a)`, `PID 1 (a) and PID 2 (b)`, or with `more` (holders not looked at)
+ * `PID 1 (a), PID 2 (b) and others`.
+ */
+export function holdersPhrase(holders: readonly Holder[], more = false): string {
+  const phrases = holders.map(holderPhrase);
+  if (more) return `${phrases.join(", ")} and others`;
+  const last = phrases.pop()!;
+  return `${phrases.length ? `${phrases.join(", ")} and ` : ""}${last}`;
+}
+
+/** `held by ` and holdersPhrase(); "" when no holder is known. */
+export function heldBy(holders: readonly Holder[], more = false): string {
+  return holders.length === 0 ? "" : `held by ${holdersPhrase(holders, more)}`;
+}
