@@ -90,16 +90,31 @@ function slotAt(i: number, preferred: number | undefined): number {
 const symlinkRefused = (path: string) =>
   new WaitlockError(EXIT.SYSTEM, path, "lock file is a symbolic link; refusing to follow it");
 
+// O_NONBLOCK: a FIFO planted under a lock file's name must not hang us in open().
+const OPEN = O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK;
+
+/**
+ * Opens `path` with `access`, creating it (with `mode`) if it does not exist. Never with
+ * O_CREAT on a file that exists: in a sticky directory Linux refuses that for another
+ * user's file (fs.protected_regular), which is the normal case in a shared lock directory.
+ */
+function openOrCreate(path: string, access: number, mode: number): number {
+  for (;;) {
+    const fd = open(path, OPEN | access);
+    if (fd !== -E.ENOENT) return fd;
+    const made = open(path, OPEN | access | O.CREAT | O.EXCL, mode);
+    if (made !== -E.EEXIST) return made;
+  }
+}
+
 /**
  * Opens a slot file read-write (so that a holder's death shows up as IN_CLOSE_WRITE and it
  * can write its record), read-only when another user's file allows no more. Returns null
  * when it does not exist and `create` is false.
  */
 function openSlotFile(path: string, create: boolean, shared: boolean): number | null {
-  // O_NONBLOCK: a FIFO planted under a slot's name must not hang us in open().
-  const base = O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK | (create ? O.CREAT : 0);
-  let fd = open(path, base | O.RDWR, 0o666);
-  if (fd === -E.EACCES) fd = open(path, (base & ~O.CREAT) | O.RDONLY);
+  let fd = create ? openOrCreate(path, O.RDWR, 0o666) : open(path, OPEN | O.RDWR);
+  if (fd === -E.EACCES) fd = open(path, OPEN | O.RDONLY);
   if (fd === -E.ENOENT && !create) return null;
   if (fd === -E.ELOOP) throw symlinkRefused(path);
   if (fd < 0) throw sysError(path, fd, "cannot open lock file");
@@ -113,7 +128,7 @@ function openSlotFile(path: string, create: boolean, shared: boolean): number | 
 
 /** Opens (creating) one of a NAME's turnstile files; flock(2) needs no write access. */
 function openQueueFile(path: string, shared: boolean): number {
-  const fd = open(path, O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK | O.CREAT | O.RDONLY, 0o644);
+  const fd = openOrCreate(path, O.RDONLY, 0o644);
   if (fd === -E.ELOOP) throw symlinkRefused(path);
   if (fd < 0) throw sysError(path, fd, "cannot open lock file");
   if (shared) {
@@ -201,7 +216,7 @@ function leaveTurnstile(t: Turnstile): void {
  * the entry file exclusively is provably alone in the turnstile.
  */
 function tidyTurnstile(base: string): void {
-  const fd = open(entryPath(base), O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK | O.RDONLY);
+  const fd = open(entryPath(base), OPEN | O.RDONLY);
   if (fd < 0) return;
   try {
     if (flock(fd, LOCK.EX | LOCK.NB) !== 0) return;
@@ -419,9 +434,14 @@ export function release(held: Pick<Held, "fd" | "path"> & Partial<Pick<Held, "de
   tidyTurnstile(baseOf(held.path));
 }
 
-/** Removes the slot file `path` if it is still the inode `dev`/`ino` and nobody holds it. */
+/**
+ * Removes the slot file `path` if it is still the inode `dev`/`ino` and nobody holds it.
+ * Where it may not be removed (another user's file in a sticky directory), its record is
+ * cleared instead, so that no stale record of ours stays behind.
+ */
 function removeIfUnheld(path: string, dev: number, ino: number): void {
-  const fd = open(path, O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK | O.RDONLY);
+  let fd = open(path, OPEN | O.RDWR);
+  if (fd === -E.EACCES) fd = open(path, OPEN | O.RDONLY);
   if (fd < 0) return;
   try {
     const st = fstat(fd);
@@ -432,8 +452,9 @@ function removeIfUnheld(path: string, dev: number, ino: number): void {
     }
     if (!stillNamed(path, fd)) return;
     const r = unlink(path);
-    if (r < 0) debug(`cannot remove ${path} (${strerror(r)}); leaving it`);
-    else debug(`removed ${path}`);
+    if (r === 0) debug(`removed ${path}`);
+    else if (ftruncate(fd, 0) === 0) debug(`cannot remove ${path} (${strerror(r)}); cleared its record`);
+    else debug(`cannot remove ${path} (${strerror(r)}); leaving it`);
   } finally {
     close(fd);
   }
@@ -475,7 +496,7 @@ export interface Inspection {
  * permission only.
  */
 export function inspect(path: string, withRecord = false, locks?: ReadonlyMap<string, unknown>): Inspection {
-  const fd = open(path, O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK | O.RDONLY);
+  const fd = open(path, OPEN | O.RDONLY);
   if (fd === -E.ENOENT) return { state: "absent" };
   if (fd === -E.ELOOP) throw symlinkRefused(path);
   if (fd < 0) throw sysError(path, fd, "cannot open lock file");

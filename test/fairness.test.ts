@@ -2,7 +2,7 @@
 // it, waiters are served in arrival order, the kernel names the holders, a reused PID is
 // not a live owner, and every user meets the same default lock directory.
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { BIN, alive, held, inotifyWatches, listJson, lockDir, queuedInKernel, run, sh, start, startSh, waitFor, wl } from "./helpers";
 
 const isRoot = process.getuid?.() === 0;
@@ -198,3 +198,31 @@ describe("one default lock directory for every user", () => {
     expect(dirs).toEqual(["/run/lock", "/run/lock", "/run/lock/waitlock", "/run/lock/waitlock"]);
   });
 });
+
+describe("two users in one shared directory", () => {
+  const protectedRegular = "/proc/sys/fs/protected_regular";
+  test.skipIf(!isRoot || !existsSync(protectedRegular))("with fs.protected_regular=1 (the usual default) each locks the other's files, and no stale record is left", async () => {
+    const d = lockDir();
+    chmodSync(d, 0o755);
+    mkdirSync(`${d}/shared`, { mode: 0o1777 });
+    chmodSync(`${d}/shared`, 0o1777);
+    const before = readFileSync(protectedRegular, "utf8").trim();
+    writeFileSync(protectedRegular, "1");
+    try {
+      const as = (uid: number) => `setpriv --reuid=${uid} --regid=${uid} --clear-groups`;
+      // nobody makes the files; uid 1234 waits for and then takes nobody's lock, and back.
+      const r = await sh(`
+        ${as(65534)} "$WL" -d "$D/shared" x --exec sleep 0.3 &
+        i=0; until [ -e "$D/shared/x.slot0.lock" ]; do i=$((i+1)); [ $i -gt 500 ] && exit 6; sleep 0.01; done
+        ${as(1234)} "$WL" -d "$D/shared" -t 5 x --exec echo second || exit 7
+        wait
+        ${as(65534)} "$WL" -d "$D/shared" -t 5 x --exec echo third || exit 8
+        "$WL" -d "$D/shared" --list --all -f csv`, d);
+      expect(r.stdout.split("\n").filter(Boolean)).toEqual(["second", "third", "descriptor,pid,slot,user,acquired,status,command"]);
+      expect(r.code).toBe(0);
+    } finally {
+      writeFileSync(protectedRegular, before);
+    }
+  }, 20_000);
+});
+
