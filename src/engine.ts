@@ -107,6 +107,22 @@ function openOrCreate(path: string, access: number, mode: number): number {
   }
 }
 
+/** The descriptor `fd` of `path`, or the error a failed open() of it means. */
+function opened(path: string, fd: number): number {
+  if (fd === -E.ELOOP) throw symlinkRefused(path);
+  if (fd < 0) throw sysError(path, fd, "cannot open lock file");
+  return fd;
+}
+
+/**
+ * In a shared (world-writable) directory, gives a file we own the `mode` every user needs:
+ * the umask may have taken bits away.
+ */
+function shareWithAll(fd: number, mode: number): void {
+  const st = fstat(fd);
+  if (typeof st !== "number" && st.uid === getuid() && (st.mode & 0o777) !== mode) fchmod(fd, mode);
+}
+
 /**
  * Opens a slot file read-write (so that a holder's death shows up as IN_CLOSE_WRITE and it
  * can write its record), read-only when another user's file allows no more. Returns null
@@ -116,25 +132,15 @@ function openSlotFile(path: string, create: boolean, shared: boolean): number | 
   let fd = create ? openOrCreate(path, O.RDWR, 0o666) : open(path, OPEN | O.RDWR);
   if (fd === -E.EACCES) fd = open(path, OPEN | O.RDONLY);
   if (fd === -E.ENOENT && !create) return null;
-  if (fd === -E.ELOOP) throw symlinkRefused(path);
-  if (fd < 0) throw sysError(path, fd, "cannot open lock file");
-  if (shared) {
-    // In a shared directory every user must be able to write a record into the file.
-    const st = fstat(fd);
-    if (typeof st !== "number" && st.uid === getuid() && (st.mode & 0o777) !== 0o666) fchmod(fd, 0o666);
-  }
-  return fd;
+  // Every user must be able to write a record into it.
+  if (shared) shareWithAll(opened(path, fd), 0o666);
+  return opened(path, fd);
 }
 
 /** Opens (creating) one of a NAME's turnstile files; flock(2) needs no write access. */
 function openQueueFile(path: string, shared: boolean): number {
-  const fd = openOrCreate(path, O.RDONLY, 0o644);
-  if (fd === -E.ELOOP) throw symlinkRefused(path);
-  if (fd < 0) throw sysError(path, fd, "cannot open lock file");
-  if (shared) {
-    const st = fstat(fd);
-    if (typeof st !== "number" && st.uid === getuid() && (st.mode & 0o777) !== 0o644) fchmod(fd, 0o644);
-  }
+  const fd = opened(path, openOrCreate(path, O.RDONLY, 0o644));
+  if (shared) shareWithAll(fd, 0o644);
   return fd;
 }
 
