@@ -17,6 +17,8 @@ const EPILOGUE = `FORMS
   waitlock --done NAME                          ask the holders of NAME to release
   waitlock --list [-f FORMAT] [--all | --stale-only] [NAME]
   echo NAME | waitlock [OPTIONS] ...            NAME from stdin when not on the line
+  waitlock --serve                              answer lock requests on stdin (a coprocess)
+  eval "$(waitlock --shell-init bash|zsh)"      waitlock_acquire / waitlock_release functions
 
 EXIT STATUS
   0 success   1 busy (--check: all slots held)   2 timeout (--check: cannot tell)
@@ -61,6 +63,9 @@ const readOnlyDir = (opts: Options) => resolveLockDir(opts.lockDir, process.env,
 
 const eventsFor = (opts: Options, req: SlotRequest): Events => (opts.syslog ? syslogEvents(opts.facility, req.name, req.slots) : noEvents);
 
+/** How to start this same program again (compiled, or run from source by bun). */
+const selfCommand = () => (Bun.main.startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, Bun.main]);
+
 async function runOther(opts: Options): Promise<number> {
   switch (opts.mode) {
     case "help":
@@ -73,6 +78,11 @@ async function runOther(opts: Options): Promise<number> {
       return (await import("./modes/list")).listLocks(() => readOnlyDir(opts), opts);
     case "check":
       return (await import("./modes/check")).checkSlots(() => ({ dir: readOnlyDir(opts), name: opts.name ?? readNameFromStdin(), slots: opts.slots }));
+    case "serve":
+      return (await import("./modes/serve")).serve(opts.verbose);
+    case "shell-init":
+      await Bun.write(Bun.stdout, (await import("./modes/shell-init")).shellFunctions(opts.shell!, selfCommand()));
+      return EXIT.OK;
     case "done":
       return (await import("./modes/done")).signalHolders(readOnlyDir(opts), opts.name ?? readNameFromStdin(), opts.timeout ?? undefined);
   }

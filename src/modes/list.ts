@@ -72,11 +72,11 @@ function rowsOf(view: SlotView, users: Map<number, string>): Row[] {
   return view.holders.map((pid) => rowOf(view, "active", users, pid, true));
 }
 
-/** `lockDir` is resolved inside, so that a directory problem is also exit 1. */
-export async function listLocks(lockDir: () => string | undefined, opts: ListOptions): Promise<number> {
-  // The executable starts with the JIT held back (package.json: --compile-jit-policy), as
-  // compiling run-once code costs more than it saves; a listing of many slots is real work.
-  Bun.unsafe.setJITPolicy(1);
+/**
+ * The rows --list shows for `opts` (the format only decides whether records are fingerprinted).
+ * `lockDir` is resolved inside, so that a directory problem is also exit 1 (WaitlockError 1).
+ */
+export async function listRows(lockDir: () => string | undefined, opts: ListOptions): Promise<Row[]> {
   try {
     const dir = lockDir();
     const users = await userNames();
@@ -89,10 +89,18 @@ export async function listLocks(lockDir: () => string | undefined, opts: ListOpt
         rows.push(row);
       }
     }
-    await Bun.write(Bun.stdout, formatRows(rows, opts.format, opts.all || opts.staleOnly));
-    return EXIT.OK;
+    return rows;
   } catch (e) {
     if (e instanceof WaitlockError && e.exitCode !== EXIT.USAGE) throw new WaitlockError(EXIT.BUSY, e.context, e.message);
     throw e;
   }
+}
+
+export async function listLocks(lockDir: () => string | undefined, opts: ListOptions): Promise<number> {
+  // The executable starts with the JIT held back (package.json: --compile-jit-policy), as
+  // compiling run-once code costs more than it saves; a listing of many slots is real work.
+  Bun.unsafe.setJITPolicy(1);
+  const rows = await listRows(lockDir, opts);
+  await Bun.write(Bun.stdout, formatRows(rows, opts.format, opts.all || opts.staleOnly));
+  return EXIT.OK;
 }
