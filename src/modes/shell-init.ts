@@ -95,7 +95,7 @@ _waitlock_request() {
   _waitlock_n=$((_waitlock_n + 1))
   _waitlock_req="$_waitlock_n $1"
   shift
-${VARS.map((v) => `  if [[ \${(t)${v}} == *export* ]]; then _waitlock_add "${v}=$${v}"; fi`).join("\n")}
+${VARS.map((v) => `  if (( \${+${v}} )) && [[ \${(t)${v}} == *export* ]]; then _waitlock_add "${v}=$${v}"; fi`).join("\n")}
   for id in "$@"; do _waitlock_add "$id"; done
   if ! print -r -u $_waitlock_out -- "$_waitlock_req" 2>/dev/null; then
     print -ru2 -- "waitlock: coprocess $_waitlock_pid has exited: the locks it held are released"
