@@ -59,6 +59,11 @@ export interface OffThreadOptions {
   signal?: AbortSignal;
   verbose?: boolean;
   polling?: boolean;
+  /**
+   * What a waiting thread runs: offthread-worker.ts (the default), or an entry that loads it
+   * in threads other than the main one (the compiled executable's, src/main.ts).
+   */
+  script?: string;
 }
 
 /**
@@ -79,7 +84,7 @@ export function waitOffThread(req: SlotRequest, opts: OffThreadOptions): Promise
     polling: !!opts.polling,
     control,
   };
-  const worker = new Worker(new URL("./offthread-worker.ts", import.meta.url).href);
+  const worker = new Worker(opts.script ?? new URL("./offthread-worker.ts", import.meta.url).href);
   let tid: number | undefined;
   let interrupting: ReturnType<typeof setInterval> | undefined;
   let deadlineTimer: ReturnType<typeof setTimeout> | undefined;

@@ -45,6 +45,9 @@ interface Answer {
   text?: string;
 }
 
+/** The compiled executable's entry starts its waiting threads too (src/main.ts); from source, the default. */
+const WAIT_SCRIPT = Bun.main.startsWith("/$bunfs/") ? Bun.main : undefined;
+
 /** How many distinct requests keep their parsed options. */
 const PARSED_KEPT = 256;
 
@@ -183,7 +186,7 @@ export class Server {
       if (!(e instanceof BusyError) || opts.timeout === 0) throw e;
       if (!this.offThread) throw new WaitlockError(EXIT.SYSTEM, req.name, "cannot wait off the main thread on this system; use -t 0 and retry");
       debug(`'${req.name}' is busy; waiting in a thread of its own`);
-      return waitOffThread(req, { timeout: opts.timeout, verbose: this.verbose, polling: pollingForced() }).then((o) => this.granted(key, req, o, opts.recordForm, events));
+      return waitOffThread(req, { timeout: opts.timeout, verbose: this.verbose, polling: pollingForced(), script: WAIT_SCRIPT }).then((o) => this.granted(key, req, o, opts.recordForm, events));
     }
     return this.granted(key, req, outcome, opts.recordForm, events);
   }
