@@ -101,9 +101,9 @@ export function waitOffThread(req: SlotRequest, opts: OffThreadOptions): Promise
   };
 
   return new Promise<Outcome>((resolve, reject) => {
+    // The interrupts go on after the caller has its answer, until the worker has answered.
     const finish = () => {
       settled = true;
-      clearInterval(interrupting);
       clearTimeout(deadlineTimer);
       opts.signal?.removeEventListener("abort", onAbort);
     };
@@ -138,7 +138,13 @@ export function waitOffThread(req: SlotRequest, opts: OffThreadOptions): Promise
     };
     if (opts.signal?.aborted) return onAbort();
     opts.signal?.addEventListener("abort", onAbort, { once: true });
-    if (order.deadline !== null) deadlineTimer = setTimeout(startInterrupting, Math.max(0, order.deadline - now()));
+    // A timer may fire a little early, and the worker then waits on: interrupt once it is due.
+    const atDeadline = () => {
+      const left = order.deadline! - now();
+      if (left > 0) deadlineTimer = setTimeout(atDeadline, left + 1);
+      else startInterrupting();
+    };
+    if (order.deadline !== null) deadlineTimer = setTimeout(atDeadline, Math.max(0, order.deadline - now()));
     worker.postMessage(order);
   });
 }
