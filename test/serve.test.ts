@@ -190,6 +190,7 @@ ${body}`;
       rc=0; waitlock_acquire -t 0.3 taken || rc=$?; echo "timeout=$rc"
       rc=0; waitlock_acquire 'bad name' || rc=$?; echo "usage=$rc"
       rc=0; waitlock_release never || rc=$?; echo "release=$rc"
+      rc=0; waitlock_acquire -q -t 0.1 taken || rc=$?; echo "quiet=$rc"
       waitlock_acquire -m 4 pool; echo "slot=$WAITLOCK_SLOT"
       export WAITLOCK_SLOT=3; waitlock_acquire -m 4 pool2; echo "preferred=$WAITLOCK_SLOT"; unset WAITLOCK_SLOT
       waitlock_acquire -m 4 pool; echo "again=$WAITLOCK_SLOT"
@@ -199,7 +200,7 @@ ${body}`;
       echo end`,
       d,
     );
-    expect(r.stdout).toBe("busy=1\ntimeout=2\nusage=3\nrelease=1\nslot=0\npreferred=3\nagain=0\nmutex=0\nheld=1\nfree\nend\n");
+    expect(r.stdout).toBe("busy=1\ntimeout=2\nusage=3\nrelease=1\nquiet=2\nslot=0\npreferred=3\nagain=0\nmutex=0\nheld=1\nfree\nend\n");
     expect(r.stderr).toBe(
       "waitlock: taken: timed out after 0.3 seconds\n" +
         "waitlock: lock name: 'bad name' may contain only letters, digits, '.', '_' and '-'\n" +

@@ -112,9 +112,19 @@ export class Server {
       if (!verb || !VERBS.includes(verb)) throw new UsageError(verb ?? "request", `unknown request (${VERBS.join(", ")})`);
       const rest = line.trimStart();
       const { opts, env } = this.parse(verb, fields, rest.slice(rest.indexOf(" ") + 1));
-      const answer = this.run(verb, opts, env);
+      // --quiet: no message but for usage errors, as on the command line.
+      const fail = (e: unknown) => {
+        const a = failure(e);
+        return opts.quiet && a.status !== EXIT.USAGE ? { status: a.status } : a;
+      };
+      let answer: Answer | Promise<Answer>;
+      try {
+        answer = this.run(verb, opts, env);
+      } catch (e) {
+        return this.answer(id, fail(e));
+      }
       if (!(answer instanceof Promise)) return this.answer(id, answer);
-      const answered = answer.then((a) => this.answer(id, a), (e) => this.answer(id, failure(e)));
+      const answered = answer.then((a) => this.answer(id, a), (e) => this.answer(id, fail(e)));
       if (verb !== "acquire") {
         this.answering.add(answered);
         answered.finally(() => this.answering.delete(answered));
