@@ -40,5 +40,6 @@ self.onmessage = ({ data: order }) => {
   Atomics.store(words, ENDED, 1);
   self.postMessage(reply);
   closeSharedWaker();
-  process.exit(0);
+  // Nothing left to listen to: the thread ends.
+  self.onmessage = null;
 };
