@@ -4,6 +4,7 @@ import { cpus, release as kernel, tmpdir, totalmem } from "node:os";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RECORD_SIZE } from "../src/record";
+import { serveBench } from "./serve";
 
 const ROOT = join(import.meta.dir, "..");
 const BUILT = join(ROOT, "dist/waitlock");
@@ -381,6 +382,14 @@ try {
   out(`Every waiter is a fresh process running \`sh -c echo\` once it is served; all ${HERD} slept in the kernel's queue (none polled, none needed an`);
   out(`inotify instance: fs.inotify.max_user_instances = ${readFileSync("/proc/sys/fs/inotify/max_user_instances", "utf8").trim()} per user here). Drain: waitlock ÷ flock(1) = ${(herds.waitlock! / herds.flock!).toFixed(2)} ×.`);
   out();
+
+  // ------------------------------------------------------------ the coprocess
+  const serveDir = mkdtempSync(join(shm, "waitlock-bench-serve-"));
+  try {
+    for (const line of await serveBench(WL, serveDir)) out(line);
+  } finally {
+    rmSync(serveDir, { recursive: true, force: true });
+  }
 
   // ------------------------------------------------------------ idle holder
   out("## Memory of an idle holder (`waitlock NAME` from a script)");

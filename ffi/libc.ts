@@ -244,17 +244,23 @@ const ALARM_REPEAT_US = 50_000;
 let alarmReady = false;
 
 /**
+ * SIGALRM gets the runtime's own handler (process.on), made to interrupt rather than
+ * restart system calls (siginterrupt): a blocked flock(2) then returns EINTR. The handler
+ * is the process's, whichever thread the signal is sent to.
+ */
+function alarmInterrupts(): void {
+  if (alarmReady) return;
+  process.on("SIGALRM", () => {});
+  X().siginterrupt!(P.signals().SIGALRM!, 1);
+  alarmReady = true;
+}
+
+/**
  * Arms ITIMER_REAL to interrupt a blocking call after `ms` milliseconds (then every
  * ALARM_REPEAT_US, in case the first one landed before the call began); 0 disarms it.
- * SIGALRM gets the runtime's own handler (process.on), made to interrupt rather than
- * restart system calls (siginterrupt): a blocked flock(2) then returns EINTR.
  */
 function armAlarm(ms: number): void {
-  if (!alarmReady) {
-    process.on("SIGALRM", () => {});
-    X().siginterrupt!(P.signals().SIGALRM!, 1);
-    alarmReady = true;
-  }
+  alarmInterrupts();
   const us = Math.max(1, Math.round(ms * 1000));
   // struct itimerval { struct timeval it_interval, it_value; }, each { tv_sec; tv_usec } as longs.
   const spec = ms > 0 ? [0, ALARM_REPEAT_US, Math.floor(us / 1e6), us % 1e6] : [0, 0, 0, 0];
@@ -268,14 +274,49 @@ function armAlarm(ms: number): void {
  * to try again), or another negative errno.
  */
 export function flockWait(fd: number, op: number, timeoutMs: number): number {
-  if (timeoutMs === Infinity) return check(sys.flock(fd, op));
   if (timeoutMs <= 0) return -P.E.EINTR;
+  if (timeoutMs === Infinity || interruptedByCaller) return check(sys.flock(fd, op));
   armAlarm(timeoutMs);
   try {
     return check(sys.flock(fd, op));
   } finally {
     armAlarm(0);
   }
+}
+
+// ITIMER_REAL is one per process, and its SIGALRM may land on any thread: a wait off the
+// main thread is interrupted by whoever started it instead (interruptThread).
+let interruptedByCaller = false;
+
+/** Can one thread interrupt another's blocking call (threadId, interruptThread)? Linux only. */
+export const threadsInterruptible = (): boolean => !!(P.SYS && syscall);
+
+/**
+ * From now on flockWait() in this thread (this JavaScript realm: a Worker has its own)
+ * arms no timer: the thread that started the wait sends interruptThread() at its deadline,
+ * and again until the wait has ended. Linux only (returns false elsewhere).
+ */
+export function waitsInterruptedByCaller(): boolean {
+  if (!P.SYS || !syscall) return false;
+  interruptedByCaller = true;
+  return true;
+}
+
+/** The calling thread's kernel ID (gettid(2)), for interruptThread(); -ENOSYS off Linux. */
+export function threadId(): number {
+  if (!P.SYS || !syscall) return -P.E.ENOSYS;
+  return syscall(P.SYS.gettid, 0, 0, 0, 0);
+}
+
+/**
+ * Interrupts the blocking call that thread `tid` of this process is making (tgkill(2) with
+ * SIGALRM, whose handler does not restart calls): a blocked flock(2) returns EINTR. 0, or a
+ * negative errno (ESRCH: the thread has ended).
+ */
+export function interruptThread(tid: number): number {
+  if (!P.SYS || !syscall) return -P.E.ENOSYS;
+  alarmInterrupts();
+  return check(syscall(P.SYS.tgkill, process.pid, tid, P.signals().SIGALRM!, 0));
 }
 
 export function pread(fd: number, buf: Uint8Array, offset = 0): number {

@@ -33,6 +33,9 @@ function eventsFor(opts: Options, req: SlotRequest): Events {
   return opts.printSlot ? printingSlot(events) : events;
 }
 
+/** How to start this same program again (compiled, or run from source by bun). */
+const selfCommand = () => (Bun.main.startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, Bun.main]);
+
 async function runOther(opts: Options): Promise<number> {
   switch (opts.mode) {
     case "help":
@@ -46,6 +49,11 @@ async function runOther(opts: Options): Promise<number> {
       return (await import("./modes/list")).listLocks(() => readOnlyDir(opts), opts);
     case "check":
       return (await import("./modes/check")).checkSlots(() => ({ dir: readOnlyDir(opts), name: opts.name ?? readNameFromStdin(), slots: opts.slots }));
+    case "serve":
+      return (await import("./modes/serve")).serve(opts.verbose);
+    case "shell-init":
+      await Bun.write(Bun.stdout, (await import("./modes/shell-init")).shellFunctions(opts.shell!, selfCommand()));
+      return EXIT.OK;
     case "done":
       return (await import("./modes/done")).signalHolders(readOnlyDir(opts), opts.name ?? readNameFromStdin(), opts.timeout ?? undefined);
   }

@@ -36,7 +36,7 @@ import {
   type Stat,
 } from "../ffi/libc";
 import { S_IFMT, S_IFREG } from "../ffi/platform";
-import { BusyError, EXIT, TimeoutError, WaitlockError } from "./errors";
+import { BusyError, CancelledError, EXIT, TimeoutError, WaitlockError } from "./errors";
 import { fileKey } from "./holders";
 import { debug } from "./log";
 import { MAX_RECORD_BYTES } from "./record";
@@ -73,6 +73,11 @@ export interface AcquireHooks {
   isOurs?(fd: number, path: string): boolean;
   /** Called once, when every slot is busy (or others are queued) and we are going to wait. */
   onWait?(fd: number | undefined, slot: number, path: string): void;
+  /**
+   * Asked whenever a wait is interrupted or wakes up: true gives up (CancelledError). For a
+   * waiter whose caller stops it from another thread (offthread.ts).
+   */
+  stopped?(): boolean;
 }
 
 export const slotPath = (dir: string, name: string, slot: number) => `${dir}/${name}.slot${slot}.lock`;
@@ -168,15 +173,17 @@ const msLeft = (deadline: number) => (deadline === Infinity ? Infinity : deadlin
 /**
  * Blocks in the kernel's queue for `fd` until it is locked with `op`; false when the
  * deadline passed first. A stray signal costs the place in the queue (the kernel drops an
- * interrupted request), so it is only ever taken again after one.
+ * interrupted request), so it is only ever taken again after one; `interrupted` may throw
+ * instead.
  */
-function lockBy(fd: number, path: string, op: number, deadline: number): boolean {
+function lockBy(fd: number, path: string, op: number, deadline: number, interrupted?: () => void): boolean {
   for (;;) {
     const left = msLeft(deadline);
     if (left <= 0) return tryLock(fd, path, op);
     const r = flockWait(fd, op, left);
     if (r === 0) return true;
     if (r !== -E.EINTR) throw sysError(path, r, "cannot lock");
+    interrupted?.();
   }
 }
 
@@ -338,11 +345,12 @@ class SlotFiles {
    * The head of the queue waits for a slot until `deadline`: a mutex in the kernel's queue
    * for its file, a semaphore until inotify reports a change on one of its files.
    */
-  waitForOne(deadline: number): Outcome | "timeout" {
+  waitForOne(deadline: number, interrupted?: () => void): Outcome | "timeout" {
     for (;;) {
+      interrupted?.();
       if (this.req.slots === 1) {
         const fd = this.open(0);
-        if (!lockBy(fd, this.path(0), LOCK.EX, deadline)) return "timeout";
+        if (!lockBy(fd, this.path(0), LOCK.EX, deadline, interrupted)) return "timeout";
         const held = this.claim(0, fd);
         if (held) return { held };
         continue;
@@ -371,10 +379,14 @@ class SlotFiles {
  * Takes a free slot of `req`, waiting up to `timeout` seconds (null: forever; 0: try once),
  * in arrival order behind everyone already waiting for the same NAME.
  * Throws BusyError (exit 1) when `timeout` is 0 and nothing is free, TimeoutError (exit 2)
- * when the time runs out, WaitlockError (4, 5, 75) when a lock file cannot be used.
+ * when the time runs out, CancelledError (2) when `hooks.stopped` says so, WaitlockError
+ * (4, 5, 75) when a lock file cannot be used.
  */
 export function acquire(req: SlotRequest, timeout: number | null, hooks: AcquireHooks = {}): Outcome {
   const deadline = timeout === null ? Infinity : performance.now() + timeout * 1000;
+  const interrupted = hooks.stopped && (() => {
+    if (hooks.stopped!()) throw new CancelledError(req.name);
+  });
   const turnstile = enterTurnstile(req);
   const slots = new SlotFiles(req);
   let outcome: Outcome | undefined;
@@ -400,14 +412,14 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
       if (outcome) return outcome;
       if (timeout === 0) throw busy(req);
       reportWait(undefined);
-      if (!lockBy(turnstile.queue, queuePath(turnstile.base), LOCK.EX, deadline)) throw timedOut(req, timeout!);
+      if (!lockBy(turnstile.queue, queuePath(turnstile.base), LOCK.EX, deadline, interrupted)) throw timedOut(req, timeout!);
     }
     // The head of the queue from here on.
     const first = slots.tryEach(undefined, hooks.isOurs);
     if (first !== "busy") return (outcome = first);
     if (timeout === 0) throw busy(req);
     reportWait(slots.busy()[0]?.[0]);
-    const got = slots.waitForOne(deadline);
+    const got = slots.waitForOne(deadline, interrupted);
     if (got === "timeout") throw timedOut(req, timeout!);
     return (outcome = got);
   } finally {

@@ -50,3 +50,17 @@ export class TimeoutError extends WaitlockError {
     super(EXIT.TIMEOUT, name, `timed out after ${seconds} seconds${holders ? `; ${holders}` : ""}`);
   }
 }
+
+/** A wait given up before its deadline: the caller stopped it (an AbortSignal, a closed client). */
+export class CancelledError extends WaitlockError {
+  constructor(name: string) {
+    super(EXIT.TIMEOUT, name, "gave up waiting: cancelled");
+  }
+}
+
+/** A lock this process already holds every slot of that it could take: waiting would wait for itself. */
+export class AlreadyHeldError extends WaitlockError {
+  constructor(name: string, slots: number[]) {
+    super(EXIT.BUSY, name, `already held by this process (slot${slots.length === 1 ? "" : "s"} ${slots.join(", ")}); waiting would never end`);
+  }
+}

@@ -14,6 +14,8 @@ const FORMS = [
   "--check [-m N | -c [-x N]] NAME",
   "--done NAME",
   "--list [-f FORMAT] [--all | --stale-only] [NAME]",
+  "--serve",
+  "--shell-init bash|zsh",
 ];
 
 const EXIT_STATUS: readonly (readonly [string, string])[] = [

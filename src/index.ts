@@ -1,19 +1,21 @@
 // waitlock as a library, for Bun programs: the same locks as the CLI (same directory, same
 // files, same records), held by the calling process until release() or its exit.
 //
-//   import { acquire } from "waitlock";
-//   using lock = acquire("nightly", { timeout: 0 });   // throws BusyError when held
-//   ...                                                 // released at the end of the scope
+//   import { acquire, acquireAsync } from "waitlock";
+//   using lock = acquire("nightly", { timeout: 0 });       // throws BusyError when held
+//   await using job = await acquireAsync("db", { timeout: 5, signal });
 //
-// Waiting blocks the JS thread in the kernel (as the CLI does); pass timeout 0 and retry
-// from a timer when the event loop must keep running.
-import { acquire as take, release, type Held } from "./engine";
-import { BusyError, UsageError } from "./errors";
+// acquire() waits in the kernel on the JavaScript thread (as the CLI does): nothing else in
+// the program runs meanwhile. acquireAsync() waits in a thread of its own (offthread.ts),
+// so that timers, I/O and other tasks go on; an AbortSignal gives the wait up.
+import { acquire as take, release, type Held, type Outcome, type SlotRequest } from "./engine";
+import { AlreadyHeldError, BusyError, CancelledError, UsageError } from "./errors";
 import { resolveLockDir, type LockDir } from "./lockdir";
 import { describeHolder, storeRecord } from "./modes/describe";
 import { validateName } from "./names";
+import { waitOffThread } from "./offthread";
 
-export { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "./errors";
+export { AlreadyHeldError, BusyError, CancelledError, EXIT, TimeoutError, UsageError, WaitlockError } from "./errors";
 
 export interface AcquireOptions {
   /** slots of the semaphore; 1 (the default) is a mutex */
@@ -30,7 +32,12 @@ export interface AcquireOptions {
   record?: boolean;
 }
 
-export interface Lock extends Disposable {
+export interface AsyncAcquireOptions extends AcquireOptions {
+  /** gives the wait up: the promise rejects with CancelledError */
+  signal?: AbortSignal;
+}
+
+export interface Lock extends Disposable, AsyncDisposable {
   readonly name: string;
   readonly slot: number;
   readonly path: string;
@@ -54,22 +61,37 @@ function count(value: number | undefined, what: string, min: number): number | u
   return value;
 }
 
-/** Takes a slot of `name`, waiting as `opts.timeout` allows; throws BusyError or TimeoutError. */
-export function acquire(name: string, opts: AcquireOptions = {}): Lock {
+/** Slots this process holds through the library, by "DIR/NAME". */
+const holding = new Map<string, Set<number>>();
+
+/** The request for `name`, checked; throws UsageError (3), or AlreadyHeldError (1) for a wait on ourselves. */
+function request(name: string, opts: AcquireOptions): SlotRequest {
   validateName(name);
   const slots = count(opts.slots, "slots", 1) ?? 1;
   const preferred = count(opts.preferredSlot, "preferredSlot", 0);
   if (preferred !== undefined && preferred >= slots) throw new UsageError("preferredSlot", `slot ${preferred} does not exist (0..${slots - 1})`);
   if (opts.timeout != null && !(opts.timeout >= 0)) throw new UsageError("timeout", `${opts.timeout} is not a number of seconds >= 0`);
   const dir = lockDirFor(opts.lockDir);
-  const req = { dir: dir.path, shared: dir.shared, name, slots, preferred };
-  const outcome = take(req, opts.timeout ?? null);
+  const mine = holding.get(`${dir.path}/${name}`);
+  // Every slot this request can see is ours: only our own release could end a wait (a
+  // single try, timeout 0, is only busy).
+  let seen = opts.timeout === 0 ? -1 : 0;
+  for (const k of mine ?? []) if (k < slots) seen++;
+  if (seen === slots) throw new AlreadyHeldError(name, [...mine!].sort((a, b) => a - b));
+  return { dir: dir.path, shared: dir.shared, name, slots, preferred };
+}
+
+/** The Lock for a slot just taken: its record written, and known to this process. */
+function lockFor(req: SlotRequest, outcome: Outcome, opts: AcquireOptions): Lock {
   const held = (outcome as { held: Held }).held;
   if (opts.record !== false)
     storeRecord(held, describeHolder(req, held, process.pid, process.pid, opts.command ?? process.argv.join(" ")), "binary");
+  const key = `${req.dir}/${req.name}`;
+  const mine = holding.get(key) ?? new Set<number>();
+  holding.set(key, mine.add(held.slot));
   let released = false;
   const lock: Lock = {
-    name,
+    name: req.name,
     slot: held.slot,
     path: held.path,
     get released() {
@@ -78,13 +100,51 @@ export function acquire(name: string, opts: AcquireOptions = {}): Lock {
     release() {
       if (released) return;
       released = true;
+      mine.delete(held.slot);
+      if (mine.size === 0) holding.delete(key);
       release(held);
     },
     [Symbol.dispose]() {
       lock.release();
     },
+    async [Symbol.asyncDispose]() {
+      lock.release();
+    },
   };
   return lock;
+}
+
+/**
+ * Takes a slot of `name`, waiting as `opts.timeout` allows (seconds; null: forever), on
+ * this thread. Throws BusyError (exit 1) when `timeout` is 0 and every slot is held,
+ * TimeoutError (2), AlreadyHeldError (1) when it would wait and this process holds every
+ * slot it could take,
+ * UsageError (3) for bad options, WaitlockError (4, 5, 6, 75) when the lock files cannot
+ * be used. Every error names the lock (its `context`).
+ */
+export function acquire(name: string, opts: AcquireOptions = {}): Lock {
+  const req = request(name, opts);
+  return lockFor(req, take(req, opts.timeout ?? null), opts);
+}
+
+/**
+ * acquire() that never blocks the event loop: a slot that is free is taken at once, and a
+ * wait happens in a thread of its own (Linux; elsewhere only `timeout: 0` is possible).
+ * Rejects as acquire() throws, and with CancelledError (exit 2) when `opts.signal` aborts;
+ * a slot granted as the wait was given up is released at once. `await using` releases it.
+ */
+export async function acquireAsync(name: string, opts: AsyncAcquireOptions = {}): Promise<Lock> {
+  const req = request(name, opts);
+  if (opts.signal?.aborted) throw new CancelledError(name);
+  const timeout = opts.timeout ?? null;
+  let outcome: Outcome;
+  try {
+    outcome = take(req, 0);
+  } catch (e) {
+    if (!(e instanceof BusyError) || timeout === 0) throw e;
+    outcome = await waitOffThread(req, { timeout, signal: opts.signal });
+  }
+  return lockFor(req, outcome, opts);
 }
 
 /** acquire() that tries once and returns null when every slot is held. */

@@ -38,6 +38,8 @@ export const args = {
   verbose: { type: "boolean", alias: "v", description: "Print debug lines on stderr" },
   syslog: { type: "boolean", description: "Log lock events to syslog" },
   "syslog-facility": { type: "string", valueHint: "FACILITY", description: "Syslog facility: daemon (default), user, local0..local7, ..." },
+  serve: { type: "boolean", description: "Serve lock requests from stdin, answering on stdout (a shell's coprocess)" },
+  "shell-init": { type: "string", valueHint: "SHELL", description: "Print shell functions (bash or zsh) that take locks through one --serve coprocess" },
   help: { type: "boolean", alias: "h", description: "Show this help" },
   version: { type: "boolean", alias: "V", description: "Show the version" },
 } as const satisfies Record<string, ArgDef>;
@@ -163,7 +165,10 @@ export function tokenize(argv: string[]): Tokens {
 
 export type RecordForm = "binary" | "text";
 
-export type Mode = "acquire" | "exec" | "check" | "done" | "list" | "help" | "version";
+export const SHELLS = ["bash", "zsh"] as const;
+export type Shell = (typeof SHELLS)[number];
+
+export type Mode = "acquire" | "exec" | "check" | "done" | "list" | "serve" | "shell-init" | "help" | "version";
 
 export interface Options {
   mode: Mode;
@@ -189,6 +194,8 @@ export interface Options {
   poll: boolean;
   /** print the slot taken on stdout (--print-slot) */
   printSlot: boolean;
+  /** --shell-init: the shell to print functions for */
+  shell?: Shell;
 }
 
 const isDigit = (c: string) => c >= "0" && c <= "9";
@@ -231,12 +238,15 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   if (given("version")) return blank("version");
 
   const modes: Mode[] = [];
-  for (const m of ["check", "done", "list"] as const) if (given(m)) modes.push(m);
+  for (const m of ["check", "done", "list", "serve", "shell-init"] as const) if (given(m)) modes.push(m);
   if (cmd) modes.push("exec");
   if (modes.length > 1) throw new UsageError(modes.map((m) => `--${m}`).join(" and "), "cannot be used together");
   const mode: Mode = cmd ? "exec" : (modes[0] ?? "acquire");
+  const shell = str("shell-init");
+  if (shell !== undefined && !SHELLS.includes(shell as Shell)) throw new UsageError("--shell-init", `'${shell}' is not one of ${SHELLS.join(", ")}`);
 
   if (positionals.length > 1) throw new UsageError(positionals[1]!, "unexpected argument (one NAME only; commands go after --exec)");
+  if ((mode === "serve" || mode === "shell-init") && positionals.length > 0) throw new UsageError(positionals[0]!, `unexpected argument (--${mode} takes no NAME)`);
   if (cmd && cmd.length === 0) throw new UsageError("--exec", "needs a command");
 
   const only = (k: Key, allowed: Mode[], what: string) => {
@@ -310,6 +320,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     recordForm,
     poll: truthy(env.WAITLOCK_POLL),
     printSlot: given("print-slot"),
+    shell: shell as Shell | undefined,
   };
 }
 

@@ -1,5 +1,6 @@
 // How a waiter sleeps until a slot may have been released (invariant 3: no busy waiting).
 import {
+  close,
   inotifyAddWatch,
   inotifyInit,
   inotifyRmWatch,
@@ -150,6 +151,16 @@ export const pollingForced = () => polling;
  * winning a slot and running the command.
  */
 let sharedInotify: number | undefined;
+
+/**
+ * Closes this realm's inotify instance, for a thread that ends (a Worker's descriptors are
+ * the process's: they outlive it). The next waiter makes a new one.
+ */
+export function closeSharedWaker(): void {
+  if (sharedInotify === undefined) return;
+  close(sharedInotify);
+  sharedInotify = undefined;
+}
 
 export function createWaker(kind: "inotify" | "backoff" = polling ? "backoff" : platform.waker): Waker {
   if (kind === "inotify") {

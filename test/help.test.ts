@@ -53,7 +53,7 @@ describe("--help", () => {
     const environment = help.slice(help.indexOf("Environment:"));
     const src = join(import.meta.dir, "../src");
     const files = readdirSync(src, { recursive: true }).filter((f) => String(f).endsWith(".ts"));
-    const used = new Set(files.flatMap((f) => readFileSync(join(src, String(f)), "utf8").match(/WAITLOCK_[A-Z_]*[A-Z]/g) ?? []));
+    const used = new Set(files.flatMap((f) => readFileSync(join(src, String(f)), "utf8").match(/\bWAITLOCK_[A-Z_]*[A-Z]/g) ?? []));
     expect(used.has("WAITLOCK_DESCRIPTOR")).toBe(true);
     for (const v of used) expect({ v, listed: environment.includes(`  ${v} `) }).toEqual({ v, listed: true });
     expect(environment).toContain("NO_COLOR");

@@ -21,7 +21,7 @@ function selfCommand(): string[] {
  * holder its record names, if that process (the same one, not a reused PID) holds the lock;
  * without a usable record (it could not be written), any holder process kept for `owner`.
  */
-function heldFor(owner: number, fd: number, path: string): boolean {
+export function heldFor(owner: number, fd: number, path: string): boolean {
   const st = fstat(fd);
   if (typeof st === "number") return false;
   const record = recordIn(fd, path);

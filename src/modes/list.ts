@@ -80,13 +80,13 @@ function rowsOf(view: SlotView, users: Map<number, string>): Row[] {
   return view.holders.map((pid) => rowOf(view, "active", users, pid, true));
 }
 
-/** `lockDir` is resolved inside, so that a directory problem is also exit 1. */
-export async function listLocks(lockDir: () => string | undefined, opts: ListOptions): Promise<number> {
-  // The executable starts with the JIT held back (package.json: --compile-jit-policy), as
-  // compiling run-once code costs more than it saves; a listing of many slots is real work.
-  Bun.unsafe.setJITPolicy(1);
+/**
+ * The rows --list shows for `opts` (the format only decides whether records are fingerprinted)
+ * of the lock directory `dir` (undefined: it does not exist). Throws WaitlockError 1 when
+ * the directory or its files cannot be read.
+ */
+export async function listRows(dir: string | undefined, opts: ListOptions): Promise<Row[]> {
   try {
-    const dir = lockDir();
     const users = await userNames();
     const rows: Row[] = [];
     for (const view of dir === undefined ? [] : await viewSlots(dir, opts.name)) {
@@ -97,13 +97,29 @@ export async function listLocks(lockDir: () => string | undefined, opts: ListOpt
         rows.push(row);
       }
     }
-    // A person reading an empty table should not have to guess: the machine formats stay bare.
-    const where = dir === undefined ? " (the lock directory does not exist)" : ` in ${dir}`;
-    const listing = rows.length === 0 && opts.format === "human" ? `${nothingListed(opts)}${where}\n` : formatRows(rows, opts.format, opts.all || opts.staleOnly);
-    await Bun.write(Bun.stdout, listing);
-    return EXIT.OK;
+    return rows;
   } catch (e) {
     if (e instanceof WaitlockError && e.exitCode !== EXIT.USAGE) throw new WaitlockError(EXIT.BUSY, e.context, e.message);
     throw e;
   }
+}
+
+/** `lockDir` is resolved inside, so that a directory problem is also exit 1. */
+export async function listLocks(lockDir: () => string | undefined, opts: ListOptions): Promise<number> {
+  // The executable starts with the JIT held back (package.json: --compile-jit-policy), as
+  // compiling run-once code costs more than it saves; a listing of many slots is real work.
+  Bun.unsafe.setJITPolicy(1);
+  let dir: string | undefined;
+  try {
+    dir = lockDir();
+  } catch (e) {
+    if (e instanceof WaitlockError && e.exitCode !== EXIT.USAGE) throw new WaitlockError(EXIT.BUSY, e.context, e.message);
+    throw e;
+  }
+  const rows = await listRows(dir, opts);
+  // A person reading an empty table should not have to guess: the machine formats stay bare.
+  const where = dir === undefined ? " (the lock directory does not exist)" : ` in ${dir}`;
+  const listing = rows.length === 0 && opts.format === "human" ? `${nothingListed(opts)}${where}\n` : formatRows(rows, opts.format, opts.all || opts.staleOnly);
+  await Bun.write(Bun.stdout, listing);
+  return EXIT.OK;
 }
