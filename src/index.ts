@@ -7,10 +7,12 @@
 //
 // Waiting blocks the JS thread in the kernel (as the CLI does); pass timeout 0 and retry
 // from a timer when the event loop must keep running.
-import { acquire as take, release, type Held } from "./engine";
+import { slotPath } from "./engine";
 import { BusyError, UsageError } from "./errors";
 import { resolveLockDir, type LockDir } from "./lockdir";
-import { describeHolder, storeRecord } from "./modes/describe";
+import { claimSharedSlot } from "./modes/claims";
+import { claimSlot, type Claim } from "./modes/describe";
+import { noEvents } from "./modes/events";
 import { validateName } from "./names";
 
 export { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "./errors";
@@ -28,12 +30,15 @@ export interface AcquireOptions {
   command?: string;
   /** write a record for `waitlock --list` (default true) */
   record?: boolean;
+  /** a shared (reader) lock: any number of shared holders, or one exclusive (slots must be 1) */
+  shared?: boolean;
 }
 
 export interface Lock extends Disposable {
   readonly name: string;
   readonly slot: number;
   readonly path: string;
+  readonly shared: boolean;
   readonly released: boolean;
   /** Lets go of the slot; calling it again does nothing. */
   release(): void;
@@ -54,31 +59,37 @@ function count(value: number | undefined, what: string, min: number): number | u
   return value;
 }
 
-/** Takes a slot of `name`, waiting as `opts.timeout` allows; throws BusyError or TimeoutError. */
+/**
+ * Takes a slot of `name` (shared with other readers when `opts.shared`), waiting as
+ * `opts.timeout` allows behind those already waiting; throws BusyError or TimeoutError,
+ * UsageError for bad options.
+ */
 export function acquire(name: string, opts: AcquireOptions = {}): Lock {
   validateName(name);
   const slots = count(opts.slots, "slots", 1) ?? 1;
   const preferred = count(opts.preferredSlot, "preferredSlot", 0);
   if (preferred !== undefined && preferred >= slots) throw new UsageError("preferredSlot", `slot ${preferred} does not exist (0..${slots - 1})`);
   if (opts.timeout != null && !(opts.timeout >= 0)) throw new UsageError("timeout", `${opts.timeout} is not a number of seconds >= 0`);
+  const shared = opts.shared === true;
+  if (shared && slots > 1) throw new UsageError("shared", "a shared lock has one slot: it cannot be used with slots > 1");
   const dir = lockDirFor(opts.lockDir);
   const req = { dir: dir.path, shared: dir.shared, name, slots, preferred };
-  const outcome = take(req, opts.timeout ?? null);
-  const held = (outcome as { held: Held }).held;
-  if (opts.record !== false)
-    storeRecord(held, describeHolder(req, held, process.pid, process.pid, opts.command ?? process.argv.join(" ")), "binary");
+  const claimed = (shared ? claimSharedSlot : claimSlot)(req, opts.timeout ?? null, "binary", noEvents);
+  const held = (claimed as { claim: Claim }).claim;
+  if (opts.record !== false) held.describe(process.pid, process.pid, opts.command ?? process.argv.join(" "));
   let released = false;
   const lock: Lock = {
     name,
     slot: held.slot,
-    path: held.path,
+    path: slotPath(dir.path, name, held.slot),
+    shared,
     get released() {
       return released;
     },
     release() {
       if (released) return;
       released = true;
-      release(held);
+      held.release();
     },
     [Symbol.dispose]() {
       lock.release();
