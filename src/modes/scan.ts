@@ -248,14 +248,18 @@ function askKernel(views: SlotView[], locks: Map<string, Granted> | undefined): 
   if (ask.size === 0) return;
   const found = findHolders(new Set(ask.keys()));
   for (const [key, view] of ask) {
+    // A process that inherited the descriptor of another holder (a command run by flock(1)
+    // or by a waitlock) holds through that holder's lock: one row, the holder's.
+    const holding = new Set((found?.get(key) ?? []).map((h) => h.pid));
+    for (const pid of view.holders) holding.add(pid);
     const recorded = new Set(view.holders);
-    const others = (found?.get(key) ?? []).map((h) => h.pid).filter((pid) => !recorded.has(pid) && !descendsFrom(pid, recorded));
+    const others = [...holding].filter((pid) => !recorded.has(pid) && !descendsFrom(pid, holding));
     view.unrecorded = others;
     view.holders = [...view.holders, ...others];
   }
 }
 
-/** Is `pid` a descendant of one of `ancestors` (a command that inherited a recorded holder's descriptor)? */
+/** Is `pid` a descendant of one of `ancestors`? */
 function descendsFrom(pid: number, ancestors: ReadonlySet<number>): boolean {
   if (ancestors.size === 0) return false;
   for (let p = parentOf(pid), steps = 0; p !== undefined && p > 1 && steps < 64; p = parentOf(p), steps++) if (ancestors.has(p)) return true;
