@@ -17,8 +17,12 @@ const EPILOGUE = `FORMS
   waitlock [OPTIONS] NAME --exec CMD [ARG...]   run CMD while holding a slot
   waitlock --check [-m N | -c [-x N]] NAME      is a slot free? (takes nothing)
   waitlock --done NAME                          ask the holders of NAME to release
-  waitlock --list [-f FORMAT] [--all | --stale-only] [NAME]
+  waitlock --list [-f FORMAT] [--all | --stale-only] [NAME | --file PATH]
   echo NAME | waitlock [OPTIONS] ...            NAME from stdin when not on the line
+  waitlock [OPTIONS] --file PATH [--exec CMD]   lock an existing file or directory, as flock(1)
+  waitlock [-s] [-t SECONDS] --fd N             lock the caller's descriptor N, then return
+  waitlock --fd N --unlock                      release the lock of descriptor N
+  --check, --done and --list take --file PATH in place of NAME.
 
 EXIT STATUS
   0 success   1 busy (--check: all slots held)   2 timeout (--check: cannot tell)
