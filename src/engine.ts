@@ -1,5 +1,5 @@
 // The lock engine. A slot is the file DIR/NAME.slotK.lock; a slot is held iff some process
-// holds flock(LOCK_EX) on that file (invariant 1).
+// holds a flock(2) lock on that file (invariant 1): LOCK_EX, or LOCK_SH for readers.
 //
 // Waiters are served in arrival order (invariant 3) through a turnstile per NAME,
 // DIR/NAME.queue.lock: every acquirer takes it exclusively, in the kernel's first-come

@@ -4,6 +4,7 @@
 //   import { acquire } from "waitlock";
 //   using lock = acquire("nightly", { timeout: 0 });   // throws BusyError when held
 //   ...                                                 // released at the end of the scope
+//   using reader = acquire("config", { shared: true }); // one of any number of readers
 //
 // Waiting blocks the JS thread in the kernel (as the CLI does); pass timeout 0 and retry
 // from a timer when the event loop must keep running.
