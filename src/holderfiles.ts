@@ -11,6 +11,7 @@
 // process that holds the lock alone removes it (the last reader of a slot on its way out,
 // an exclusive holder of a file on its way in).
 import { E, O, close, open, pwrite, strerror, unlink } from "../ffi/libc";
+import { readRecordBytes } from "./engine";
 import { debug } from "./log";
 
 const SUFFIX = ".holder";
@@ -52,6 +53,24 @@ export function writeHolderFile(path: string, bytes: Uint8Array): boolean {
   debug(`cannot write ${bytes.byteLength} bytes of record into ${path} (${w < 0 ? strerror(w) : `only ${w} written`})`);
   unlink(path);
   return false;
+}
+
+/**
+ * The bytes of the holder file `path` (as engine.ts readRecordBytes reads a slot file), or
+ * null when it cannot be opened. Never follows a symbolic link, nor hangs on a FIFO,
+ * planted under a holder file's name.
+ */
+export function readHolderFile(path: string): Uint8Array | null {
+  const fd = open(path, O.RDONLY | O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK);
+  if (fd < 0) {
+    debug(`cannot read ${path} (${strerror(fd)})`);
+    return null;
+  }
+  try {
+    return readRecordBytes(fd);
+  } finally {
+    close(fd);
+  }
 }
 
 export function removeHolderFile(path: string): void {

@@ -139,6 +139,23 @@ describe("plain acquire, records and release", () => {
     expect((await wl(["-d", d, "-t", "0", "o", "--exec", "true"])).code).toBe(0);
   });
 
+  test("a symbolic link or FIFO planted under a holder file's name is never followed, read or hung on", async () => {
+    const d = lockDir();
+    const { symlinkSync } = await import("node:fs");
+    symlinkSync("/etc/passwd", `${d}/p.slot0.0badf00d.holder`);
+    Bun.spawnSync(["mkfifo", `${d}/p.slot0.0badfeed.holder`]);
+    const reader = holder(d, "p", "r");
+    await waitFor("a reader", () => existsSync(`${d}/r`));
+    const r = await wl(["-d", d, "--list", "--all", "-f", "json"], { deadlineMs: 5000 });
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain("root:");
+    expect(JSON.parse(r.stdout).filter((row: { status: string }) => row.status === "active")).toHaveLength(1);
+    reader.stdin!.end();
+    await reader.exited;
+    // The last reader sweeps holder files that are its NAME's by their names: the planted ones too.
+    expect(readdirSync(d).filter((f) => f.startsWith("p."))).toEqual([]);
+  });
+
   test("-s with more than one slot is a usage error", async () => {
     for (const args of [["-s", "-m", "2", "x"], ["-s", "-c", "x"], ["-s", "--done", "x"], ["-s", "--list"]]) {
       const r = await wl(["-d", lockDir(), ...args]);

@@ -5,7 +5,7 @@ import { close } from "../../ffi/libc";
 import { release, type AcquireHooks, type SlotRequest } from "../engine";
 import { TimeoutError } from "../errors";
 import { acquireFile, openFileToLock, releaseFile, type FileHooks } from "../filelock";
-import { holderFilesOf, newHolderFile, removeHolderFile, slotBase, sweepHolderFiles, writeHolderFile } from "../holderfiles";
+import { holderFilesOf, newHolderFile, readHolderFile, removeHolderFile, slotBase, sweepHolderFiles, writeHolderFile } from "../holderfiles";
 import type { LockMode } from "../holders";
 import type { LockDir } from "../lockdir";
 import { debug } from "../log";
@@ -24,15 +24,10 @@ export function storeInHolderFile(path: string, record: LockRecord, form: Record
 
 /** The records in the holder files of `base` that decode (each with its file's path). */
 export function holderRecords(base: string): { path: string; record: LockRecord }[] {
-  const { readFileSync } = require("node:fs") as typeof import("node:fs");
   const found: { path: string; record: LockRecord }[] = [];
   for (const path of holderFilesOf(base)) {
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(path);
-    } catch {
-      continue;
-    }
+    const bytes = readHolderFile(path);
+    if (!bytes) continue;
     const d = inspectRecord(bytes);
     if ("record" in d) found.push({ path, record: d.record });
     else debug(`${path}: record is corrupt (${d.corrupt}); ignoring it`);

@@ -5,7 +5,7 @@ import { close, fstat } from "../../ffi/libc";
 import { inspect, releasedSince } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
 import { openFileToLock } from "../filelock";
-import { identityInBase, parseHolderFile } from "../holderfiles";
+import { identityInBase, parseHolderFile, readHolderFile } from "../holderfiles";
 import { fileKey, findHolders, grantedLocks, holdsLock, runningSince, type Granted, type LockMode } from "../holders";
 import { debug } from "../log";
 import { alive, parentOf } from "../procinfo";
@@ -101,17 +101,11 @@ export function slotRecord(file: SlotFile, bytes: Uint8Array, kind: SlotView["ki
 }
 
 function readHolderFiles(dir: string, entries: string[], file: SlotFile, kind: SlotView["kind"]): HolderFileView[] {
-  const { readFileSync } = require("node:fs") as typeof import("node:fs");
   const views: HolderFileView[] = [];
   for (const entry of entries.sort()) {
     const path = `${dir}/${entry}`;
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(path);
-    } catch (e) {
-      debug(`${path}: ${(e as Error).message}`);
-      continue;
-    }
+    const bytes = readHolderFile(path);
+    if (!bytes) continue;
     const decoded = slotRecord(file, bytes, kind);
     if ("corrupt" in decoded) debug(`${path}: record is corrupt (${decoded.corrupt})`);
     views.push({ path, bytes, decoded, record: "record" in decoded ? decoded.record : null, holds: false });
