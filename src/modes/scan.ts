@@ -60,7 +60,10 @@ export interface SlotView {
   holders: number[];
   /** the slot file's record names a holder */
   recordHolds: boolean;
-  /** holders the kernel names that no record accounts for (nor a descendant of a recorded one) */
+  /**
+   * The holders the kernel names that no record accounts for, without the processes that
+   * hold through another holder's descriptor (its descendants): one row each for --list.
+   */
   unrecorded: number[];
 }
 
@@ -242,14 +245,15 @@ function askKernel(views: SlotView[], locks: Map<string, Granted> | undefined): 
   if (ask.size === 0) return;
   const found = findHolders(new Set(ask.keys()));
   for (const [key, view] of ask) {
-    // A process that inherited the descriptor of another holder (a command run by flock(1)
-    // or by a waitlock) holds through that holder's lock: one row, the holder's.
-    const holding = new Set((found?.get(key) ?? []).map((h) => h.pid));
-    for (const pid of view.holders) holding.add(pid);
+    // The command of a recorded holder is reached through it (a waitlock forwards signals).
     const recorded = new Set(view.holders);
-    const others = [...holding].filter((pid) => !recorded.has(pid) && !descendsFrom(pid, holding));
-    view.unrecorded = others;
+    const others: number[] = [];
+    for (const h of found?.get(key) ?? []) if (!recorded.has(h.pid) && !descendsFrom(h.pid, recorded)) others.push(h.pid);
     view.holders = [...view.holders, ...others];
+    // For --list, a process that inherited the descriptor of another holder (the command
+    // of a flock(1)) holds through that holder's lock: one row, the holder's.
+    const holding = new Set(view.holders);
+    view.unrecorded = others.filter((pid) => !descendsFrom(pid, holding));
   }
 }
 
