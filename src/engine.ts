@@ -366,8 +366,9 @@ class SlotFiles {
 }
 
 /**
- * Takes a free slot of `req`, waiting up to `timeout` seconds (null: forever; 0: try once),
- * in arrival order behind everyone already waiting for the same NAME.
+ * Takes a free slot of `req` (with `req.mode` "shared": the slot, beside its other readers),
+ * waiting up to `timeout` seconds (null: forever; 0: try once), in arrival order behind
+ * everyone already waiting for the same NAME.
  * Throws BusyError (exit 1) when `timeout` is 0 and nothing is free, TimeoutError (exit 2)
  * when the time runs out, WaitlockError (4, 5, 75) when a lock file cannot be used.
  */
