@@ -7,16 +7,19 @@ import { forcePolling } from "./waker";
 import { parseOptions, VERSION, type Options } from "./options";
 import { noEvents, printingSlot, syslogEvents, type Events } from "./modes/events";
 import { execUnderLock } from "./modes/exec";
+import { claimSlot, type Claimed } from "./modes/describe";
 import type { SlotRequest } from "./engine";
+import type { LockMode } from "./holders";
 
 // Every mode but --exec is a chunk of its own (the build splits at import()), evaluated only
 // when chosen: each function a module declares costs every start that evaluates it. And a
 // function costs on its first call in proportion to its size, taken branches or not, so the
 // --exec path calls only what it needs.
 function run(opts: Options): Promise<number> {
-  if (opts.mode !== "exec") return runOther(opts);
+  if (opts.mode !== "exec" || opts.shared || opts.file !== undefined) return runOther(opts);
   const req = slotRequest(opts);
-  return execUnderLock(req, opts.timeout, opts.command!, opts.recordForm, eventsFor(opts, req));
+  const events = eventsFor(opts, req.name, req.slots);
+  return execUnderLock(req.name, () => claimSlot(req, opts.timeout, opts.recordForm, events), opts.command!, events);
 }
 
 function slotRequest(opts: Options): SlotRequest {
@@ -28,8 +31,8 @@ function slotRequest(opts: Options): SlotRequest {
 /** The lock directory for the modes that only look: undefined when it does not exist. */
 const readOnlyDir = (opts: Options) => resolveLockDir(opts.lockDir, process.env, false)?.path;
 
-function eventsFor(opts: Options, req: SlotRequest): Events {
-  const events = opts.syslog ? syslogEvents(opts.facility, req.name, req.slots) : noEvents;
+function eventsFor(opts: Options, name: string, slots: number): Events {
+  const events = opts.syslog ? syslogEvents(opts.facility, name, slots) : noEvents;
   return opts.printSlot ? printingSlot(events) : events;
 }
 
@@ -47,19 +50,52 @@ async function runOther(opts: Options): Promise<number> {
       return EXIT.OK;
     case "list":
       return (await import("./modes/list")).listLocks(() => readOnlyDir(opts), opts);
-    case "check":
-      return (await import("./modes/check")).checkSlots(() => ({ dir: readOnlyDir(opts), name: opts.name ?? readNameFromStdin(), slots: opts.slots }));
+    case "check": {
+      const { checkFile, checkSlots } = await import("./modes/check");
+      if (opts.file !== undefined) return checkFile(opts.file, modeOf(opts));
+      return checkSlots(() => ({ dir: readOnlyDir(opts), name: opts.name ?? readNameFromStdin(), slots: opts.slots, mode: modeOf(opts) }));
+    }
     case "serve":
       return (await import("./modes/serve")).serve(opts.verbose);
     case "shell-init":
       await Bun.write(Bun.stdout, (await import("./modes/shell-init")).shellFunctions(opts.shell!, selfCommand()));
       return EXIT.OK;
     case "done":
-      return (await import("./modes/done")).signalHolders(readOnlyDir(opts), opts.name ?? readNameFromStdin(), opts.timeout ?? undefined);
+      return (await import("./modes/done")).signalHolders(
+        readOnlyDir(opts),
+        opts.file !== undefined ? { file: opts.file } : { name: opts.name ?? readNameFromStdin() },
+        opts.timeout ?? undefined,
+      );
+    case "fd": {
+      const dir = resolveLockDir(opts.lockDir, process.env)!;
+      return (await import("./modes/fd")).lockDescriptor(dir, opts.fd!, modeOf(opts), opts.timeout, opts.recordForm, eventsFor(opts, `fd ${opts.fd}`, 1));
+    }
+    case "unlock":
+      return (await import("./modes/fd")).unlockDescriptor(readOnlyDir(opts), opts.fd!);
   }
-  const req = slotRequest(opts);
-  return (await import("./modes/hold")).holdForCaller(req, opts.timeout, opts.owner, opts.recordForm, eventsFor(opts, req));
+  const [claims, hold] = await Promise.all([import("./modes/claims"), import("./modes/hold")]);
+  const mode = modeOf(opts);
+  let name: string;
+  let events: Events;
+  let take: (owner?: number) => Claimed;
+  if (opts.file !== undefined) {
+    const dir = resolveLockDir(opts.lockDir, process.env)!;
+    const file = opts.file;
+    name = file;
+    events = eventsFor(opts, file, 1);
+    take = (owner) => claims.claimFile(dir, file, mode, opts.timeout, opts.recordForm, events, owner === undefined ? undefined : hold.fileHeldFor(dir.path, owner, mode));
+  } else {
+    const req = slotRequest(opts);
+    name = req.name;
+    events = eventsFor(opts, req.name, req.slots);
+    const claim = opts.shared ? claims.claimSharedSlot : claimSlot;
+    take = (owner) => claim(req, opts.timeout, opts.recordForm, events, owner === undefined ? undefined : hold.slotHeldFor(owner, mode));
+  }
+  if (opts.mode === "exec") return execUnderLock(name, () => take(), opts.command!, events);
+  return hold.holdForCaller(take, name, opts.owner, events);
 }
+
+const modeOf = (opts: Options): LockMode => (opts.shared ? "shared" : "exclusive");
 
 export async function main(argv: string[]): Promise<number> {
   let opts: Options;

@@ -11,8 +11,8 @@ interface Option {
   short?: string;
   takesValue: boolean;
   description: string;
-  /** what a value can be: a fixed list, a directory, a PID, or anything */
-  values: readonly string[] | "dir" | "pid" | "command" | "any";
+  /** what a value can be: a fixed list, a directory, any file, a PID, or anything */
+  values: readonly string[] | "dir" | "file" | "pid" | "command" | "any";
 }
 
 function valuesOf(key: string): Option["values"] {
@@ -23,6 +23,8 @@ function valuesOf(key: string): Option["values"] {
       return FACILITIES;
     case "lock-dir":
       return "dir";
+    case "file":
+      return "file";
     case "owner":
       return "pid";
     case "exec":
@@ -62,11 +64,13 @@ export function bash(): string {
       const reply =
         o.values === "dir"
           ? `COMPREPLY=($(compgen -d -- "$cur"))`
-          : o.values === "pid"
-            ? `COMPREPLY=($(compgen -W "$(ps -eo pid= 2>/dev/null)" -- "$cur"))`
-            : Array.isArray(o.values)
-              ? `COMPREPLY=($(compgen -W ${quote((o.values as string[]).join(" "))} -- "$cur"))`
-              : `COMPREPLY=()`;
+          : o.values === "file"
+            ? `COMPREPLY=($(compgen -f -- "$cur"))`
+            : o.values === "pid"
+              ? `COMPREPLY=($(compgen -W "$(ps -eo pid= 2>/dev/null)" -- "$cur"))`
+              : Array.isArray(o.values)
+                ? `COMPREPLY=($(compgen -W ${quote((o.values as string[]).join(" "))} -- "$cur"))`
+                : `COMPREPLY=()`;
       return `    ${pattern}) ${reply}; return ;;`;
     })
     .join("\n");
@@ -102,13 +106,15 @@ export function zsh(): string {
         ? "*::command:_normal"
         : o.values === "dir"
           ? ":directory:_files -/"
-          : o.values === "pid"
-            ? ":process ID:_pids"
-            : Array.isArray(o.values)
-              ? `:${o.key}:(${(o.values as string[]).join(" ")})`
-              : o.takesValue
-                ? `:${o.key}: `
-                : "";
+          : o.values === "file"
+            ? ":file:_files"
+            : o.values === "pid"
+              ? ":process ID:_pids"
+              : Array.isArray(o.values)
+                ? `:${o.key}:(${(o.values as string[]).join(" ")})`
+                : o.takesValue
+                  ? `:${o.key}: `
+                  : "";
     const desc = o.description.replaceAll("[", "\\[").replaceAll("]", "\\]").replaceAll("'", "'\\''").replaceAll(":", "\\:");
     const names = [...o.long.map((l) => `--${l}`), ...(o.short ? [`-${o.short}`] : [])];
     const eq = o.takesValue && o.key !== "exec" ? "=" : "";
@@ -129,6 +135,7 @@ export function fish(): string {
     if (o.short) parts.push(`-s ${o.short}`);
     if (o.key === "exec") parts.push("-x -a '(__fish_complete_subcommand --fcs-skip=1)'");
     else if (o.values === "dir") parts.push("-r -f -a '(__fish_complete_directories)'");
+    else if (o.values === "file") parts.push("-r -F");
     else if (o.values === "pid") parts.push("-x -a '(__fish_complete_pids)'");
     else if (Array.isArray(o.values)) parts.push(`-x -a ${quote((o.values as string[]).join(" "))}`);
     else if (o.takesValue) parts.push("-r");

@@ -1,5 +1,5 @@
 // The lock engine. A slot is the file DIR/NAME.slotK.lock; a slot is held iff some process
-// holds flock(LOCK_EX) on that file (invariant 1).
+// holds a flock(2) lock on that file (invariant 1): LOCK_EX, or LOCK_SH for readers.
 //
 // Waiters are served in arrival order (invariant 3) through a turnstile per NAME,
 // DIR/NAME.queue.lock: every acquirer takes it exclusively, in the kernel's first-come
@@ -16,6 +16,11 @@
 // holds a shared lock on DIR/NAME.entry.lock from before it opens the turnstile until it
 // lets go of it, so whoever takes the entry file exclusively (non-blocking) knows that
 // nobody is queued, and removes both.
+//
+// A shared (reader) lock is a mutex slot taken with LOCK_SH: any number of readers, or one
+// writer. Readers queue on the turnstile like everyone else and leave it once they hold the
+// slot, so a writer queued before later readers is served before them: the kernel alone
+// would grant a new reader at once while a writer waits.
 import {
   E,
   LOCK,
@@ -37,7 +42,7 @@ import {
 } from "../ffi/libc";
 import { S_IFMT, S_IFREG } from "../ffi/platform";
 import { BusyError, CancelledError, EXIT, TimeoutError, WaitlockError } from "./errors";
-import { fileKey } from "./holders";
+import { fileKey, type Granted, type LockMode } from "./holders";
 import { debug } from "./log";
 import { MAX_RECORD_BYTES } from "./record";
 import { sysError } from "./syserror";
@@ -52,6 +57,8 @@ export interface SlotRequest {
   slots: number;
   /** the 0-based slot to try first */
   preferred?: number;
+  /** "shared": a reader's lock on a mutex (slots 1); default "exclusive" */
+  mode?: LockMode;
 }
 
 export interface Held {
@@ -64,6 +71,7 @@ export interface Held {
   /** the inode locked: an open descriptor's never changes, so release need not ask again */
   dev: number;
   ino: number;
+  mode: LockMode;
 }
 
 export type Outcome = { held: Held } | { alreadyHeld: number };
@@ -81,7 +89,7 @@ export interface AcquireHooks {
 }
 
 export const slotPath = (dir: string, name: string, slot: number) => `${dir}/${name}.slot${slot}.lock`;
-const queuePath = (base: string) => `${base}.queue.lock`;
+export const queuePath = (base: string) => `${base}.queue.lock`;
 const entryPath = (base: string) => `${base}.entry.lock`;
 /** DIR/NAME of a slot file's path (every slot path ends in ".slotK.lock"). */
 const baseOf = (slotFile: string) => slotFile.slice(0, slotFile.lastIndexOf(".slot"));
@@ -91,6 +99,9 @@ function slotAt(i: number, preferred: number | undefined): number {
   if (preferred === undefined) return i;
   return i === 0 ? preferred : i <= preferred ? i - 1 : i;
 }
+
+/** The flock(2) operation that takes a lock of `mode`. */
+export const lockOp = (mode: LockMode | undefined) => (mode === "shared" ? LOCK.SH : LOCK.EX);
 
 const symlinkRefused = (path: string) =>
   new WaitlockError(EXIT.SYSTEM, path, "lock file is a symbolic link; refusing to follow it");
@@ -160,7 +171,8 @@ function stillNamed(path: string, fd: number): Stat | null {
   return now.nlink > 0 && named.dev === now.dev && named.ino === now.ino ? now : null;
 }
 
-function tryLock(fd: number, path: string, op: number): boolean {
+/** One non-blocking flock(2) `op` on `fd`: false when another holder is in the way. */
+export function tryLock(fd: number, path: string, op: number): boolean {
   const r = flock(fd, op | LOCK.NB);
   if (r === 0) return true;
   if (r === -E.EAGAIN) return false;
@@ -176,7 +188,7 @@ const msLeft = (deadline: number) => (deadline === Infinity ? Infinity : deadlin
  * interrupted request), so it is only ever taken again after one; `interrupted` may throw
  * instead.
  */
-function lockBy(fd: number, path: string, op: number, deadline: number, interrupted?: () => void): boolean {
+export function lockBy(fd: number, path: string, op: number, deadline: number, interrupted?: () => void): boolean {
   for (;;) {
     const left = msLeft(deadline);
     if (left <= 0) return tryLock(fd, path, op);
@@ -188,17 +200,19 @@ function lockBy(fd: number, path: string, op: number, deadline: number, interrup
 }
 
 /** The turnstile of one NAME: its entry and queue files, open, with the entry held shared. */
-interface Turnstile {
+export interface Turnstile {
   base: string;
   entry: number;
   queue: number;
 }
 
-/** Takes a shared lock on the entry file, then opens the queue file: see the header. */
-function enterTurnstile(req: SlotRequest): Turnstile {
-  const base = `${req.dir}/${req.name}`;
+/**
+ * Takes a shared lock on the entry file of the turnstile DIR/BASE (`base`), then opens its
+ * queue file: see the header. `shared`: a world-writable directory.
+ */
+export function enterTurnstile(base: string, shared: boolean): Turnstile {
   for (;;) {
-    const entry = openQueueFile(entryPath(base), req.shared);
+    const entry = openQueueFile(entryPath(base), shared);
     // Only a releaser tidying up holds it exclusively, and only for a moment.
     const r = flockWait(entry, LOCK.SH, Infinity);
     if (r < 0) {
@@ -208,7 +222,7 @@ function enterTurnstile(req: SlotRequest): Turnstile {
     const st = fstat(entry);
     if (typeof st !== "number" && st.nlink > 0) {
       try {
-        return { base, entry, queue: openQueueFile(queuePath(base), req.shared) };
+        return { base, entry, queue: openQueueFile(queuePath(base), shared) };
       } catch (e) {
         close(entry);
         throw e;
@@ -219,7 +233,7 @@ function enterTurnstile(req: SlotRequest): Turnstile {
   }
 }
 
-function leaveTurnstile(t: Turnstile): void {
+export function leaveTurnstile(t: Turnstile): void {
   close(t.queue);
   close(t.entry);
 }
@@ -228,7 +242,7 @@ function leaveTurnstile(t: Turnstile): void {
  * Removes a NAME's turnstile files when nobody is queued or entering: a process that holds
  * the entry file exclusively is provably alone in the turnstile.
  */
-function tidyTurnstile(base: string): void {
+export function tidyTurnstile(base: string): void {
   const fd = open(entryPath(base), OPEN | O.RDONLY);
   if (fd < 0) return;
   try {
@@ -248,8 +262,11 @@ function tidyTurnstile(base: string): void {
 class SlotFiles {
   private readonly fds = new Map<number, number>();
   private waker: Waker | undefined;
+  private readonly op: number;
 
-  constructor(private readonly req: SlotRequest) {}
+  constructor(private readonly req: SlotRequest) {
+    this.op = lockOp(req.mode);
+  }
 
   path(i: number): string {
     return slotPath(this.req.dir, this.req.name, slotAt(i, this.req.preferred));
@@ -297,7 +314,7 @@ class SlotFiles {
       throw new WaitlockError(EXIT.SYSTEM, path, "lock file is not a plain file with a single link; refusing to use it");
     }
     debug(`locked ${path}`);
-    return { fd, slot: slotAt(i, this.req.preferred), path, size: st.size, dev: st.dev, ino: st.ino };
+    return { fd, slot: slotAt(i, this.req.preferred), path, size: st.size, dev: st.dev, ino: st.ino, mode: this.req.mode ?? "exclusive" };
   }
 
   /**
@@ -309,7 +326,9 @@ class SlotFiles {
     for (let i = 0; i < this.req.slots; i++) {
       if (which && !which.has(i)) continue;
       const fd = this.open(i);
-      if (!tryLock(fd, this.path(i), LOCK.EX)) {
+      // A shared lock would be granted to its holder again: ask first.
+      if (this.op === LOCK.SH && isOurs?.(fd, this.path(i))) return { alreadyHeld: slotAt(i, this.req.preferred) };
+      if (!tryLock(fd, this.path(i), this.op)) {
         if (isOurs?.(fd, this.path(i))) return { alreadyHeld: slotAt(i, this.req.preferred) };
         continue;
       }
@@ -317,7 +336,7 @@ class SlotFiles {
       if (held) return { held };
       // Removed under us: the same slot again, under its new file.
       const again = this.open(i);
-      if (tryLock(again, this.path(i), LOCK.EX)) {
+      if (tryLock(again, this.path(i), this.op)) {
         const retaken = this.claim(i, again);
         if (retaken) return { held: retaken };
       }
@@ -350,7 +369,7 @@ class SlotFiles {
       interrupted?.();
       if (this.req.slots === 1) {
         const fd = this.open(0);
-        if (!lockBy(fd, this.path(0), LOCK.EX, deadline, interrupted)) return "timeout";
+        if (!lockBy(fd, this.path(0), this.op, deadline, interrupted)) return "timeout";
         const held = this.claim(0, fd);
         if (held) return { held };
         continue;
@@ -376,8 +395,9 @@ class SlotFiles {
 }
 
 /**
- * Takes a free slot of `req`, waiting up to `timeout` seconds (null: forever; 0: try once),
- * in arrival order behind everyone already waiting for the same NAME.
+ * Takes a free slot of `req` (with `req.mode` "shared": the slot, beside its other readers),
+ * waiting up to `timeout` seconds (null: forever; 0: try once), in arrival order behind
+ * everyone already waiting for the same NAME.
  * Throws BusyError (exit 1) when `timeout` is 0 and nothing is free, TimeoutError (exit 2)
  * when the time runs out, CancelledError (2) when `hooks.stopped` says so, WaitlockError
  * (4, 5, 75) when a lock file cannot be used.
@@ -387,7 +407,7 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
   const interrupted = hooks.stopped && (() => {
     if (hooks.stopped!()) throw new CancelledError(req.name);
   });
-  const turnstile = enterTurnstile(req);
+  const turnstile = enterTurnstile(`${req.dir}/${req.name}`, req.shared);
   const slots = new SlotFiles(req);
   let outcome: Outcome | undefined;
   try {
@@ -442,22 +462,25 @@ function timedOut(req: SlotRequest, timeout: number): TimeoutError {
 /**
  * Releases a slot: closes our descriptor, then removes the file if nobody holds it any more
  * (invariant 2: a descendant that shares the locked open file description keeps it, and
- * its file), and the NAME's turnstile files if nobody is queued. A holder handed only the
- * descriptor asks for its inode.
+ * its file, as do other shared holders), and the NAME's turnstile files if nobody is
+ * queued. A holder handed only the descriptor asks for its inode. `whileAlone` runs when
+ * the file is provably ours alone, just before it is removed (the last reader clears the
+ * stale records of readers beside it then).
  */
-export function release(held: Pick<Held, "fd" | "path"> & Partial<Pick<Held, "dev" | "ino">>): void {
+export function release(held: Pick<Held, "fd" | "path"> & Partial<Pick<Held, "dev" | "ino">>, whileAlone?: () => void): void {
   const id = held.ino === undefined ? fstat(held.fd) : { dev: held.dev!, ino: held.ino };
   close(held.fd);
-  if (typeof id !== "number") removeIfUnheld(held.path, id.dev, id.ino);
+  if (typeof id !== "number") removeIfUnheld(held.path, id.dev, id.ino, whileAlone);
   tidyTurnstile(baseOf(held.path));
 }
 
 /**
- * Removes the slot file `path` if it is still the inode `dev`/`ino` and nobody holds it.
- * Where it may not be removed (another user's file in a sticky directory), its record is
- * cleared instead, so that no stale record of ours stays behind.
+ * Removes the slot file `path` if it is still the inode `dev`/`ino` and nobody holds it,
+ * running `whileAlone` while it provably holds it alone. Where it may not be removed
+ * (another user's file in a sticky directory), its record is cleared instead, so that no
+ * stale record of ours stays behind.
  */
-function removeIfUnheld(path: string, dev: number, ino: number): void {
+function removeIfUnheld(path: string, dev: number, ino: number, whileAlone?: () => void): void {
   let fd = open(path, OPEN | O.RDWR);
   if (fd === -E.EACCES) fd = open(path, OPEN | O.RDONLY);
   if (fd < 0) return;
@@ -469,6 +492,7 @@ function removeIfUnheld(path: string, dev: number, ino: number): void {
       return;
     }
     if (!stillNamed(path, fd)) return;
+    whileAlone?.();
     const r = unlink(path);
     if (r === 0) debug(`removed ${path}`);
     else if (ftruncate(fd, 0) === 0) debug(`cannot remove ${path} (${strerror(r)}); cleared its record`);
@@ -501,6 +525,8 @@ export type SlotState = "absent" | "free" | "held";
 
 export interface Inspection {
   state: SlotState;
+  /** how it is held, where that can be told (without the kernel's list: a failed shared try is exclusive) */
+  mode?: LockMode;
   /** record bytes, when asked for and the file exists */
   bytes?: Uint8Array;
   dev?: number;
@@ -513,7 +539,7 @@ export interface Inspection {
  * record; elsewhere a shared lock that fails means an exclusive holder. Needs read
  * permission only.
  */
-export function inspect(path: string, withRecord = false, locks?: ReadonlyMap<string, unknown>): Inspection {
+export function inspect(path: string, withRecord = false, locks?: ReadonlyMap<string, Granted>): Inspection {
   const fd = open(path, OPEN | O.RDONLY);
   if (fd === -E.ENOENT) return { state: "absent" };
   if (fd === -E.ELOOP) throw symlinkRefused(path);
@@ -521,13 +547,11 @@ export function inspect(path: string, withRecord = false, locks?: ReadonlyMap<st
   try {
     const st = fstat(fd);
     if (typeof st === "number") throw sysError(path, st, "cannot stat lock file");
-    let held: boolean;
-    if (locks) held = locks.has(fileKey(st.dev, st.ino));
-    else {
-      held = !tryLock(fd, path, LOCK.SH);
-      if (!held) flock(fd, LOCK.UN);
-    }
-    return { state: held ? "held" : "free", dev: st.dev, ino: st.ino, bytes: withRecord ? readRecordBytes(fd) : undefined };
+    let mode: LockMode | undefined;
+    if (locks) mode = locks.get(fileKey(st.dev, st.ino))?.mode;
+    else if (tryLock(fd, path, LOCK.SH)) flock(fd, LOCK.UN);
+    else mode = "exclusive";
+    return { state: mode ? "held" : "free", mode, dev: st.dev, ino: st.ino, bytes: withRecord ? readRecordBytes(fd) : undefined };
   } finally {
     close(fd);
   }

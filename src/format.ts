@@ -1,13 +1,18 @@
 // --list output formats. Pure functions of the rows, so that they can be tested alone.
+import type { LockMode } from "./holders";
 import type { Format } from "./options";
 
 export type Status = "active" | "stale" | "corrupt";
 
 export interface Row {
+  /** the NAME, or the path of a file locked with --file or --fd */
   descriptor: string;
   slot: number;
   status: Status;
+  /** the slot file, or the locked file */
   file: string;
+  /** how this holder holds it: exclusive, or shared (a reader); null where that is not known */
+  mode: LockMode | null;
   /** the fields below are null for a corrupt record */
   pid: number | null;
   owner: number | null;
@@ -42,10 +47,11 @@ export function csvField(v: string): string {
 const SEVEN = (r: Row) => [r.descriptor, text(r.pid), String(r.slot), text(r.user), text(r.acquired), r.status, text(r.command)];
 
 function human(rows: Row[], withStatus: boolean): string {
-  const header = ["DESCRIPTOR", "SLOT", "PID", "OWNER", "USER", "ACQUIRED", ...(withStatus ? ["STATUS"] : []), "COMMAND"];
+  const header = ["DESCRIPTOR", "SLOT", "MODE", "PID", "OWNER", "USER", "ACQUIRED", ...(withStatus ? ["STATUS"] : []), "COMMAND"];
   const cells = rows.map((r) => [
     r.descriptor,
     r.maxHolders === null ? String(r.slot) : `${r.slot}/${r.maxHolders}`,
+    r.mode ?? "-",
     r.pid === null ? "-" : String(r.pid),
     r.owner === null ? "-" : String(r.owner),
     r.user ?? "-",

@@ -14,6 +14,10 @@ const FORMS = [
   "--check [-m N | -c [-x N]] NAME",
   "--done NAME",
   "--list [-f FORMAT] [--all | --stale-only] [NAME]",
+  "--list [-f FORMAT] [--all | --stale-only] --file PATH",
+  "[OPTIONS] --file PATH [--exec CMD [ARG...]]",
+  "[-s] [-t SECONDS] --fd N",
+  "--fd N --unlock",
   "--serve",
   "--shell-init bash|zsh",
 ];

@@ -10,9 +10,12 @@ import { E, clockTicksPerSecond, kill, platform } from "../ffi/libc";
 type Fs = typeof import("node:fs");
 const fs = (): Fs => require("node:fs") as Fs;
 
+/** How a flock(2) lock is held: LOCK_EX (one holder) or LOCK_SH (any number of them). */
+export type LockMode = "exclusive" | "shared";
+
 export interface LockHolder {
   pid: number;
-  mode: "exclusive" | "shared";
+  mode: LockMode;
 }
 
 /** A file as /proc/locks names it: "MAJOR:MINOR:INODE", major and minor in hex. */
@@ -38,11 +41,18 @@ function parseLockLine(line: string): { key: string; mode: LockHolder["mode"]; p
   return { key: normalKey(fields[5] ?? ""), mode: fields[3] === "WRITE" ? "exclusive" : "shared", pid: Number(fields[4]) };
 }
 
+/** A file's flock(2) lock as /proc/locks shows it: its mode, and how many holders share it. */
+export interface Granted {
+  mode: LockMode;
+  /** the open file descriptions that hold it: 1 for an exclusive lock */
+  count: number;
+}
+
 /**
  * The flock(2) locks granted now, by fileKey(), or undefined where the kernel does not
  * list them (no /proc/locks).
  */
-export function grantedLocks(): Map<string, LockHolder["mode"]> | undefined {
+export function grantedLocks(): Map<string, Granted> | undefined {
   if (platform.os !== "linux") return undefined;
   let text: string;
   try {
@@ -50,16 +60,19 @@ export function grantedLocks(): Map<string, LockHolder["mode"]> | undefined {
   } catch {
     return undefined;
   }
-  const locks = new Map<string, LockHolder["mode"]>();
+  const locks = new Map<string, Granted>();
   for (const line of text.split("\n")) {
     const lock = parseLockLine(line);
-    if (lock) locks.set(lock.key, lock.mode);
+    if (!lock) continue;
+    const seen = locks.get(lock.key);
+    if (seen) seen.count++;
+    else locks.set(lock.key, { mode: lock.mode, count: 1 });
   }
   return locks;
 }
 
 /** The lock `fd` of `pid` holds on the file `key`, from its fdinfo; undefined if none. */
-function lockThrough(pid: number | string, fd: string, key: string): LockHolder["mode"] | undefined {
+function lockThrough(pid: number | string, fd: string, key: string): LockMode | undefined {
   let info: string;
   try {
     info = fs().readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
@@ -72,6 +85,15 @@ function lockThrough(pid: number | string, fd: string, key: string): LockHolder[
     if (lock?.key === key) return lock.mode;
   }
   return undefined;
+}
+
+/**
+ * The lock that this process's descriptor `fd` (its open file description) holds on the
+ * file `dev`/`ino`; undefined when none, or where that cannot be seen (not Linux).
+ */
+export function lockHeldThrough(fd: number, dev: number, ino: number): LockMode | undefined {
+  if (platform.os !== "linux") return undefined;
+  return lockThrough(process.pid, String(fd), fileKey(dev, ino));
 }
 
 /** The descriptors of `pid` open on a file whose key is in `keys`. */

@@ -4,14 +4,17 @@
 //   import { acquire, acquireAsync } from "waitlock";
 //   using lock = acquire("nightly", { timeout: 0 });       // throws BusyError when held
 //   await using job = await acquireAsync("db", { timeout: 5, signal });
+//   using reader = acquire("config", { shared: true });     // one of any number of readers
 //
 // acquire() waits in the kernel on the JavaScript thread (as the CLI does): nothing else in
 // the program runs meanwhile. acquireAsync() waits in a thread of its own (offthread.ts),
 // so that timers, I/O and other tasks go on; an AbortSignal gives the wait up.
-import { acquire as take, release, type Held, type Outcome, type SlotRequest } from "./engine";
+import { acquire as take, release, slotPath, type Held, type Outcome, type SlotRequest } from "./engine";
 import { AlreadyHeldError, BusyError, CancelledError, UsageError } from "./errors";
 import { resolveLockDir, type LockDir } from "./lockdir";
-import { describeHolder, storeRecord } from "./modes/describe";
+import { claimSharedSlot } from "./modes/claims";
+import { describeHolder, storeRecord, type Claim } from "./modes/describe";
+import { noEvents } from "./modes/events";
 import { validateName } from "./names";
 import { waitOffThread } from "./offthread";
 
@@ -30,6 +33,8 @@ export interface AcquireOptions {
   command?: string;
   /** write a record for `waitlock --list` (default true) */
   record?: boolean;
+  /** a shared (reader) lock: any number of shared holders, or one exclusive (slots must be 1; acquire only) */
+  shared?: boolean;
 }
 
 export interface AsyncAcquireOptions extends AcquireOptions {
@@ -41,6 +46,7 @@ export interface Lock extends Disposable, AsyncDisposable {
   readonly name: string;
   readonly slot: number;
   readonly path: string;
+  readonly shared: boolean;
   readonly released: boolean;
   /** Lets go of the slot; calling it again does nothing. */
   release(): void;
@@ -71,6 +77,7 @@ function request(name: string, opts: AcquireOptions): SlotRequest {
   const preferred = count(opts.preferredSlot, "preferredSlot", 0);
   if (preferred !== undefined && preferred >= slots) throw new UsageError("preferredSlot", `slot ${preferred} does not exist (0..${slots - 1})`);
   if (opts.timeout != null && !(opts.timeout >= 0)) throw new UsageError("timeout", `${opts.timeout} is not a number of seconds >= 0`);
+  if (opts.shared && slots > 1) throw new UsageError("shared", "a shared lock has one slot: it cannot be used with slots > 1");
   const dir = lockDirFor(opts.lockDir);
   const mine = holding.get(`${dir.path}/${name}`);
   // Every slot this request can see is ours: only our own release could end a wait (a
@@ -85,7 +92,7 @@ function request(name: string, opts: AcquireOptions): SlotRequest {
 function lockFor(req: SlotRequest, outcome: Outcome, opts: AcquireOptions): Lock {
   const held = (outcome as { held: Held }).held;
   if (opts.record !== false)
-    storeRecord(held, describeHolder(req, held, process.pid, process.pid, opts.command ?? process.argv.join(" ")), "binary");
+    storeRecord(held, describeHolder(req.name, req.slots, held.slot, process.pid, process.pid, opts.command ?? process.argv.join(" ")), "binary");
   const key = `${req.dir}/${req.name}`;
   const mine = holding.get(key) ?? new Set<number>();
   holding.set(key, mine.add(held.slot));
@@ -94,6 +101,7 @@ function lockFor(req: SlotRequest, outcome: Outcome, opts: AcquireOptions): Lock
     name: req.name,
     slot: held.slot,
     path: held.path,
+    shared: false,
     get released() {
       return released;
     },
@@ -124,7 +132,37 @@ function lockFor(req: SlotRequest, outcome: Outcome, opts: AcquireOptions): Lock
  */
 export function acquire(name: string, opts: AcquireOptions = {}): Lock {
   const req = request(name, opts);
+  if (opts.shared) return sharedLock(req, opts);
   return lockFor(req, take(req, opts.timeout ?? null), opts);
+}
+
+/** A shared (reader) hold of `req`'s one slot, its record in a holder file of its own (claims.ts). */
+function sharedLock(req: SlotRequest, opts: AcquireOptions): Lock {
+  const claimed = claimSharedSlot(req, opts.timeout ?? null, "binary", noEvents);
+  const held = (claimed as { claim: Claim }).claim;
+  if (opts.record !== false) held.describe(process.pid, process.pid, opts.command ?? process.argv.join(" "));
+  let released = false;
+  const lock: Lock = {
+    name: req.name,
+    slot: held.slot,
+    path: slotPath(req.dir, req.name, held.slot),
+    shared: true,
+    get released() {
+      return released;
+    },
+    release() {
+      if (released) return;
+      released = true;
+      held.release();
+    },
+    [Symbol.dispose]() {
+      lock.release();
+    },
+    async [Symbol.asyncDispose]() {
+      lock.release();
+    },
+  };
+  return lock;
 }
 
 /**
@@ -134,6 +172,7 @@ export function acquire(name: string, opts: AcquireOptions = {}): Lock {
  * a slot granted as the wait was given up is released at once. `await using` releases it.
  */
 export async function acquireAsync(name: string, opts: AsyncAcquireOptions = {}): Promise<Lock> {
+  if (opts.shared) throw new UsageError("shared", "acquireAsync takes exclusive locks only; use acquire for a shared one");
   const req = request(name, opts);
   if (opts.signal?.aborted) throw new CancelledError(name);
   const timeout = opts.timeout ?? null;

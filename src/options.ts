@@ -40,6 +40,10 @@ export const args = {
   "syslog-facility": { type: "string", valueHint: "FACILITY", description: "Syslog facility: daemon (default), user, local0..local7, ..." },
   serve: { type: "boolean", description: "Serve lock requests from stdin, answering on stdout (a shell's coprocess)" },
   "shell-init": { type: "string", valueHint: "SHELL", description: "Print shell functions (bash or zsh) that take locks through one --serve coprocess" },
+  shared: { type: "boolean", alias: "s", description: "A shared (reader) lock: any number of shared holders, or one exclusive" },
+  file: { type: "string", valueHint: "PATH", description: "Lock this existing file or directory itself, as flock(1) does (never created or written)" },
+  fd: { type: "string", valueHint: "N", description: "Lock the caller's open descriptor N and return; held until the caller closes N" },
+  unlock: { type: "boolean", description: "With --fd: release the lock on descriptor N" },
   help: { type: "boolean", alias: "h", description: "Show this help" },
   version: { type: "boolean", alias: "V", description: "Show the version" },
 } as const satisfies Record<string, ArgDef>;
@@ -168,7 +172,8 @@ export type RecordForm = "binary" | "text";
 export const SHELLS = ["bash", "zsh"] as const;
 export type Shell = (typeof SHELLS)[number];
 
-export type Mode = "acquire" | "exec" | "check" | "done" | "list" | "serve" | "shell-init" | "help" | "version";
+/** "fd" and "unlock": --fd N, and --fd N --unlock. */
+export type Mode = "acquire" | "exec" | "check" | "done" | "list" | "fd" | "unlock" | "serve" | "shell-init" | "help" | "version";
 
 export interface Options {
   mode: Mode;
@@ -179,6 +184,12 @@ export interface Options {
   preferredSlot?: number;
   /** seconds; null waits forever */
   timeout: number | null;
+  /** -s: a shared (reader) lock */
+  shared: boolean;
+  /** --file: the existing file or directory to lock instead of a NAME */
+  file?: string;
+  /** --fd: the caller's descriptor to lock (or unlock) */
+  fd?: number;
   lockDir?: string;
   owner?: number;
   format: Format;
@@ -240,7 +251,8 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   const modes: Mode[] = [];
   for (const m of ["check", "done", "list", "serve", "shell-init"] as const) if (given(m)) modes.push(m);
   if (cmd) modes.push("exec");
-  if (modes.length > 1) throw new UsageError(modes.map((m) => `--${m}`).join(" and "), "cannot be used together");
+  if (given("fd")) modes.push(given("unlock") ? "unlock" : "fd");
+  if (modes.length > 1) throw new UsageError(modes.map((m) => (m === "unlock" ? "--fd" : `--${m}`)).join(" and "), "cannot be used together");
   const mode: Mode = cmd ? "exec" : (modes[0] ?? "acquire");
   const shell = str("shell-init");
   if (shell !== undefined && !SHELLS.includes(shell as Shell)) throw new UsageError("--shell-init", `'${shell}' is not one of ${SHELLS.join(", ")}`);
@@ -256,8 +268,15 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   only("stale-only", ["list"], "with --list");
   only("format", ["list"], "with --list");
   only("owner", ["acquire"], "when acquiring for the caller (without --exec, --check, --done or --list)");
-  only("timeout", ["acquire", "exec", "done"], "when acquiring or with --done");
+  only("timeout", ["acquire", "exec", "done", "fd"], "when acquiring or with --done");
   only("print-slot", ["acquire", "exec"], "when acquiring");
+  only("unlock", ["unlock"], "with --fd");
+  only("shared", ["acquire", "exec", "check", "fd"], "when acquiring or with --check");
+  if (given("file") && given("fd")) throw new UsageError("--file and --fd", "cannot be used together");
+  const onFile = given("file") || given("fd");
+  if (onFile && positionals.length > 0) throw new UsageError(positionals[0]!, `unexpected argument: --${given("fd") ? "fd" : "file"} locks a file, not a NAME`);
+  if (onFile && (given("allowMultiple") || given("onePerCPU")))
+    throw new UsageError(given("allowMultiple") ? "--allowMultiple" : "--onePerCPU", "a file is one lock: no slots to choose from");
   if (given("all") && given("stale-only")) throw new UsageError("--all and --stale-only", "cannot be used together");
   if (given("allowMultiple") && given("onePerCPU")) throw new UsageError("--allowMultiple and --onePerCPU", "cannot be used together");
   if (given("excludeCPUs") && !given("onePerCPU")) throw new UsageError("--excludeCPUs", "only makes sense with --onePerCPU");
@@ -269,8 +288,11 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     slots = Math.max(1, onlineCpus() - exclude);
   }
 
+  if (given("shared") && (slots > 1 || given("onePerCPU")))
+    throw new UsageError("--shared", "a shared lock has one slot: it cannot be used with -m N > 1 or -c");
+
   let preferredSlot: number | undefined;
-  if (env.WAITLOCK_SLOT !== undefined && env.WAITLOCK_SLOT !== "" && (mode === "acquire" || mode === "exec")) {
+  if (env.WAITLOCK_SLOT !== undefined && env.WAITLOCK_SLOT !== "" && (mode === "acquire" || mode === "exec") && !onFile) {
     preferredSlot = integer(env.WAITLOCK_SLOT.trim(), "WAITLOCK_SLOT", 0);
     if (preferredSlot >= slots)
       throw new UsageError("WAITLOCK_SLOT", `slot ${preferredSlot} does not exist: lock has ${slots} slot${slots === 1 ? "" : "s"} (0..${slots - 1})`);
@@ -278,7 +300,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
 
   let timeout: number | null = null;
   if (given("timeout")) timeout = seconds(str("timeout")!, "--timeout");
-  else if (env.WAITLOCK_TIMEOUT !== undefined && env.WAITLOCK_TIMEOUT.trim() !== "" && (mode === "acquire" || mode === "exec"))
+  else if (env.WAITLOCK_TIMEOUT !== undefined && env.WAITLOCK_TIMEOUT.trim() !== "" && (mode === "acquire" || mode === "exec" || mode === "fd"))
     timeout = seconds(env.WAITLOCK_TIMEOUT, "WAITLOCK_TIMEOUT");
 
   const format = (str("format") ?? "human") as Format;
@@ -299,6 +321,10 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   // PID 1 is init, of the machine or of this PID namespace: the lock would outlive everything.
   if (owner === 1) throw new UsageError("--owner", "PID 1 (init) never exits: the lock would stay held until 'waitlock --done NAME'");
 
+  const file = str("file");
+  if (file === "") throw new UsageError("--file", "must not be empty");
+  const fd = given("fd") ? integer(str("fd")!, "--fd", 0) : undefined;
+
   const name = positionals[0] === undefined ? undefined : validateName(positionals[0]);
 
   return {
@@ -308,6 +334,9 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     slots,
     preferredSlot,
     timeout,
+    shared: given("shared"),
+    file,
+    fd,
     lockDir,
     owner,
     format,
@@ -325,5 +354,5 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
 }
 
 function blank(mode: Mode): Options {
-  return { mode, slots: 1, timeout: null, format: "human", all: false, staleOnly: false, quiet: false, verbose: false, syslog: false, facility: "daemon", recordForm: "binary", poll: false, printSlot: false };
+  return { mode, slots: 1, timeout: null, shared: false, format: "human", all: false, staleOnly: false, quiet: false, verbose: false, syslog: false, facility: "daemon", recordForm: "binary", poll: false, printSlot: false };
 }

@@ -99,7 +99,7 @@ export function processUid(pid: number): number | undefined {
 }
 
 /** The parent of `pid` (Linux: /proc/PID/stat), or undefined. */
-function parentOf(pid: number): number | undefined {
+export function parentOf(pid: number): number | undefined {
   const { readFileSync } = require("node:fs") as typeof import("node:fs");
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");

@@ -7,6 +7,8 @@
 //  20 acquired_at u64 (Unix seconds)    28 type u32 (0 mutex, 1 semaphore)
 //  32 max_holders u32   36 slot u32     40 hostname[256]   296 descriptor[256]
 // 552 command[4096]   4648 crc32 of bytes 0..4647            (4652 bytes in all)
+// The descriptor is the NAME, or for a file locked with --file or --fd its absolute path
+// (cut to 255 bytes). Shared holders and file locks keep records in holderfiles.ts's files.
 //
 // Text form (the fallback): KEY=VALUE lines in TEXT_KEYS order, values escaped, ending
 // with CHECKSUM=<crc32 of every byte before that line, 8 lowercase hex digits>.
@@ -103,7 +105,9 @@ export function encodeRecord(r: LockRecord): Uint8Array {
 function sane(r: LockRecord): string | null {
   if (r.maxHolders < 1 || r.slot >= r.maxHolders) return `slot ${r.slot} of ${r.maxHolders}`;
   const d = r.descriptor;
-  if (d.length < 1 || d.length > 255 || !onlyNameChars(d) || d === "." || d === "..") return "bad descriptor";
+  // A NAME, or the absolute path of a file locked with --file or --fd.
+  const name = onlyNameChars(d) && d !== "." && d !== "..";
+  if (d.length < 1 || d.length > 255 || !(name || d.startsWith("/"))) return "bad descriptor";
   return null;
 }
 

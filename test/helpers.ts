@@ -144,6 +144,7 @@ export interface ListedRow {
   descriptor: string;
   slot: number;
   status: string;
+  mode: string | null;
   pid: number | null;
   owner: number | null;
   command: string | null;
@@ -154,7 +155,7 @@ export interface ListedRow {
 
 export async function listJson(dir: string, extra: string[] = []): Promise<ListedRow[]> {
   const r = await wl(["-d", dir, "--list", "-f", "json", ...extra]);
-  if (r.code !== 0) throw new Error(`--list failed: ${r.stderr}`);
+  if (r.code !== 0) throw new Error(`--list failed (${r.code}): ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
 

@@ -58,6 +58,7 @@ COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length 
     expect(await complete("waitlock --list -f ")).toEqual(["csv", "human", "json", "null"]);
     expect(await complete("waitlock --syslog-facility loc")).toEqual(Array.from({ length: 8 }, (_, i) => `local${i}`));
     expect(await complete("waitlock x --exec tru")).toContain("true");
+    expect(await complete("waitlock --file /etc/host")).toContain("/etc/hosts");
   });
 
   test("fish completes every option and the values of --format", async () => {

@@ -76,9 +76,9 @@ test("--list: human, csv (RFC 4180), null and json", async () => {
   await waitFor("records", async () => (await listJson(d)).length === 2);
 
   const human = (await wl(["-d", d, "--list"])).stdout.split("\n");
-  expect(human[0]).toMatch(/^DESCRIPTOR\s+SLOT\s+PID\s+OWNER\s+USER\s+ACQUIRED\s+COMMAND$/);
-  expect(human[1]).toMatch(/^alpha\s+0\/2\s+\d+\s+\d+\s+root\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+sh -c sleep 30; echo/);
-  expect(human[2]).toMatch(/^beta\s+0\/1\s+\d+\s+\d+\s+root\s+.*sleep 30$/);
+  expect(human[0]).toMatch(/^DESCRIPTOR\s+SLOT\s+MODE\s+PID\s+OWNER\s+USER\s+ACQUIRED\s+COMMAND$/);
+  expect(human[1]).toMatch(/^alpha\s+0\/2\s+exclusive\s+\d+\s+\d+\s+root\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+sh -c sleep 30; echo/);
+  expect(human[2]).toMatch(/^beta\s+0\/1\s+exclusive\s+\d+\s+\d+\s+root\s+.*sleep 30$/);
 
   const csv = (await wl(["-d", d, "--list", "-f", "csv"])).stdout.trimEnd().split("\n");
   expect(csv[0]).toBe("descriptor,pid,slot,user,acquired,status,command");
@@ -94,8 +94,8 @@ test("--list: human, csv (RFC 4180), null and json", async () => {
   expect(fields.slice(7, 14)).toEqual(["beta", expect.stringMatching(/^\d+$/), "0", "root", expect.stringMatching(/^\d+$/), "active", "sleep 30"]);
 
   const json = await listJson(d);
-  expect(json[1]).toMatchObject({ descriptor: "beta", slot: 0, status: "active", type: "mutex", maxHolders: 1, command: "sleep 30" });
-  expect(Object.keys(json[0]!).sort()).toEqual(["acquired", "command", "descriptor", "file", "format", "hostname", "maxHolders", "owner", "pid", "sha256", "slot", "status", "type", "uid", "user"]);
+  expect(json[1]).toMatchObject({ descriptor: "beta", slot: 0, status: "active", mode: "exclusive", type: "mutex", maxHolders: 1, command: "sleep 30" });
+  expect(Object.keys(json[0]!).sort()).toEqual(["acquired", "command", "descriptor", "file", "format", "hostname", "maxHolders", "mode", "owner", "pid", "sha256", "slot", "status", "type", "uid", "user"]);
 
   const only = await listJson(d, ["beta"]);
   expect(only.map((r) => r.descriptor)).toEqual(["beta"]);

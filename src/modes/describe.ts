@@ -1,4 +1,4 @@
-// What a holder writes about itself, and how waiting is reported.
+// What a holder writes about itself, how waiting is reported, and the lock a mode holds.
 import { getuid, hostname } from "../../ffi/libc";
 import { acquire, inspect, readRecordBytes, release, slotPath, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
 import { BusyError, TimeoutError } from "../errors";
@@ -9,18 +9,54 @@ import { encodeRecord, encodeTextRecord, inspectRecord, type LockRecord } from "
 import type { RecordForm } from "../options";
 import type { Events } from "./events";
 
-export function describeHolder(req: SlotRequest, held: Held, pid: number, owner: number, command: string): LockRecord {
+/**
+ * A lock this process holds, of whatever kind: an exclusive slot (claimSlot below), a
+ * shared slot or a file (claims.ts).
+ */
+export interface Claim {
+  /** the locked descriptor */
+  fd: number;
+  /** 0-based slot number (0 for a file) */
+  slot: number;
+  /** Writes the record: process `pid` holds the lock for `owner`, running `command`. */
+  describe(pid: number, owner: number, command: string): void;
+  /** Lets go: the record, the descriptor, and whatever files only the lock needed. */
+  release(): void;
+  /** How a holder process given only the descriptor lets go of it (holder.ts letGo). */
+  handOver(): string[];
+}
+
+export type Claimed = { claim: Claim } | { alreadyHeld: number };
+
+/** A record of holder `pid`; `descriptor` is the NAME, or a locked file's absolute path. */
+export function describeHolder(descriptor: string, slots: number, slot: number, pid: number, owner: number, command: string): LockRecord {
   return {
     pid,
     owner,
     uid: getuid(),
     acquiredAt: Math.floor(Date.now() / 1000),
-    type: req.slots > 1 ? "semaphore" : "mutex",
-    maxHolders: req.slots,
-    slot: held.slot,
+    type: slots > 1 ? "semaphore" : "mutex",
+    maxHolders: slots,
+    slot,
     hostname: hostname(),
-    descriptor: req.name,
+    descriptor,
     command,
+  };
+}
+
+/** Takes an exclusive slot of `req`, its record kept in the slot file (see acquireReporting). */
+export function claimSlot(req: SlotRequest, timeout: number | null, form: RecordForm, events: Events, isOurs?: AcquireHooks["isOurs"]): Claimed {
+  const outcome = acquireReporting(req, timeout, events, isOurs);
+  if ("alreadyHeld" in outcome) return outcome;
+  const held = outcome.held;
+  return {
+    claim: {
+      fd: held.fd,
+      slot: held.slot,
+      describe: (pid, owner, command) => storeRecord(held, describeHolder(req.name, req.slots, held.slot, pid, owner, command), form),
+      release: () => release(held),
+      handOver: () => ["slot", held.path],
+    },
   };
 }
 

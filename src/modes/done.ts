@@ -1,15 +1,31 @@
-// waitlock --done NAME: SIGTERM the work that holds NAME, then wait until it has let go.
+// waitlock --done NAME (or --file PATH): SIGTERM the work that holds it, then wait until it
+// has let go.
 import { E, kill, signalNumber } from "../../ffi/libc";
-import { releasedSince } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
-import { runningSince } from "../holders";
+import { holdsLock, runningSince } from "../holders";
 import { holdersPhrase, type Holder } from "../holdertext";
 import { debug, notice } from "../log";
-import { ancestorsOfSelf, commandLine } from "../procinfo";
+import { alive, ancestorsOfSelf, commandLine } from "../procinfo";
+import type { LockRecord } from "../record";
 import { ownerOfHolder } from "./holder";
-import { viewSlots, type SlotView } from "./scan";
+import { releasedSinceSeen, viewSlots, type SlotView } from "./scan";
 
 const DONE_WAIT_SECONDS = 5;
+
+/**
+ * Have the processes signalled for one slot let go of it? Asked of the kernel for each of
+ * them, not of the slot: a waiter may already hold it again, even on the same file. Where
+ * the kernel cannot say (not Linux), the slot must have been released since.
+ */
+function letGo(view: SlotView, signalled: Holder[]): boolean {
+  let unknown = false;
+  for (const { pid } of signalled) {
+    const holds = holdsLock(pid, view.dev, view.ino);
+    if (holds) return false;
+    if (holds === undefined && alive(pid)) unknown = true;
+  }
+  return !unknown || releasedSinceSeen(view);
+}
 
 /**
  * Whom to signal for one held slot. The record's holder when it still holds the slot: an
@@ -19,33 +35,45 @@ const DONE_WAIT_SECONDS = 5;
  * killed waitlock, a daemon it left behind), and the owners of any holder processes among them.
  */
 function targetsOf(view: SlotView, spared: ReadonlySet<number>): number[] {
-  const targets = new Set<number>(view.holders);
+  const records: LockRecord[] = [];
+  if (view.record) records.push(view.record);
+  for (const h of view.holderFiles) if (h.record) records.push(h.record);
+  const targets = new Set<number>();
   for (const pid of view.holders) {
+    const record = records.find((r) => r.pid === pid);
+    // A holder that is its own owner (the caller of `--fd N`, a library user) is an owner:
+    // spared, as below, when it is this process or an ancestor.
+    if (!(record && record.owner === pid && spared.has(pid))) targets.add(pid);
     const owner = ownerOfHolder(pid);
     if (owner === undefined || spared.has(owner)) continue;
     // A record names the owner with the time it was taken: a reused PID is left alone.
-    if (view.record && view.record.owner === owner && !runningSince(owner, view.record.acquiredAt)) continue;
+    const named = record ?? view.record;
+    if (named && named.owner === owner && !runningSince(owner, named.acquiredAt)) continue;
     targets.add(owner);
   }
   return [...targets];
 }
 
 /**
- * Signals the holders of `name` in `dir` and waits up to `waitSeconds` for every slot they
- * held to be released. Returns 0 (released) or 1 (nobody held it); throws WaitlockError 2
- * naming the PIDs that did not let go in time, 5 when no holder could be signalled.
+ * Signals the holders of the NAME or file `select` names in `dir` and waits up to
+ * `waitSeconds` for every slot they held to be released. Returns 0 (released) or 1 (nobody
+ * held it); throws WaitlockError 2 naming the PIDs that did not let go in time (or that
+ * hold it for this very process), 5 when no holder could be signalled.
  */
-export async function signalHolders(dir: string | undefined, name: string, waitSeconds = DONE_WAIT_SECONDS): Promise<number> {
+export async function signalHolders(dir: string | undefined, select: { name: string } | { file: string }, waitSeconds = DONE_WAIT_SECONDS): Promise<number> {
+  const name = "name" in select ? select.name : select.file;
   const sigterm = signalNumber("SIGTERM")!;
   // A script releasing its own lock (`waitlock NAME &` ... `waitlock --done NAME`) is
   // the owner, or its ancestor: only the lock goes, the script keeps running.
   const spared = ancestorsOfSelf();
-  const signalled: { path: string; ino: number; holders: Holder[] }[] = [];
+  const signalled: { view: SlotView; holders: Holder[] }[] = [];
   let refused: number | undefined;
-  for (const view of dir === undefined ? [] : await viewSlots(dir, name)) {
+  let ownHolder: number | undefined;
+  for (const view of await viewSlots(dir, select)) {
     if (!view.held) continue;
     const targets = targetsOf(view, spared);
-    if (targets.length === 0) debug(`${view.file.path} is held, but the holder cannot be seen; not signalling anybody`);
+    if (targets.length === 0 && view.holders.length > 0) ownHolder = view.holders[0];
+    else if (targets.length === 0) debug(`${view.file.path} is held, but the holder cannot be seen; not signalling anybody`);
     const sent: Holder[] = [];
     for (const pid of targets) {
       // What the record's holder holds the lock for; another process, what it runs (read
@@ -57,22 +85,26 @@ export async function signalHolders(dir: string | undefined, name: string, waitS
     }
     if (sent.length === 0) continue;
     debug(`sent SIGTERM to ${holdersPhrase(sent)} for '${name}' slot ${view.file.slot}`);
-    signalled.push({ path: view.file.path, ino: view.ino, holders: sent });
+    signalled.push({ view, holders: sent });
   }
   if (signalled.length === 0) {
     if (refused !== undefined) throw new WaitlockError(EXIT.PERMISSION, name, `not allowed to signal holder PID ${refused}`);
+    if (ownHolder !== undefined)
+      throw new WaitlockError(EXIT.TIMEOUT, name, `held by PID ${ownHolder}, this process or its caller, through its own descriptor: close it (or use --fd N --unlock)`);
     notice(name, "nobody holds this lock");
     return EXIT.BUSY;
   }
   const deadline = performance.now() + waitSeconds * 1000;
   for (let step = 2; ; step = Math.min(step * 2, 100)) {
-    const pending = signalled.filter((s) => !releasedSince(s.path, s.ino));
+    const pending = signalled.filter((s) => !letGo(s.view, s.holders));
     if (pending.length === 0) {
       notice(name, `released by ${holdersPhrase(signalled.flatMap((s) => s.holders))} after SIGTERM`);
       return EXIT.OK;
     }
     if (performance.now() >= deadline) {
-      const holders = pending.flatMap((s) => s.holders);
+      const all = pending.flatMap((s) => s.holders);
+      const living = all.filter((h) => alive(h.pid));
+      const holders = living.length > 0 ? living : all;
       throw new WaitlockError(EXIT.TIMEOUT, name, `${holdersPhrase(holders)} still ${holders.length === 1 ? "holds" : "hold"} the lock ${waitSeconds} seconds after SIGTERM`);
     }
     await Bun.sleep(step);

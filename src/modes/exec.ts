@@ -1,10 +1,8 @@
 // waitlock NAME --exec CMD: run CMD while holding a slot; release on every path (invariant 5).
 import { E, signalNumber } from "../../ffi/libc";
-import { release, type SlotRequest } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
 import { debug } from "../log";
-import { acquireReporting, describeHolder, storeRecord } from "./describe";
-import type { RecordForm } from "../options";
+import type { Claimed } from "./describe";
 import type { Events } from "./events";
 
 const FORWARDED = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
@@ -41,7 +39,13 @@ function isDirectory(path: string): boolean {
   return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
 }
 
-export async function execUnderLock(req: SlotRequest, timeout: number | null, command: string[], form: RecordForm, events: Events): Promise<number> {
+/**
+ * Takes the lock with `take` (a slot of a NAME, or a file: `descriptor` is its NAME or the
+ * file's path, for WAITLOCK_DESCRIPTOR), runs `command` holding it and lets go when the
+ * command has ended. Returns the command's status (128+N when killed by signal N); throws
+ * what `take` throws, WaitlockError 126/127 when the command cannot be run.
+ */
+export async function execUnderLock(descriptor: string, take: () => Claimed | Promise<Claimed>, command: string[], events: Events): Promise<number> {
   // Everything the spawn needs that does not depend on the slot is ready before the wait,
   // so that the moment between winning the lock and starting the command stays short. A
   // command not found now is looked up again at spawn time, and reported then.
@@ -49,11 +53,11 @@ export async function execUnderLock(req: SlotRequest, timeout: number | null, co
   const argv0 = argv[0]!;
   const resolved = Bun.which(argv0);
   if (resolved) argv[0] = resolved;
-  const env: Record<string, string | undefined> = { ...process.env, WAITLOCK_DESCRIPTOR: req.name };
+  const env: Record<string, string | undefined> = { ...process.env, WAITLOCK_DESCRIPTOR: descriptor };
 
-  const outcome = acquireReporting(req, timeout, events);
-  if (!("held" in outcome)) throw new Error("unreachable: exec never re-enters a lock");
-  const held = outcome.held;
+  const outcome = await take();
+  if (!("claim" in outcome)) throw new Error("unreachable: exec never re-enters a lock");
+  const held = outcome.claim;
   const started = Date.now();
 
   // Forwarding is in place before the command exists: JS signal handlers run on a later turn
@@ -72,17 +76,17 @@ export async function execUnderLock(req: SlotRequest, timeout: number | null, co
     // the slot stays held until the command is gone too.
     child = Bun.spawn(argv, { argv0, stdio: ["inherit", "inherit", "inherit", held.fd], env });
   } catch (e) {
-    release(held);
+    held.release();
     throw cannotRun(command[0]!, e);
   }
 
   const commandText = command.join(" ");
-  storeRecord(held, describeHolder(req, held, process.pid, child.pid, commandText), form);
+  held.describe(process.pid, child.pid, commandText);
   events.acquired(held.slot, commandText);
-  debug(`running '${commandText}' as process ${child.pid} under '${req.name}' slot ${held.slot}`);
+  debug(`running '${commandText}' as process ${child.pid} under '${descriptor}' slot ${held.slot}`);
 
   const status = await child.exited;
-  release(held);
+  held.release();
   events.released((Date.now() - started) / 1000);
   if (child.signalCode) {
     debug(`command was killed by ${child.signalCode}`);

@@ -1,42 +1,96 @@
 // waitlock NAME: take a slot for the calling process and hand it to a detached holder
 // that keeps it until that process exits (invariant 4).
 import { close, fstat, getppid, pollReadable } from "../../ffi/libc";
-import { release, type SlotRequest } from "../engine";
+import { readRecordBytes } from "../engine";
 import { UsageError, WaitlockError, EXIT } from "../errors";
 import { debug } from "../log";
-import { fileKey, findHolders, holdsLock, runningSince, startedAt } from "../holders";
+import { fileKey, findHolders, grantedLocks, holdsLock, runningSince, startedAt, type LockMode } from "../holders";
 import { commandLine, exitWatch } from "../procinfo";
-import { acquireReporting, describeHolder, recordIn, storeRecord } from "./describe";
+import { inspectRecord, type LockRecord } from "../record";
+import { fileBase } from "../holderfiles";
+import { holderRecords } from "./claims";
+import type { Claimed } from "./describe";
 import { holderArgs, ownerOfHolder } from "./holder";
-import type { RecordForm } from "../options";
 import type { Events } from "./events";
 
-/** How to start this same program again (compiled, or run from source by bun). */
+/** How this same program is started again (compiled, or run from source by bun). */
 function selfCommand(): string[] {
   return Bun.main.startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, Bun.main];
 }
 
-/**
- * Is the busy slot open at `fd` already held for `owner`? The kernel says who holds it: the
- * holder its record names, if that process (the same one, not a reused PID) holds the lock;
- * without a usable record (it could not be written), any holder process kept for `owner`.
- */
-export function heldFor(owner: number, fd: number, path: string): boolean {
-  const st = fstat(fd);
-  if (typeof st === "number") return false;
-  const record = recordIn(fd, path);
-  if (record) return record.owner === owner && holdsLock(record.pid, st.dev, st.ino) !== false && runningSince(record.pid, record.acquiredAt);
-  const key = fileKey(st.dev, st.ino);
-  const holders = findHolders(new Set([key]))?.get(key) ?? [];
-  return holders.some((h) => h.pid === owner || ownerOfHolder(h.pid) === owner);
+/** A record of one holder of a lock, and the mode that holder holds it in. */
+export interface HolderRecord {
+  record: LockRecord;
+  mode: LockMode;
 }
 
-export function holdForCaller(req: SlotRequest, timeout: number | null, ownerOption: number | undefined, form: RecordForm, events: Events): number {
+/**
+ * Is the busy lock on the file `dev`/`ino` (a slot file, or a file locked with --file)
+ * already held for `owner`, in a mode that serves a request for `wanted` (an exclusive
+ * hold serves both)? The kernel says who holds it: a record counts if the process it names
+ * (the same one, not a reused PID) holds the lock; without any usable record (none could
+ * be written), any holder process kept for `owner`.
+ */
+export function heldFor(owner: number, wanted: LockMode, dev: number, ino: number, records: HolderRecord[]): boolean {
+  const key = fileKey(dev, ino);
+  const locks = grantedLocks();
+  const kernelMode = locks?.get(key)?.mode;
+  if ((locks && !kernelMode) || (wanted === "exclusive" && kernelMode === "shared")) return false;
+  for (const { record, mode } of records) {
+    if (record.owner !== owner || (wanted === "exclusive" && (kernelMode ?? mode) !== "exclusive")) continue;
+    if (holdsLock(record.pid, dev, ino) !== false && runningSince(record.pid, record.acquiredAt)) return true;
+  }
+  if (records.length > 0) return false;
+  for (const h of findHolders(new Set([key]))?.get(key) ?? []) {
+    if (wanted === "exclusive" && h.mode !== "exclusive") continue;
+    if (h.pid === owner || ownerOfHolder(h.pid) === owner) return true;
+  }
+  return false;
+}
+
+/**
+ * The records of a slot's holders: its writer's inside the slot file open at `fd`, its
+ * readers' in holder files beside it (`path` is the slot file's).
+ */
+export function slotRecords(fd: number, path: string): HolderRecord[] {
+  const records: HolderRecord[] = [];
+  const d = inspectRecord(readRecordBytes(fd));
+  if ("record" in d) records.push({ record: d.record, mode: "exclusive" });
+  for (const { record } of holderRecords(path.slice(0, -".lock".length))) records.push({ record, mode: "shared" });
+  return records;
+}
+
+/** isOurs for a file (--file) locked through the lock directory `dir`: is it already held for `owner`? */
+export function fileHeldFor(dir: string, owner: number, wanted: LockMode) {
+  return (_fd: number, dev: number, ino: number): boolean => {
+    const records: HolderRecord[] = [];
+    // Where the kernel cannot say how a file is held, a holder counts as exclusive.
+    for (const { record } of holderRecords(fileBase(dir, dev, ino))) records.push({ record, mode: "exclusive" });
+    return heldFor(owner, wanted, dev, ino, records);
+  };
+}
+
+/** isOurs for a slot: is the busy slot file open at `fd` already held for `owner`? */
+export function slotHeldFor(owner: number, wanted: LockMode) {
+  return (fd: number, path: string): boolean => {
+    const st = fstat(fd);
+    return typeof st !== "number" && heldFor(owner, wanted, st.dev, st.ino, slotRecords(fd, path));
+  };
+}
+
+/**
+ * Takes a lock with `take` (which is told the owner, for its same-owner check) and hands
+ * it to a detached holder process that keeps it until the owner exits: `ownerOption`, else
+ * the calling process. `name` is the NAME or the locked file's path, for the holder's
+ * syslog line. Returns 0; throws what `take` throws, UsageError for a missing --owner,
+ * WaitlockError 4 when the caller is gone.
+ */
+export function holdForCaller(take: (owner: number) => Claimed, name: string, ownerOption: number | undefined, events: Events): number {
   const owner = ownerOption ?? getppid();
   const watch = exitWatch(owner);
   if (watch.kind === "gone") {
     if (ownerOption !== undefined) throw new UsageError("--owner", `no process with PID ${owner}`);
-    throw new WaitlockError(EXIT.SYSTEM, req.name, "the calling process has already exited");
+    throw new WaitlockError(EXIT.SYSTEM, name, "the calling process has already exited");
   }
   const closeWatch = () => watch.kind === "pidfd" && close(watch.fd);
   // With the PID, its start time names the owner: a holder that must poll cannot be fooled
@@ -45,28 +99,28 @@ export function holdForCaller(req: SlotRequest, timeout: number | null, ownerOpt
 
   let outcome;
   try {
-    outcome = acquireReporting(req, timeout, events, (fd, path) => heldFor(owner, fd, path));
+    outcome = take(owner);
   } catch (e) {
     closeWatch();
     throw e;
   }
   if ("alreadyHeld" in outcome) {
-    debug(`'${req.name}' slot ${outcome.alreadyHeld} is already held for process ${owner}`);
+    debug(`'${name}' slot ${outcome.alreadyHeld} is already held for process ${owner}`);
     closeWatch();
     return EXIT.OK;
   }
 
-  const held = outcome.held;
+  const held = outcome.claim;
   try {
     const exited = watch.kind === "pidfd" ? pollReadable([watch.fd], 0) : [];
     const ownerGone = (ownerOption === undefined && getppid() !== owner) || (Array.isArray(exited) && exited.length > 0);
     if (ownerGone) {
       debug(`process ${owner} exited while we waited; releasing at once`);
-      release(held);
+      held.release();
       return EXIT.OK;
     }
     const holder = Bun.spawn(
-      [...selfCommand(), ...holderArgs(held.path, req.name, owner, ownerStart, watch.kind, Date.now(), events.holderArgs())],
+      [...selfCommand(), ...holderArgs(owner, ownerStart, watch.kind, Date.now(), events.holderArgs(), name, held.handOver())],
       {
         stdio: ["ignore", "ignore", "ignore", held.fd, watch.kind === "pidfd" ? watch.fd : "ignore"],
         detached: true,
@@ -76,11 +130,11 @@ export function holdForCaller(req: SlotRequest, timeout: number | null, ownerOpt
     );
     holder.unref();
     const command = commandLine(owner);
-    storeRecord(held, describeHolder(req, held, holder.pid, owner, command), form);
-    debug(`holder process ${holder.pid} keeps '${req.name}' slot ${held.slot} until process ${owner} exits`);
+    held.describe(holder.pid, owner, command);
+    debug(`holder process ${holder.pid} keeps '${name}' slot ${held.slot} until process ${owner} exits`);
     events.acquired(held.slot, command);
   } catch (e) {
-    release(held);
+    held.release();
     throw e;
   } finally {
     closeWatch();

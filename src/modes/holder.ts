@@ -4,27 +4,31 @@
 // spawn), from a kqueue of its own (BSD, macOS), or by polling: the owner's PID with its
 // start time, so that a reused PID is not taken for the owner.
 import { E, pollReadable, processExitQueue, waitQueue } from "../../ffi/libc";
-import { release } from "../engine";
 import { sameProcess } from "../holders";
 import { commandLine } from "../procinfo";
+import { letGo } from "./claims";
 import { noEvents, syslogEvents } from "./events";
 
-/** The arguments that start a holder process, after the program itself (see runHolder). */
-export const holderArgs = (path: string, name: string, owner: number, ownerStart: number | undefined, watch: string, acquiredMs: number, facility: string) =>
-  ["__hold", path, name, String(owner), String(ownerStart ?? ""), watch, String(acquiredMs), facility];
+/**
+ * The arguments that start a holder process, after the program itself (see runHolder): the
+ * owner first, so that ownerOfHolder finds it whatever the paths after it hold; last, how
+ * to let go (Claim.handOver()).
+ */
+export const holderArgs = (owner: number, ownerStart: number | undefined, watch: string, acquiredMs: number, facility: string, name: string, handOver: string[]) =>
+  ["__hold", String(owner), String(ownerStart ?? ""), watch, String(acquiredMs), facility, name, ...handOver];
 
 /** The owner a running holder process keeps its slot for, read from its arguments; else undefined. */
 export function ownerOfHolder(pid: number): number | undefined {
   const argv = commandLine(pid).split(" ");
   const at = argv.indexOf("__hold");
-  return at < 0 ? undefined : Number(argv[at + 3]);
+  return at < 0 ? undefined : Number(argv[at + 1]);
 }
 
 const LOCK_FD = 3;
 const OWNER_FD = 4;
 
 export async function runHolder(args: string[]): Promise<number> {
-  const [path = "", name = "", ownerArg = "", ownerStartArg = "", watch = "", acquiredArg = "", facility = ""] = args;
+  const [ownerArg = "", ownerStartArg = "", watch = "", acquiredArg = "", facility = "", name = "", ...handOver] = args;
   const owner = Number(ownerArg);
   // Unknown start (not Linux): any process under the owner's PID counts as the owner.
   const ownerStart = ownerStartArg === "" ? undefined : Number(ownerStartArg);
@@ -34,7 +38,7 @@ export async function runHolder(args: string[]): Promise<number> {
   const finish = () => {
     if (!done) {
       done = true;
-      release({ fd: LOCK_FD, path });
+      letGo(LOCK_FD, handOver);
       events.released((Date.now() - acquiredAt) / 1000);
     }
     process.exit(0);

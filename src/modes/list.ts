@@ -4,6 +4,8 @@ import { formatRows, type Row, type Status } from "../format";
 import type { Format } from "../options";
 import { commandLine, processUid } from "../procinfo";
 import { ownerOfHolder } from "./holder";
+import type { LockMode } from "../holders";
+import type { Decoded, LockRecord } from "../record";
 import { viewSlots, type SlotView } from "./scan";
 
 export interface ListOptions {
@@ -11,6 +13,8 @@ export interface ListOptions {
   all: boolean;
   staleOnly: boolean;
   name?: string;
+  /** --file: only the locks of this file, with every holder the kernel names */
+  file?: string;
 }
 
 /**
@@ -38,17 +42,19 @@ async function userNames(): Promise<Map<number, string>> {
   return names;
 }
 
-/** What an empty human listing says instead of a bare header (followed by " in DIR"). */
-function nothingListed(opts: ListOptions): string {
-  const of = opts.name === undefined ? "" : ` of '${opts.name}'`;
-  if (opts.staleOnly) return `no stale or corrupt records${of}`;
-  if (opts.all) return `no locks or records${of}`;
-  return opts.name === undefined ? "no locks held" : `'${opts.name}' is not held`;
+/** Where a row's description comes from: a slot file's own record, a holder file, or none. */
+interface Source {
+  record: LockRecord | null;
+  decoded: Decoded;
+  bytes: Uint8Array;
 }
 
-/** The row of one process holding (or having held) a slot. */
-function rowOf(view: SlotView, status: Status, users: Map<number, string>, pid: number | null, fromKernel: boolean): Row {
-  const { file, record } = view;
+const NO_RECORD: Source = { record: null, decoded: { corrupt: "none" }, bytes: new Uint8Array(0) };
+
+/** The row of one process holding (or having held) a lock, described by `source`. */
+function rowOf(view: SlotView, source: Source, mode: LockMode | null, status: Status, users: Map<number, string>, pid: number | null, fromKernel: boolean): Row {
+  const { file } = view;
+  const { record } = source;
   const uid = fromKernel && pid !== null ? (processUid(pid) ?? null) : (record?.uid ?? null);
   // A holder process found without a record: it holds the slot for the owner it was started for.
   const owner = record?.owner ?? (fromKernel && pid !== null ? ownerOfHolder(pid) : undefined) ?? null;
@@ -57,6 +63,7 @@ function rowOf(view: SlotView, status: Status, users: Map<number, string>, pid: 
     slot: file.slot,
     status,
     file: file.path,
+    mode,
     pid,
     owner,
     uid,
@@ -66,18 +73,48 @@ function rowOf(view: SlotView, status: Status, users: Map<number, string>, pid: 
     maxHolders: record?.maxHolders ?? null,
     hostname: record?.hostname ?? null,
     command: fromKernel && pid !== null ? commandLine(record || owner === null ? pid : owner) : (record?.command ?? null),
-    format: "format" in view.decoded ? view.decoded.format : null,
+    format: "format" in source.decoded ? source.decoded.format : null,
   };
 }
 
 /**
- * The rows of one slot: a held slot shows who holds it now (the record's holder, or the
- * processes the kernel names when that one is gone); a free one its stale or corrupt record.
+ * The rows of one lock, each with the bytes it was read from. A held lock shows who holds
+ * it now: the holders its records name, and the processes the kernel names that no record
+ * accounts for (all of them when no record answers: its holder is gone, or wrote none);
+ * then (for --all) the stale records of readers that were killed. A free one shows its
+ * stale or corrupt records.
  */
-function rowsOf(view: SlotView, users: Map<number, string>): Row[] {
-  if (!view.held) return [rowOf(view, view.record ? "stale" : "corrupt", users, view.record?.pid ?? null, false)];
-  if (view.recordHolds || view.holders.length === 0) return [rowOf(view, "active", users, view.record?.pid ?? null, false)];
-  return view.holders.map((pid) => rowOf(view, "active", users, pid, true));
+function rowsOf(view: SlotView, users: Map<number, string>): { row: Row; bytes: Uint8Array }[] {
+  const own: Source = { record: view.record, decoded: view.decoded, bytes: view.bytes };
+  // A slot's readers are shared holders; a file's holders share the kernel's one mode.
+  const fileMode = view.kind === "slot" ? "shared" : null;
+  const rows: { row: Row; bytes: Uint8Array }[] = [];
+  const add = (source: Source, mode: LockMode | null, status: Status, pid: number | null, fromKernel = false) =>
+    rows.push({ row: rowOf(view, source, mode, status, users, pid, fromKernel), bytes: source.bytes });
+  const stale = (source: Source, mode: LockMode | null) => add(source, mode, source.record ? "stale" : "corrupt", source.record?.pid ?? null);
+  if (!view.held) {
+    if (view.kind === "slot" && (view.bytes.byteLength > 0 || view.holderFiles.length === 0)) stale(own, "exclusive");
+    for (const h of view.holderFiles) stale(h, fileMode);
+    return rows;
+  }
+  if (view.recordHolds) add(own, view.mode ?? "exclusive", "active", view.record!.pid);
+  for (const h of view.holderFiles) if (h.holds) add(h, view.mode ?? fileMode, "active", h.record!.pid);
+  const answered = rows.length > 0;
+  // With no record answering, the slot file's own (stale) record still names the owner a
+  // killed waitlock --exec held the slot for.
+  for (const pid of view.unrecorded) add(answered || view.kind === "file" ? NO_RECORD : own, view.mode, "active", pid, true);
+  if (rows.length === 0) add(view.kind === "slot" ? own : NO_RECORD, view.mode, "active", view.kind === "slot" ? (view.record?.pid ?? null) : null);
+  for (const h of view.holderFiles) if (!h.holds) stale(h, fileMode);
+  return rows;
+}
+
+/** What an empty human listing says instead of a bare header (followed by " in DIR"). */
+function nothingListed(opts: ListOptions): string {
+  const of = opts.file !== undefined ? ` of ${opts.file}` : opts.name === undefined ? "" : ` of '${opts.name}'`;
+  if (opts.staleOnly) return `no stale or corrupt records${of}`;
+  if (opts.all) return `no locks or records${of}`;
+  if (opts.file !== undefined) return `${opts.file} is not held`;
+  return opts.name === undefined ? "no locks held" : `'${opts.name}' is not held`;
 }
 
 /**
@@ -89,11 +126,12 @@ export async function listRows(dir: string | undefined, opts: ListOptions): Prom
   try {
     const users = await userNames();
     const rows: Row[] = [];
-    for (const view of dir === undefined ? [] : await viewSlots(dir, opts.name)) {
-      for (const row of rowsOf(view, users)) {
+    const select = opts.file !== undefined ? { file: opts.file } : { name: opts.name };
+    for (const view of await viewSlots(dir, select)) {
+      for (const { row, bytes } of rowsOf(view, users)) {
         const show = opts.staleOnly ? row.status !== "active" : opts.all || row.status === "active";
         if (!show) continue;
-        if (opts.format === "json") row.sha256 = await sha256(view.bytes);
+        if (opts.format === "json") row.sha256 = await sha256(bytes);
         rows.push(row);
       }
     }

@@ -29,7 +29,7 @@ import { pollingForced } from "../waker";
 import { checkSlots } from "./check";
 import { describeHolder, storeRecord } from "./describe";
 import { noEvents, syslogEvents, type Events } from "./events";
-import { heldFor } from "./hold";
+import { slotHeldFor } from "./hold";
 import { listRows } from "./list";
 
 interface Holding {
@@ -164,9 +164,11 @@ export class Server {
 
   private run(verb: Verb, opts: Options, env: Record<string, string>): Answer | Promise<Answer> {
     if (opts.owner !== undefined) throw new UsageError("--owner", "a coprocess holds its locks for its client");
+    if (opts.file !== undefined || opts.fd !== undefined) throw new UsageError(opts.file !== undefined ? "--file" : "--fd", "not through the coprocess: run waitlock itself");
+    if (opts.shared && verb === "acquire") throw new UsageError("--shared", "the coprocess takes exclusive locks only; run waitlock -s itself");
     if (verb === "list") return this.list(opts);
     if (opts.name === undefined) throw new UsageError("lock name", "missing");
-    if (verb === "check") return { status: checkSlots(() => ({ dir: resolveLockDir(opts.lockDir, env, false)?.path, name: opts.name!, slots: opts.slots })) };
+    if (verb === "check") return { status: checkSlots(() => ({ dir: resolveLockDir(opts.lockDir, env, false)?.path, name: opts.name!, slots: opts.slots, mode: opts.shared ? "shared" : "exclusive" })) };
     const dir = this.lockDir(opts.lockDir);
     const req: SlotRequest = { dir: dir.path, shared: dir.shared, name: opts.name, slots: opts.slots, preferred: opts.preferredSlot };
     return verb === "release" ? this.release(req) : this.acquire(req, opts);
@@ -188,7 +190,7 @@ export class Server {
       return { status: EXIT.OK, slot: mine.held.slot };
     }
     const events = opts.syslog ? syslogEvents(opts.facility, req.name, req.slots) : noEvents;
-    const isOurs = (fd: number, path: string) => heldFor(this.owner, fd, path);
+    const isOurs = slotHeldFor(this.owner, "exclusive");
     let outcome;
     try {
       outcome = acquire(req, 0, { isOurs });
@@ -210,7 +212,7 @@ export class Server {
       return { status: EXIT.OK, slot: mine.held.slot };
     }
     const held = outcome.held;
-    storeRecord(held, describeHolder(req, held, process.pid, this.owner, this.ownerCommand), form);
+    storeRecord(held, describeHolder(req.name, req.slots, held.slot, process.pid, this.owner, this.ownerCommand), form);
     this.holding.set(key, { held, name: req.name, events, since: Date.now() });
     events.acquired(held.slot, this.ownerCommand);
     debug(`holding '${req.name}' slot ${held.slot} for process ${this.owner}`);

@@ -57,6 +57,32 @@ describe("parseOptions", () => {
     expect(parse([]).name).toBeUndefined();
     expect(() => parse(["a/b"])).toThrow(UsageError);
   });
+  test("-s, --file and --fd: what they combine with", () => {
+    expect(parse(["-s", "n"])).toMatchObject({ mode: "acquire", shared: true, name: "n" });
+    expect(parse(["--file", "/etc/hosts", "--exec", "true"])).toMatchObject({ mode: "exec", file: "/etc/hosts", name: undefined });
+    expect(parse(["--check", "-s", "--file=/x"])).toMatchObject({ mode: "check", shared: true, file: "/x" });
+    expect(parse(["--list", "--file", "/x"])).toMatchObject({ mode: "list", file: "/x" });
+    expect(parse(["-s", "-t", "1", "--fd", "9"])).toMatchObject({ mode: "fd", fd: 9, shared: true, timeout: 1 });
+    expect(parse(["--fd", "9", "--unlock"])).toMatchObject({ mode: "unlock", fd: 9 });
+    expect(parse(["--fd", "9"], { WAITLOCK_TIMEOUT: "3" }).timeout).toBe(3);
+    // A semaphore's WAITLOCK_SLOT, inherited by a command, does not concern a file.
+    expect(parse(["--file", "/x"], { WAITLOCK_SLOT: "3" }).preferredSlot).toBeUndefined();
+    const refused: [string[], string][] = [
+      [["-s", "-m", "2", "n"], "--shared"],
+      [["-s", "-c", "n"], "--shared"],
+      [["-s", "--list"], "--shared"],
+      [["--unlock"], "--unlock"],
+      [["--fd", "9", "--unlock", "-t", "1"], "--timeout"],
+      [["--fd", "9", "n"], "n"],
+      [["--file", "/x", "n"], "n"],
+      [["--file", "/x", "-m", "3"], "--allowMultiple"],
+      [["--file", "/x", "--fd", "3"], "--file and --fd"],
+      [["--fd", "3", "--exec", "true"], "--exec and --fd"],
+      [["--fd", "-1"], "--fd"],
+      [["--file", ""], "--file"],
+    ];
+    for (const [argv, context] of refused) expect({ argv, context: contextOf(() => parse(argv)) }).toEqual({ argv, context });
+  });
   test("seconds", () => {
     expect(seconds("0", "t")).toBe(0);
     expect(seconds(".5", "t")).toBe(0.5);
