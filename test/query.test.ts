@@ -2,7 +2,7 @@
 import { expect, test } from "bun:test";
 import { chmodSync, existsSync, readdirSync, writeFileSync } from "node:fs";
 import { encodeRecord } from "../src/record";
-import { BIN, alive, held, listJson, lockDir, run, sh, start, startSh, waitFor, wl } from "./helpers";
+import { BIN, alive, held, listJson, lockDir, queuedInKernel, run, sh, start, startSh, waitFor, wl } from "./helpers";
 
 test("--check: 0 when a slot is free, 1 when all are held; it creates and takes nothing", async () => {
   const d = lockDir();
@@ -153,4 +153,20 @@ test("--done signals only a process that has the slot file open: the command of 
   expect((await wl(["-d", d, "--done", "odd"])).code).toBe(0);
   expect(await outsider.exited).not.toBe(0);
   expect(alive(stranger.pid)).toBe(true);
+});
+
+test("--done answers 0 at once when a waiter takes the slot the moment its holder lets go", async () => {
+  const d = lockDir();
+  start([BIN, "-d", d, "db", "--exec", "sleep", "60"]);
+  await waitFor("the holder", () => held(d, "db"));
+  // A plain acquire waiting in line (for a process of ours): it holds the very file as soon
+  // as the holder is gone.
+  const owner = start(["sleep", "60"]);
+  const waiter = start([BIN, "-d", d, "--owner", String(owner.pid), "db"]);
+  await waitFor("the waiter in the kernel's queue", () => queuedInKernel(waiter.pid));
+  const r = await wl(["-d", d, "--done", "db"]);
+  expect(r).toMatchObject({ code: 0, stderr: "" });
+  expect(r.ms).toBeLessThan(3000);
+  expect(await waiter.exited).toBe(0);
+  expect(await held(d, "db")).toBe(true);
 });
