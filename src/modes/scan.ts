@@ -2,7 +2,7 @@
 // and --done; not on the lock path).
 import { inspect } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
-import { fileKey, findHolders, grantedLocks, holdsLock, runningSince } from "../holders";
+import { ProcessCache, fileKey, findHolders, readLockTable, type LockTable } from "../holders";
 import { debug } from "../log";
 import { inspectRecord, type Decoded, type LockRecord } from "../record";
 
@@ -64,10 +64,13 @@ export interface SlotView {
  * Every slot file of `dir` (of `onlyName`), with its state and holders. The record's
  * holder, when it is the same process that took the slot and holds it still, answers for
  * the slot; otherwise (it was killed and a descendant holds on, or there is no usable
- * record) the kernel is asked who holds the file.
+ * record) the kernel is asked who holds the file. `table`: /proc/locks as read for the
+ * same moment's view of the queues (readLockTable()). Each process is looked at once,
+ * however many slots it holds.
  */
-export async function viewSlots(dir: string, onlyName?: string): Promise<SlotView[]> {
-  const locks = grantedLocks();
+export async function viewSlots(dir: string, onlyName?: string, table: LockTable | undefined = readLockTable()): Promise<SlotView[]> {
+  const locks = table?.granted;
+  const processes = new ProcessCache();
   const views: SlotView[] = [];
   const ask = new Map<string, SlotView>();
   for (const file of await scanSlotFiles(dir, onlyName)) {
@@ -87,7 +90,7 @@ export async function viewSlots(dir: string, onlyName?: string): Promise<SlotVie
     const view: SlotView = { file, held, ino: seen.ino!, bytes: seen.bytes!, decoded, record, holders: [], recordHolds: false };
     views.push(view);
     if (!held) continue;
-    const holds = record && runningSince(record.pid, record.acquiredAt) ? holdsLock(record.pid, seen.dev!, seen.ino!) : false;
+    const holds = record && processes.runningSince(record.pid, record.acquiredAt) ? processes.holdsLock(record.pid, seen.dev!, seen.ino!) : false;
     if (record && holds !== false) {
       view.holders = [record.pid];
       view.recordHolds = true;
