@@ -43,6 +43,7 @@ async function runOther(opts: Options): Promise<number> {
       await Bun.write(Bun.stdout, `waitlock ${VERSION}\n`);
       return EXIT.OK;
     case "list":
+      if (opts.watch !== undefined) return (await import("./modes/watch")).watchLocks(() => readOnlyDir(opts), opts, opts.watch);
       return (await import("./modes/list")).listLocks(() => readOnlyDir(opts), opts);
     case "check":
       return (await import("./modes/check")).checkSlots(() => ({ dir: readOnlyDir(opts), name: opts.name ?? readNameFromStdin(), slots: opts.slots }));

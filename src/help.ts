@@ -14,6 +14,7 @@ const FORMS = [
   "--check [-m N | -c [-x N]] NAME",
   "--done NAME",
   "--list [-f FORMAT] [--all | --stale-only] [NAME]",
+  "--list --watch [SECONDS] [-f FORMAT -o FILE] [NAME]",
 ];
 
 const EXIT_STATUS: readonly (readonly [string, string])[] = [
