@@ -90,10 +90,14 @@ const since = (from: number | null, now: number | undefined) => (from === null |
 
 /**
  * The seven fields of csv and null. A waiting row keeps the layout: its queue position
- * (1 = next) stands in the slot field and the time it has waited since in the acquired one.
+ * (1 = next) stands in the slot field and the time it has waited since (whole Unix
+ * seconds, as acquired) in the acquired one.
  */
 function seven(r: Row | WaiterRow): string[] {
-  if (r.status === "waiting") return [r.descriptor, text(r.pid), String(r.position), text(r.user), text(r.waitingSince), r.status, text(r.command)];
+  if (r.status === "waiting") {
+    const since = r.waitingSince === null ? null : Math.floor(r.waitingSince);
+    return [r.descriptor, text(r.pid), String(r.position), text(r.user), text(since), r.status, text(r.command)];
+  }
   return [r.descriptor, text(r.pid), String(r.slot), text(r.user), text(r.acquired), r.status, text(r.command)];
 }
 

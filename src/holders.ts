@@ -53,7 +53,7 @@ export interface FileLocks {
   blocked: number[];
 }
 
-/** /proc/locks read once: the flock(2) locks granted now and the requests blocked behind them. */
+/** /proc/locks as read: the flock(2) locks granted now and the requests blocked behind them. */
 export interface LockTable {
   /** granted locks by fileKey() */
   granted: Map<string, LockHolder["mode"]>;
@@ -61,26 +61,51 @@ export interface LockTable {
   files: Map<string, FileLocks>;
 }
 
-/** Reads /proc/locks; undefined where the kernel does not list its locks (not Linux). */
-export function readLockTable(): LockTable | undefined {
-  if (platform.os !== "linux") return undefined;
-  let text: string;
-  try {
-    text = fs().readFileSync("/proc/locks", "utf8");
-  } catch {
-    return undefined;
-  }
+/** One reading of /proc/locks, each granted lock once with the requests blocked behind it. */
+function parseLockTable(text: string): LockTable {
   const table: LockTable = { granted: new Map(), files: new Map() };
+  // A granted lock and its tree of waiters are one record; a record seen twice is skipped.
+  let current: FileLocks | undefined;
   for (const line of text.split("\n")) {
     const lock = parseLockLine(line);
     if (!lock) continue;
+    if (lock.blocked) {
+      current?.blocked.push(lock.pid);
+      continue;
+    }
     let file = table.files.get(lock.key);
     if (!file) table.files.set(lock.key, (file = { granted: [], blocked: [] }));
-    if (lock.blocked) file.blocked.push(lock.pid);
-    else {
-      table.granted.set(lock.key, lock.mode);
-      file.granted.push(lock.pid);
+    table.granted.set(lock.key, lock.mode);
+    current = file.granted.includes(lock.pid) ? undefined : file;
+    current?.granted.push(lock.pid);
+  }
+  return table;
+}
+
+/**
+ * Reads /proc/locks; undefined where the kernel does not list its locks (not Linux).
+ * The kernel hands the file out a page at a time, each page found again by counting
+ * records from the start, so locks taken or released elsewhere between two pages shift
+ * the count: a record can be skipped (or repeated) in one reading. So it is read twice:
+ * the second reading answers for every file it shows, the first for a file it does not
+ * (skipped, or released in between: that answer is a moment old). A PID in the answer
+ * may thus belong to a process that has exited between the readings.
+ */
+export function readLockTable(): LockTable | undefined {
+  if (platform.os !== "linux") return undefined;
+  const tables: LockTable[] = [];
+  for (let i = 0; i < 2; i++) {
+    try {
+      tables.push(parseLockTable(fs().readFileSync("/proc/locks", "utf8")));
+    } catch {
+      return undefined;
     }
+  }
+  const [first, table] = tables as [LockTable, LockTable];
+  for (const [key, file] of first.files) {
+    if (table.files.has(key)) continue;
+    table.files.set(key, file);
+    table.granted.set(key, first.granted.get(key)!);
   }
   return table;
 }

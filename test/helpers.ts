@@ -144,6 +144,9 @@ export interface ListedRow {
   descriptor: string;
   slot: number;
   status: string;
+  /** waiting rows: place in the queue, 1 = next */
+  position?: number;
+  waitingSince?: number | null;
   pid: number | null;
   owner: number | null;
   command: string | null;

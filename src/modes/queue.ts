@@ -15,8 +15,7 @@ export interface QueueView {
   path: string;
   /**
    * The waiting processes in queue order, the head (served next) first; null for a process
-   * the kernel does not name to us (another PID namespace, or a holder of the turnstile
-   * whose taker has exited).
+   * the kernel does not name to us (in another PID namespace).
    */
   waiters: (number | null)[];
 }
@@ -44,12 +43,12 @@ export function viewQueues(dir: string, onlyName: string | undefined, table: Loc
     const st = lstatSync(path, { throwIfNoEntry: false });
     if (!st?.isFile()) continue;
     const locks = table.files.get(fileKey(st.dev, st.ino));
-    if (!locks || locks.granted.length === 0) continue;
-    const head = locks.granted[0]!;
-    // A blocked request's process is always there (the kernel drops the request when it
-    // dies); the process that took the turnstile need not be.
-    const first = head > 0 && alive(head) ? head : null;
-    queues.push({ name: m[1]!, path, waiters: [first, ...locks.blocked.map((pid) => (pid > 0 ? pid : null))] });
+    if (!locks) continue;
+    // A process that has exited is no waiter: the kernel drops a blocked request at once,
+    // but a PID may come from the earlier of two readings (readLockTable()), and the
+    // process that took the turnstile may have left it to a descendant.
+    const waiters = [locks.granted[0]!, ...locks.blocked].flatMap((pid) => (pid <= 0 ? [null] : alive(pid) ? [pid] : []));
+    if (waiters.length > 0) queues.push({ name: m[1]!, path, waiters });
   }
   return queues.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
