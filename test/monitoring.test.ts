@@ -382,6 +382,13 @@ describe("--list --watch", () => {
     }
   }, 30_000);
 
+  test("a reader that goes away ends it quietly with 0, as `| head` expects", async () => {
+    const d = lockDir();
+    const r = await run(["bash", "-c", `set -o pipefail; "$WL" -d "$D" --list --watch 0.1 | head -n 1`], { env: { WL: BIN, D: d } });
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(r.stdout).toStartWith("Every 0.1s: waitlock --list in ");
+  }, 30_000);
+
   test("a machine format needs -o FILE; SECONDS is the next word only when it is a number", async () => {
     const d = lockDir();
     expect(await wl(["-d", d, "--list", "--watch", "-f", "json"])).toMatchObject({ code: 3, stderr: expect.stringContaining("-o FILE") });

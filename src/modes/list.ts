@@ -108,7 +108,9 @@ function waiterRows(queue: QueueView, users: Map<number, string>, processes: Pro
 /**
  * What `dir` holds now (undefined: no directory, nothing), as --list shows it: the holders
  * and records that `opts` asks for (all of them for -f prometheus), and the waiters (none
- * with --stale-only). Slots and queues are seen through one reading of /proc/locks.
+ * with --stale-only). Slots and queues are seen through the same look at /proc/locks
+ * (readLockTable()). Throws WaitlockError (4; 5 when permission is denied) when `dir`
+ * cannot be read.
  */
 export async function snapshot(dir: string | undefined, opts: ListOptions, users: Map<number, string>): Promise<Listing> {
   const listing: Listing = { holders: [], waiters: [] };
@@ -141,10 +143,12 @@ export async function listingText(dir: string | undefined, listing: Listing, opt
 /** " in DIR", or why there is no directory to look in. */
 export const whereText = (dir: string | undefined) => (dir === undefined ? " (the lock directory does not exist)" : ` in ${dir}`);
 
-/** Lets the JIT compile again: see listLocks. */
-export function listingIsRealWork(): void {
-  // The executable starts with the JIT held back (package.json: --compile-jit-policy), as
-  // compiling run-once code costs more than it saves; a listing of many slots is real work.
+/**
+ * Gives the JIT compiler back its normal policy. The executable starts with it held back
+ * (package.json: --compile-jit-policy), as compiling run-once code costs more than it
+ * saves; a listing of many slots, or one listing after another, is real work.
+ */
+export function restoreJit(): void {
   Bun.unsafe.setJITPolicy(1);
 }
 
@@ -167,9 +171,13 @@ export async function toStdout(text: string): Promise<boolean> {
   }
 }
 
-/** `lockDir` is resolved inside, so that a directory problem is also exit 1. */
+/**
+ * Lists the locks of `lockDir()` once, on stdout or into `opts.output`. `lockDir` is
+ * resolved inside, so that a directory problem is also exit 1; throws WaitlockError with
+ * exit 1 for every failure but a usage error (3).
+ */
 export async function listLocks(lockDir: () => string | undefined, opts: ListOptions): Promise<number> {
-  listingIsRealWork();
+  restoreJit();
   try {
     const dir = lockDir();
     const text = await listingText(dir, await snapshot(dir, opts, await userNames()), opts, Date.now() / 1000);

@@ -6,7 +6,7 @@ import { isatty } from "../../ffi/libc";
 import { writeAtomically } from "../atomicfile";
 import { EXIT } from "../errors";
 import { humanLines, localTime, type Listing } from "../format";
-import { asListError, listingIsRealWork, listingText, nothingListed, snapshot, toStdout, userNames, whereText, type ListOptions } from "./list";
+import { asListError, restoreJit, listingText, nothingListed, snapshot, toStdout, userNames, whereText, type ListOptions } from "./list";
 
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
@@ -62,7 +62,7 @@ class LiveScreen {
  * Throws what listLocks throws (exit 1; 3 for usage), after giving the terminal back.
  */
 export async function watchLocks(lockDir: () => string | undefined, opts: ListOptions, interval: number): Promise<number> {
-  listingIsRealWork();
+  restoreJit();
   const users = await userNames();
   const screen = opts.output === undefined && isatty(1) ? new LiveScreen() : undefined;
   let stopped = false;
