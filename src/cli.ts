@@ -49,6 +49,7 @@ async function runOther(opts: Options): Promise<number> {
       await Bun.write(Bun.stdout, `waitlock ${VERSION}\n`);
       return EXIT.OK;
     case "list":
+      if (opts.watch !== undefined) return (await import("./modes/watch")).watchLocks(() => readOnlyDir(opts), opts, opts.watch);
       return (await import("./modes/list")).listLocks(() => readOnlyDir(opts), opts);
     case "check": {
       const { checkFile, checkSlots } = await import("./modes/check");

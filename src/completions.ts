@@ -10,6 +10,8 @@ interface Option {
   long: string[];
   short?: string;
   takesValue: boolean;
+  /** the value may be left out ("[SECONDS]"): the next word may as well be a NAME */
+  optionalValue: boolean;
   description: string;
   /** what a value can be: a fixed list, a directory, any file, a PID, or anything */
   values: readonly string[] | "dir" | "file" | "pid" | "command" | "any";
@@ -42,6 +44,7 @@ export function options(): Option[] {
       key,
       long: [],
       takesValue: def.type !== "boolean",
+      optionalValue: "valueHint" in def && def.valueHint?.startsWith("[") === true,
       description: def.description ?? "",
       values: valuesOf(key),
     };
@@ -58,7 +61,7 @@ export function bash(): string {
   const opts = options();
   const words = opts.flatMap((o) => [...o.long.map((l) => `--${l}`), ...(o.short ? [`-${o.short}`] : [])]);
   const cases = opts
-    .filter((o) => o.takesValue && o.key !== "exec")
+    .filter((o) => o.takesValue && !o.optionalValue && o.key !== "exec")
     .map((o) => {
       const pattern = [...o.long.map((l) => `--${l}`), ...(o.short ? [`-${o.short}`] : [])].join("|");
       const reply =
@@ -112,12 +115,14 @@ export function zsh(): string {
               ? ":process ID:_pids"
               : Array.isArray(o.values)
                 ? `:${o.key}:(${(o.values as string[]).join(" ")})`
-                : o.takesValue
-                  ? `:${o.key}: `
-                  : "";
+                : o.optionalValue
+                  ? `::${o.key}: `
+                  : o.takesValue
+                    ? `:${o.key}: `
+                    : "";
     const desc = o.description.replaceAll("[", "\\[").replaceAll("]", "\\]").replaceAll("'", "'\\''").replaceAll(":", "\\:");
     const names = [...o.long.map((l) => `--${l}`), ...(o.short ? [`-${o.short}`] : [])];
-    const eq = o.takesValue && o.key !== "exec" ? "=" : "";
+    const eq = o.takesValue && !o.optionalValue && o.key !== "exec" ? "=" : "";
     return names.map((n) => `    '${n.startsWith("--") ? n + eq : n}[${desc}]${action}'`);
   });
   return `#compdef waitlock
@@ -138,7 +143,7 @@ export function fish(): string {
     else if (o.values === "file") parts.push("-r -F");
     else if (o.values === "pid") parts.push("-x -a '(__fish_complete_pids)'");
     else if (Array.isArray(o.values)) parts.push(`-x -a ${quote((o.values as string[]).join(" "))}`);
-    else if (o.takesValue) parts.push("-r");
+    else if (o.takesValue && !o.optionalValue) parts.push("-r");
     parts.push(`-d ${quote(o.description)}`);
     return parts.join(" ");
   });

@@ -30,9 +30,46 @@ export interface Row {
   sha256?: string;
 }
 
+/** A process waiting for a lock. No record is kept for a waiter: this is what the kernel and /proc say. */
+export interface WaiterRow {
+  descriptor: string;
+  status: "waiting";
+  /** place in the queue, 1-based: 1 is served next */
+  position: number;
+  /** the NAME's turnstile file (src/engine.ts) */
+  file: string;
+  /** null: a process the kernel does not name to us (another PID namespace) */
+  pid: number | null;
+  uid: number | null;
+  user: string | null;
+  /**
+   * Unix seconds: when the waiting process started, as the nearest known moment (waitlock
+   * queues within milliseconds of its start; a library caller may have run long before)
+   */
+  waitingSince: number | null;
+  /** the host the waiter runs on */
+  hostname: string | null;
+  command: string | null;
+}
+
+/** What --list shows: holders and stale or corrupt records (one row per slot or holder), and waiters. */
+export interface Listing {
+  holders: Row[];
+  waiters: WaiterRow[];
+}
+
+/** How the human tables are drawn. */
+export interface HumanStyle {
+  /** with a STATUS column (--all, --stale-only) */
+  withStatus?: boolean;
+  /** Unix seconds: with HELD and WAITED columns measured up to this moment (the --watch view) */
+  now?: number;
+}
+
 const text = (v: string | number | null) => (v === null ? "" : String(v));
 
-function localTime(seconds: number | null): string {
+/** Unix seconds as local time, `2025-06-01 12:00:00`; "-" for null. */
+export function localTime(seconds: number | null): string {
   if (seconds === null) return "-";
   const d = new Date(seconds * 1000);
   const p = (n: number) => String(n).padStart(2, "0");
@@ -44,10 +81,73 @@ export function csvField(v: string): string {
   return /[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
 }
 
-const SEVEN = (r: Row) => [r.descriptor, text(r.pid), String(r.slot), text(r.user), text(r.acquired), r.status, text(r.command)];
+/** `42s`, `5m07s`, `3h05m`, `2d03h`: how long, to the unit a person reads at a glance. */
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const two = (n: number) => String(n).padStart(2, "0");
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${two(s % 60)}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${two(Math.floor(s / 60) % 60)}m`;
+  return `${Math.floor(s / 86400)}d${two(Math.floor(s / 3600) % 24)}h`;
+}
 
-function human(rows: Row[], withStatus: boolean): string {
-  const header = ["DESCRIPTOR", "SLOT", "MODE", "PID", "OWNER", "USER", "ACQUIRED", ...(withStatus ? ["STATUS"] : []), "COMMAND"];
+const since = (from: number | null, now: number | undefined) => (from === null || now === undefined ? "-" : duration(now - from));
+
+/**
+ * The seven fields of csv and null. A waiting row keeps the layout: its queue position
+ * (1 = next) stands in the slot field and the time it has waited since (whole Unix
+ * seconds, as acquired) in the acquired one.
+ */
+function seven(r: Row | WaiterRow): string[] {
+  if (r.status === "waiting") {
+    const since = r.waitingSince === null ? null : Math.floor(r.waitingSince);
+    return [r.descriptor, text(r.pid), String(r.position), text(r.user), text(since), r.status, text(r.command)];
+  }
+  return [r.descriptor, text(r.pid), String(r.slot), text(r.user), text(r.acquired), r.status, text(r.command)];
+}
+
+/**
+ * Holders and waiters in one sequence: each NAME's holders as given, then its waiters in
+ * queue order; the waiters of a NAME nobody holds where its name sorts among the holders'.
+ */
+export function byName(listing: Listing): (Row | WaiterRow)[] {
+  const waiting = new Map<string, WaiterRow[]>();
+  for (const w of listing.waiters) {
+    const queue = waiting.get(w.descriptor);
+    if (queue) queue.push(w);
+    else waiting.set(w.descriptor, [w]);
+  }
+  const out: (Row | WaiterRow)[] = [];
+  const flush = (name: string) => {
+    out.push(...(waiting.get(name) ?? []));
+    waiting.delete(name);
+  };
+  listing.holders.forEach((row, i) => {
+    const previous = listing.holders[i - 1]?.descriptor;
+    if (row.descriptor !== previous) {
+      if (previous !== undefined) flush(previous);
+      for (const name of [...waiting.keys()]) if (name < row.descriptor) flush(name);
+    }
+    out.push(row);
+  });
+  const last = listing.holders.at(-1)?.descriptor;
+  if (last !== undefined) flush(last);
+  for (const name of [...waiting.keys()]) flush(name);
+  return out;
+}
+
+/** Columns padded to their widest cell, two spaces apart; the last one (a command) left ragged. */
+function table(header: string[], cells: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]!))).join("  ").trimEnd();
+  return [line(header), ...cells.map(line)];
+}
+
+const oneLine = (command: string | null) => (command ?? "").replace(/[\r\n\t]/g, " ");
+
+function holderTable(rows: Row[], style: HumanStyle): string[] {
+  const held = style.now !== undefined;
+  const header = ["DESCRIPTOR", "SLOT", "MODE", "PID", "OWNER", "USER", "ACQUIRED", ...(held ? ["HELD"] : []), ...(style.withStatus ? ["STATUS"] : []), "COMMAND"];
   const cells = rows.map((r) => [
     r.descriptor,
     r.maxHolders === null ? String(r.slot) : `${r.slot}/${r.maxHolders}`,
@@ -56,23 +156,51 @@ function human(rows: Row[], withStatus: boolean): string {
     r.owner === null ? "-" : String(r.owner),
     r.user ?? "-",
     localTime(r.acquired),
-    ...(withStatus ? [r.status] : []),
-    (r.command ?? "").replace(/[\r\n\t]/g, " "),
+    ...(held ? [r.status === "active" ? since(r.acquired, style.now) : "-"] : []),
+    ...(style.withStatus ? [r.status] : []),
+    oneLine(r.command),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(widths[i]!))).join("  ").trimEnd();
-  return [line(header), ...cells.map(line)].join("\n") + "\n";
+  return table(header, cells);
 }
 
-export function formatRows(rows: Row[], format: Format, withStatus = false): string {
+function waiterTable(rows: WaiterRow[], style: HumanStyle): string[] {
+  const waited = style.now !== undefined;
+  const header = ["DESCRIPTOR", "POSITION", "PID", "USER", "WAITING SINCE", ...(waited ? ["WAITED"] : []), "COMMAND"];
+  const cells = rows.map((r) => [
+    r.descriptor,
+    String(r.position),
+    r.pid === null ? "-" : String(r.pid),
+    r.user ?? "-",
+    localTime(r.waitingSince === null ? null : Math.floor(r.waitingSince)),
+    ...(waited ? [since(r.waitingSince, style.now)] : []),
+    oneLine(r.command),
+  ]);
+  return table(header, cells);
+}
+
+/**
+ * The human form, as lines: a table of holders (and records), then, after a blank line,
+ * one of waiters. Without waiters there is no second table; without holders but with
+ * waiters, no first one.
+ */
+export function humanLines(listing: Listing, style: HumanStyle = {}): string[] {
+  const parts: string[][] = [];
+  if (listing.holders.length > 0 || listing.waiters.length === 0) parts.push(holderTable(listing.holders, style));
+  if (listing.waiters.length > 0) parts.push(waiterTable(listing.waiters, style));
+  return parts.flatMap((lines, i) => (i === 0 ? lines : ["", ...lines]));
+}
+
+/** csv, null and json: holders and waiters (each NAME's holders, then its waiters); human: humanLines(). */
+export function formatRows(rows: Row[], format: Exclude<Format, "prometheus">, withStatus = false, waiters: WaiterRow[] = []): string {
+  const listing = { holders: rows, waiters };
   switch (format) {
     case "human":
-      return human(rows, withStatus);
+      return humanLines(listing, { withStatus }).join("\n") + "\n";
     case "csv":
-      return ["descriptor,pid,slot,user,acquired,status,command", ...rows.map((r) => SEVEN(r).map(csvField).join(","))].join("\n") + "\n";
+      return ["descriptor,pid,slot,user,acquired,status,command", ...byName(listing).map((r) => seven(r).map(csvField).join(","))].join("\n") + "\n";
     case "null":
-      return rows.map((r) => SEVEN(r).map((f) => `${f}\0`).join("")).join("");
+      return byName(listing).map((r) => seven(r).map((f) => `${f}\0`).join("")).join("");
     case "json":
-      return JSON.stringify(rows, null, 2) + "\n";
+      return JSON.stringify(byName(listing), null, 2) + "\n";
   }
 }

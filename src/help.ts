@@ -20,6 +20,7 @@ const FORMS = [
   "--fd N --unlock",
   "--serve",
   "--shell-init bash|zsh",
+  "--list --watch [SECONDS] [-f FORMAT -o FILE] [NAME]",
 ];
 
 const EXIT_STATUS: readonly (readonly [string, string])[] = [

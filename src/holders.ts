@@ -33,12 +33,86 @@ function normalKey(printed: string): string {
   return `${parseInt(major, 16).toString(16)}:${parseInt(minor, 16).toString(16)}:${ino}`;
 }
 
-/** One line of /proc/locks or of a fdinfo "lock:" entry: granted flock locks only. */
-function parseLockLine(line: string): { key: string; mode: LockHolder["mode"]; pid: number } | undefined {
-  // "1: FLOCK  ADVISORY  WRITE 8625 fe:00:2146340 0 EOF"; a blocked request has "->" after the number.
+/** One line of /proc/locks or of a fdinfo "lock:" entry, flock locks only (granted or blocked). */
+function parseLockLine(line: string): { key: string; mode: LockHolder["mode"]; pid: number; blocked: boolean } | undefined {
+  // "1: FLOCK  ADVISORY  WRITE 8625 fe:00:2146340 0 EOF"; a blocked request has "->" after
+  // the number (indented by its depth in the kernel's tree of waiters).
   const fields = line.trim().split(/\s+/);
+  const blocked = fields[1] === "->";
+  if (blocked) fields.splice(1, 1);
   if (fields[1] !== "FLOCK") return undefined;
-  return { key: normalKey(fields[5] ?? ""), mode: fields[3] === "WRITE" ? "exclusive" : "shared", pid: Number(fields[4]) };
+  return { key: normalKey(fields[5] ?? ""), mode: fields[3] === "WRITE" ? "exclusive" : "shared", pid: Number(fields[4]), blocked };
+}
+
+/** The flock(2) locks of one file as /proc/locks shows them. */
+export interface FileLocks {
+  /** the PIDs that took the granted locks (a taker may since have exited, a descendant holding on) */
+  granted: number[];
+  /**
+   * The PIDs blocked waiting, in the order the kernel prints them: its tree of waiters in
+   * pre-order, which for exclusive requests is a chain in arrival order. 0 stands for a
+   * process in a PID namespace that this one cannot see.
+   */
+  blocked: number[];
+}
+
+/** /proc/locks as read: the flock(2) locks granted now and the requests blocked behind them. */
+export interface LockTable {
+  /** granted locks by fileKey() */
+  granted: Map<string, Granted>;
+  /** by fileKey(): every file with a granted lock */
+  files: Map<string, FileLocks>;
+}
+
+/** One reading of /proc/locks, each granted lock once with the requests blocked behind it. */
+function parseLockTable(text: string): LockTable {
+  const table: LockTable = { granted: new Map(), files: new Map() };
+  // A granted lock and its tree of waiters are one record; a record seen twice is skipped.
+  let current: FileLocks | undefined;
+  for (const line of text.split("\n")) {
+    const lock = parseLockLine(line);
+    if (!lock) continue;
+    if (lock.blocked) {
+      current?.blocked.push(lock.pid);
+      continue;
+    }
+    let file = table.files.get(lock.key);
+    if (!file) table.files.set(lock.key, (file = { granted: [], blocked: [] }));
+    const seen = table.granted.get(lock.key);
+    if (seen) seen.count++;
+    else table.granted.set(lock.key, { mode: lock.mode, count: 1 });
+    current = file.granted.includes(lock.pid) ? undefined : file;
+    current?.granted.push(lock.pid);
+  }
+  return table;
+}
+
+/**
+ * Reads /proc/locks; undefined where the kernel does not list its locks (not Linux).
+ * The kernel hands the file out a page at a time, each page found again by counting
+ * records from the start, so locks taken or released elsewhere between two pages shift
+ * the count: a record can be skipped (or repeated) in one reading. So it is read twice:
+ * the second reading answers for every file it shows, the first for a file it does not
+ * (skipped, or released in between: that answer is a moment old). A PID in the answer
+ * may thus belong to a process that has exited between the readings.
+ */
+export function readLockTable(): LockTable | undefined {
+  if (platform.os !== "linux") return undefined;
+  const tables: LockTable[] = [];
+  for (let i = 0; i < 2; i++) {
+    try {
+      tables.push(parseLockTable(fs().readFileSync("/proc/locks", "utf8")));
+    } catch {
+      return undefined;
+    }
+  }
+  const [first, table] = tables as [LockTable, LockTable];
+  for (const [key, file] of first.files) {
+    if (table.files.has(key)) continue;
+    table.files.set(key, file);
+    table.granted.set(key, first.granted.get(key)!);
+  }
+  return table;
 }
 
 /** A file's flock(2) lock as /proc/locks shows it: its mode, and how many holders share it. */
@@ -53,22 +127,7 @@ export interface Granted {
  * list them (no /proc/locks).
  */
 export function grantedLocks(): Map<string, Granted> | undefined {
-  if (platform.os !== "linux") return undefined;
-  let text: string;
-  try {
-    text = fs().readFileSync("/proc/locks", "utf8");
-  } catch {
-    return undefined;
-  }
-  const locks = new Map<string, Granted>();
-  for (const line of text.split("\n")) {
-    const lock = parseLockLine(line);
-    if (!lock) continue;
-    const seen = locks.get(lock.key);
-    if (seen) seen.count++;
-    else locks.set(lock.key, { mode: lock.mode, count: 1 });
-  }
-  return locks;
+  return readLockTable()?.granted;
 }
 
 /** The lock `fd` of `pid` holds on the file `key`, from its fdinfo; undefined if none. */
@@ -82,7 +141,7 @@ function lockThrough(pid: number | string, fd: string, key: string): LockMode | 
   for (const line of info.split("\n")) {
     if (!line.startsWith("lock:")) continue;
     const lock = parseLockLine(line.slice(5));
-    if (lock?.key === key) return lock.mode;
+    if (lock && !lock.blocked && lock.key === key) return lock.mode;
   }
   return undefined;
 }
@@ -96,8 +155,8 @@ export function lockHeldThrough(fd: number, dev: number, ino: number): LockMode 
   return lockThrough(process.pid, String(fd), fileKey(dev, ino));
 }
 
-/** The descriptors of `pid` open on a file whose key is in `keys`. */
-function descriptorsOn(pid: number | string, keys: ReadonlySet<string>): { fd: string; key: string }[] {
+/** The descriptors of `pid` open on a file whose key is in `keys` (all of them without `keys`). */
+function descriptorsOn(pid: number | string, keys?: ReadonlySet<string>): { fd: string; key: string }[] {
   const { readdirSync, statSync } = fs();
   let fds: string[];
   try {
@@ -115,7 +174,7 @@ function descriptorsOn(pid: number | string, keys: ReadonlySet<string>): { fd: s
       // Closed meanwhile, or a file this user may not look at.
       continue;
     }
-    if (keys.has(key)) found.push({ fd, key });
+    if (!keys || keys.has(key)) found.push({ fd, key });
   }
   return found;
 }
@@ -125,16 +184,57 @@ function descriptorsOn(pid: number | string, keys: ReadonlySet<string>): { fd: s
  * undefined where that cannot be seen: not Linux, or another user's process.
  */
 export function holdsLock(pid: number, dev: number, ino: number): boolean | undefined {
-  if (platform.os !== "linux") return undefined;
-  const key = fileKey(dev, ino);
-  if (!fs().existsSync(`/proc/${pid}`)) return false;
-  try {
-    fs().accessSync(`/proc/${pid}/fd`, fs().constants.R_OK);
-  } catch {
-    return undefined;
+  return new ProcessCache().holdsLock(pid, dev, ino);
+}
+
+/**
+ * Facts about processes, each read at most once: a pass over many slots lists a process's
+ * descriptors once, not once per slot it holds (a process may hold thousands).
+ */
+export class ProcessCache {
+  /** by PID: its descriptors by fileKey(); null when they may not be looked at */
+  private readonly descriptors = new Map<number, Map<string, string[]> | null>();
+  private readonly starts = new Map<number, number | undefined>();
+
+  /** startedAt(), read once per PID. */
+  startedAt(pid: number): number | undefined {
+    if (!this.starts.has(pid)) this.starts.set(pid, startedAt(pid));
+    return this.starts.get(pid);
   }
-  for (const { fd } of descriptorsOn(pid, new Set([key]))) if (lockThrough(pid, fd, key)) return true;
-  return false;
+
+  /** runningSince(), with the start time read once per PID. */
+  runningSince(pid: number, seenAt: number): boolean {
+    if (platform.os !== "linux") return exists(pid);
+    const start = this.startedAt(pid);
+    // A record keeps whole seconds; start times count clock ticks.
+    return start !== undefined && start <= seenAt + 1;
+  }
+
+  /** holdsLock(), with the descriptors of `pid` listed once. */
+  holdsLock(pid: number, dev: number, ino: number): boolean | undefined {
+    if (platform.os !== "linux") return undefined;
+    if (!this.descriptors.has(pid)) this.descriptors.set(pid, this.list(pid));
+    const table = this.descriptors.get(pid);
+    if (table === null) return fs().existsSync(`/proc/${pid}`) ? undefined : false;
+    const key = fileKey(dev, ino);
+    for (const fd of table?.get(key) ?? []) if (lockThrough(pid, fd, key)) return true;
+    return false;
+  }
+
+  private list(pid: number): Map<string, string[]> | null {
+    try {
+      fs().accessSync(`/proc/${pid}/fd`, fs().constants.R_OK);
+    } catch {
+      return null;
+    }
+    const table = new Map<string, string[]>();
+    for (const { fd, key } of descriptorsOn(pid)) {
+      const fds = table.get(key);
+      if (fds) fds.push(fd);
+      else table.set(key, [fd]);
+    }
+    return table;
+  }
 }
 
 /**
@@ -190,10 +290,7 @@ export function startedAt(pid: number): number | undefined {
  * Linux), only whether some process has that PID.
  */
 export function runningSince(pid: number, seenAt: number): boolean {
-  if (platform.os !== "linux") return exists(pid);
-  const start = startedAt(pid);
-  // A record keeps whole seconds; start times count clock ticks.
-  return start !== undefined && start <= seenAt + 1;
+  return new ProcessCache().runningSince(pid, seenAt);
 }
 
 /**

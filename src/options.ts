@@ -10,7 +10,7 @@ import { validateName } from "./names";
 
 export const VERSION: string = version;
 
-export const FORMATS = ["human", "csv", "null", "json"] as const;
+export const FORMATS = ["human", "csv", "null", "json", "prometheus"] as const;
 export type Format = (typeof FORMATS)[number];
 
 export const FACILITIES = [
@@ -27,10 +27,12 @@ export const args = {
   check: { type: "boolean", description: "Exit 0 if a slot is free, 1 if all are held; takes nothing" },
   done: { type: "boolean", description: "Signal every holder of NAME to release, and wait until they have" },
   exec: { type: "string", alias: "e", valueHint: "CMD [ARG...]", description: "Run CMD while holding the lock (must come last)" },
-  list: { type: "boolean", alias: "l", description: "List held locks" },
+  list: { type: "boolean", alias: "l", description: "List held locks and the processes waiting for them" },
   all: { type: "boolean", alias: "a", description: "With --list: include stale and corrupt records" },
   "stale-only": { type: "boolean", description: "With --list: only stale and corrupt records" },
-  format: { type: "enum", alias: "f", options: [...FORMATS], valueHint: "FORMAT", description: "With --list: human, csv, null or json" },
+  format: { type: "enum", alias: "f", options: [...FORMATS], valueHint: "FORMAT", description: "With --list: human, csv, null, json or prometheus" },
+  watch: { type: "string", valueHint: "[SECONDS]", description: "With --list: list again every SECONDS (default 2) until interrupted; live on a terminal" },
+  output: { type: "string", alias: "o", valueHint: "FILE", description: "With --list: write to FILE, replaced atomically (a temporary file renamed over it)" },
   "lock-dir": { type: "string", alias: "d", valueHint: "DIR", description: "Lock directory (default: WAITLOCK_DIR, then the first usable system directory)" },
   owner: { type: "string", valueHint: "PID", description: "Hold the lock until process PID exits (default: the calling process)" },
   "print-slot": { type: "boolean", description: "Print the slot taken (0-based) on stdout; with --exec before the command starts" },
@@ -111,6 +113,13 @@ export interface Tokens {
   command?: string[];
 }
 
+/**
+ * An option whose value may be left out is shown with it in brackets ("[SECONDS]"). Its
+ * value is the word after `=`, or the next word when that is a number: anything else
+ * there is left for what it is (a NAME made of digits goes before the option, or after --).
+ */
+const optionalValue = (k: Key) => (table[k] as { valueHint?: string }).valueHint?.startsWith("[") === true;
+
 export function tokenize(argv: string[]): Tokens {
   const out: Tokens = { values: {}, positionals: [] };
   const takesValue = (k: Key) => table[k]!.type !== "boolean";
@@ -133,6 +142,9 @@ export function tokenize(argv: string[]): Tokens {
       if (!takesValue(key)) {
         if (inline !== undefined) throw new UsageError(flag, "takes no value");
         out.values[key] = true;
+      } else if (optionalValue(key)) {
+        const next = argv[i + 1];
+        out.values[key] = inline ?? (next !== undefined && isDecimal(next) ? argv[++i]! : true);
       } else {
         const value = inline ?? argv[++i];
         if (value === undefined) throw new UsageError(flag, "needs a value");
@@ -175,6 +187,11 @@ export type Shell = (typeof SHELLS)[number];
 /** "fd" and "unlock": --fd N, and --fd N --unlock. */
 export type Mode = "acquire" | "exec" | "check" | "done" | "list" | "fd" | "unlock" | "serve" | "shell-init" | "help" | "version";
 
+/** --watch without SECONDS: every 2 seconds, as watch(1). */
+export const WATCH_SECONDS = 2;
+/** The shortest --watch interval, as watch(1)'s. */
+const WATCH_MIN_SECONDS = 0.1;
+
 export interface Options {
   mode: Mode;
   /** undefined: read it from stdin (for the modes that need one) */
@@ -193,6 +210,10 @@ export interface Options {
   lockDir?: string;
   owner?: number;
   format: Format;
+  /** --list --watch: seconds between listings */
+  watch?: number;
+  /** --list -o: the file to replace with the listing */
+  output?: string;
   all: boolean;
   staleOnly: boolean;
   quiet: boolean;
@@ -267,6 +288,8 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   only("all", ["list"], "with --list");
   only("stale-only", ["list"], "with --list");
   only("format", ["list"], "with --list");
+  only("watch", ["list"], "with --list");
+  only("output", ["list"], "with --list");
   only("owner", ["acquire"], "when acquiring for the caller (without --exec, --check, --done or --list)");
   only("timeout", ["acquire", "exec", "done", "fd"], "when acquiring or with --done");
   only("print-slot", ["acquire", "exec"], "when acquiring");
@@ -306,6 +329,19 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   const format = (str("format") ?? "human") as Format;
   if (!FORMATS.includes(format)) throw new UsageError("--format", `'${format}' is not one of ${FORMATS.join(", ")}`);
 
+  if (format === "prometheus" && (given("all") || given("stale-only")))
+    throw new UsageError(given("all") ? "--all" : "--stale-only", "does not apply to -f prometheus (its metrics count stale and corrupt records)");
+
+  let watch: number | undefined;
+  if (given("watch")) {
+    watch = v.watch === true ? WATCH_SECONDS : seconds(str("watch")!, "--watch");
+    if (watch < WATCH_MIN_SECONDS) throw new UsageError("--watch", `'${str("watch")}' is too short: at least ${WATCH_MIN_SECONDS} seconds`);
+  }
+  const output = str("output");
+  if (output === "") throw new UsageError("--output", "must not be empty");
+  if (watch !== undefined && format !== "human" && output === undefined)
+    throw new UsageError("--watch", `with -f ${format} needs -o FILE (each listing replaces the file); only the human view goes to stdout`);
+
   const facility = (str("syslog-facility") ?? "daemon").toLowerCase();
   if (!(FACILITIES as readonly string[]).includes(facility))
     throw new UsageError("--syslog-facility", `'${str("syslog-facility")}' is not a syslog facility (daemon, user, local0..local7, ...)`);
@@ -340,6 +376,8 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     lockDir,
     owner,
     format,
+    watch,
+    output,
     all: given("all"),
     staleOnly: given("stale-only"),
     quiet: given("quiet"),

@@ -145,6 +145,9 @@ export interface ListedRow {
   slot: number;
   status: string;
   mode: string | null;
+  /** waiting rows: place in the queue, 1 = next */
+  position?: number;
+  waitingSince?: number | null;
   pid: number | null;
   owner: number | null;
   command: string | null;

@@ -55,7 +55,7 @@ COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length 
     };
     expect(await complete("waitlock -")).toEqual(allSpellings().sort());
     expect(await complete("waitlock --al")).toEqual(["--all", "--allow-multiple", "--allowMultiple"]);
-    expect(await complete("waitlock --list -f ")).toEqual(["csv", "human", "json", "null"]);
+    expect(await complete("waitlock --list -f ")).toEqual(["csv", "human", "json", "null", "prometheus"]);
     expect(await complete("waitlock --syslog-facility loc")).toEqual(Array.from({ length: 8 }, (_, i) => `local${i}`));
     expect(await complete("waitlock x --exec tru")).toContain("true");
     expect(await complete("waitlock --file /etc/host")).toContain("/etc/hosts");
@@ -66,7 +66,7 @@ COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length 
       (await run(["fish", "-c", `source ${COMPLETIONS}/waitlock.fish; complete -C '${line}'`])).stdout.trim().split("\n").map((l) => l.split("\t")[0]);
     const all = await complete("waitlock -");
     for (const s of allSpellings().filter((s) => s.startsWith("--"))) expect(all).toContain(s);
-    expect((await complete("waitlock --format ")).sort()).toEqual(["csv", "human", "json", "null"]);
+    expect((await complete("waitlock --format ")).sort()).toEqual(["csv", "human", "json", "null", "prometheus"]);
   });
 
   test("zsh's _arguments spec names every option", async () => {

@@ -7,11 +7,11 @@ import { run, track, type Result, type RunOptions } from "./helpers";
 export const hasScript = Bun.which("script") !== null;
 export const hasTmux = Bun.which("tmux") !== null;
 
-/** Skip (visibly) unless `tool` is installed; under CI, fail. */
-export function needs(tool: "script" | "tmux", have: boolean): boolean {
+/** Skip (visibly) unless `tool` is installed; under CI, fail. `what`: the tests that need it. */
+export function needs(tool: string, have: boolean, what = "tests that need a real terminal"): boolean {
   if (have) return true;
   if (process.env.CI === "true") throw new Error(`${tool} is missing, and CI must run every test (.ci/run installs it)`);
-  console.warn(`skipped: ${tool} is not installed (tests that need a real terminal)`);
+  console.warn(`skipped: ${tool} is not installed (${what})`);
   return false;
 }
 
@@ -50,6 +50,14 @@ export function tmuxSession(dir: string, columns = 100) {
     async type(text: string): Promise<void> {
       await tmux("send-keys", "-l", text);
       await tmux("send-keys", "Enter");
+    },
+    /** Presses keys by tmux's names for them (e.g. "C-c"). */
+    async press(...keys: string[]): Promise<void> {
+      await tmux("send-keys", ...keys);
+    },
+    /** A tmux format about the window, e.g. "#{alternate_on}" (1 while the program uses the alternate screen). */
+    async info(format: string): Promise<string> {
+      return (await tmux("display-message", "-p", format)).stdout.trim();
     },
     /** The PID of the window's shell. */
     async panePid(): Promise<number> {

@@ -1,11 +1,13 @@
-// waitlock --list: who holds what.
+// waitlock --list: who holds what, and who waits for it.
+import { writeAtomically } from "../atomicfile";
 import { EXIT, WaitlockError } from "../errors";
-import { formatRows, type Row, type Status } from "../format";
+import { formatRows, type Listing, type Row, type Status, type WaiterRow } from "../format";
+import { ProcessCache, readLockTable, type LockMode } from "../holders";
+import type { Decoded, LockRecord } from "../record";
 import type { Format } from "../options";
 import { commandLine, processUid } from "../procinfo";
 import { ownerOfHolder } from "./holder";
-import type { LockMode } from "../holders";
-import type { Decoded, LockRecord } from "../record";
+import { viewQueues, type QueueView } from "./queue";
 import { viewSlots, type SlotView } from "./scan";
 
 export interface ListOptions {
@@ -13,8 +15,10 @@ export interface ListOptions {
   all: boolean;
   staleOnly: boolean;
   name?: string;
-  /** --file: only the locks of this file, with every holder the kernel names */
+  /** --file PATH: that file's lock instead of a NAME's */
   file?: string;
+  /** -o: replace this file with the listing instead of writing to stdout */
+  output?: string;
 }
 
 /**
@@ -28,7 +32,8 @@ async function sha256(bytes: Uint8Array): Promise<string> {
   return hash(bytes);
 }
 
-async function userNames(): Promise<Map<number, string>> {
+/** User names by UID, from /etc/passwd. */
+export async function userNames(): Promise<Map<number, string>> {
   const names = new Map<number, string>();
   try {
     const { readFileSync } = require("node:fs") as typeof import("node:fs");
@@ -40,6 +45,15 @@ async function userNames(): Promise<Map<number, string>> {
     // No passwd file: users are shown by number.
   }
   return names;
+}
+
+/** What an empty human listing says instead of a bare header (followed by " in DIR"). */
+export function nothingListed(opts: ListOptions): string {
+  const of = opts.file !== undefined ? ` of ${opts.file}` : opts.name === undefined ? "" : ` of '${opts.name}'`;
+  if (opts.staleOnly) return `no stale or corrupt records${of}`;
+  if (opts.all) return `no locks or records${of}`;
+  if (opts.file !== undefined) return `${opts.file} is not held`;
+  return opts.name === undefined ? "no locks held" : `'${opts.name}' is not held`;
 }
 
 /** Where a row's description comes from: a slot file's own record, a holder file, or none. */
@@ -108,56 +122,114 @@ function rowsOf(view: SlotView, users: Map<number, string>): { row: Row; bytes: 
   return rows;
 }
 
-/** What an empty human listing says instead of a bare header (followed by " in DIR"). */
-function nothingListed(opts: ListOptions): string {
-  const of = opts.file !== undefined ? ` of ${opts.file}` : opts.name === undefined ? "" : ` of '${opts.name}'`;
-  if (opts.staleOnly) return `no stale or corrupt records${of}`;
-  if (opts.all) return `no locks or records${of}`;
-  if (opts.file !== undefined) return `${opts.file} is not held`;
-  return opts.name === undefined ? "no locks held" : `'${opts.name}' is not held`;
+/** The rows of one NAME's queue: its waiters in order, position 1 first. */
+function waiterRows(queue: QueueView, users: Map<number, string>, processes: ProcessCache, hostname: string): WaiterRow[] {
+  return queue.waiters.map((pid, i) => {
+    const uid = pid === null ? null : (processUid(pid) ?? null);
+    return {
+      descriptor: queue.name,
+      status: "waiting",
+      position: i + 1,
+      file: queue.path,
+      pid,
+      uid,
+      user: uid === null ? null : (users.get(uid) ?? String(uid)),
+      waitingSince: pid === null ? null : (processes.startedAt(pid) ?? null),
+      hostname: pid === null ? null : hostname,
+      command: pid === null ? null : commandLine(pid),
+    };
+  });
 }
 
 /**
- * The rows --list shows for `opts` (the format only decides whether records are fingerprinted)
- * of the lock directory `dir` (undefined: it does not exist). Throws WaitlockError 1 when
- * the directory or its files cannot be read.
+ * The holder rows --list shows for `opts` in the lock directory `dir` (undefined: it does
+ * not exist), for the coprocess's list request. Throws as snapshot().
  */
 export async function listRows(dir: string | undefined, opts: ListOptions): Promise<Row[]> {
-  try {
-    const users = await userNames();
-    const rows: Row[] = [];
-    const select = opts.file !== undefined ? { file: opts.file } : { name: opts.name };
-    for (const view of await viewSlots(dir, select)) {
-      for (const { row, bytes } of rowsOf(view, users)) {
-        const show = opts.staleOnly ? row.status !== "active" : opts.all || row.status === "active";
-        if (!show) continue;
-        if (opts.format === "json") row.sha256 = await sha256(bytes);
-        rows.push(row);
-      }
+  return (await snapshot(dir, opts, await userNames())).holders;
+}
+
+/**
+ * What `dir` holds now (undefined: no directory, nothing), as --list shows it: the holders
+ * and records that `opts` asks for (all of them for -f prometheus), and the waiters (none
+ * with --stale-only). Slots and queues are seen through the same look at /proc/locks
+ * (readLockTable()). Throws WaitlockError (4; 5 when permission is denied) when `dir`
+ * cannot be read.
+ */
+export async function snapshot(dir: string | undefined, opts: ListOptions, users: Map<number, string>): Promise<Listing> {
+  const listing: Listing = { holders: [], waiters: [] };
+  if (dir === undefined) return listing;
+  const table = readLockTable();
+  const everything = opts.format === "prometheus";
+  const select = opts.file !== undefined ? { file: opts.file } : { name: opts.name };
+  for (const view of await viewSlots(dir, select, table)) {
+    for (const { row, bytes } of rowsOf(view, users)) {
+      const show = everything || (opts.staleOnly ? row.status !== "active" : opts.all || row.status === "active");
+      if (!show) continue;
+      if (opts.format === "json") row.sha256 = await sha256(bytes);
+      listing.holders.push(row);
     }
-    return rows;
+  }
+  if (opts.staleOnly || opts.file !== undefined) return listing;
+  const processes = new ProcessCache();
+  const { hostname } = require("node:os") as typeof import("node:os");
+  for (const queue of viewQueues(dir, opts.name, table)) listing.waiters.push(...waiterRows(queue, users, processes, hostname()));
+  return listing;
+}
+
+/** The listing as `opts.format` writes it, ages measured up to `now` (Unix seconds). */
+export async function listingText(dir: string | undefined, listing: Listing, opts: ListOptions, now: number): Promise<string> {
+  if (opts.format === "prometheus") return (await import("../prometheus")).prometheusText(listing, now, dir);
+  // A person reading an empty table should not have to guess: the machine formats stay bare.
+  if (opts.format === "human" && listing.holders.length === 0 && listing.waiters.length === 0) return `${nothingListed(opts)}${whereText(dir)}\n`;
+  return formatRows(listing.holders, opts.format, opts.all || opts.staleOnly, listing.waiters);
+}
+
+/** " in DIR", or why there is no directory to look in. */
+export const whereText = (dir: string | undefined) => (dir === undefined ? " (the lock directory does not exist)" : ` in ${dir}`);
+
+/**
+ * Gives the JIT compiler back its normal policy. The executable starts with it held back
+ * (package.json: --compile-jit-policy), as compiling run-once code costs more than it
+ * saves; a listing of many slots, or one listing after another, is real work.
+ */
+export function restoreJit(): void {
+  Bun.unsafe.setJITPolicy(1);
+}
+
+/** --list's errors are exit 1 (usage errors stay 3). */
+export function asListError(e: unknown): unknown {
+  return e instanceof WaitlockError && e.exitCode !== EXIT.USAGE ? new WaitlockError(EXIT.BUSY, e.context, e.message) : e;
+}
+
+/**
+ * Writes `text` to stdout; false when nobody reads it any more (EPIPE: `waitlock --list |
+ * head` is done), which ends a listing quietly, as SIGPIPE would.
+ */
+export async function toStdout(text: string): Promise<boolean> {
+  try {
+    await Bun.write(Bun.stdout, text);
+    return true;
   } catch (e) {
-    if (e instanceof WaitlockError && e.exitCode !== EXIT.USAGE) throw new WaitlockError(EXIT.BUSY, e.context, e.message);
+    if ((e as { code?: string }).code === "EPIPE") return false;
     throw e;
   }
 }
 
-/** `lockDir` is resolved inside, so that a directory problem is also exit 1. */
+/**
+ * Lists the locks of `lockDir()` once, on stdout or into `opts.output`. `lockDir` is
+ * resolved inside, so that a directory problem is also exit 1; throws WaitlockError with
+ * exit 1 for every failure but a usage error (3).
+ */
 export async function listLocks(lockDir: () => string | undefined, opts: ListOptions): Promise<number> {
-  // The executable starts with the JIT held back (package.json: --compile-jit-policy), as
-  // compiling run-once code costs more than it saves; a listing of many slots is real work.
-  Bun.unsafe.setJITPolicy(1);
-  let dir: string | undefined;
+  restoreJit();
   try {
-    dir = lockDir();
+    const dir = lockDir();
+    const text = await listingText(dir, await snapshot(dir, opts, await userNames()), opts, Date.now() / 1000);
+    if (opts.output !== undefined) writeAtomically(opts.output, text);
+    else await toStdout(text);
+    return EXIT.OK;
   } catch (e) {
-    if (e instanceof WaitlockError && e.exitCode !== EXIT.USAGE) throw new WaitlockError(EXIT.BUSY, e.context, e.message);
-    throw e;
+    throw asListError(e);
   }
-  const rows = await listRows(dir, opts);
-  // A person reading an empty table should not have to guess: the machine formats stay bare.
-  const where = dir === undefined ? " (the lock directory does not exist)" : ` in ${dir}`;
-  const listing = rows.length === 0 && opts.format === "human" ? `${nothingListed(opts)}${where}\n` : formatRows(rows, opts.format, opts.all || opts.staleOnly);
-  await Bun.write(Bun.stdout, listing);
-  return EXIT.OK;
 }

@@ -6,7 +6,7 @@ import { inspect, releasedSince } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
 import { openFileToLock } from "../filelock";
 import { identityInBase, parseHolderFile, readHolderFile } from "../holderfiles";
-import { fileKey, findHolders, grantedLocks, holdsLock, runningSince, type Granted, type LockMode } from "../holders";
+import { ProcessCache, fileKey, findHolders, grantedLocks, readLockTable, type Granted, type LockMode, type LockTable } from "../holders";
 import { debug } from "../log";
 import { alive, parentOf } from "../procinfo";
 import { inspectRecord, type Decoded, type LockRecord } from "../record";
@@ -116,21 +116,25 @@ function readHolderFiles(dir: string, entries: string[], file: SlotFile, kind: S
   return views;
 }
 
-/** Does the process a record names hold the lock on `dev`/`ino` now (unknown counts, if it runs)? */
-const recordHolds = (record: LockRecord, dev: number, ino: number) => runningSince(record.pid, record.acquiredAt) && holdsLock(record.pid, dev, ino) !== false;
+/**
+ * Does the process a record names hold the lock on `dev`/`ino` now (unknown counts, if it
+ * runs)? `processes` looks at each process once, however many locks it holds.
+ */
+const recordHolds = (record: LockRecord, dev: number, ino: number, processes: ProcessCache) =>
+  processes.runningSince(record.pid, record.acquiredAt) && processes.holdsLock(record.pid, dev, ino) !== false;
 
 function blankView(kind: SlotView["kind"], file: SlotFile, dev: number, ino: number): SlotView {
   return { kind, file, held: false, mode: null, dev, ino, bytes: new Uint8Array(0), decoded: { corrupt: "empty" }, record: null, holderFiles: [], holders: [], recordHolds: false, unrecorded: [] };
 }
 
 /** The view of a file lock: its identity, its holder files, and how the kernel holds it. */
-function fileView(dev: number, ino: number, path: string | undefined, holderFiles: HolderFileView[], locks: Map<string, Granted> | undefined): SlotView {
+function fileView(dev: number, ino: number, path: string | undefined, holderFiles: HolderFileView[], locks: Map<string, Granted> | undefined, processes: ProcessCache): SlotView {
   const named = path ?? holderFiles.find((h) => h.record)?.record?.descriptor ?? `file@${dev}-${ino}`;
   const view = blankView("file", { name: named, slot: 0, path: named }, dev, ino);
   view.holderFiles = holderFiles;
   const granted = locks?.get(fileKey(dev, ino));
   view.mode = granted?.mode ?? null;
-  for (const h of holderFiles) h.holds = !!h.record && recordHolds(h.record, dev, ino);
+  for (const h of holderFiles) h.holds = !!h.record && recordHolds(h.record, dev, ino, processes);
   view.held = locks ? !!granted : holderFiles.some((h) => h.holds);
   return view;
 }
@@ -153,8 +157,9 @@ function identityOfPath(path: string): { dev: number; ino: number } {
  * the kernel is asked who holds the file: every holder when no record answers, and those no
  * record accounts for when the kernel counts more holders than the records name.
  */
-export async function viewSlots(dir: string | undefined, select: Selection = {}): Promise<SlotView[]> {
-  const locks = grantedLocks();
+export async function viewSlots(dir: string | undefined, select: Selection = {}, table: LockTable | undefined = readLockTable()): Promise<SlotView[]> {
+  const locks = table?.granted;
+  const processes = new ProcessCache();
   const entries = dir === undefined ? [] : readDir(dir);
   const holderFiles = holderFilesIn(entries);
   const views: SlotView[] = [];
@@ -178,7 +183,7 @@ export async function viewSlots(dir: string | undefined, select: Selection = {})
       if (m && !seen.has(base) && (onlyName === undefined || m[1] === onlyName)) files.push({ name: m[1]!, slot: Number(m[2]), path: `${dir}/${base}.lock` });
     }
     for (const file of files.sort(bySlot)) {
-      const view = slotView(dir!, file, holderFiles.get(`${file.name}.slot${file.slot}`) ?? [], locks);
+      const view = slotView(dir!, file, holderFiles.get(`${file.name}.slot${file.slot}`) ?? [], locks, processes);
       if (view) views.push(view);
     }
   }
@@ -187,17 +192,17 @@ export async function viewSlots(dir: string | undefined, select: Selection = {})
     for (const [base, list] of holderFiles) {
       const id = identityInBase(base);
       if (!id || (onlyFile && (id.dev !== onlyFile.dev || id.ino !== onlyFile.ino))) continue;
-      views.push(fileView(id.dev, id.ino, filePath, readHolderFiles(dir!, list, { name: base, slot: 0, path: base }, "file"), locks));
+      views.push(fileView(id.dev, id.ino, filePath, readHolderFiles(dir!, list, { name: base, slot: 0, path: base }, "file"), locks, processes));
     }
   }
   // Asked about a file, show its holders even when no waitlock recorded any (flock(1) users).
-  if (onlyFile && views.length === 0) views.push(fileView(onlyFile.dev, onlyFile.ino, filePath, [], locks));
+  if (onlyFile && views.length === 0) views.push(fileView(onlyFile.dev, onlyFile.ino, filePath, [], locks, processes));
   askKernel(views, locks);
   return views;
 }
 
 /** The view of one slot: its file's state and record, and its readers' holder files. */
-function slotView(dir: string, file: SlotFile, holderEntries: string[], locks: Map<string, Granted> | undefined): SlotView | undefined {
+function slotView(dir: string, file: SlotFile, holderEntries: string[], locks: Map<string, Granted> | undefined, processes: ProcessCache): SlotView | undefined {
   let seen;
   try {
     seen = inspect(file.path, true, locks);
@@ -219,14 +224,14 @@ function slotView(dir: string, file: SlotFile, holderEntries: string[], locks: M
   if ("corrupt" in view.decoded && view.bytes.byteLength > 0) debug(`${file.path}: record is corrupt (${view.decoded.corrupt})`);
   view.record = "record" in view.decoded ? view.decoded.record : null;
   view.holderFiles = readers;
-  for (const h of readers) h.holds = !!h.record && recordHolds(h.record, view.dev, view.ino);
+  for (const h of readers) h.holds = !!h.record && recordHolds(h.record, view.dev, view.ino, processes);
   view.mode = seen.mode ?? null;
   // Where the kernel lists no locks a failed shared try shows only a writer: readers whose
   // records name running holders count.
   view.held = seen.state === "held" || (!locks && readers.some((h) => h.holds));
   if (view.held && !seen.mode) view.mode = "shared";
   // The slot file's record is its writer's: it cannot answer while readers hold the slot.
-  view.recordHolds = view.held && view.mode !== "shared" && !!view.record && recordHolds(view.record, view.dev, view.ino);
+  view.recordHolds = view.held && view.mode !== "shared" && !!view.record && recordHolds(view.record, view.dev, view.ino, processes);
   return view;
 }
 

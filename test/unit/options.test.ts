@@ -36,6 +36,29 @@ describe("tokenize", () => {
   });
 });
 
+describe("--watch [SECONDS]", () => {
+  test("takes the next word only when it is a number; =SECONDS always; a NAME of digits goes before it or after --", () => {
+    expect(tokenize(["--list", "--watch", "5", "job"])).toEqual({ values: { list: true, watch: "5" }, positionals: ["job"] });
+    expect(tokenize(["--list", "--watch", "job"])).toEqual({ values: { list: true, watch: true }, positionals: ["job"] });
+    expect(tokenize(["--list", "--watch", "-f", "human"]).values).toEqual({ list: true, watch: true, format: "human" });
+    expect(tokenize(["--list", "--watch=0.5", "42"])).toEqual({ values: { list: true, watch: "0.5" }, positionals: ["42"] });
+    expect(tokenize(["--list", "42", "--watch"])).toEqual({ values: { list: true, watch: true }, positionals: ["42"] });
+    expect(tokenize(["--list", "--watch", "--", "42"])).toEqual({ values: { list: true, watch: true }, positionals: ["42"] });
+  });
+  test("default 2 seconds, at least 0.1; only with --list; machine formats only into -o FILE", () => {
+    expect(parse(["--list", "--watch"]).watch).toBe(2);
+    expect(parse(["--list", "--watch", "0.5"]).watch).toBe(0.5);
+    expect(parse(["--list"]).watch).toBeUndefined();
+    expect(contextOf(() => parse(["--list", "--watch=0.05"]))).toBe("--watch");
+    expect(contextOf(() => parse(["--list", "--watch=soon"]))).toBe("--watch");
+    expect(contextOf(() => parse(["--watch", "n"]))).toBe("--watch");
+    expect(contextOf(() => parse(["--list", "--watch", "-f", "prometheus"]))).toBe("--watch");
+    expect(parse(["--list", "--watch", "-f", "prometheus", "-o", "/x/w.prom"])).toMatchObject({ watch: 2, format: "prometheus", output: "/x/w.prom" });
+    expect(contextOf(() => parse(["-o", "f", "n"]))).toBe("--output");
+    expect(contextOf(() => parse(["--list", "-f", "prometheus", "--stale-only"]))).toBe("--stale-only");
+  });
+});
+
 describe("parseOptions", () => {
   test("defaults: a mutex, wait forever, human format", () => {
     expect(parse(["n"])).toMatchObject({ mode: "acquire", name: "n", slots: 1, timeout: null, format: "human", facility: "daemon" });

@@ -1,0 +1,106 @@
+// waitlock --list --watch [SECONDS]: the listing again every SECONDS until SIGINT, SIGTERM
+// or SIGHUP (exit 0). With stdout a terminal, a live view redrawn in place on the
+// terminal's alternate screen, given back as it was on the way out; otherwise each
+// listing after a line with the time; with -o FILE, that file replaced each time.
+import { isatty } from "../../ffi/libc";
+import { writeAtomically } from "../atomicfile";
+import { EXIT } from "../errors";
+import { humanLines, localTime, type Listing } from "../format";
+import { asListError, restoreJit, listingText, nothingListed, snapshot, toStdout, userNames, whereText, type ListOptions } from "./list";
+
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/** The view of one moment: a title line with the time, a blank line, the tables (with HELD and WAITED). */
+function viewLines(dir: string | undefined, listing: Listing, opts: ListOptions, interval: number, now: number, width?: number): string[] {
+  const left = `Every ${interval}s: waitlock --list${opts.name === undefined ? "" : ` ${opts.name}`}${whereText(dir)}`;
+  const held = listing.holders.filter((r) => r.status === "active").length;
+  const right = `${held} held, ${listing.waiters.length} waiting  ${localTime(now)}`;
+  const gap = width === undefined ? 2 : Math.max(2, width - left.length - right.length);
+  const body = listing.holders.length + listing.waiters.length === 0 ? [nothingListed(opts)] : humanLines(listing, { withStatus: opts.all || opts.staleOnly, now });
+  return [`${left}${" ".repeat(gap)}${right}`, "", ...body];
+}
+
+/** `line` cut to `columns` terminal cells (a wide character takes two). */
+function cut(line: string, columns: number): string {
+  let out = "";
+  let used = 0;
+  for (const c of line) {
+    used += Bun.stringWidth(c);
+    if (used > columns) break;
+    out += c;
+  }
+  return out;
+}
+
+/** The terminal on stdout, drawn on its alternate screen with the cursor hidden, as top(1) and watch(1) do. */
+class LiveScreen {
+  private readonly fs = require("node:fs") as typeof import("node:fs");
+
+  enter(): void {
+    this.fs.writeSync(1, "\x1b[?1049h\x1b[?25l");
+  }
+
+  /** Draws `lines` from the top left, each cut to the width, as many as fit the height. */
+  draw(lines: string[]): void {
+    const { columns = 80, rows = 24 } = process.stdout;
+    const shown = lines.length > rows ? [...lines.slice(0, rows - 1), `... ${lines.length - rows + 1} more lines`] : lines;
+    const fitted = shown.map((line) => cut(line, columns));
+    // Home, each line then the rest of it cleared, then the rest of the screen: no flicker of a full clear.
+    this.fs.writeSync(1, `\x1b[H${fitted.map((l) => `${l}\x1b[K`).join("\r\n")}\x1b[J`);
+  }
+
+  /** The cursor shown again and the screen that was there before. */
+  leave(): void {
+    this.fs.writeSync(1, "\x1b[?25h\x1b[?1049l");
+  }
+}
+
+/**
+ * Lists the locks of `lockDir()` (asked anew each time: it may come and go) every
+ * `interval` seconds until a stop signal; returns 0 then. Each listing is taken afresh
+ * (never two at once); a slow one delays the next rather than bunching them.
+ * Throws what listLocks throws (exit 1; 3 for usage), after giving the terminal back.
+ */
+export async function watchLocks(lockDir: () => string | undefined, opts: ListOptions, interval: number): Promise<number> {
+  restoreJit();
+  const users = await userNames();
+  const screen = opts.output === undefined && isatty(1) ? new LiveScreen() : undefined;
+  let stopped = false;
+  let wake = () => {};
+  const stop = () => {
+    stopped = true;
+    wake();
+  };
+  // A resized terminal is drawn again at once.
+  const redraw = () => wake();
+  for (const signal of STOP_SIGNALS) process.on(signal, stop);
+  if (screen) process.on("SIGWINCH", redraw);
+  screen?.enter();
+  try {
+    let due = performance.now();
+    for (let first = true; !stopped; first = false) {
+      const now = Date.now() / 1000;
+      const dir = lockDir();
+      const listing = await snapshot(dir, opts, users);
+      if (opts.output !== undefined) writeAtomically(opts.output, await listingText(dir, listing, opts, now));
+      else if (screen) screen.draw(viewLines(dir, listing, opts, interval, now, process.stdout.columns));
+      else if (!(await toStdout(`${first ? "" : "\n"}${viewLines(dir, listing, opts, interval, now).join("\n")}\n`))) break;
+      due = Math.max(due + interval * 1000, performance.now());
+      if (stopped) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, due - performance.now());
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    return EXIT.OK;
+  } catch (e) {
+    throw asListError(e);
+  } finally {
+    screen?.leave();
+    for (const signal of STOP_SIGNALS) process.off(signal, stop);
+    process.off("SIGWINCH", redraw);
+  }
+}
