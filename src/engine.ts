@@ -1,26 +1,21 @@
 // The lock engine. A slot is the file DIR/NAME.slotK.lock; a slot is held iff some process
 // holds a flock(2) lock on that file (invariant 1): LOCK_EX, or LOCK_SH for readers.
 //
-// Waiters are served in arrival order (invariant 3) through a turnstile per NAME,
-// DIR/NAME.queue.lock: every acquirer takes it exclusively, in the kernel's first-come
-// first-served queue of blocked flock(2) requests, before it may take a slot, and lets go
-// once it holds one. Only the turnstile's holder, the head of the queue, ever waits for a
-// slot: for a mutex in a blocking flock(2) on the slot file, for a semaphore woken by
-// inotify on its slot files. Nobody overtakes the queue, and a waiter that dies leaves it
-// at once (the kernel drops its request).
+// Waiters are served in arrival order (invariant 3): every acquirer of NAME first joins its
+// queue (src/turnstile.ts: a ticket, and a wait for the waiter before it), and only the
+// head of the queue ever waits for a slot: for a mutex in a blocking flock(2) on the slot
+// file, for a semaphore woken by inotify on its slot files. It leaves the queue once it
+// holds a slot, and the next waiter is the head.
 //
-// Files are removed only by a process that provably holds them alone (invariant 2). A slot
-// file: its releaser closes its descriptor, opens the file anew and takes it with
+// Files are removed only by a process that provably holds them alone (invariant 2): a slot
+// file's releaser closes its descriptor, opens the file anew and takes it with
 // LOCK_EX|LOCK_NB; that fails while any other process holds it (a descendant that
-// inherited the locked descriptor, or the next holder). The turnstile: every acquirer
-// holds a shared lock on DIR/NAME.entry.lock from before it opens the turnstile until it
-// lets go of it, so whoever takes the entry file exclusively (non-blocking) knows that
-// nobody is queued, and removes both.
+// inherited the locked descriptor, or the next holder).
 //
 // A shared (reader) lock is a mutex slot taken with LOCK_SH: any number of readers, or one
-// writer. Readers queue on the turnstile like everyone else and leave it once they hold the
-// slot, so a writer queued before later readers is served before them: the kernel alone
-// would grant a new reader at once while a writer waits.
+// writer. Readers queue like everyone else and leave the queue once they hold the slot, so
+// a writer queued before later readers is served before them: the kernel alone would grant
+// a new reader at once while a writer waits.
 import {
   E,
   LOCK,
@@ -45,7 +40,9 @@ import { BusyError, CancelledError, EXIT, TimeoutError, WaitlockError } from "./
 import { fileKey, type Granted, type LockMode } from "./holders";
 import { debug } from "./log";
 import { MAX_RECORD_BYTES } from "./record";
+import { OPEN, lockBy, msLeft, opened, openOrCreate, shareWithAll, symlinkRefused, tryLock } from "./lockfiles";
 import { sysError } from "./syserror";
+import { awaitTurn, enterTurnstile, leaveTurnstile, tidyTurnstile } from "./turnstile";
 import { createWaker, type Waker } from "./waker";
 
 export interface SlotRequest {
@@ -89,8 +86,6 @@ export interface AcquireHooks {
 }
 
 export const slotPath = (dir: string, name: string, slot: number) => `${dir}/${name}.slot${slot}.lock`;
-export const queuePath = (base: string) => `${base}.queue.lock`;
-const entryPath = (base: string) => `${base}.entry.lock`;
 /** DIR/NAME of a slot file's path (every slot path ends in ".slotK.lock"). */
 const baseOf = (slotFile: string) => slotFile.slice(0, slotFile.lastIndexOf(".slot"));
 
@@ -102,42 +97,6 @@ function slotAt(i: number, preferred: number | undefined): number {
 
 /** The flock(2) operation that takes a lock of `mode`. */
 export const lockOp = (mode: LockMode | undefined) => (mode === "shared" ? LOCK.SH : LOCK.EX);
-
-const symlinkRefused = (path: string) =>
-  new WaitlockError(EXIT.SYSTEM, path, "lock file is a symbolic link; refusing to follow it");
-
-// O_NONBLOCK: a FIFO planted under a lock file's name must not hang us in open().
-const OPEN = O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK;
-
-/**
- * Opens `path` with `access`, creating it (with `mode`) if it does not exist. Never with
- * O_CREAT on a file that exists: in a sticky directory Linux refuses that for another
- * user's file (fs.protected_regular), which is the normal case in a shared lock directory.
- */
-function openOrCreate(path: string, access: number, mode: number): number {
-  for (;;) {
-    const fd = open(path, OPEN | access);
-    if (fd !== -E.ENOENT) return fd;
-    const made = open(path, OPEN | access | O.CREAT | O.EXCL, mode);
-    if (made !== -E.EEXIST) return made;
-  }
-}
-
-/** The descriptor `fd` of `path`, or the error a failed open() of it means. */
-function opened(path: string, fd: number): number {
-  if (fd === -E.ELOOP) throw symlinkRefused(path);
-  if (fd < 0) throw sysError(path, fd, "cannot open lock file");
-  return fd;
-}
-
-/**
- * In a shared (world-writable) directory, gives a file we own the `mode` every user needs:
- * the umask may have taken bits away.
- */
-function shareWithAll(fd: number, mode: number): void {
-  const st = fstat(fd);
-  if (typeof st !== "number" && st.uid === getuid() && (st.mode & 0o777) !== mode) fchmod(fd, mode);
-}
 
 /**
  * Opens a slot file read-write (so that a holder's death shows up as IN_CLOSE_WRITE and it
@@ -153,13 +112,6 @@ function openSlotFile(path: string, create: boolean, shared: boolean): number | 
   return opened(path, fd);
 }
 
-/** Opens (creating) one of a NAME's turnstile files; flock(2) needs no write access. */
-function openQueueFile(path: string, shared: boolean): number {
-  const fd = opened(path, openOrCreate(path, O.RDONLY, 0o644));
-  if (shared) shareWithAll(fd, 0o644);
-  return fd;
-}
-
 /**
  * Does `path` still name the file open at `fd`, with links left (invariant 2)? Its stat
  * when it does, else null.
@@ -169,93 +121,6 @@ function stillNamed(path: string, fd: number): Stat | null {
   const named = lstat(path);
   if (typeof now === "number" || typeof named === "number") return null;
   return now.nlink > 0 && named.dev === now.dev && named.ino === now.ino ? now : null;
-}
-
-/** One non-blocking flock(2) `op` on `fd`: false when another holder is in the way. */
-export function tryLock(fd: number, path: string, op: number): boolean {
-  const r = flock(fd, op | LOCK.NB);
-  if (r === 0) return true;
-  if (r === -E.EAGAIN) return false;
-  throw sysError(path, r, "cannot lock");
-}
-
-/** Milliseconds left until `deadline` (a performance.now() time; Infinity: no deadline). */
-const msLeft = (deadline: number) => (deadline === Infinity ? Infinity : deadline - performance.now());
-
-/**
- * Blocks in the kernel's queue for `fd` until it is locked with `op`; false when the
- * deadline passed first. A stray signal costs the place in the queue (the kernel drops an
- * interrupted request), so it is only ever taken again after one; `interrupted` may throw
- * instead.
- */
-export function lockBy(fd: number, path: string, op: number, deadline: number, interrupted?: () => void): boolean {
-  for (;;) {
-    const left = msLeft(deadline);
-    if (left <= 0) return tryLock(fd, path, op);
-    const r = flockWait(fd, op, left);
-    if (r === 0) return true;
-    if (r !== -E.EINTR) throw sysError(path, r, "cannot lock");
-    interrupted?.();
-  }
-}
-
-/** The turnstile of one NAME: its entry and queue files, open, with the entry held shared. */
-export interface Turnstile {
-  base: string;
-  entry: number;
-  queue: number;
-}
-
-/**
- * Takes a shared lock on the entry file of the turnstile DIR/BASE (`base`), then opens its
- * queue file: see the header. `shared`: a world-writable directory.
- */
-export function enterTurnstile(base: string, shared: boolean): Turnstile {
-  for (;;) {
-    const entry = openQueueFile(entryPath(base), shared);
-    // Only a releaser tidying up holds it exclusively, and only for a moment.
-    const r = flockWait(entry, LOCK.SH, Infinity);
-    if (r < 0) {
-      close(entry);
-      throw sysError(entryPath(base), r, "cannot lock");
-    }
-    const st = fstat(entry);
-    if (typeof st !== "number" && st.nlink > 0) {
-      try {
-        return { base, entry, queue: openQueueFile(queuePath(base), shared) };
-      } catch (e) {
-        close(entry);
-        throw e;
-      }
-    }
-    // Tidied away between our open and our lock: the next open makes a new one.
-    close(entry);
-  }
-}
-
-export function leaveTurnstile(t: Turnstile): void {
-  close(t.queue);
-  close(t.entry);
-}
-
-/**
- * Removes a NAME's turnstile files when nobody is queued or entering: a process that holds
- * the entry file exclusively is provably alone in the turnstile.
- */
-export function tidyTurnstile(base: string): void {
-  const fd = open(entryPath(base), OPEN | O.RDONLY);
-  if (fd < 0) return;
-  try {
-    if (flock(fd, LOCK.EX | LOCK.NB) !== 0) return;
-    const st = fstat(fd);
-    if (typeof st === "number" || st.nlink === 0) return;
-    unlink(queuePath(base));
-    const r = unlink(entryPath(base));
-    if (r < 0) debug(`cannot remove ${entryPath(base)} (${strerror(r)}); leaving it`);
-    else debug(`removed the turnstile files of ${base}`);
-  } finally {
-    close(fd);
-  }
 }
 
 /** The slot files one acquirer has open: only those it found busy, and the one it takes. */
@@ -424,15 +289,15 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
       return undefined;
     };
 
-    if (!tryLock(turnstile.queue, queuePath(turnstile.base), LOCK.EX)) {
-      // Others are queued. Holding a slot already, we would wait behind a head that waits
-      // for us: look before queueing.
+    if (!awaitTurn(turnstile)) {
+      // Others are queued ahead. Holding a slot already, we would wait behind a head that
+      // waits for us: look before waiting.
       if (hooks.isOurs) slots.peekAll();
       outcome = ours();
       if (outcome) return outcome;
       if (timeout === 0) throw busy(req);
       reportWait(undefined);
-      if (!lockBy(turnstile.queue, queuePath(turnstile.base), LOCK.EX, deadline, interrupted)) throw timedOut(req, timeout!);
+      if (!awaitTurn(turnstile, deadline, interrupted)) throw timedOut(req, timeout!);
     }
     // The head of the queue from here on.
     const first = slots.tryEach(undefined, hooks.isOurs);

@@ -4,7 +4,7 @@
 // other flock(2) user of that file: flock(1), Python's fcntl.flock, other waitlocks.
 //
 // waitlock's waiters for a file first queue on a turnstile in the lock directory named for
-// the file's identity, DIR/file@DEV-INO (engine.ts), so that among themselves they are
+// the file's identity, DIR/file@DEV-INO (turnstile.ts), so that among themselves they are
 // served in arrival order however each named the file (a symlink, a relative path, a bind
 // mount, a descriptor). Other programs go straight to the kernel's queue for the file, in
 // which only the head of the turnstile waits: they may be served before waitlocks queued
@@ -12,7 +12,9 @@
 // The records of its holders are files beside the turnstile (holderfiles.ts).
 import { E, LOCK, O, close, flock, fstat, open } from "../ffi/libc";
 import { BusyError, TimeoutError, UsageError } from "./errors";
-import { enterTurnstile, leaveTurnstile, lockBy, lockOp, queuePath, tidyTurnstile, tryLock } from "./engine";
+import { lockOp } from "./engine";
+import { lockBy, tryLock } from "./lockfiles";
+import { awaitTurn, enterTurnstile, leaveTurnstile, tidyTurnstile } from "./turnstile";
 import { fileBase, sweepHolderFiles } from "./holderfiles";
 import type { LockMode } from "./holders";
 import { debug } from "./log";
@@ -100,9 +102,9 @@ export function acquireFile(req: FileRequest, timeout: number | null, hooks: Fil
     return new TimeoutError(req.path, timeout!);
   };
   try {
-    if (!tryLock(turnstile.queue, queuePath(base), LOCK.EX)) {
+    if (!awaitTurn(turnstile)) {
       if (wait() === "ours") return "alreadyHeld";
-      if (!lockBy(turnstile.queue, queuePath(base), LOCK.EX, deadline)) throw timedOut();
+      if (!awaitTurn(turnstile, deadline)) throw timedOut();
     }
     // A shared lock would be granted to its holder again: ask first.
     if (req.mode === "shared" && hooks.isOurs?.(req.fd, dev, ino)) return "alreadyHeld";

@@ -97,6 +97,26 @@ describe("waiters are served in arrival order", () => {
     }, 60_000);
   }
 
+  test("a waiter arriving while the lock passes from one waiter to the next never overtakes those queued before it", async () => {
+    // The kernel alone does not keep this: a let-go flock(2) wakes its waiters to try again,
+    // and a newcomer asking in that instant is served first. 30 waiters, each started once
+    // the one before is asleep, while the lock passes along the queue every 20 ms.
+    for (let round = 0; round < 4; round++) {
+      const d = lockDir();
+      const holder = startSh(`exec "$WL" -d "$D" h --exec sh -c 'touch "$D/held"; read -r _'`, d);
+      await waitFor("the holder", () => existsSync(`${d}/held`));
+      const waiters = [];
+      for (let i = 0; i < 30; i++) {
+        const w = start([BIN, "-d", d, "h", "--exec", "sh", "-c", `echo ${i} >> "$0/order"; sleep 0.02`, d]);
+        await waitFor(`waiter ${i} asleep`, () => queuedInKernel(w.pid));
+        waiters.push(w);
+        if (i === 5) holder.stdin!.end();
+      }
+      for (const w of waiters) expect(await w.exited).toBe(0);
+      expect(readFileSync(`${d}/order`, "utf8")).toBe(Array.from({ length: 30 }, (_, i) => `${i}\n`).join(""));
+    }
+  }, 60_000);
+
   test("a waiter killed while queued never blocks the queue", async () => {
     const d = lockDir();
     const holder = startSh(`exec "$WL" -d "$D" k --exec sh -c 'read -r _'`, d);

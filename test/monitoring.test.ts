@@ -61,7 +61,9 @@ describe("--list shows waiters", () => {
     ]);
     for (const [i, w] of json.slice(1).entries()) {
       expect(Object.keys(w).sort()).toEqual(["command", "descriptor", "file", "hostname", "pid", "position", "status", "uid", "user", "waitingSince"]);
-      expect(w).toMatchObject({ descriptor: "job", file: `${d}/job.queue.lock`, uid, command: `${BIN} -d ${d} -m 1 job --exec true waiter-${i}` });
+      expect(w).toMatchObject({ descriptor: "job", uid, command: `${BIN} -d ${d} -m 1 job --exec true waiter-${i}` });
+      // Each waiter's node in the queue (src/turnstile.ts), named in ticket order.
+      expect(w.file).toMatch(new RegExp(`^${d}/job\\.q[0-9a-z]{8}\\.lock$`));
       // The process's start time (to the clock tick; the boot time the kernel gives is whole seconds).
       expect(w.waitingSince!).toBeGreaterThanOrEqual(t0 - 1);
       expect(w.waitingSince!).toBeLessThanOrEqual(t1 + 1);

@@ -1,6 +1,7 @@
 // waitlock --check NAME (or --file PATH): is a slot free? Takes nothing; 2 when it cannot tell.
 import { close, fstat, LOCK, flock } from "../../ffi/libc";
-import { inspect, lockOp, slotPath, tryLock } from "../engine";
+import { inspect, lockOp, slotPath } from "../engine";
+import { tryLock } from "../lockfiles";
 import { EXIT, WaitlockError } from "../errors";
 import { openFileToLock } from "../filelock";
 import { fileKey, grantedLocks, type LockMode } from "../holders";

@@ -5,7 +5,9 @@
 // process stays behind. The record names the caller, in a holder file; once N is closed it
 // is stale, until --unlock or the next exclusive waitlock of that file removes it.
 import { getppid } from "../../ffi/libc";
-import { lockBy, lockOp, tidyTurnstile, tryLock } from "../engine";
+import { lockOp } from "../engine";
+import { lockBy, tryLock } from "../lockfiles";
+import { tidyTurnstile } from "../turnstile";
 import { BusyError, EXIT, TimeoutError } from "../errors";
 import { acquireFile, identityOf, releaseFile } from "../filelock";
 import { fileBase, newHolderFile, removeHolderFile } from "../holderfiles";

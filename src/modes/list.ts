@@ -124,13 +124,13 @@ function rowsOf(view: SlotView, users: Map<number, string>): { row: Row; bytes: 
 
 /** The rows of one NAME's queue: its waiters in order, position 1 first. */
 function waiterRows(queue: QueueView, users: Map<number, string>, processes: ProcessCache, hostname: string): WaiterRow[] {
-  return queue.waiters.map((pid, i) => {
+  return queue.waiters.map(({ pid, path }, i) => {
     const uid = pid === null ? null : (processUid(pid) ?? null);
     return {
       descriptor: queue.name,
       status: "waiting",
       position: i + 1,
-      file: queue.path,
+      file: path,
       pid,
       uid,
       user: uid === null ? null : (users.get(uid) ?? String(uid)),

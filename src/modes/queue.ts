@@ -1,23 +1,22 @@
 // Who waits for a lock, as the kernel says (for --list; not on the lock path). Every
-// acquirer of NAME queues on its turnstile, DIR/NAME.queue.lock (src/engine.ts), with a
-// blocking flock(2): the process that holds the turnstile is the head of the queue, served
-// next, and the others are the requests the kernel keeps blocked behind it. /proc/locks
-// prints those in arrival order (src/holders.ts readLockTable()), and drops a request the
-// moment its process dies, so a killed waiter is never listed.
+// acquirer of NAME holds the node of its ticket, DIR/NAME.qTTTTTTTT.lock (src/turnstile.ts),
+// locked exclusively from the moment it joins the queue until it leaves it: the waiters
+// are the nodes whose lock the kernel shows granted, in ticket order, which is arrival
+// order; the first is the head, served next. A waiter that dies drops its lock at once,
+// so it is never listed.
 import { fileKey, type LockTable } from "../holders";
+import { ticketOf } from "../turnstile";
 import { alive } from "../procinfo";
 
-const QUEUE_FILE = /^([A-Za-z0-9._-]+)\.queue\.lock$/;
+const NODE_FILE = /^([A-Za-z0-9._-]+)\.q[0-9a-z]{8}\.lock$/;
 
 export interface QueueView {
   name: string;
-  /** the turnstile file */
-  path: string;
   /**
-   * The waiting processes in queue order, the head (served next) first; null for a process
-   * the kernel does not name to us (in another PID namespace).
+   * The waiters in queue order, the head (served next) first: the process (null when the
+   * kernel does not name it to us: another PID namespace) and its node file.
    */
-  waiters: (number | null)[];
+  waiters: { pid: number | null; path: string }[];
 }
 
 /**
@@ -30,25 +29,33 @@ export function viewQueues(dir: string, onlyName: string | undefined, table: Loc
   const { lstatSync, readdirSync } = require("node:fs") as typeof import("node:fs");
   let entries: string[];
   try {
-    entries = onlyName === undefined ? readdirSync(dir) : [`${onlyName}.queue.lock`];
+    entries = readdirSync(dir);
   } catch {
     // The slots' scan of the same directory reports why it cannot be read.
     return [];
   }
-  const queues: QueueView[] = [];
+  const nodes = new Map<string, { ticket: number; path: string; pid: number | null }[]>();
   for (const entry of entries) {
-    const m = QUEUE_FILE.exec(entry);
-    if (!m) continue;
+    const m = NODE_FILE.exec(entry);
+    if (!m || (onlyName !== undefined && m[1] !== onlyName)) continue;
     const path = `${dir}/${entry}`;
     const st = lstatSync(path, { throwIfNoEntry: false });
     if (!st?.isFile()) continue;
     const locks = table.files.get(fileKey(st.dev, st.ino));
-    if (!locks) continue;
-    // A process that has exited is no waiter: the kernel drops a blocked request at once,
-    // but a PID may come from the earlier of two readings (readLockTable()), and the
-    // process that took the turnstile may have left it to a descendant.
-    const waiters = [locks.granted[0]!, ...locks.blocked].flatMap((pid) => (pid <= 0 ? [null] : alive(pid) ? [pid] : []));
-    if (waiters.length > 0) queues.push({ name: m[1]!, path, waiters });
+    // A node nobody holds is a waiter's that was served or left.
+    const pid = locks?.granted[0];
+    if (pid === undefined) continue;
+    // The kernel names the process that took the lock; a PID may come from the earlier of
+    // two readings (readLockTable()) of a process that has exited since.
+    if (pid > 0 && !alive(pid)) continue;
+    const list = nodes.get(m[1]!) ?? [];
+    list.push({ ticket: ticketOf(entry)!, path, pid: pid > 0 ? pid : null });
+    nodes.set(m[1]!, list);
+  }
+  const queues: QueueView[] = [];
+  for (const [name, list] of nodes) {
+    list.sort((a, b) => a.ticket - b.ticket);
+    queues.push({ name, waiters: list.map(({ pid, path }) => ({ pid, path })) });
   }
   return queues.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

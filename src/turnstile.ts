@@ -1,0 +1,176 @@
+// The queue in front of a lock (invariant 3: first come, first served). A blocking flock(2)
+// alone does not keep arrival order: when a lock is let go the kernel wakes its waiters and
+// lets them try again, and a newcomer that asks in that instant gets it first. So every
+// acquirer takes a ticket, and each waits for the one before it, as in a CLH queue lock:
+//
+//   BASE.entry.lock   held shared by everyone in the queue, from before taking a ticket
+//                     until leaving; whoever takes it exclusively knows that nobody is
+//                     queued, and may remove the queue's files (tidy).
+//   BASE.queue.lock   the ticket counter: the next ticket is the file's size, read and
+//                     advanced (ftruncate: no data, so a full disk does not stop it) under
+//                     a moment's exclusive lock, during which the ticket's node is made.
+//   BASE.qTTTTTTTT.lock  the node of ticket T (8 base-36 digits, so that names sort in
+//                     ticket order): an empty file, made and locked exclusively by its
+//                     waiter until it leaves the queue.
+//
+// A waiter waits for the node before its own to be let go, then for the one before that,
+// and so on down to a ticket whose node is gone: then it is the head, and removes the nodes
+// it passed. A node is let go when its waiter leaves the queue: served (it was the head,
+// and had removed every node before its own) or giving up or dying while queued (those
+// before it still count). Nobody can overtake: each waiter waits for exactly those queued
+// before it, and the kernel drops the node lock of a waiter that dies.
+import { E, LOCK, O, close, flock, flockWait, fstat, ftruncate, open, strerror, unlink } from "../ffi/libc";
+import { debug } from "./log";
+import { OPEN, lockBy, opened, openOrCreate, shareWithAll, tryLock } from "./lockfiles";
+import { sysError } from "./syserror";
+
+export const entryPath = (base: string) => `${base}.entry.lock`;
+export const queuePath = (base: string) => `${base}.queue.lock`;
+/** The node of `ticket`: its number in base 36, eight digits, so that names sort by ticket. */
+export const nodePath = (base: string, ticket: number) => `${base}.q${ticket.toString(36).padStart(8, "0")}.lock`;
+/** The ticket of a node file's name, or undefined for any other name. */
+export function ticketOf(fileName: string): number | undefined {
+  const m = /\.q([0-9a-z]{8})\.lock$/.exec(fileName);
+  return m ? parseInt(m[1]!, 36) : undefined;
+}
+
+/** One acquirer's place in the queue of BASE: the entry held shared, its node held exclusively. */
+export interface Turnstile {
+  base: string;
+  entry: number;
+  ticket: number;
+  node: number;
+  /** nodes of waiters that left before us, passed over on the way to the head */
+  passed: number[];
+  head: boolean;
+}
+
+/**
+ * Joins the queue of BASE (`base`, e.g. DIR/NAME): takes the entry, a ticket and its node.
+ * `shared`: a world-writable directory, whose files every user must be able to open.
+ * Throws WaitlockError (4, 5, 75) when the files cannot be used.
+ */
+export function enterTurnstile(base: string, shared: boolean): Turnstile {
+  const entry = enter(base, shared);
+  try {
+    const counter = opened(queuePath(base), openOrCreate(queuePath(base), O.RDWR, 0o666));
+    try {
+      if (shared) shareWithAll(counter, 0o666);
+      // Held only while a ticket is taken and its node made: nobody waits on it for long.
+      const r = flockWait(counter, LOCK.EX, Infinity);
+      if (r < 0) throw sysError(queuePath(base), r, "cannot lock");
+      const ticket = readTicket(counter);
+      const node = makeNode(base, ticket, shared);
+      const w = ftruncate(counter, ticket + 1);
+      if (w < 0) {
+        close(node);
+        throw sysError(queuePath(base), w, "cannot advance the ticket counter");
+      }
+      return { base, entry, ticket, node, passed: [], head: false };
+    } finally {
+      close(counter);
+    }
+  } catch (e) {
+    close(entry);
+    throw e;
+  }
+}
+
+/** The entry file, held shared; made anew when a tidying releaser removed it under us. */
+function enter(base: string, shared: boolean): number {
+  for (;;) {
+    const entry = opened(entryPath(base), openOrCreate(entryPath(base), O.RDONLY, 0o644));
+    if (shared) shareWithAll(entry, 0o644);
+    // Only a releaser tidying up holds it exclusively, and only for a moment.
+    const r = flockWait(entry, LOCK.SH, Infinity);
+    if (r < 0) {
+      close(entry);
+      throw sysError(entryPath(base), r, "cannot lock");
+    }
+    const st = fstat(entry);
+    if (typeof st !== "number" && st.nlink > 0) return entry;
+    close(entry);
+  }
+}
+
+/** The next ticket: the counter file's size. */
+function readTicket(counter: number): number {
+  const st = fstat(counter);
+  return typeof st === "number" ? 0 : st.size;
+}
+
+/** Makes and locks the node of `ticket`. A node left by a queue that was tidied away is old: replaced. */
+function makeNode(base: string, ticket: number, shared: boolean): number {
+  const path = nodePath(base, ticket);
+  for (;;) {
+    const fd = open(path, OPEN | O.RDONLY | O.CREAT | O.EXCL, 0o644);
+    if (fd === -E.EEXIST) {
+      unlink(path);
+      continue;
+    }
+    opened(path, fd);
+    if (shared) shareWithAll(fd, 0o644);
+    flock(fd, LOCK.EX);
+    return fd;
+  }
+}
+
+/**
+ * Are we the head of the queue? With `deadline` (performance.now() milliseconds; Infinity:
+ * none), waits until we are; without, only looks. False when the deadline passed first.
+ * `interrupted` runs when a signal ends a wait early, and may throw.
+ */
+export function awaitTurn(t: Turnstile, deadline?: number, interrupted?: () => void): boolean {
+  if (t.head) return true;
+  for (let ticket = t.ticket - 1; ticket >= 0; ticket--) {
+    const path = nodePath(t.base, ticket);
+    const fd = open(path, OPEN | O.RDONLY);
+    if (fd === -E.ENOENT) break;
+    opened(path, fd);
+    try {
+      const free = deadline === undefined ? tryLock(fd, path, LOCK.EX) : lockBy(fd, path, LOCK.EX, deadline, interrupted);
+      if (!free) return false;
+    } finally {
+      close(fd);
+    }
+    // Its waiter has left the queue; if it left before its turn, those before it still count.
+    if (!t.passed.includes(ticket)) t.passed.push(ticket);
+  }
+  t.head = true;
+  for (const ticket of t.passed) unlink(nodePath(t.base, ticket));
+  t.passed = [];
+  return true;
+}
+
+/** Leaves the queue: the next waiter looks past our node. */
+export function leaveTurnstile(t: Turnstile): void {
+  close(t.node);
+  close(t.entry);
+}
+
+/**
+ * Removes the queue files of BASE when nobody is queued or entering: a process that holds
+ * the entry file exclusively is provably alone. The nodes left are the last head's and
+ * those of waiters that left after it, the newest tickets: removed from the newest back to
+ * the first one that is gone.
+ */
+export function tidyTurnstile(base: string): void {
+  const fd = open(entryPath(base), OPEN | O.RDONLY);
+  if (fd < 0) return;
+  try {
+    if (flock(fd, LOCK.EX | LOCK.NB) !== 0) return;
+    const st = fstat(fd);
+    if (typeof st === "number" || st.nlink === 0) return;
+    const counter = open(queuePath(base), OPEN | O.RDONLY);
+    if (counter >= 0) {
+      for (let ticket = readTicket(counter) - 1; ticket >= 0 && unlink(nodePath(base, ticket)) === 0; ticket--);
+      close(counter);
+    }
+    unlink(queuePath(base));
+    const r = unlink(entryPath(base));
+    if (r < 0) debug(`cannot remove ${entryPath(base)} (${strerror(r)}); leaving it`);
+    else debug(`removed the queue files of ${base}`);
+  } finally {
+    close(fd);
+  }
+}
