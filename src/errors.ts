@@ -8,6 +8,8 @@ export const EXIT = {
   SYSTEM: 4,
   PERMISSION: 5,
   LOCKDIR: 6,
+  /** a network backend's session ended (or could not be confirmed) while the lock was held */
+  LOST: 7,
   TEMPFAIL: 75,
   CANNOT_EXECUTE: 126,
   NOT_FOUND: 127,
@@ -39,5 +41,12 @@ export class BusyError extends WaitlockError {
 export class TimeoutError extends WaitlockError {
   constructor(name: string, seconds: number) {
     super(EXIT.TIMEOUT, name, `timed out after ${seconds} seconds`);
+  }
+}
+
+/** A network lease ended while held: its session closed or could not be confirmed in time (exit 7). */
+export class LockLostError extends WaitlockError {
+  constructor(name: string, message: string) {
+    super(EXIT.LOST, name, message);
   }
 }
