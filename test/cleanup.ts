@@ -8,6 +8,8 @@ import { rmSync } from "node:fs";
 export const started = new Set<number>();
 export const dirs: string[] = [];
 export const teardowns: (() => void | Promise<void>)[] = [];
+/** undone once, after the last test of the run (what several tests share, e.g. a cluster template) */
+export const atTheEnd: (() => void)[] = [];
 
 export async function cleanUp(): Promise<void> {
   for (const pid of started) {
@@ -20,4 +22,8 @@ export async function cleanUp(): Promise<void> {
   started.clear();
   for (const undo of teardowns.splice(0).reverse()) await undo();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+export function cleanUpRun(): void {
+  for (const undo of atTheEnd.splice(0).reverse()) undo();
 }

@@ -4,10 +4,10 @@
 // stopped by its PID after the test (test/cleanup.ts), failed or not. setpriv's pdeathsig
 // ends it too if the test runner itself dies.
 import { SQL } from "bun";
-import { chownSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, chownSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { teardowns } from "../cleanup";
+import { atTheEnd, teardowns } from "../cleanup";
 
 interface Found {
   bin: string;
@@ -66,7 +66,9 @@ function clusterTemplate(f: Found): Promise<string> {
     );
     const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
     if (code !== 0) throw new Error(`initdb failed (${code}): ${out}${err}`);
-    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+    // Logins from the simulated hosts (test/hosts.ts) come from 127.1.0.0/16.
+    appendFileSync(join(dir, "data", "pg_hba.conf"), "host all all 127.0.0.0/8 scram-sha-256\n");
+    atTheEnd.push(() => rmSync(dir, { recursive: true, force: true }));
     return join(dir, "data");
   })();
   return template;
@@ -87,7 +89,7 @@ export interface PostgresServer {
   pid: number;
   /** the directory of the cluster and its unix socket */
   dir: string;
-  /** a superuser session over the unix socket (reachable from any network namespace) */
+  /** superuser sessions in database waitlock over the unix socket (reachable from any network namespace) */
   admin: SQL;
   /** postgres://waitlock:secret@host:port/waitlock plus `params` (a role made for the tests, owner of that database) */
   url(params?: Record<string, string>, user?: string, password?: string): string;
@@ -174,9 +176,11 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PostgresSe
     }
   }
 
-  const admin = new SQL(`postgres://postgres@localhost:${port}/postgres`, { path: dir, max: 2, idleTimeout: 0 });
-  await admin.unsafe("CREATE ROLE waitlock LOGIN PASSWORD 'secret'");
-  await admin.unsafe("CREATE DATABASE waitlock OWNER waitlock");
+  const setup = new SQL(`postgres://postgres@localhost:${port}/postgres`, { path: dir, max: 1 });
+  await setup.unsafe("CREATE ROLE waitlock LOGIN PASSWORD 'secret'");
+  await setup.unsafe("CREATE DATABASE waitlock OWNER waitlock");
+  await setup.close({ timeout: 0 });
+  const admin = new SQL(`postgres://postgres@localhost:${port}/waitlock`, { path: dir, max: 2, idleTimeout: 0 });
 
   const server: PostgresServer = {
     host,

@@ -248,8 +248,10 @@ class Postgres implements PostgresBackend {
       if (isLockTimeout(sqlState(e))) throw timedOut();
       throw e;
     }
-    // First in the queue: take a slot as soon as one is released. Listen before looking, so
-    // that a release between the look and the wait is not missed.
+    // First in the queue: take a slot as soon as one is released. Listen before looking
+    // again, so that a release between the look and the wait is not missed.
+    const first = await once(true);
+    if (first) return first;
     let wake: () => void = () => {};
     const listener = await listen(this.target, this.secret(), SQLText.releaseChannel(name), () => wake());
     try {
