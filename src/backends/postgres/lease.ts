@@ -2,6 +2,7 @@
 // changes, or a check is not answered within `confirm_timeout` of being sent.
 import { LockLostError } from "../../errors";
 import { debug } from "../../log";
+import { isConnectionError } from "./errors";
 import type { Session } from "./session";
 import { HEARTBEAT, release } from "./sql";
 import type { PostgresTarget } from "./url";
@@ -83,6 +84,12 @@ export class PostgresLease implements Lease {
         },
         (e: Error) => {
           this.checking = false;
+          // An error the server sent proves the session alive (say, the description table
+          // was dropped): only a connection that failed loses the lock.
+          if (!isConnectionError((e as { cause?: unknown }).cause ?? e)) {
+            debug(`postgres ${this.target.label}: checking '${this.name}': ${e.message}`);
+            return this.confirm(sentAt);
+          }
           this.lose(`checking it failed: ${e.message}`);
         },
       );
