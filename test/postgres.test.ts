@@ -256,6 +256,31 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     expect(await nobody.exited()).toBe(1);
   }, 30_000);
 
+  test("sslmode is honoured: require and verify-full use TLS, disable does not; an unknown CA or a server without TLS fail", async () => {
+    const s = await startPostgres({ tls: true });
+    const usesTls = async (params: Record<string, string>) => {
+      const b = connectPostgres(s.url(params));
+      try {
+        const lease = await b.acquire("tls", { holder });
+        const [row] = await b.list({ name: "tls" });
+        const [stat] = await s.admin`SELECT ssl FROM pg_stat_ssl WHERE pid = ${row!.backendPid}`;
+        await lease.release();
+        return stat.ssl as boolean;
+      } finally {
+        await b.close();
+      }
+    };
+    expect(await usesTls({ sslmode: "require" })).toBe(true);
+    expect(await usesTls({ sslmode: "verify-full", sslrootcert: s.certificate! })).toBe(true);
+    expect(await usesTls({ sslmode: "disable" })).toBe(false);
+    const unknownCa = await connectPostgres(s.url({ sslmode: "verify-full" })).acquire("tls", { holder }).catch((e) => e);
+    expect(unknownCa).toMatchObject({ exitCode: 4, context: `127.0.0.1:${s.port}` });
+    const plain = await startPostgres();
+    const noTls = await connectPostgres(plain.url({ sslmode: "require" })).acquire("tls", { holder }).catch((e) => e);
+    expect(noTls).toMatchObject({ exitCode: 4, context: `127.0.0.1:${plain.port}` });
+    expect(`${unknownCa.message} / ${noTls.message}`).toMatch(/connecting: .*certificate.* \/ connecting: .*SSL/i);
+  }, 30_000);
+
   test("errors: unreachable 75 naming host:port, failed login 5, malformed URL 3; the password is never shown", async () => {
     const s = await startPostgres();
     const closed = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });

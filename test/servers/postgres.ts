@@ -93,6 +93,8 @@ export interface PostgresServer {
   admin: SQL;
   /** postgres://waitlock:secret@host:port/waitlock plus `params` (a role made for the tests, owner of that database) */
   url(params?: Record<string, string>, user?: string, password?: string): string;
+  /** with `tls`: the server's certificate (also the CA to verify it with) */
+  certificate?: string;
   /** the server's log so far */
   log(): string;
   /** fast shutdown, waiting until it has exited */
@@ -110,6 +112,8 @@ export interface StartOptions {
   netns?: string;
   /** extra -c settings */
   settings?: Record<string, string>;
+  /** serve TLS with a fresh self-signed certificate for `host` (openssl); its path is `server.certificate` */
+  tls?: boolean;
 }
 
 /** Starts a throwaway server; it is stopped after the current test. */
@@ -119,6 +123,17 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PostgresSe
   const host = opts.host ?? "127.0.0.1";
   const dir = mkdtempSync(join(tmpdir(), "waitlock-pg-"));
   cpSync(await clusterTemplate(f), join(dir, "data"), { recursive: true });
+  const tls: Record<string, string> = {};
+  if (opts.tls) {
+    const certificate = join(dir, "server.crt");
+    const key = join(dir, "server.key");
+    const made = Bun.spawnSync(
+      ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", `/CN=${host}`, "-addext", `subjectAltName=IP:${host}`, "-keyout", key, "-out", certificate],
+      { stderr: "pipe" },
+    );
+    if (made.exitCode !== 0) throw new Error(`openssl: ${made.stderr}`);
+    Object.assign(tls, { ssl: "on", ssl_cert_file: certificate, ssl_key_file: key });
+  }
   if (f.user) {
     const chown = Bun.spawnSync(["chown", "-R", `${f.user.uid}:${f.user.gid}`, dir]);
     if (chown.exitCode !== 0) throw new Error(`chown ${dir}: ${chown.stderr}`);
@@ -128,7 +143,7 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PostgresSe
   let logText = "";
 
   const launch = async (): Promise<void> => {
-    const settings = { fsync: "off", full_page_writes: "off", max_connections: "200", log_min_messages: "warning", ...opts.settings };
+    const settings = { fsync: "off", full_page_writes: "off", max_connections: "200", log_min_messages: "warning", ...tls, ...opts.settings };
     const argv = [join(f.bin, "postgres"), "-D", join(dir, "data"), "-h", host, "-p", String(port), "-k", dir, ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])];
     const cmd = asServerUser(f, argv);
     const p = Bun.spawn(opts.netns ? ["ip", "netns", "exec", opts.netns, ...cmd] : cmd, { stdout: "ignore", stderr: "pipe" });
@@ -192,6 +207,7 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PostgresSe
     },
     dir,
     admin,
+    certificate: tls.ssl_cert_file,
     url(params = {}, user = "waitlock", password = "secret") {
       const q = new URLSearchParams(params).toString();
       return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${host}:${port}/waitlock${q ? `?${q}` : ""}`;

@@ -5,14 +5,20 @@ import { EXIT, WaitlockError } from "../../errors";
 
 interface PgError {
   code?: string;
-  errno?: string;
+  /** the server's SQLSTATE; a number on TLS failures (an OS or TLS library code) */
+  errno?: string | number;
   message?: string;
 }
+
+const sqlState = (e: unknown): string => {
+  const errno = (e as PgError)?.errno;
+  return typeof errno === "string" ? errno : "";
+};
 
 /** Connection-level failures: nothing answered, or the session went away. */
 export const isConnectionError = (e: unknown): boolean => {
   const code = (e as PgError)?.code ?? "";
-  const state = (e as PgError)?.errno ?? "";
+  const state = sqlState(e);
   return (
     /^ERR_POSTGRES_(CONNECTION_(CLOSED|REFUSED|FAILED|TIMEOUT)|SOCKET|IDLE_TIMEOUT|LIFETIME_TIMEOUT)/.test(code) ||
     state.startsWith("08") ||
@@ -21,10 +27,10 @@ export const isConnectionError = (e: unknown): boolean => {
 };
 
 /** The server withdrew a lock request at its lock_timeout. */
-export const isLockTimeout = (e: unknown): boolean => (e as PgError)?.errno === "55P03";
+export const isLockTimeout = (e: unknown): boolean => sqlState(e) === "55P03";
 
 /** The description table (or its schema) does not exist yet. */
-export const isMissingTable = (e: unknown): boolean => ["42P01", "3F000"].includes((e as PgError)?.errno ?? "");
+export const isMissingTable = (e: unknown): boolean => ["42P01", "3F000"].includes(sqlState(e));
 
 /**
  * Turns a client or server error into a WaitlockError: unreachable or gone 75, login or
@@ -33,7 +39,7 @@ export const isMissingTable = (e: unknown): boolean => ["42P01", "3F000"].includ
 export function pgError(e: unknown, label: string, doing: string): WaitlockError {
   if (e instanceof WaitlockError) return e;
   const err = e as PgError;
-  const state = err?.errno ?? "";
+  const state = sqlState(e);
   const code = err?.code ?? "";
   const what = `${doing}: ${err?.message ?? String(e)}${state ? ` (SQLSTATE ${state})` : ""}`;
   if (state.startsWith("28")) return new WaitlockError(EXIT.PERMISSION, label, `${doing}: login refused: ${err.message}`);
