@@ -10,12 +10,14 @@ import { CLASSID, lockKey } from "../src/backends/postgres/sql";
 import { dirs } from "./cleanup";
 import { start, stderrOf, waitFor } from "./helpers";
 import { createHosts, netnsMissing, type Host } from "./hosts";
+import { pgbouncerMissing, startPgbouncer } from "./servers/pgbouncer";
 import { postgresMissing, startPostgres, type PostgresServer } from "./servers/postgres";
 import { skipping } from "./servers/skip";
 
 const FIXTURE = join(import.meta.dir, "fixtures/pg-lock.ts");
 const noPostgres = skipping("PostgreSQL backend tests", postgresMissing());
 const noHosts = noPostgres || skipping("PostgreSQL tests across simulated hosts", netnsMissing());
+const noPgbouncer = noPostgres || skipping("the PgBouncer test", pgbouncerMissing());
 
 const holder = { host: "tester", pid: process.pid, owner: process.ppid, uid: 0, user: "test", command: "bun test" };
 
@@ -279,6 +281,18 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     const noTls = await connectPostgres(plain.url({ sslmode: "require" })).acquire("tls", { holder }).catch((e) => e);
     expect(noTls).toMatchObject({ exitCode: 4, context: `127.0.0.1:${plain.port}` });
     expect(`${unknownCa.message} / ${noTls.message}`).toMatch(/connecting: .*certificate.* \/ connecting: .*SSL/i);
+  }, 30_000);
+
+  test.skipIf(noPgbouncer)("PgBouncer in transaction pooling is refused, whether it rejects waitlock's session settings or drops them", async () => {
+    const s = await startPostgres();
+    const settings = ["application_name", "tcp_user_timeout", "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "client_connection_check_interval", "statement_timeout", "lock_timeout", "idle_session_timeout", "idle_in_transaction_session_timeout", "synchronous_commit"];
+    for (const ignore of [[], settings]) {
+      const url = await startPgbouncer(s, ignore);
+      const e = await connectPostgres(url).acquire("pooled", { holder }).catch((err) => err);
+      expect({ ignore: ignore.length, exitCode: e.exitCode, message: e.message }).toMatchObject({ ignore: ignore.length, exitCode: 4, message: expect.stringContaining("connection pooler (PgBouncer?)") });
+    }
+    expect(await waitingRequests(s)).toBe(0);
+    expect((await s.admin`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'`)[0].n).toBe(0);
   }, 30_000);
 
   test("errors: unreachable 75 naming host:port, failed login 5, malformed URL 3; the password is never shown", async () => {

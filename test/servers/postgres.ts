@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { atTheEnd, teardowns } from "../cleanup";
 
-interface Found {
+export interface Found {
   bin: string;
   /** the account the server runs as when we are root */
   user?: { name: string; uid: number; gid: number };
@@ -48,9 +48,10 @@ export const postgresMissing = (): string | undefined => {
   return typeof f === "string" ? f : undefined;
 };
 
-function asServerUser(f: Found, argv: string[]): string[] {
+/** argv that runs `argv` as the servers' account, ended with `signal` if this process dies. */
+export function asServerUser(f: Found, argv: string[], signal = "SIGQUIT"): string[] {
   const drop = f.user ? [`--reuid=${f.user.uid}`, `--regid=${f.user.gid}`, "--clear-groups"] : [];
-  return ["setpriv", ...drop, "--pdeathsig", "SIGQUIT", "--", ...argv];
+  return ["setpriv", ...drop, "--pdeathsig", signal, "--", ...argv];
 }
 
 let template: Promise<string> | undefined;
@@ -74,7 +75,7 @@ function clusterTemplate(f: Found): Promise<string> {
   return template;
 }
 
-async function freePort(host: string): Promise<number> {
+export async function freePort(host: string): Promise<number> {
   const s = Bun.listen({ hostname: host, port: 0, socket: { data() {} } });
   const port = s.port;
   s.stop(true);
