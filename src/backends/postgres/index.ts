@@ -103,7 +103,6 @@ const RECONNECT_MS = 250;
 
 interface Taken {
   slot: number;
-  token: string;
 }
 
 interface Row {
@@ -199,11 +198,11 @@ class Postgres implements PostgresBackend {
         continue;
       }
       try {
-        const taken = await this.take(session, name, slots, preferred, shared, deadline, opts.timeout);
+        const { slot } = await this.take(session, name, slots, preferred, shared, deadline, opts.timeout);
         const describedAt = performance.now();
-        await this.describe(session, name, taken, slots, shared, opts.holder);
-        debug(`postgres ${this.label}: '${name}' slot ${taken.slot}/${slots} taken, token ${taken.token}`);
-        return new PostgresLease(session, this.target, name, taken.slot, slots, shared, taken.token, describedAt);
+        const token = await this.describe(session, name, slot, slots, shared, opts.holder);
+        debug(`postgres ${this.label}: '${name}' slot ${slot}/${slots} taken, token ${token}`);
+        return new PostgresLease(session, this.target, name, slot, slots, shared, token, describedAt);
       } catch (e) {
         const wasDropped = session.isClosed && isConnectionError(sqlState(e)) && opts.timeout !== 0;
         await session.close();
@@ -235,8 +234,8 @@ class Postgres implements PostgresBackend {
     }
     if (slots === 1) {
       try {
-        const [got] = await session.query<Taken>(SQLText.waitSlot0(shared), [name, this.lockTimeout(deadline)], `waiting for '${name}'`, this.waitMs(deadline));
-        return { slot: 0, token: got!.token };
+        await session.query(SQLText.waitSlot0(shared), [name, this.lockTimeout(deadline)], `waiting for '${name}'`, this.waitMs(deadline));
+        return { slot: 0 };
       } catch (e) {
         if (isLockTimeout(sqlState(e))) throw timedOut();
         throw e;
@@ -276,19 +275,21 @@ class Postgres implements PostgresBackend {
     }
   }
 
-  private async describe(session: Session, name: string, taken: Taken, slots: number, shared: boolean, h: HolderDescription): Promise<void> {
-    const params = [name, taken.slot, slots, shared, taken.token, h.host, h.pid, h.owner, h.uid, h.user, h.command];
+  /** Describes the holder; returns the fencing token. */
+  private async describe(session: Session, name: string, slot: number, slots: number, shared: boolean, h: HolderDescription): Promise<string> {
+    const params = [name, slot, slots, shared, h.host, h.pid, h.owner, h.uid, h.user, h.command];
+    const doing = `describing the holder of '${name}'`;
     try {
-      await session.query(SQLText.DESCRIBE, params, `describing the holder of '${name}'`);
+      return (await session.query<{ token: string }>(SQLText.DESCRIBE, params, doing))[0]!.token;
     } catch (e) {
       if (!isMissingTable(sqlState(e))) throw this.privilegeHint(e);
       debug(`postgres ${this.label}: creating schema waitlock and table waitlock.holders`);
-      await session.script(SQLText.SETUP, "creating table waitlock.holders").catch((err) => {
+      try {
+        await session.script(SQLText.SETUP, "creating table waitlock.holders");
+        return (await session.query<{ token: string }>(SQLText.DESCRIBE, params, doing))[0]!.token;
+      } catch (err) {
         throw this.privilegeHint(err);
-      });
-      await session.query(SQLText.DESCRIBE, params, `describing the holder of '${name}'`).catch((err) => {
-        throw this.privilegeHint(err);
-      });
+      }
     }
   }
 

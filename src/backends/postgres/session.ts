@@ -5,7 +5,7 @@ import { SQL, type ReservedSQL } from "bun";
 import { EXIT, WaitlockError } from "../../errors";
 import { debug } from "../../log";
 import { isConnectionError, pgError } from "./errors";
-import { socketDescriptor } from "./socketfd";
+import { socketOpenedSince, sockets } from "./socketfd";
 import { IDENTIFY } from "./sql";
 import type { PostgresTarget } from "./url";
 
@@ -47,7 +47,6 @@ function serverUrl(t: PostgresTarget): string {
 
 interface Identity {
   pid: number;
-  port: number | null;
   standby: boolean;
   user_timeout: string;
   keepalives_idle: string;
@@ -103,8 +102,10 @@ export class Session {
       pool.close({ timeout: 0 }).catch(() => {});
     }, timeoutMs);
     let conn: ReservedSQL | undefined;
+    const before = findSocket ? sockets() : undefined;
     try {
       conn = await pool.reserve();
+      const fd = before && socketOpenedSince(before);
       const [id] = (await conn.unsafe(IDENTIFY)) as Identity[];
       if (!id) throw new WaitlockError(EXIT.SYSTEM, target.label, "the server did not say who it is");
       if (id.standby)
@@ -115,7 +116,6 @@ export class Session {
           target.label,
           `the session's tcp_user_timeout is ${id.user_timeout}, not the one waitlock asked for: a connection pooler (PgBouncer?) between waitlock and PostgreSQL would lose locks; connect to the server itself`,
         );
-      const fd = findSocket ? socketDescriptor(id.port, target.port) : undefined;
       debug(`postgres ${target.label}: session ${id.pid}${fd === undefined ? "" : ` on descriptor ${fd}`}`);
       return new Session(pool, conn, id.pid, fd, closed, target);
     } catch (e) {

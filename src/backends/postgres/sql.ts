@@ -29,17 +29,17 @@ export const releaseChannel = (name: string): string => `waitlock_${lockKey(`${n
 const OURS = `locktype = 'advisory' AND classid = ${CLASSID} AND objsubid = 2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
 
 /** Once per session: who we are, and whether the settings asked for at connect arrived. */
-export const IDENTIFY = `SELECT pg_backend_pid() AS pid, inet_client_port() AS port, pg_is_in_recovery() AS standby,
+export const IDENTIFY = `SELECT pg_backend_pid() AS pid, pg_is_in_recovery() AS standby,
   current_setting('tcp_user_timeout') AS user_timeout, current_setting('tcp_keepalives_idle') AS keepalives_idle`;
 
 /**
  * Try slots in order (preferred first, then 0..N-1), taking the first free one and nothing
- * else: the filter runs row by row under LIMIT 1. The token is drawn only for the slot taken.
- * $1 NAME, $2 N, $3 preferred slot. `unlockQueue` also leaves the turnstile in the same step.
+ * else: the filter runs row by row under LIMIT 1. $1 NAME, $2 N, $3 preferred slot.
+ * `unlockQueue` also leaves the turnstile in the same step.
  */
 export function trySlots(shared: boolean, unlockQueue: boolean): string {
   const fn = shared ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock";
-  return `SELECT s AS slot, pg_current_xact_id()::text AS token, pg_backend_pid() AS pid${unlockQueue ? `, pg_advisory_unlock(${CLASSID}, ${queueKey("$1::text")}) AS left_queue` : ""}
+  return `SELECT s AS slot, pg_backend_pid() AS pid${unlockQueue ? `, pg_advisory_unlock(${CLASSID}, ${queueKey("$1::text")}) AS left_queue` : ""}
   FROM (SELECT $3::int AS s UNION ALL SELECT g FROM generate_series(0, $2::int - 1) g WHERE g <> $3::int) o
   WHERE ${fn}(${CLASSID}, ${slotKey("$1::text", "s")}) LIMIT 1`;
 }
@@ -48,12 +48,12 @@ export function trySlots(shared: boolean, unlockQueue: boolean): string {
  * Wait in the server's queue for slot 0 of a mutex (FIFO; a conflicting request queued first
  * is served first). lock_timeout withdraws the request at the deadline ($2, e.g. '300ms';
  * '0' waits for ever); it is set back to 0 once granted, and a failed statement undoes it.
- * The token is drawn after the grant. $1 NAME.
+ * $1 NAME.
  */
 export function waitSlot0(shared: boolean): string {
   const fn = shared ? "pg_advisory_lock_shared" : "pg_advisory_lock";
   return `SELECT set_config('lock_timeout', $2::text, false) AS timeout, ${fn}(${CLASSID}, ${slotKey("$1::text", "0")}) AS granted,
-  set_config('lock_timeout', '0', false) AS reset, pg_current_xact_id()::text AS token, pg_backend_pid() AS pid`;
+  set_config('lock_timeout', '0', false) AS reset, pg_backend_pid() AS pid`;
 }
 
 /** Wait for the turnstile of NAME ($1), as waitSlot0 does ($2 lock_timeout). */
@@ -86,28 +86,34 @@ CREATE TABLE IF NOT EXISTS waitlock.holders (
 COMMIT`;
 
 /**
- * Describe this session's lease ($1 NAME, $2 slot, $3 N, $4 shared, $5 token, $6 host, $7 pid,
- * $8 owner, $9 uid, $10 user, $11 command), replacing the row of an ended session that had
- * this backend PID, and dropping rows of NAME whose sessions no longer hold their slot.
+ * Describe this session's lease ($1 NAME, $2 slot, $3 N, $4 shared, $5 host, $6 pid, $7 owner,
+ * $8 uid, $9 user, $10 command), replacing the row of an ended session that had this backend
+ * PID, and dropping rows of NAME whose sessions no longer hold their slot. Returns the
+ * fencing token: this transaction's ID, drawn after the lock was granted (so a later holder
+ * of NAME always draws a larger one), 64 bits with the epoch, never reused, also across a
+ * restart once committed (synchronous_commit is on for the session).
  */
 export const DESCRIBE = `WITH gone AS (
     DELETE FROM waitlock.holders h WHERE h.name = $1::text AND h.backend_pid <> pg_backend_pid()
     AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE ${OURS} AND l.granted AND l.pid = h.backend_pid AND l.objid = ${slotKey("h.name", "h.slot")}::oid))
   INSERT INTO waitlock.holders (backend_pid, name, slot, slots, shared, token, host, pid, owner, uid, username, command)
-  VALUES (pg_backend_pid(), $1::text, $2::int, $3::int, $4::bool, $5::bigint, $6::text, $7::int, $8::int, $9::int, $10::text, $11::text)
+  VALUES (pg_backend_pid(), $1::text, $2::int, $3::int, $4::bool, pg_current_xact_id()::text::bigint, $5::text, $6::int, $7::int, $8::int, $9::text, $10::text)
   ON CONFLICT (backend_pid) DO UPDATE SET name = EXCLUDED.name, slot = EXCLUDED.slot, slots = EXCLUDED.slots, shared = EXCLUDED.shared,
     token = EXCLUDED.token, host = EXCLUDED.host, pid = EXCLUDED.pid, owner = EXCLUDED.owner, uid = EXCLUDED.uid,
     username = EXCLUDED.username, command = EXCLUDED.command, acquired = now(), request = NULL
-  RETURNING backend_pid`;
+  RETURNING token::text AS token`;
 
 /** The heartbeat: still the same session, and has --done asked anything of it? */
 export const HEARTBEAT = `SELECT pg_backend_pid() AS pid, (SELECT request FROM waitlock.holders WHERE backend_pid = pg_backend_pid()) AS request`;
 
-/** Release slot $2 of NAME ($1) and say so to waiters and to --done. */
+/**
+ * Release slot $2 of NAME ($1) and say so to waiters and to --done. Nothing here needs to
+ * survive a crash, so the commit does not wait for the disk.
+ */
 export function release(shared: boolean): string {
   const fn = shared ? "pg_advisory_unlock_shared" : "pg_advisory_unlock";
   return `WITH gone AS (DELETE FROM waitlock.holders WHERE backend_pid = pg_backend_pid())
-  SELECT ${fn}(${CLASSID}, ${slotKey("$1::text", "$2::int")}) AS released, pg_notify('waitlock_' || ${queueKey("$1::text")}, '') AS notified`;
+  SELECT set_config('synchronous_commit', 'off', true) AS async, ${fn}(${CLASSID}, ${slotKey("$1::text", "$2::int")}) AS released, pg_notify('waitlock_' || ${queueKey("$1::text")}, '') AS notified`;
 }
 
 /** How many of the N ($2) slots of NAME ($1) nobody holds. */
