@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { connectPostgres, type Lease } from "../src/backends/postgres";
 import { CLASSID, lockKey } from "../src/backends/postgres/sql";
 import { dirs } from "./cleanup";
-import { start, stderrOf, waitFor } from "./helpers";
+import { alive, start, stderrOf, waitFor } from "./helpers";
 import { createHosts, netnsMissing, type Host } from "./hosts";
 import { pgbouncerMissing, startPgbouncer } from "./servers/pgbouncer";
 import { postgresMissing, startPostgres, type PostgresServer } from "./servers/postgres";
@@ -242,6 +242,52 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     expect(BigInt(got.token)).toBeGreaterThan(BigInt(before.token));
     h.p.kill("SIGTERM");
     expect(await h.exited()).toBe(143);
+    await b.close();
+  }, 30_000);
+
+  test("tokens keep increasing across a crash of the server (immediate shutdown, then crash recovery)", async () => {
+    const s = await startPostgres();
+    const b = connectPostgres(s.url());
+    const tokens: bigint[] = [];
+    for (let i = 0; i < 3; i++) {
+      const lease = await b.acquire("crash", { holder });
+      tokens.push(BigInt(lease.token));
+      await s.stop(true);
+      expect((await lease.lost).exitCode).toBe(7);
+      await s.start();
+      await b.close();
+    }
+    expect(tokens).toEqual([...tokens].sort((x, y) => (x < y ? -1 : 1)));
+    expect(new Set(tokens).size).toBe(3);
+  }, 60_000);
+
+  test("a holder that was stopped (SIGSTOP) longer than confirm_timeout keeps its lock: its session survived", async () => {
+    const s = await startPostgres();
+    const h = fixture(undefined, "hold", { url: s.url(), name: "paused" }, ["sleep", "60"]);
+    await h.event("started");
+    h.p.kill("SIGSTOP");
+    await Bun.sleep(3000);
+    h.p.kill("SIGCONT");
+    const b = connectPostgres(s.url());
+    // two heartbeats later it still holds the lock, and has not reported a loss
+    await Bun.sleep(2500);
+    expect(h.events.map((e) => e.event)).toEqual(["acquired", "started"]);
+    expect(await b.check("paused", 1)).toBe(0);
+    await b.close();
+  }, 30_000);
+
+  test("--done from the holder's own owner only releases: the command keeps running, the slot is free", async () => {
+    const s = await startPostgres();
+    const h = fixture(undefined, "hold", { url: s.url(), name: "own", host: "here" }, ["sleep", "60"]);
+    await h.event("started");
+    const b = connectPostgres(s.url());
+    // the fixture's owner is this process (its parent)
+    const r = await b.done("own", { host: "here", ancestors: [process.pid], timeout: 5 });
+    expect(r.asked.map((x) => x.pid)).toEqual([h.p.pid]);
+    expect(r.remaining).toEqual([]);
+    expect((await h.event("requested")).request).toBe("release");
+    expect(await b.check("own", 1)).toBe(1);
+    expect(alive(h.p.pid)).toBe(true);
     await b.close();
   }, 30_000);
 

@@ -98,8 +98,8 @@ export interface PostgresServer {
   certificate?: string;
   /** the server's log so far */
   log(): string;
-  /** fast shutdown, waiting until it has exited */
-  stop(): Promise<void>;
+  /** fast shutdown (or, `crash`, an immediate one: crash recovery at the next start), waiting until it has exited */
+  stop(crash?: boolean): Promise<void>;
   /** starts it again on the same address and port */
   start(): Promise<void>;
 }
@@ -214,9 +214,9 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PostgresSe
       return `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${host}:${port}/waitlock${q ? `?${q}` : ""}`;
     },
     log: () => logText,
-    async stop() {
+    async stop(crash = false) {
       if (!child || child.exitCode !== null || child.signalCode !== null) return;
-      child.kill("SIGINT");
+      child.kill(crash ? "SIGQUIT" : "SIGINT");
       const gone = await Promise.race([child.exited.then(() => true), Bun.sleep(10_000).then(() => false)]);
       if (!gone) {
         child.kill("SIGKILL");
