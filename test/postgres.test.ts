@@ -171,7 +171,7 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     await b.close();
   }, 30_000);
 
-  test("a holder killed with SIGKILL frees its lock at once (< 0.5 s); a waiter killed with SIGKILL leaves the queue within about a second", async () => {
+  test("a holder killed with SIGKILL frees its lock at once (< 0.5 s) and its description goes stale; a waiter killed with SIGKILL leaves the queue within about a second", async () => {
     const s = await startPostgres();
     const h = fixture(undefined, "hold", { url: s.url(), name: "k" });
     await h.event("acquired");
@@ -182,8 +182,16 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     const got = await w.event("acquired");
     expect(got.at - killedAt).toBeLessThan(500);
     expect(await w.exited()).toBe(0);
-
+    // the killed holder's description is gone too: the next release of the name dropped it
     const b = connectPostgres(s.url());
+    expect(await b.list({ name: "k", all: true })).toEqual([]);
+    const lone = fixture(undefined, "hold", { url: s.url(), name: "lone" });
+    await lone.event("acquired");
+    lone.p.kill("SIGKILL");
+    await waitFor("the killed holder's slot to be free", async () => (await b.check("lone", 1)) === 1);
+    expect((await b.list({ name: "lone", all: true })).map((r) => [r.status, r.pid])).toEqual([["stale", lone.p.pid]]);
+    expect(await b.list({ name: "lone" })).toEqual([]);
+
     const held = await b.acquire("k", { holder });
     const dead = fixture(undefined, "hold", { url: s.url(), name: "k" }, ["true"]);
     await waitFor("the waiter to queue", async () => (await waitingRequests(s)) === 1);

@@ -88,15 +88,11 @@ COMMIT`;
 /**
  * Describe this session's lease ($1 NAME, $2 slot, $3 N, $4 shared, $5 host, $6 pid, $7 owner,
  * $8 uid, $9 user, $10 command), replacing the row of an ended session that had this backend
- * PID, and dropping rows of NAME whose sessions no longer hold their slot. Returns the
- * fencing token: this transaction's ID, drawn after the lock was granted (so a later holder
- * of NAME always draws a larger one), 64 bits with the epoch, never reused, also across a
- * restart once committed (synchronous_commit is on for the session).
+ * PID. Returns the fencing token: this transaction's ID, drawn after the lock was granted (so
+ * a later holder of NAME always draws a larger one), 64 bits with the epoch, never reused,
+ * also across a restart once committed (synchronous_commit is on for the session).
  */
-export const DESCRIBE = `WITH gone AS (
-    DELETE FROM waitlock.holders h WHERE h.name = $1::text AND h.backend_pid <> pg_backend_pid()
-    AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE ${OURS} AND l.granted AND l.pid = h.backend_pid AND l.objid = ${slotKey("h.name", "h.slot")}::oid))
-  INSERT INTO waitlock.holders (backend_pid, name, slot, slots, shared, token, host, pid, owner, uid, username, command)
+export const DESCRIBE = `INSERT INTO waitlock.holders (backend_pid, name, slot, slots, shared, token, host, pid, owner, uid, username, command)
   VALUES (pg_backend_pid(), $1::text, $2::int, $3::int, $4::bool, pg_current_xact_id()::text::bigint, $5::text, $6::int, $7::int, $8::int, $9::text, $10::text)
   ON CONFLICT (backend_pid) DO UPDATE SET name = EXCLUDED.name, slot = EXCLUDED.slot, slots = EXCLUDED.slots, shared = EXCLUDED.shared,
     token = EXCLUDED.token, host = EXCLUDED.host, pid = EXCLUDED.pid, owner = EXCLUDED.owner, uid = EXCLUDED.uid,
@@ -107,13 +103,17 @@ export const DESCRIBE = `WITH gone AS (
 export const HEARTBEAT = `SELECT pg_backend_pid() AS pid, (SELECT request FROM waitlock.holders WHERE backend_pid = pg_backend_pid()) AS request`;
 
 /**
- * Release slot $2 of NAME ($1) and say so to waiters and to --done. Nothing here needs to
- * survive a crash, so the commit does not wait for the disk.
+ * Release slot $2 of NAME ($1) and say so to waiters and to --done; also drop the rows of
+ * NAME whose sessions no longer hold their slot (holders killed with SIGKILL). Nothing here
+ * needs to survive a crash, so the commit does not wait for the disk.
  */
 export function release(shared: boolean): string {
   const fn = shared ? "pg_advisory_unlock_shared" : "pg_advisory_unlock";
-  return `WITH gone AS (DELETE FROM waitlock.holders WHERE backend_pid = pg_backend_pid())
-  SELECT set_config('synchronous_commit', 'off', true) AS async, ${fn}(${CLASSID}, ${slotKey("$1::text", "$2::int")}) AS released, pg_notify('waitlock_' || ${queueKey("$1::text")}, '') AS notified`;
+  return `WITH mine AS (DELETE FROM waitlock.holders WHERE backend_pid = pg_backend_pid()),
+  gone AS (DELETE FROM waitlock.holders h WHERE h.name = $1::text AND h.backend_pid <> pg_backend_pid()
+    AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE ${OURS} AND l.granted AND l.pid = h.backend_pid AND l.objid = ${slotKey("h.name", "h.slot")}::oid))
+  SELECT set_config('synchronous_commit', 'off', true) AS async, ${fn}(${CLASSID}, ${slotKey("$1::text", "$2::int")}) AS released,
+    pg_notify('waitlock_' || ${queueKey("$1::text")}, '') AS notified`;
 }
 
 /** How many of the N ($2) slots of NAME ($1) nobody holds. */
