@@ -1,6 +1,7 @@
 // The PostgreSQL backend against real throwaway servers (test/servers/postgres.ts): on
 // loopback from this process, and across simulated hosts (test/hosts.ts) through
 // test/fixtures/pg-lock.ts, which stands in for the CLI's modes until they use backends.
+import { SQL } from "bun";
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -347,6 +348,24 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     }
     expect(await waitingRequests(s)).toBe(0);
     expect((await s.admin`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'`)[0].n).toBe(0);
+  }, 30_000);
+
+  test("a role that may not create waitlock's table gets 5; the documented setup SQL and grants make it work", async () => {
+    const s = await startPostgres();
+    await s.admin.unsafe("CREATE ROLE app LOGIN PASSWORD 'apppw'");
+    await s.admin.unsafe("CREATE DATABASE restricted");
+    const url = `postgres://app:apppw@127.0.0.1:${s.port}/restricted`;
+    const refused = await connectPostgres(url).acquire("x", { holder }).catch((e) => e);
+    expect(refused).toMatchObject({ exitCode: 5, context: `127.0.0.1:${s.port}` });
+    expect(refused.message).toMatch(/permission denied.*waitlock\.holders.*man page/);
+    const readme = readFileSync(join(import.meta.dir, "../README.md"), "utf8");
+    const setup = readme.match(/```sql\n(CREATE SCHEMA waitlock;[^`]*)```/)![1]!;
+    const owner = new SQL(`postgres://postgres@localhost:${s.port}/restricted`, { path: s.dir, max: 1 });
+    await owner.unsafe(setup).simple();
+    await owner.close();
+    const lease = await connectPostgres(url).acquire("x", { holder });
+    expect(lease.token).toMatch(/^[0-9]+$/);
+    await lease.release();
   }, 30_000);
 
   test("errors: unreachable 75 naming host:port, failed login 5, malformed URL 3; the password is never shown", async () => {
