@@ -247,7 +247,8 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     const lost = await before.lost;
     expect(lost.exitCode).toBe(7);
     await s.start();
-    const got = await h.event("acquired", 20_000);
+    await h.event("started", 20_000);
+    const got = await h.event("acquired");
     expect(BigInt(got.token)).toBeGreaterThan(BigInt(before.token));
     h.p.kill("SIGTERM");
     expect(await h.exited()).toBe(143);

@@ -45,20 +45,26 @@ export async function startPgbouncer(server: PostgresServer, ignore: string[] = 
   }
   const p = Bun.spawn(asServerUser(f, ["pgbouncer", join(dir, "pgbouncer.ini")], "SIGTERM"), { stdout: "ignore", stderr: "pipe" });
   let log = "";
-  const up = (async () => {
+  // One reader for its whole life, so that the log keeps draining.
+  let onUp!: (ok: boolean) => void;
+  const up = new Promise<boolean>((resolve) => (onUp = resolve));
+  (async () => {
     const decoder = new TextDecoder();
-    for await (const chunk of p.stderr as ReadableStream<Uint8Array>) {
-      log += decoder.decode(chunk, { stream: true });
-      if (/process up/.test(log)) return true;
+    const reader = (p.stderr as ReadableStream<Uint8Array>).getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      log += decoder.decode(value, { stream: true });
+      if (/process up/.test(log)) onUp(true);
     }
-    return false;
+    onUp(false);
   })();
   teardowns.push(async () => {
     p.kill("SIGTERM");
     await p.exited;
     rmSync(dir, { recursive: true, force: true });
   });
-  const ready = await Promise.race([up, p.exited.then(() => false), Bun.sleep(10_000).then(() => false)]);
+  const ready = await Promise.race([up, Bun.sleep(10_000).then(() => false)]);
   if (!ready) throw new Error(`pgbouncer did not start:\n${log}`);
   return `postgres://waitlock:secret@127.0.0.1:${port}/waitlock`;
 }

@@ -150,28 +150,24 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PostgresSe
     const p = Bun.spawn(opts.netns ? ["ip", "netns", "exec", opts.netns, ...cmd] : cmd, { stdout: "ignore", stderr: "pipe" });
     child = p;
     const from = logText.length;
-    const ready = (async () => {
+    // One reader for the whole life of the server: the log keeps draining (a full pipe
+    // would block the server), and `ready` resolves once the server says so.
+    let onReady!: (ok: boolean) => void;
+    const ready = new Promise<boolean>((resolve) => (onReady = resolve));
+    (async () => {
       const decoder = new TextDecoder();
-      for await (const chunk of p.stderr as ReadableStream<Uint8Array>) {
-        logText += decoder.decode(chunk, { stream: true });
-        if (/ready to accept connections/.test(logText.slice(from))) return true;
+      const reader = (p.stderr as ReadableStream<Uint8Array>).getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        logText += decoder.decode(value, { stream: true });
+        if (/ready to accept connections/.test(logText.slice(from))) onReady(true);
       }
-      return false;
+      onReady(false);
     })();
     const deadline = Bun.sleep(20_000).then(() => "timeout" as const);
-    const outcome = await Promise.race([ready, p.exited.then(() => false), deadline]);
-    if (outcome === true) {
-      // keep draining the log so that the server never blocks on a full pipe
-      ready.then(async () => {
-        const decoder = new TextDecoder();
-        try {
-          for await (const chunk of p.stderr as ReadableStream<Uint8Array>) logText += decoder.decode(chunk, { stream: true });
-        } catch {
-          // stream ended
-        }
-      });
-      return;
-    }
+    const outcome = await Promise.race([ready, deadline]);
+    if (outcome === true) return;
     p.kill("SIGKILL");
     await p.exited;
     throw new Error(`postgres did not start (${outcome === "timeout" ? "no 'ready' within 20 s" : `exit ${p.exitCode}`}):\n${logText}`);

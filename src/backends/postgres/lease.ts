@@ -4,7 +4,7 @@ import { LockLostError } from "../../errors";
 import { debug } from "../../log";
 import { isConnectionError } from "./errors";
 import type { Session } from "./session";
-import { HEARTBEAT, release } from "./sql";
+import { FORGET, HEARTBEAT, release } from "./sql";
 import type { PostgresTarget } from "./url";
 
 /** What `waitlock --done` asked of a holder: stop its work, or (its own owner asked) only release. */
@@ -143,6 +143,7 @@ export class PostgresLease implements Lease {
     if (held)
       try {
         await this.session.query(release(this.shared), [this.name, this.slot], "releasing");
+        await this.session.query(FORGET, [this.name], "forgetting the holder");
       } catch (e) {
         debug(`postgres ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; closing the session instead`);
       }

@@ -90,6 +90,9 @@ export class Session {
       database: target.database,
       tls: target.sslmode,
       max: 1,
+      // Unnamed statements: Parse, Bind and Execute go in one round trip. A named one costs
+      // a round trip more the first time, and a session runs most statements once.
+      prepare: false,
       idleTimeout: 0,
       maxLifetime: 0,
       connectionTimeout: Math.max(1, Math.ceil(timeoutMs / 1000)),

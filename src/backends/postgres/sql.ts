@@ -103,18 +103,23 @@ export const DESCRIBE = `INSERT INTO waitlock.holders (backend_pid, name, slot, 
 export const HEARTBEAT = `SELECT pg_backend_pid() AS pid, (SELECT request FROM waitlock.holders WHERE backend_pid = pg_backend_pid()) AS request`;
 
 /**
- * Release slot $2 of NAME ($1) and say so to waiters and to --done; also drop the rows of
- * NAME whose sessions no longer hold their slot (holders killed with SIGKILL). Nothing here
- * needs to survive a crash, so the commit does not wait for the disk.
+ * Release slot $2 of NAME ($1) and say so to waiters and to --done. Kept to the two calls, so
+ * that planning it delays the next holder as little as possible.
  */
 export function release(shared: boolean): string {
   const fn = shared ? "pg_advisory_unlock_shared" : "pg_advisory_unlock";
-  return `WITH mine AS (DELETE FROM waitlock.holders WHERE backend_pid = pg_backend_pid()),
-  gone AS (DELETE FROM waitlock.holders h WHERE h.name = $1::text AND h.backend_pid <> pg_backend_pid()
-    AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE ${OURS} AND l.granted AND l.pid = h.backend_pid AND l.objid = ${slotKey("h.name", "h.slot")}::oid))
-  SELECT set_config('synchronous_commit', 'off', true) AS async, ${fn}(${CLASSID}, ${slotKey("$1::text", "$2::int")}) AS released,
-    pg_notify('waitlock_' || ${queueKey("$1::text")}, '') AS notified`;
+  return `SELECT ${fn}(${CLASSID}, ${slotKey("$1::text", "$2::int")}) AS released, pg_notify('waitlock_' || ${queueKey("$1::text")}, '') AS notified`;
 }
+
+/**
+ * After a release: drop this session's description and those of NAME ($1) whose sessions no
+ * longer hold their slot (holders killed with SIGKILL). Nothing here needs to survive a
+ * crash, so the commit does not wait for the disk.
+ */
+export const FORGET = `WITH mine AS (DELETE FROM waitlock.holders WHERE backend_pid = pg_backend_pid())
+  DELETE FROM waitlock.holders h WHERE h.name = $1::text AND h.backend_pid <> pg_backend_pid()
+    AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE ${OURS} AND l.granted AND l.pid = h.backend_pid AND l.objid = ${slotKey("h.name", "h.slot")}::oid)
+  RETURNING set_config('synchronous_commit', 'off', true) AS async`;
 
 /** How many of the N ($2) slots of NAME ($1) nobody holds. */
 export const FREE_SLOTS = `WITH held AS MATERIALIZED (SELECT objid FROM pg_locks WHERE ${OURS} AND granted)
