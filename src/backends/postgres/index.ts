@@ -252,7 +252,10 @@ class Postgres implements PostgresBackend {
     const first = await once(true);
     if (first) return first;
     let wake: () => void = () => {};
-    const listener = await listen(this.target, this.secret(), SQLText.releaseChannel(name), () => wake());
+    const listener = await listen(this.target, this.secret(), SQLText.releaseChannel(name), () => wake(), this.connectMs(deadline)).catch((e: Error) => {
+      debug(`postgres ${this.label}: no notifications for '${name}' (${e.message}): looking every ${RECHECK_MS} ms only`);
+      return { close() {} };
+    });
     try {
       for (;;) {
         const got = await once(true);
@@ -330,7 +333,7 @@ class Postgres implements PostgresBackend {
   async done(name: string, opts: { host: string; ancestors: number[]; timeout: number }): Promise<DoneOutcome> {
     const deadline = performance.now() + opts.timeout * 1000;
     let wake: () => void = () => {};
-    const listener = await listen(this.target, this.secret(), SQLText.releaseChannel(name), () => wake());
+    const listener = await listen(this.target, this.secret(), SQLText.releaseChannel(name), () => wake(), this.target.connectTimeout * 1000);
     try {
       let asked: RemoteHolder[];
       try {

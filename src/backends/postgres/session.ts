@@ -49,7 +49,6 @@ interface Identity {
   pid: number;
   standby: boolean;
   user_timeout: string;
-  keepalives_idle: string;
 }
 
 export class Session {
@@ -184,9 +183,10 @@ export class Session {
 /**
  * Calls `onNotify` for every NOTIFY on `channel`, on a connection of its own (Bun's LISTEN
  * connection, which reconnects by itself: fine for a waiter, which rechecks anyway).
- * Resolves once the server has acknowledged the LISTEN; close() ends it.
+ * Resolves once the server has acknowledged the LISTEN, connecting within `timeoutMs`;
+ * close() ends it. Throws WaitlockError as Session.open.
  */
-export async function listen(target: PostgresTarget, password: string | undefined, channel: string, onNotify: () => void): Promise<{ close(): void }> {
+export async function listen(target: PostgresTarget, password: string | undefined, channel: string, onNotify: () => void, timeoutMs: number): Promise<{ close(): void }> {
   const pool = new SQL(serverUrl(target), {
     hostname: target.hostname,
     port: target.port,
@@ -195,7 +195,7 @@ export async function listen(target: PostgresTarget, password: string | undefine
     database: target.database,
     tls: target.sslmode,
     max: 1,
-    connectionTimeout: target.connectTimeout,
+    connectionTimeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
     connection: { application_name: "waitlock", idle_session_timeout: 0 },
   });
   try {

@@ -29,8 +29,7 @@ export const releaseChannel = (name: string): string => `waitlock_${lockKey(`${n
 const OURS = `locktype = 'advisory' AND classid = ${CLASSID} AND objsubid = 2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
 
 /** Once per session: who we are, and whether the settings asked for at connect arrived. */
-export const IDENTIFY = `SELECT pg_backend_pid() AS pid, pg_is_in_recovery() AS standby,
-  current_setting('tcp_user_timeout') AS user_timeout, current_setting('tcp_keepalives_idle') AS keepalives_idle`;
+export const IDENTIFY = `SELECT pg_backend_pid() AS pid, pg_is_in_recovery() AS standby, current_setting('tcp_user_timeout') AS user_timeout`;
 
 /**
  * Try slots in order (preferred first, then 0..N-1), taking the first free one and nothing
