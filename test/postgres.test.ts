@@ -369,6 +369,24 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     await lease.release();
   }, 30_000);
 
+  test("a server that hangs (stopped with SIGSTOP): -t 0 and a check with a 1 s bound give 75 within about a second", async () => {
+    const s = await startPostgres();
+    const b = connectPostgres(s.url());
+    await (await b.acquire("warm", { holder })).release();
+    await b.close();
+    process.kill(s.pid, "SIGSTOP");
+    try {
+      const t0 = performance.now();
+      const e = await b.acquire("x", { holder, timeout: 0 }).catch((err) => err);
+      expect({ exitCode: e.exitCode, ms: performance.now() - t0 < 1500 }).toEqual({ exitCode: 75, ms: true });
+      const t1 = performance.now();
+      const c = await b.check("x", 1, { timeout: 1 }).catch((err) => err);
+      expect({ exitCode: c.exitCode, ms: performance.now() - t1 < 1500 }).toEqual({ exitCode: 75, ms: true });
+    } finally {
+      process.kill(s.pid, "SIGCONT");
+    }
+  }, 30_000);
+
   test("errors: unreachable 75 naming host:port, failed login 5, malformed URL 3; the password is never shown", async () => {
     const s = await startPostgres();
     const closed = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });

@@ -166,7 +166,7 @@ class Postgres implements PostgresBackend {
     return this.password;
   }
 
-  /** Connect time: connect_timeout, shortened by a deadline but never below a second. */
+  /** Time to connect, or for a round trip: connect_timeout, shortened by a deadline but never below a second. */
   private connectMs(deadline: number): number {
     const limit = this.target.connectTimeout * 1000;
     return Number.isFinite(deadline) ? Math.min(limit, Math.max(1000, deadline - performance.now())) : limit;
@@ -200,7 +200,7 @@ class Postgres implements PostgresBackend {
       try {
         const { slot } = await this.take(session, name, slots, preferred, shared, deadline, opts.timeout);
         const describedAt = performance.now();
-        const token = await this.describe(session, name, slot, slots, shared, opts.holder);
+        const token = await this.describe(session, name, slot, slots, shared, opts.holder, this.connectMs(deadline));
         debug(`postgres ${this.label}: '${name}' slot ${slot}/${slots} taken, token ${token}`);
         return new PostgresLease(session, this.target, name, slot, slots, shared, token, describedAt);
       } catch (e) {
@@ -226,7 +226,7 @@ class Postgres implements PostgresBackend {
   private async take(session: Session, name: string, slots: number, preferred: number, shared: boolean, deadline: number, timeout: number | undefined): Promise<Taken> {
     const timedOut = () => new TimeoutError(name, timeout ?? 0);
     const once = async (leaveQueue: boolean) =>
-      (await session.query<Taken>(SQLText.trySlots(shared, leaveQueue), [name, slots, preferred], `locking '${name}'`))[0];
+      (await session.query<Taken>(SQLText.trySlots(shared, leaveQueue), [name, slots, preferred], `locking '${name}'`, this.connectMs(deadline)))[0];
     if (timeout === 0 || performance.now() >= deadline) {
       const got = await once(false);
       if (got) return got;
@@ -279,17 +279,17 @@ class Postgres implements PostgresBackend {
   }
 
   /** Describes the holder; returns the fencing token. */
-  private async describe(session: Session, name: string, slot: number, slots: number, shared: boolean, h: HolderDescription): Promise<string> {
+  private async describe(session: Session, name: string, slot: number, slots: number, shared: boolean, h: HolderDescription, timeoutMs: number): Promise<string> {
     const params = [name, slot, slots, shared, h.host, h.pid, h.owner, h.uid, h.user, h.command];
     const doing = `describing the holder of '${name}'`;
     try {
-      return (await session.query<{ token: string }>(SQLText.DESCRIBE, params, doing))[0]!.token;
+      return (await session.query<{ token: string }>(SQLText.DESCRIBE, params, doing, timeoutMs))[0]!.token;
     } catch (e) {
       if (!isMissingTable(sqlState(e))) throw this.privilegeHint(e);
       debug(`postgres ${this.label}: creating schema waitlock and table waitlock.holders`);
       try {
         await session.script(SQLText.SETUP, "creating table waitlock.holders");
-        return (await session.query<{ token: string }>(SQLText.DESCRIBE, params, doing))[0]!.token;
+        return (await session.query<{ token: string }>(SQLText.DESCRIBE, params, doing, timeoutMs))[0]!.token;
       } catch (err) {
         throw this.privilegeHint(err);
       }
