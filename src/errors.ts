@@ -8,6 +8,8 @@ export const EXIT = {
   SYSTEM: 4,
   PERMISSION: 5,
   LOCKDIR: 6,
+  /** a network backend's session ended (or could not be confirmed) while the lock was held */
+  LOST: 7,
   TEMPFAIL: 75,
   CANNOT_EXECUTE: 126,
   NOT_FOUND: 127,
@@ -62,5 +64,12 @@ export class CancelledError extends WaitlockError {
 export class AlreadyHeldError extends WaitlockError {
   constructor(name: string, slots: number[]) {
     super(EXIT.BUSY, name, `already held by this process (slot${slots.length === 1 ? "" : "s"} ${slots.join(", ")}); waiting would never end`);
+  }
+}
+
+/** A network lease ended while held: its session closed or could not be confirmed in time (exit 7). */
+export class LockLostError extends WaitlockError {
+  constructor(name: string, message: string) {
+    super(EXIT.LOST, name, message);
   }
 }

@@ -1,0 +1,378 @@
+// waitlock's locks in PostgreSQL: session advisory locks through Bun's SQL client.
+// One session per lease (sql.ts says which locks; session.ts how the session is set up;
+// lease.ts how a held lock is watched). Checks, lists and --done use one more session.
+import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../../errors";
+import { debug } from "../../log";
+import { isConnectionError, isLockTimeout, isMissingTable } from "./errors";
+import { PostgresLease, type DoneRequest, type Lease } from "./lease";
+import { passwordFromFile } from "./pgpass";
+import { listen, Session } from "./session";
+import * as SQLText from "./sql";
+import { describeTarget, parsePostgresUrl, type PostgresTarget } from "./url";
+
+export type { DoneRequest, Lease } from "./lease";
+export { isPostgresUrl } from "./url";
+
+/** Who holds a lease, as --list shows it on every host. */
+export interface HolderDescription {
+  host: string;
+  /** the process that holds the session (waitlock itself, or its detached holder) */
+  pid: number;
+  /** the process the lock is held for */
+  owner: number;
+  uid: number;
+  user: string;
+  command: string;
+}
+
+export interface AcquireOptions {
+  /** N ≥ 1 slots (default 1: a mutex) */
+  slots?: number;
+  /** 0-based slot to try first (default 0) */
+  preferred?: number;
+  /** a shared (reader) lock; only with one slot */
+  shared?: boolean;
+  /** seconds: undefined waits for ever, 0 tries once */
+  timeout?: number;
+  holder: HolderDescription;
+}
+
+/** One row of --list. Times in Unix seconds. Fields other than status and backendPid are null for an 'unknown' lock. */
+export interface RemoteHolder {
+  /** active: the session holds the slot; stale: described but nothing held; unknown: a lock in waitlock's space nobody described */
+  status: "active" | "stale" | "unknown";
+  /** the server process of the holding session */
+  backendPid: number;
+  shared: boolean | null;
+  name: string | null;
+  slot: number | null;
+  slots: number | null;
+  token: string | null;
+  host: string | null;
+  pid: number | null;
+  owner: number | null;
+  uid: number | null;
+  user: string | null;
+  command: string | null;
+  acquired: number | null;
+  request: DoneRequest | null;
+  /** the holder's address as the server sees it (null without the privilege to see it) */
+  clientAddr: string | null;
+}
+
+export interface DoneOutcome {
+  /** the holders that were asked */
+  asked: RemoteHolder[];
+  /** those of them that still held their slot when the time was up */
+  remaining: RemoteHolder[];
+}
+
+export interface PostgresBackend {
+  /** `host:port`, for messages */
+  readonly label: string;
+  /** the URL without password or parameters */
+  readonly url: string;
+  /** seconds: how often a lease is checked, when an unanswered check makes it lost, when the server frees a silent host's locks */
+  readonly bounds: { heartbeat: number; confirmTimeout: number; releaseTimeout: number };
+  /**
+   * Takes a slot of NAME on a session of its own. Throws BusyError (1) when `timeout` is 0
+   * and every slot is held, TimeoutError (2) when the timeout passed (the request is
+   * withdrawn from the server's queue), UsageError (3) for bad slots, WaitlockError 75 when
+   * the server cannot be reached or does not answer, 5 when the login or a privilege is
+   * refused, 4 otherwise. A waiter whose session a server restart ended reconnects and
+   * waits again while its timeout allows.
+   */
+  acquire(name: string, opts: AcquireOptions): Promise<Lease>;
+  /** How many of NAME's `slots` slots are free (0: all held). `timeout` bounds the call in seconds (default connect_timeout). */
+  check(name: string, slots: number, opts?: { timeout?: number }): Promise<number>;
+  /** Held slots (of NAME, or of every name); `all` adds stale descriptions and undescribed locks. */
+  list(opts?: { name?: string; all?: boolean }): Promise<RemoteHolder[]>;
+  /**
+   * Asks every holder of NAME to stop its work (holders whose owner is `ancestors` on `host`:
+   * only to release), then waits up to `timeout` seconds for their slots to be free.
+   */
+  done(name: string, opts: { host: string; ancestors: number[]; timeout: number }): Promise<DoneOutcome>;
+  /** Ends the sessions of checks and lists (not those of leases). */
+  close(): Promise<void>;
+}
+
+/** How often a semaphore's first waiter looks again without a notification (a holder killed with SIGKILL notifies nobody). */
+const RECHECK_MS = 250;
+/** How often a waiter whose session a server restart ended tries to connect again. */
+const RECONNECT_MS = 250;
+
+interface Taken {
+  slot: number;
+}
+
+interface Row {
+  status: RemoteHolder["status"];
+  backend_pid: number;
+  shared: boolean | null;
+  name: string | null;
+  slot: number | null;
+  slots: number | null;
+  token: string | null;
+  host: string | null;
+  pid: number | null;
+  owner: number | null;
+  uid: number | null;
+  username: string | null;
+  command: string | null;
+  acquired: number | null;
+  request: DoneRequest | null;
+  client_addr: string | null;
+}
+
+const toHolder = (r: Row): RemoteHolder => ({
+  status: r.status,
+  backendPid: r.backend_pid,
+  shared: r.shared,
+  name: r.name,
+  slot: r.slot,
+  slots: r.slots,
+  token: r.token,
+  host: r.host,
+  pid: r.pid,
+  owner: r.owner,
+  uid: r.uid,
+  user: r.username,
+  command: r.command,
+  acquired: r.acquired,
+  request: r.request,
+  clientAddr: r.client_addr,
+});
+
+const sqlState = (e: unknown): unknown => (e as { cause?: unknown })?.cause ?? e;
+
+class Postgres implements PostgresBackend {
+  readonly label: string;
+  readonly url: string;
+  readonly bounds: PostgresBackend["bounds"];
+  private password: string | undefined | null = null;
+  private management: Session | undefined;
+
+  constructor(private readonly target: PostgresTarget) {
+    this.label = target.label;
+    this.url = describeTarget(target);
+    this.bounds = { heartbeat: target.heartbeat, confirmTimeout: target.confirmTimeout, releaseTimeout: target.releaseTimeout };
+  }
+
+  private secret(): string | undefined {
+    if (this.password === null) {
+      const t = this.target;
+      this.password = t.password ?? passwordFromFile(t.hostname, t.port, t.database, t.user);
+    }
+    return this.password;
+  }
+
+  /** Time to connect, or for a round trip: connect_timeout, shortened by a deadline but never below a second. */
+  private connectMs(deadline: number): number {
+    const limit = this.target.connectTimeout * 1000;
+    return Number.isFinite(deadline) ? Math.min(limit, Math.max(1000, deadline - performance.now())) : limit;
+  }
+
+  private open(deadline: number, findSocket: boolean): Promise<Session> {
+    return Session.open(this.target, this.secret(), this.connectMs(deadline), findSocket);
+  }
+
+  async acquire(name: string, opts: AcquireOptions): Promise<Lease> {
+    const slots = opts.slots ?? 1;
+    const preferred = opts.preferred ?? 0;
+    const shared = opts.shared ?? false;
+    if (!Number.isInteger(slots) || slots < 1) throw new UsageError("slots", `${slots} is not a whole number ≥ 1`);
+    if (!Number.isInteger(preferred) || preferred < 0 || preferred >= slots) throw new UsageError("WAITLOCK_SLOT", `slot ${preferred} does not exist (0..${slots - 1})`);
+    if (shared && slots > 1) throw new UsageError("--shared", "a shared lock has one slot");
+    const deadline = opts.timeout === undefined ? Infinity : performance.now() + opts.timeout * 1000;
+    let dropped: number | undefined;
+    for (;;) {
+      let session: Session;
+      try {
+        session = await this.open(deadline, true);
+      } catch (e) {
+        // After a server restart ended our wait, connecting fails until the server is back.
+        const retry = dropped !== undefined && e instanceof WaitlockError && e.exitCode === EXIT.TEMPFAIL;
+        const until = Number.isFinite(deadline) ? deadline : dropped! + this.target.connectTimeout * 1000;
+        if (!retry || performance.now() + RECONNECT_MS >= until) throw e;
+        await Bun.sleep(RECONNECT_MS);
+        continue;
+      }
+      try {
+        const { slot } = await this.take(session, name, slots, preferred, shared, deadline, opts.timeout);
+        const describedAt = performance.now();
+        const token = await this.describe(session, name, slot, slots, shared, opts.holder, this.connectMs(deadline));
+        debug(`postgres ${this.label}: '${name}' slot ${slot}/${slots} taken, token ${token}`);
+        return new PostgresLease(session, this.target, name, slot, slots, shared, token, describedAt);
+      } catch (e) {
+        const wasDropped = session.isClosed && isConnectionError(sqlState(e)) && opts.timeout !== 0;
+        await session.close();
+        if (!wasDropped || performance.now() >= deadline) throw e;
+        debug(`postgres ${this.label}: the session ended while waiting for '${name}' (${(e as Error).message}); connecting again`);
+        dropped = performance.now();
+      }
+    }
+  }
+
+  /** lock_timeout for the time left before `deadline` ('0': for ever). */
+  private lockTimeout(deadline: number): string {
+    return Number.isFinite(deadline) ? `${Math.max(1, Math.ceil(deadline - performance.now()))}ms` : "0";
+  }
+
+  /** A wait in the server's queue: answered by lock_timeout, else the session is given up a while later. */
+  private waitMs(deadline: number): number {
+    return Number.isFinite(deadline) ? deadline - performance.now() + this.target.connectTimeout * 1000 : Infinity;
+  }
+
+  private async take(session: Session, name: string, slots: number, preferred: number, shared: boolean, deadline: number, timeout: number | undefined): Promise<Taken> {
+    const timedOut = () => new TimeoutError(name, timeout ?? 0);
+    const once = async (leaveQueue: boolean) =>
+      (await session.query<Taken>(SQLText.trySlots(shared, leaveQueue), [name, slots, preferred], `locking '${name}'`, this.connectMs(deadline)))[0];
+    if (timeout === 0 || performance.now() >= deadline) {
+      const got = await once(false);
+      if (got) return got;
+      throw timeout === 0 ? new BusyError(name) : timedOut();
+    }
+    if (slots === 1) {
+      try {
+        await session.query(SQLText.waitSlot0(shared), [name, this.lockTimeout(deadline)], `waiting for '${name}'`, this.waitMs(deadline));
+        return { slot: 0 };
+      } catch (e) {
+        if (isLockTimeout(sqlState(e))) throw timedOut();
+        throw e;
+      }
+    }
+    try {
+      await session.query(SQLText.WAIT_QUEUE, [name, this.lockTimeout(deadline)], `queueing for '${name}'`, this.waitMs(deadline));
+    } catch (e) {
+      if (isLockTimeout(sqlState(e))) throw timedOut();
+      throw e;
+    }
+    // First in the queue: take a slot as soon as one is released. Listen before looking
+    // again, so that a release between the look and the wait is not missed.
+    const first = await once(true);
+    if (first) return first;
+    let wake: () => void = () => {};
+    const listener = await listen(this.target, this.secret(), SQLText.releaseChannel(name), () => wake(), this.connectMs(deadline)).catch((e: Error) => {
+      debug(`postgres ${this.label}: no notifications for '${name}' (${e.message}): looking every ${RECHECK_MS} ms only`);
+      return { close() {} };
+    });
+    try {
+      for (;;) {
+        const got = await once(true);
+        if (got) return got;
+        const left = deadline - performance.now();
+        if (left <= 0) {
+          await session.query(SQLText.LEAVE_QUEUE, [name], `leaving the queue of '${name}'`);
+          throw timedOut();
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(RECHECK_MS, left));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    } finally {
+      listener.close();
+    }
+  }
+
+  /** Describes the holder; returns the fencing token. */
+  private async describe(session: Session, name: string, slot: number, slots: number, shared: boolean, h: HolderDescription, timeoutMs: number): Promise<string> {
+    const params = [name, slot, slots, shared, h.host, h.pid, h.owner, h.uid, h.user, h.command];
+    const doing = `describing the holder of '${name}'`;
+    try {
+      return (await session.query<{ token: string }>(SQLText.DESCRIBE, params, doing, timeoutMs))[0]!.token;
+    } catch (e) {
+      if (!isMissingTable(sqlState(e))) throw this.privilegeHint(e);
+      debug(`postgres ${this.label}: creating schema waitlock and table waitlock.holders`);
+      try {
+        await session.script(SQLText.SETUP, "creating table waitlock.holders");
+        return (await session.query<{ token: string }>(SQLText.DESCRIBE, params, doing, timeoutMs))[0]!.token;
+      } catch (err) {
+        throw this.privilegeHint(err);
+      }
+    }
+  }
+
+  private privilegeHint(e: unknown): unknown {
+    if (e instanceof WaitlockError && e.exitCode === EXIT.PERMISSION)
+      return new WaitlockError(EXIT.PERMISSION, e.context, `${e.message} (waitlock keeps holder descriptions in table waitlock.holders: see the man page for the SQL that sets it up)`);
+    return e;
+  }
+
+  private async managementSession(timeoutMs: number): Promise<Session> {
+    if (!this.management || this.management.isClosed) this.management = await Session.open(this.target, this.secret(), timeoutMs, false);
+    return this.management;
+  }
+
+  private async ask<T>(text: string, params: unknown[], doing: string, timeoutMs = this.target.connectTimeout * 1000): Promise<T[]> {
+    const started = performance.now();
+    const session = await this.managementSession(timeoutMs);
+    return session.query<T>(text, params, doing, Math.max(1, timeoutMs - (performance.now() - started)));
+  }
+
+  async check(name: string, slots: number, opts: { timeout?: number } = {}): Promise<number> {
+    const ms = (opts.timeout ?? this.target.connectTimeout) * 1000;
+    const [row] = await this.ask<{ free: number }>(SQLText.FREE_SLOTS, [name, slots], `checking '${name}'`, ms);
+    return row!.free;
+  }
+
+  async list(opts: { name?: string; all?: boolean } = {}): Promise<RemoteHolder[]> {
+    try {
+      return (await this.ask<Row>(SQLText.LIST, [opts.name ?? null, opts.all ?? false], "listing locks")).map(toHolder);
+    } catch (e) {
+      if (!isMissingTable(sqlState(e))) throw e;
+      if (!opts.all || opts.name) return [];
+      const rows = await this.ask<{ backend_pid: number; shared: boolean; client_addr: string | null }>(SQLText.LIST_UNDESCRIBED, [], "listing locks");
+      return rows.map((r) => ({ ...toHolder({ status: "unknown", backend_pid: r.backend_pid, shared: r.shared, client_addr: r.client_addr } as Row) }));
+    }
+  }
+
+  async done(name: string, opts: { host: string; ancestors: number[]; timeout: number }): Promise<DoneOutcome> {
+    const deadline = performance.now() + opts.timeout * 1000;
+    let wake: () => void = () => {};
+    const listener = await listen(this.target, this.secret(), SQLText.releaseChannel(name), () => wake(), this.target.connectTimeout * 1000);
+    try {
+      let asked: RemoteHolder[];
+      try {
+        asked = (await this.ask<Row>(SQLText.REQUEST_DONE, [name, opts.host, opts.ancestors], `asking the holders of '${name}' to release`)).map(toHolder);
+      } catch (e) {
+        if (isMissingTable(sqlState(e))) return { asked: [], remaining: [] };
+        throw e;
+      }
+      let pids = asked.map((h) => h.backendPid);
+      while (pids.length > 0) {
+        const rows = await this.ask<{ backend_pid: number }>(SQLText.STILL_HELD, [name, pids], `waiting for '${name}' to be released`);
+        pids = rows.map((r) => r.backend_pid);
+        const left = deadline - performance.now();
+        if (pids.length === 0 || left <= 0) break;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(RECHECK_MS, left));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      return { asked, remaining: asked.filter((h) => pids.includes(h.backendPid)) };
+    } finally {
+      listener.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.management?.close();
+    this.management = undefined;
+  }
+}
+
+/**
+ * A PostgreSQL backend for `url` (postgres:// or postgresql://; the man page lists its
+ * parameters). Connects lazily. Throws UsageError (exit 3) for a malformed URL, without
+ * repeating it.
+ */
+export function connectPostgres(url: string, env: Record<string, string | undefined> = process.env): PostgresBackend {
+  return new Postgres(parsePostgresUrl(url, env));
+}

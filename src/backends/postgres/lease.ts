@@ -1,0 +1,152 @@
+// A held slot: its session checked every `heartbeat` seconds; lost when the session ends,
+// changes, or a check is not answered within `confirm_timeout` of being sent.
+import { LockLostError } from "../../errors";
+import { debug } from "../../log";
+import { isConnectionError } from "./errors";
+import type { Session } from "./session";
+import { FORGET, HEARTBEAT, release } from "./sql";
+import type { PostgresTarget } from "./url";
+
+/** What `waitlock --done` asked of a holder: stop its work, or (its own owner asked) only release. */
+export type DoneRequest = "stop" | "release";
+
+/** A held slot of a network backend. */
+export interface Lease {
+  readonly name: string;
+  /** 0-based */
+  readonly slot: number;
+  readonly slots: number;
+  readonly shared: boolean;
+  /** the fencing token: a decimal integer, larger for every later holder of the name */
+  readonly token: string;
+  /** our descriptor of the session's connection, for a command to inherit (Linux; else undefined) */
+  readonly socketFd: number | undefined;
+  /** resolves (never rejects) with the error to exit with (7) once the lock is lost; never after release() */
+  readonly lost: Promise<LockLostError>;
+  /** resolves when `waitlock --done` asks this holder to stop (or only to release) */
+  readonly requested: Promise<DoneRequest>;
+  /** Unlocks and ends the session; never throws (the server frees what a dead session held). */
+  release(): Promise<void>;
+}
+
+/** A watchdog that fires this much later than asked was paused with its process, not starved by the network. */
+const PAUSED_MS = 250;
+
+interface Beat {
+  pid: number;
+  request: DoneRequest | null;
+}
+
+export class PostgresLease implements Lease {
+  readonly lost: Promise<LockLostError>;
+  readonly requested: Promise<DoneRequest>;
+  readonly socketFd: number | undefined;
+  private declareLost!: (e: LockLostError) => void;
+  private declareRequest!: (r: DoneRequest) => void;
+  private state: "held" | "lost" | "released" = "held";
+  private beatTimer: Timer | undefined;
+  private watchdog: Timer | undefined;
+  private watchdogDue = 0;
+  private confirmedAt: number;
+  private checking = false;
+
+  /** `confirmedAt`: performance.now() when the last statement that the server answered was sent. */
+  constructor(
+    private readonly session: Session,
+    private readonly target: PostgresTarget,
+    readonly name: string,
+    readonly slot: number,
+    readonly slots: number,
+    readonly shared: boolean,
+    readonly token: string,
+    confirmedAt: number,
+  ) {
+    this.socketFd = session.socketFd;
+    this.confirmedAt = confirmedAt;
+    this.lost = new Promise((resolve) => (this.declareLost = resolve));
+    this.requested = new Promise((resolve) => (this.declareRequest = resolve));
+    session.closed.then((reason) => this.lose(`the session ended (${reason})`));
+    this.arm(confirmedAt + target.confirmTimeout * 1000 - performance.now());
+    this.beatTimer = setTimeout(this.beat, target.heartbeat * 1000);
+  }
+
+  private readonly beat = (): void => {
+    if (this.state !== "held") return;
+    if (!this.checking) {
+      this.checking = true;
+      const sentAt = performance.now();
+      this.session.query<Beat>(HEARTBEAT, [], "checking the lock", Infinity).then(
+        ([row]) => {
+          this.checking = false;
+          if (row?.pid !== this.session.pid) return this.lose(`the session changed under waitlock (backend ${row?.pid}, not ${this.session.pid}): a connection pooler?`);
+          this.confirm(sentAt);
+          if (row.request) this.declareRequest(row.request);
+        },
+        (e: Error) => {
+          this.checking = false;
+          // An error the server sent proves the session alive (say, the description table
+          // was dropped): only a connection that failed loses the lock.
+          if (!isConnectionError((e as { cause?: unknown }).cause ?? e)) {
+            debug(`postgres ${this.target.label}: checking '${this.name}': ${e.message}`);
+            return this.confirm(sentAt);
+          }
+          this.lose(`checking it failed: ${e.message}`);
+        },
+      );
+    }
+    this.beatTimer = setTimeout(this.beat, this.target.heartbeat * 1000);
+  };
+
+  private confirm(sentAt: number): void {
+    if (this.state !== "held" || sentAt <= this.confirmedAt) return;
+    this.confirmedAt = sentAt;
+    this.arm(sentAt + this.target.confirmTimeout * 1000 - performance.now());
+  }
+
+  private arm(ms: number): void {
+    clearTimeout(this.watchdog);
+    this.watchdogDue = performance.now() + ms;
+    this.watchdog = setTimeout(this.expire, Math.max(0, ms));
+  }
+
+  private readonly expire = (): void => {
+    const late = performance.now() - this.watchdogDue;
+    // A process that was stopped (SIGSTOP, a suspended VM) kept its session: its host kept
+    // answering the server. Give the check that is due a fresh window instead of a loss.
+    if (late > PAUSED_MS) {
+      debug(`postgres ${this.target.label}: '${this.name}': resumed after ${(late / 1000).toFixed(1)} s, checking again`);
+      this.arm(this.target.confirmTimeout * 1000);
+      return;
+    }
+    this.lose(`no answer from the server within ${this.target.confirmTimeout} seconds`);
+  };
+
+  private lose(reason: string): void {
+    if (this.state !== "held") return;
+    this.state = "lost";
+    this.stopTimers();
+    debug(`postgres ${this.target.label}: lock '${this.name}' slot ${this.slot} lost: ${reason}`);
+    this.session.close();
+    this.declareLost(new LockLostError(this.name, `lock lost: ${reason}`));
+  }
+
+  private stopTimers(): void {
+    clearTimeout(this.beatTimer);
+    clearTimeout(this.watchdog);
+  }
+
+  async release(): Promise<void> {
+    if (this.state === "released") return;
+    const held = this.state === "held";
+    this.state = "released";
+    this.stopTimers();
+    if (held)
+      try {
+        await this.session.query(release(this.shared), [this.name, this.slot], "releasing");
+        await this.session.query(FORGET, [this.name], "forgetting the holder");
+      } catch (e) {
+        debug(`postgres ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; closing the session instead`);
+      }
+    await this.session.close();
+  }
+}

@@ -1,0 +1,33 @@
+// Which of this process's descriptors is a session's connection, so that an --exec command
+// can inherit the session as it inherits a flock(2) descriptor: the one socket that
+// appeared while the session connected. Linux only (/proc/self/fd); undefined elsewhere, or
+// when more than one socket appeared (another connection opened meanwhile). Reading
+// /proc/net/tcp to match ports instead costs tens of milliseconds on a busy machine.
+import { readdirSync, readlinkSync } from "node:fs";
+
+/** This process's sockets: inode → descriptor. */
+export function sockets(): Map<string, number> {
+  const found = new Map<string, number>();
+  if (process.platform !== "linux") return found;
+  let fds: string[];
+  try {
+    fds = readdirSync("/proc/self/fd");
+  } catch {
+    return found;
+  }
+  for (const fd of fds) {
+    try {
+      const link = readlinkSync(`/proc/self/fd/${fd}`);
+      if (link.startsWith("socket:[")) found.set(link, Number(fd));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return found;
+}
+
+/** The descriptor of the one socket that is open now and was not in `before`, if there is exactly one. */
+export function socketOpenedSince(before: Map<string, number>): number | undefined {
+  const fresh = [...sockets()].filter(([inode]) => !before.has(inode));
+  return fresh.length === 1 ? fresh[0]![1] : undefined;
+}

@@ -1,0 +1,169 @@
+// Every statement waitlock sends to PostgreSQL, in one place, so that the lock space they
+// define can be read (and reproduced by other programs) here.
+//
+// A slot of NAME is the session advisory lock pg_advisory_lock(CLASSID, key(NAME, 'slotK')),
+// the two-int4 form: classid 1463897163 (0x57414C4B, "WALK", the record's magic) and objid
+// the first 4 bytes of md5('NAME.slotK') as a big-endian integer with the top bit cleared,
+// so that it reads the same as a signed int4 argument and as pg_locks' unsigned objid.
+// Advisory locks belong to one database: the database in the URL is part of the lock space.
+// A semaphore's waiters queue on key 'NAME.queue' (a turnstile); releases notify the channel
+// 'waitlock_' || key('NAME.queue').
+import { CryptoHasher } from "bun";
+
+export const CLASSID = 0x57414c4b;
+
+/** SQL for the objid of `what` ('NAME.slotK' or 'NAME.queue'), a text expression. */
+const key = (what: string) => `(('x' || left(md5(${what}), 8))::bit(32)::int & 2147483647)`;
+const slotKey = (name: string, slot: string) => key(`${name} || '.slot' || ${slot}`);
+const queueKey = (name: string) => key(`${name} || '.queue'`);
+
+/** The same derivation in JavaScript: objid of 'NAME.slotK' or 'NAME.queue'. */
+export function lockKey(what: string): number {
+  return new CryptoHasher("md5").update(what).digest().readUInt32BE(0) & 0x7fffffff;
+}
+
+/** The LISTEN/NOTIFY channel on which releases of NAME are announced. */
+export const releaseChannel = (name: string): string => `waitlock_${lockKey(`${name}.queue`)}`;
+
+/** pg_locks rows of waitlock's lock space in this database. */
+const OURS = `locktype = 'advisory' AND classid = ${CLASSID} AND objsubid = 2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+
+/** Once per session: who we are, and whether the settings asked for at connect arrived. */
+export const IDENTIFY = `SELECT pg_backend_pid() AS pid, pg_is_in_recovery() AS standby, current_setting('tcp_user_timeout') AS user_timeout`;
+
+/**
+ * Try slots in order (preferred first, then 0..N-1), taking the first free one and nothing
+ * else: the filter runs row by row under LIMIT 1. $1 NAME, $2 N, $3 preferred slot.
+ * `unlockQueue` also leaves the turnstile in the same step.
+ */
+export function trySlots(shared: boolean, unlockQueue: boolean): string {
+  const fn = shared ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock";
+  return `SELECT s AS slot, pg_backend_pid() AS pid${unlockQueue ? `, pg_advisory_unlock(${CLASSID}, ${queueKey("$1::text")}) AS left_queue` : ""}
+  FROM (SELECT $3::int AS s UNION ALL SELECT g FROM generate_series(0, $2::int - 1) g WHERE g <> $3::int) o
+  WHERE ${fn}(${CLASSID}, ${slotKey("$1::text", "s")}) LIMIT 1`;
+}
+
+/**
+ * Wait in the server's queue for slot 0 of a mutex (FIFO; a conflicting request queued first
+ * is served first). lock_timeout withdraws the request at the deadline ($2, e.g. '300ms';
+ * '0' waits for ever); it is set back to 0 once granted, and a failed statement undoes it.
+ * $1 NAME.
+ */
+export function waitSlot0(shared: boolean): string {
+  const fn = shared ? "pg_advisory_lock_shared" : "pg_advisory_lock";
+  return `SELECT set_config('lock_timeout', $2::text, false) AS timeout, ${fn}(${CLASSID}, ${slotKey("$1::text", "0")}) AS granted,
+  set_config('lock_timeout', '0', false) AS reset, pg_backend_pid() AS pid`;
+}
+
+/** Wait for the turnstile of NAME ($1), as waitSlot0 does ($2 lock_timeout). */
+export const WAIT_QUEUE = `SELECT set_config('lock_timeout', $2::text, false) AS timeout, pg_advisory_lock(${CLASSID}, ${queueKey("$1::text")}) AS granted,
+  set_config('lock_timeout', '0', false) AS reset`;
+
+/** Leave the turnstile of NAME ($1). */
+export const LEAVE_QUEUE = `SELECT pg_advisory_unlock(${CLASSID}, ${queueKey("$1::text")}) AS left_queue`;
+
+/** The holder descriptions. Only the table needs privileges (see the man page). */
+export const SETUP = `BEGIN;
+SELECT pg_advisory_xact_lock(${CLASSID}, 0);
+CREATE SCHEMA IF NOT EXISTS waitlock;
+CREATE TABLE IF NOT EXISTS waitlock.holders (
+  backend_pid integer PRIMARY KEY,
+  name text NOT NULL,
+  slot integer NOT NULL,
+  slots integer NOT NULL,
+  shared boolean NOT NULL,
+  token bigint NOT NULL,
+  host text NOT NULL,
+  pid integer NOT NULL,
+  owner integer NOT NULL,
+  uid integer NOT NULL,
+  username text NOT NULL,
+  command text NOT NULL,
+  acquired timestamptz NOT NULL DEFAULT now(),
+  request text CHECK (request IN ('stop', 'release'))
+);
+COMMIT`;
+
+/**
+ * Describe this session's lease ($1 NAME, $2 slot, $3 N, $4 shared, $5 host, $6 pid, $7 owner,
+ * $8 uid, $9 user, $10 command), replacing the row of an ended session that had this backend
+ * PID. Returns the fencing token: this transaction's ID, drawn after the lock was granted (so
+ * a later holder of NAME always draws a larger one), 64 bits with the epoch, never reused,
+ * also across a restart once committed (synchronous_commit is on for the session).
+ */
+export const DESCRIBE = `INSERT INTO waitlock.holders (backend_pid, name, slot, slots, shared, token, host, pid, owner, uid, username, command)
+  VALUES (pg_backend_pid(), $1::text, $2::int, $3::int, $4::bool, pg_current_xact_id()::text::bigint, $5::text, $6::int, $7::int, $8::int, $9::text, $10::text)
+  ON CONFLICT (backend_pid) DO UPDATE SET name = EXCLUDED.name, slot = EXCLUDED.slot, slots = EXCLUDED.slots, shared = EXCLUDED.shared,
+    token = EXCLUDED.token, host = EXCLUDED.host, pid = EXCLUDED.pid, owner = EXCLUDED.owner, uid = EXCLUDED.uid,
+    username = EXCLUDED.username, command = EXCLUDED.command, acquired = now(), request = NULL
+  RETURNING token::text AS token`;
+
+/** The heartbeat: still the same session, and has --done asked anything of it? */
+export const HEARTBEAT = `SELECT pg_backend_pid() AS pid, (SELECT request FROM waitlock.holders WHERE backend_pid = pg_backend_pid()) AS request`;
+
+/**
+ * Release slot $2 of NAME ($1) and say so to waiters and to --done. Kept to the two calls, so
+ * that planning it delays the next holder as little as possible.
+ */
+export function release(shared: boolean): string {
+  const fn = shared ? "pg_advisory_unlock_shared" : "pg_advisory_unlock";
+  return `SELECT ${fn}(${CLASSID}, ${slotKey("$1::text", "$2::int")}) AS released, pg_notify('waitlock_' || ${queueKey("$1::text")}, '') AS notified`;
+}
+
+/**
+ * After a release: drop this session's description and those of NAME ($1) whose sessions no
+ * longer hold their slot (holders killed with SIGKILL). Nothing here needs to survive a
+ * crash, so the commit does not wait for the disk.
+ */
+export const FORGET = `WITH mine AS (DELETE FROM waitlock.holders WHERE backend_pid = pg_backend_pid())
+  DELETE FROM waitlock.holders h WHERE h.name = $1::text AND h.backend_pid <> pg_backend_pid()
+    AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE ${OURS} AND l.granted AND l.pid = h.backend_pid AND l.objid = ${slotKey("h.name", "h.slot")}::oid)
+  RETURNING set_config('synchronous_commit', 'off', true) AS async`;
+
+/** How many of the N ($2) slots of NAME ($1) nobody holds. */
+export const FREE_SLOTS = `WITH held AS MATERIALIZED (SELECT objid FROM pg_locks WHERE ${OURS} AND granted)
+  SELECT count(*)::int AS free FROM generate_series(0, $2::int - 1) s WHERE ${slotKey("$1::text", "s")}::oid NOT IN (SELECT objid FROM held)`;
+
+const LOCKS = `locks AS MATERIALIZED (SELECT pid, objid::bigint AS objid, mode = 'ShareLock' AS shared FROM pg_locks WHERE ${OURS} AND granted)`;
+const ROW = `h.name, h.slot, h.slots, h.token::text AS token, h.host, h.pid, h.owner, h.uid, h.username, h.command,
+  extract(epoch FROM h.acquired)::float8 AS acquired, h.request`;
+
+/**
+ * Held slots with their descriptions ($1 NAME or NULL for every name): status 'active'; with
+ * $2 also descriptions whose session holds nothing any more ('stale') and waitlock-space
+ * locks that nobody described ('unknown', a turnstile of a described NAME excepted).
+ */
+export const LIST = `WITH ${LOCKS},
+  described AS (SELECT h.*, l.shared AS held_shared FROM waitlock.holders h
+    LEFT JOIN locks l ON l.pid = h.backend_pid AND l.objid = ${slotKey("h.name", "h.slot")})
+  SELECT 'active' AS status, d.backend_pid, d.held_shared AS shared, ${ROW.replaceAll("h.", "d.")}, host(a.client_addr) AS client_addr
+    FROM described d LEFT JOIN pg_stat_activity a ON a.pid = d.backend_pid
+    WHERE d.held_shared IS NOT NULL AND ($1::text IS NULL OR d.name = $1::text)
+  UNION ALL
+  SELECT 'stale', d.backend_pid, d.shared, ${ROW.replaceAll("h.", "d.")}, NULL
+    FROM described d WHERE $2::bool AND d.held_shared IS NULL AND ($1::text IS NULL OR d.name = $1::text)
+  UNION ALL
+  SELECT 'unknown', l.pid, l.shared, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, host(a.client_addr)
+    FROM locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE $2::bool AND $1::text IS NULL
+    AND NOT EXISTS (SELECT 1 FROM waitlock.holders h WHERE h.backend_pid = l.pid AND l.objid IN (${slotKey("h.name", "h.slot")}, ${queueKey("h.name")}))
+    AND NOT EXISTS (SELECT 1 FROM waitlock.holders h WHERE l.objid = ${queueKey("h.name")})`;
+
+/** Held slots when the description table does not exist (nothing is described). */
+export const LIST_UNDESCRIBED = `WITH ${LOCKS}
+  SELECT 'unknown' AS status, l.pid AS backend_pid, l.shared, l.objid, host(a.client_addr) AS client_addr
+  FROM locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid`;
+
+/**
+ * Ask the holders of NAME ($1) to stop their work, or only to release when the holder is on
+ * host $2 and its owner is one of $3 (the asker and its ancestors). Returns who was asked.
+ */
+export const REQUEST_DONE = `WITH ${LOCKS}
+  UPDATE waitlock.holders h SET request = CASE WHEN h.host = $2::text AND h.owner = ANY($3::int[]) THEN 'release' ELSE 'stop' END
+  WHERE h.name = $1::text AND EXISTS (SELECT 1 FROM locks l WHERE l.pid = h.backend_pid AND l.objid = ${slotKey("h.name", "h.slot")})
+  RETURNING 'active' AS status, h.backend_pid, h.shared, ${ROW}, NULL::text AS client_addr`;
+
+/** Which of these backends ($2) still hold a slot of NAME ($1)? */
+export const STILL_HELD = `WITH ${LOCKS}
+  SELECT h.backend_pid FROM waitlock.holders h JOIN locks l ON l.pid = h.backend_pid AND l.objid = ${slotKey("h.name", "h.slot")}
+  WHERE h.name = $1::text AND h.backend_pid = ANY($2::int[])`;

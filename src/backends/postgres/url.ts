@@ -1,0 +1,113 @@
+// The --backend postgres:// URL: libpq's form (postgres[ql]://user:password@host:port/database?key=value),
+// with waitlock's own timing keys next to the TLS keys. Nothing here ever puts the password
+// in a message: errors name the key or the part of the URL at fault, never its text.
+import { userInfo } from "node:os";
+import { UsageError } from "../../errors";
+
+export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
+const SSL_MODES: readonly SslMode[] = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+
+/** Where locks live and how the sessions behave; every duration in seconds. */
+export interface PostgresTarget {
+  hostname: string;
+  port: number;
+  user: string;
+  /** from the URL or PGPASSWORD; undefined: the password file is asked, then none is sent */
+  password: string | undefined;
+  database: string;
+  sslmode: SslMode;
+  /** sslrootcert, sslcert, sslkey, sslpassword, channel_binding as given (Bun's own keys) */
+  tls: Record<string, string>;
+  /** connecting, and every round trip but a wait for a lock, gives up after this long (exit 75) */
+  connectTimeout: number;
+  /** a holder's session is checked this often */
+  heartbeat: number;
+  /** a lease whose check is not answered within this long is lost (exit 7) */
+  confirmTimeout: number;
+  /** the server frees the locks of a host that went silent between this long less 1 s and this long */
+  releaseTimeout: number;
+  /** `host:port`, for messages */
+  label: string;
+}
+
+/** waitlock's own keys: name, default, least, most. */
+const TIMING = {
+  connect_timeout: ["connectTimeout", 10, 1, 3600],
+  heartbeat: ["heartbeat", 1, 0.05, 1],
+  confirm_timeout: ["confirmTimeout", 2, 0.1, 3600],
+  release_timeout: ["releaseTimeout", 9, 2, 86400],
+} as const;
+const TLS_KEYS = ["sslrootcert", "sslcert", "sslkey", "sslpassword", "channel_binding"];
+
+/** Is this a URL for this backend? */
+export const isPostgresUrl = (url: string): boolean => /^postgres(ql)?:\/\//i.test(url);
+
+/**
+ * Parses and checks a backend URL. Defaults follow libpq: user PGUSER or the login name,
+ * database PGDATABASE or the user, password PGPASSWORD, sslmode PGSSLMODE or `prefer`.
+ * Throws UsageError (exit 3) naming the part at fault, never echoing the URL.
+ */
+export function parsePostgresUrl(url: string, env: Record<string, string | undefined> = process.env): PostgresTarget {
+  const context = "--backend";
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new UsageError(context, "not a valid postgres:// URL");
+  }
+  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") throw new UsageError(context, `unsupported scheme '${u.protocol.slice(0, -1)}'`);
+  const hostname = (u.hostname || env.PGHOST || "").replace(/^\[(.*)\]$/, "$1");
+  if (!hostname || hostname.startsWith("/")) throw new UsageError(context, "the URL names no host (postgres://HOST[:PORT]/DATABASE)");
+  const port = u.port ? Number(u.port) : env.PGPORT ? Number(env.PGPORT) : 5432;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(context, "the port must be 1..65535");
+  const decode = (s: string, part: string) => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      throw new UsageError(context, `the ${part} in the URL is not valid percent-encoding`);
+    }
+  };
+  const user = u.username ? decode(u.username, "user name") : env.PGUSER || userInfo().username;
+  const password = u.password ? decode(u.password, "password") : env.PGPASSWORD || undefined;
+  const path = decode(u.pathname.replace(/^\//, ""), "database name");
+  if (path.includes("/")) throw new UsageError(context, "the URL path must be one database name");
+  const database = path || env.PGDATABASE || user;
+
+  const timing: Record<string, number> = {};
+  for (const [field, fallback] of Object.values(TIMING)) timing[field] = fallback;
+  let sslmode = (env.PGSSLMODE || "prefer") as SslMode;
+  const tls: Record<string, string> = {};
+  for (const [key, value] of u.searchParams) {
+    if (key in TIMING) {
+      const [field, , least, most] = TIMING[key as keyof typeof TIMING];
+      const n = Number(value);
+      if (value.trim() === "" || !Number.isFinite(n) || n < least || n > most)
+        throw new UsageError(context, `${key} must be a number of seconds from ${least} to ${most}`);
+      timing[field] = n;
+    } else if (key === "sslmode") sslmode = value as SslMode;
+    else if (TLS_KEYS.includes(key)) tls[key] = value;
+    else throw new UsageError(context, `unknown URL parameter '${key}' (known: ${[...Object.keys(TIMING), "sslmode", ...TLS_KEYS].join(", ")})`);
+  }
+  if (!SSL_MODES.includes(sslmode)) throw new UsageError(context, `sslmode must be one of ${SSL_MODES.join(", ")}`);
+  const target = {
+    hostname,
+    port,
+    user,
+    password,
+    database,
+    sslmode,
+    tls,
+    connectTimeout: timing.connectTimeout!,
+    heartbeat: timing.heartbeat!,
+    confirmTimeout: timing.confirmTimeout!,
+    releaseTimeout: timing.releaseTimeout!,
+    label: `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
+  };
+  if (target.heartbeat >= target.confirmTimeout) throw new UsageError(context, "heartbeat must be shorter than confirm_timeout");
+  if (target.confirmTimeout + 1 >= target.releaseTimeout)
+    throw new UsageError(context, "confirm_timeout must be more than 1 second shorter than release_timeout (a lost lease must be noticed before the server frees the lock)");
+  return target;
+}
+
+/** The URL as it may be shown: no password, no parameters. */
+export const describeTarget = (t: PostgresTarget): string => `postgres://${encodeURIComponent(t.user)}@${t.label}/${encodeURIComponent(t.database)}`;
