@@ -9,6 +9,7 @@
 // from a timer when the event loop must keep running.
 import { acquire as take, release, type Held } from "./engine";
 import { BusyError, UsageError } from "./errors";
+import { MAX_SLOTS } from "./limits";
 import { resolveLockDir, type LockDir } from "./lockdir";
 import { describeHolder, storeRecord } from "./modes/describe";
 import { validateName } from "./names";
@@ -58,6 +59,7 @@ function count(value: number | undefined, what: string, min: number): number | u
 export function acquire(name: string, opts: AcquireOptions = {}): Lock {
   validateName(name);
   const slots = count(opts.slots, "slots", 1) ?? 1;
+  if (slots > MAX_SLOTS) throw new UsageError("slots", `${slots} is more than the maximum, ${MAX_SLOTS}`);
   const preferred = count(opts.preferredSlot, "preferredSlot", 0);
   if (preferred !== undefined && preferred >= slots) throw new UsageError("preferredSlot", `slot ${preferred} does not exist (0..${slots - 1})`);
   if (opts.timeout != null && !(opts.timeout >= 0)) throw new UsageError("timeout", `${opts.timeout} is not a number of seconds >= 0`);

@@ -6,6 +6,7 @@ import type { ArgDef, CommandDef } from "citty";
 import { onlineCpus } from "../ffi/libc";
 import { version } from "../package.json";
 import { UsageError } from "./errors";
+import { MAX_SLOTS } from "./limits";
 import { validateName } from "./names";
 
 export const VERSION: string = version;
@@ -211,6 +212,13 @@ function integer(value: string, context: string, min: number): number {
   return n;
 }
 
+/** A slot count: 1..MAX_SLOTS. */
+function slotCount(value: string, context: string): number {
+  const n = integer(value, context, 1);
+  if (n > MAX_SLOTS) throw new UsageError(context, `'${value}' is more slots than the maximum, ${MAX_SLOTS}`);
+  return n;
+}
+
 export function seconds(value: string, context: string): number {
   const n = isDecimal(value.trim()) ? Number(value.trim()) : NaN;
   if (!Number.isFinite(n) || n < 0) throw new UsageError(context, `'${value}' is not a number of seconds >= 0`);
@@ -249,10 +257,11 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   if (given("excludeCPUs") && !given("onePerCPU")) throw new UsageError("--excludeCPUs", "only makes sense with --onePerCPU");
 
   let slots = 1;
-  if (given("allowMultiple")) slots = integer(str("allowMultiple")!, "--allowMultiple", 1);
+  if (given("allowMultiple")) slots = slotCount(str("allowMultiple")!, "--allowMultiple");
   if (given("onePerCPU")) {
     const exclude = given("excludeCPUs") ? integer(str("excludeCPUs")!, "--excludeCPUs", 0) : 0;
-    slots = Math.max(1, onlineCpus() - exclude);
+    // A machine with more CPUs than MAX_SLOTS gets the maximum: -c names no number to refuse.
+    slots = Math.min(MAX_SLOTS, Math.max(1, onlineCpus() - exclude));
   }
 
   let preferredSlot: number | undefined;

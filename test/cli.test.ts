@@ -34,7 +34,9 @@ describe("usage errors: exit 3 and one line naming the offender", () => {
     [["bad/name"], "'bad/name'"],
     [["bad name"], "'bad name'"],
     [[".."], "'..'"],
-    [["a".repeat(256)], "longer than 255"],
+    [["a".repeat(241)], "longer than 240"],
+    [["-m", "4097", "x"], "'4097' is more slots than the maximum, 4096"],
+    [["--check", "-m", "100000000", "x"], "maximum, 4096"],
     [["--check=yes", "x"], "--check"],
     [["--verbose", "--timeout"], "--timeout"],
   ];
@@ -84,6 +86,14 @@ test("--opt=value and --opt value, short clusters and kebab-case spellings all w
     const r = await wl([`--lock-dir=${d}`, ...args, "forms", "--exec", "sh", "-c", 'echo "$WAITLOCK_SLOT"']);
     expect(r).toMatchObject({ code: 0, stdout: "0\n" });
   }
+});
+
+test("the longest name and the highest slot of the largest semaphore are stored, not refused later", async () => {
+  const d = lockDir();
+  const name = "n".repeat(240);
+  const r = await wl(["-d", d, "-m", "4096", name, "--exec", "sh", "-c", 'echo "$WAITLOCK_SLOT"; ls "$0"', d], { env: { WAITLOCK_SLOT: "4095" } });
+  expect(r).toMatchObject({ code: 0, stderr: "" });
+  expect(r.stdout).toBe(`4095\n${name}.slot4095.lock\n`);
 });
 
 describe("names from stdin", () => {
