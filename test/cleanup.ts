@@ -1,20 +1,88 @@
-// What every test leaves behind, removed after it: the process groups it started (killed by
-// their leaders' PIDs) and its lock directories. test/setup.ts (preloaded, bunfig.toml)
-// registers the hook: an afterEach in a module that test files import would only be bound
-// to the first file that imported it.
-import { rmSync } from "node:fs";
+// What every test leaves behind, removed after it: the processes it started and its lock
+// directories. test/setup.ts (preloaded, bunfig.toml) registers the hook: an afterEach in a
+// module that test files import would only be bound to the first file that imported it.
+//
+// Every process a test starts leads a session of its own (helpers.ts starts them detached),
+// and what it starts stays in that session even in another process group (the command of
+// `waitlock --exec` has a group of its own): each is killed by its PID, found by its session
+// in /proc. A holder of a plain `waitlock NAME` leaves the session (it is detached in turn);
+// it is found by the lock file it holds, in one of the test's lock directories.
+import { chmodSync, readFileSync, readdirSync, rmSync } from "node:fs";
 
 export const started = new Set<number>();
 export const dirs: string[] = [];
 
+interface Proc {
+  pid: number;
+  session: number;
+  comm: string;
+}
+
+/** Every process /proc shows now (empty where there is no /proc). */
+function processes(): Proc[] {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  const procs: Proc[] = [];
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // pid (comm) state ppid pgrp session ...: comm may contain spaces and parentheses.
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      const fields = stat.slice(close + 2).split(" ");
+      procs.push({ pid: Number(entry), session: Number(fields[3]), comm: stat.slice(stat.indexOf("(") + 1, close) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return procs;
+}
+
+function holdsIn(pid: number, dirList: string[]): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    const at = argv.indexOf("__hold");
+    return at >= 0 && dirList.some((d) => argv[at + 1]?.startsWith(`${d}/`));
+  } catch {
+    return false;
+  }
+}
+
+function killPid(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
 export function cleanUp(): void {
+  const sessions = new Set(started);
+  for (const p of processes()) {
+    if (p.pid === process.pid) continue;
+    if (sessions.has(p.session) || sessions.has(p.pid) || (p.comm === "waitlock" && holdsIn(p.pid, dirs))) killPid(p.pid);
+  }
+  // Tracked processes that are not session leaders (track()), and anything /proc did not show.
   for (const pid of started) {
     try {
       process.kill(-pid, "SIGKILL");
     } catch {
-      // already gone
+      // no such process group
     }
+    killPid(pid);
   }
   started.clear();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  for (const d of dirs.splice(0)) {
+    // A test may have taken its own permissions away to provoke EACCES.
+    try {
+      chmodSync(d, 0o700);
+    } catch {
+      // gone already
+    }
+    rmSync(d, { recursive: true, force: true });
+  }
 }

@@ -4,9 +4,9 @@ import { expect, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { encodeRecord } from "../src/record";
-import { BIN, expectWokenByRelease, held, lockDir, start, startSh, stderrOf, waitFor, wl } from "./helpers";
+import { BIN, expectWokenByRelease, held, lockDir, needs, start, startSh, stderrOf, tool, waitFor, wl } from "./helpers";
 
-test("1. the kernel decides: a flock(1) holder with no record blocks; a record of a live PID without a lock does not", async () => {
+needs(tool("flock"))("1. the kernel decides: a flock(1) holder with no record blocks; a record of a live PID without a lock does not", async () => {
   const d = lockDir();
   const outsider = start(["flock", `${d}/k.slot0.lock`, "sleep", "30"]);
   await waitFor("flock(1) to hold the file", () => existsSync(`${d}/k.slot0.lock`));

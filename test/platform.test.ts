@@ -5,9 +5,9 @@ import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { LOCK, LOG, platformFor, syslogFacilities } from "../ffi/platform";
 import { decodeProcArgs } from "../src/procinfo";
-import { lockDir, run } from "./helpers";
+import { linux, lockDir, needs, run, tool } from "./helpers";
 
-test.skipIf(process.platform !== "linux")("the Linux table matches this machine's headers (gcc)", async () => {
+needs(linux(), tool("cc"))("the Linux table matches this machine's headers (cc)", async () => {
   const bin = join(lockDir(), "constants");
   const cc = await run(["cc", "-o", bin, join(import.meta.dir, "fixtures/constants.c")]);
   expect(cc.stderr).toBe("");
