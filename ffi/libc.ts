@@ -270,9 +270,9 @@ export function fchmod(fd: number, mode: number): number {
   return check(sys.fchmod(fd, mode));
 }
 
-/** access(2) with W_OK|X_OK: may this process create files in the directory? */
-export function canWriteDir(path: string): boolean {
-  return sys.access(cstr(path), 2 | 1) === 0;
+/** access(2) with W_OK|X_OK: may this process create files in the directory? 0, or a negative errno (EACCES, EROFS). */
+export function canWriteDir(path: string): number {
+  return check(sys.access(cstr(path), 2 | 1));
 }
 
 export function isatty(fd: number): boolean {

@@ -1,8 +1,9 @@
 // The only module that prints results and decides the exit status.
 import { isatty } from "../ffi/libc";
-import { BusyError, EXIT, WaitlockError } from "./errors";
+import { BusyError, EXIT, TimeoutError, WaitlockError } from "./errors";
 import { resolveLockDir } from "./lockdir";
 import { debug, error, setVerbosity } from "./log";
+import { runtimeError } from "./syserror";
 import { readNameFromStdin } from "./names";
 import { forcePolling } from "./waker";
 import { command, parseOptions, VERSION, type Options } from "./options";
@@ -22,6 +23,7 @@ EXIT STATUS
   0 success   1 busy (--check: all slots held)   2 timeout (--check: cannot tell)
   3 usage error   4 system error   5 permission denied   6 lock directory unusable
   75 temporary failure, retry   126/127 --exec could not run the command
+  -E N replaces 1 and 2 when the lock was not acquired
   otherwise the status of the command run by --exec (128+N when killed by signal N)
 
 ENVIRONMENT
@@ -88,11 +90,16 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(opts);
   } catch (e) {
-    return report(e);
+    const code = report(e);
+    // -E, as flock(1) -E: only the lock conflict changes its status, never another failure.
+    const conflict = e instanceof BusyError || e instanceof TimeoutError;
+    return conflict && opts.conflictExitCode !== undefined ? opts.conflictExitCode : code;
   }
 }
 
-function report(e: unknown): number {
+function report(thrown: unknown): number {
+  // A failure the runtime reports (out of descriptors in one of its calls, say) keeps its cause.
+  const e = thrown instanceof WaitlockError ? thrown : (runtimeError("system", thrown) ?? thrown);
   if (e instanceof WaitlockError) {
     // Busy is an answer, not a failure: `waitlock -t 0 NAME || ...` prints its own message.
     if (e instanceof BusyError) return e.exitCode;

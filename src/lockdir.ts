@@ -77,7 +77,9 @@ function explicit(path: string): LockDir {
     throw unusable(path, sysError(path, st).message);
   }
   const dir = vet(path, st);
-  if (!canWriteDir(path)) throw new WaitlockError(EXIT.PERMISSION, path, "permission denied: cannot create lock files in this directory");
+  const w = canWriteDir(path);
+  if (w === -E.EROFS) throw unusable(path, "lock directory is on a read-only file system");
+  if (w < 0) throw sysError(path, w, "cannot create lock files in this directory");
   return dir;
 }
 
@@ -91,7 +93,7 @@ function candidate(path: string, shared: boolean): LockDir | undefined {
   }
   if (typeof st === "number") return undefined;
   const dir = vet(path, st);
-  return canWriteDir(path) ? dir : undefined;
+  return canWriteDir(path) === 0 ? dir : undefined;
 }
 
 /**

@@ -1,17 +1,18 @@
-// Lines for humans on stderr: errors as `waitlock: CONTEXT: MESSAGE`, debug lines as
-// `waitlock[PID]: DEBUG: ...`. consola/core keeps levels and the reporter fixes the
+// Lines for humans on stderr: errors as `waitlock: CONTEXT: MESSAGE`, warnings as
+// `waitlock: warning: CONTEXT: MESSAGE`, debug lines as `waitlock[PID]: DEBUG: ...`. consola/core keeps levels and the reporter fixes the
 // format; it is loaded and set up on the first line printed, a cost (~0.5 ms) that a
 // silent run of waitlock never pays.
 import type { ConsolaInstance, LogObject } from "consola/core";
 
-const LEVEL = { silent: -999, error: 0, debug: 4 } as const;
+const LEVEL = { silent: -999, error: 0, warn: 1, debug: 4 } as const;
 
-let level: number = LEVEL.error;
+let level: number = LEVEL.warn;
 let instance: ConsolaInstance | undefined;
 
 function emit(o: LogObject): void {
   const text = o.args.map(String);
   if (o.type === "debug") console.error(`waitlock[${process.pid}]: DEBUG: ${text.join(" ")}`);
+  else if (o.type === "warn") console.error(`waitlock: warning: ${text.join(": ")}`);
   else console.error(`waitlock: ${text.join(": ")}`);
 }
 
@@ -24,13 +25,22 @@ function consola(): ConsolaInstance {
 }
 
 export function setVerbosity(opts: { quiet?: boolean; verbose?: boolean }): void {
-  level = opts.quiet ? LEVEL.silent : opts.verbose ? LEVEL.debug : LEVEL.error;
+  level = opts.quiet ? LEVEL.silent : opts.verbose ? LEVEL.debug : LEVEL.warn;
   if (instance) instance.level = level;
 }
 
 /** `waitlock: CONTEXT: MESSAGE`, unless --quiet. */
 export function error(context: string, message: string): void {
   if (level >= LEVEL.error) consola().error(context, message);
+}
+
+/**
+ * `waitlock: warning: CONTEXT: MESSAGE`, unless --quiet: something the user should know went
+ * wrong without failing the run (a record not written, waiting by a slower mechanism). Say
+ * it once per run and event; details belong in debug lines.
+ */
+export function warn(context: string, message: string): void {
+  if (level >= LEVEL.warn) consola().warn(context, message);
 }
 
 export function debug(message: string): void {

@@ -25,6 +25,7 @@ export const args = {
   onePerCPU: { type: "boolean", alias: "c", description: "One slot per online CPU" },
   excludeCPUs: { type: "string", alias: "x", valueHint: "N", description: "With -c: leave N CPUs out (never fewer than 1 slot)" },
   timeout: { type: "string", alias: "t", valueHint: "SECONDS", description: "Give up after SECONDS (0: try once); default: wait forever" },
+  "conflict-exit-code": { type: "string", alias: "E", valueHint: "N", description: "Exit N (1-255) instead of 1 when busy or 2 when timed out" },
   check: { type: "boolean", description: "Exit 0 if a slot is free, 1 if all are held; takes nothing" },
   done: { type: "boolean", description: "Signal every holder of NAME to release, and wait until they have" },
   exec: { type: "string", alias: "e", valueHint: "CMD [ARG...]", description: "Run CMD while holding the lock (must come last)" },
@@ -174,6 +175,8 @@ export interface Options {
   preferredSlot?: number;
   /** seconds; null waits forever */
   timeout: number | null;
+  /** -E: the exit status for busy and timed out, instead of 1 and 2 */
+  conflictExitCode?: number;
   lockDir?: string;
   owner?: number;
   format: Format;
@@ -252,6 +255,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   only("format", ["list"], "with --list");
   only("owner", ["acquire"], "when acquiring for the caller (without --exec, --check, --done or --list)");
   only("timeout", ["acquire", "exec", "done"], "when acquiring or with --done");
+  only("conflict-exit-code", ["acquire", "exec"], "when acquiring (without --check, --done or --list)");
   if (given("all") && given("stale-only")) throw new UsageError("--all and --stale-only", "cannot be used together");
   if (given("allowMultiple") && given("onePerCPU")) throw new UsageError("--allowMultiple and --onePerCPU", "cannot be used together");
   if (given("excludeCPUs") && !given("onePerCPU")) throw new UsageError("--excludeCPUs", "only makes sense with --onePerCPU");
@@ -292,6 +296,12 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   let owner: number | undefined;
   if (given("owner")) owner = integer(str("owner")!, "--owner", 1);
 
+  let conflictExitCode: number | undefined;
+  if (given("conflict-exit-code")) {
+    conflictExitCode = integer(str("conflict-exit-code")!, "--conflict-exit-code", 1);
+    if (conflictExitCode > 255) throw new UsageError("--conflict-exit-code", `'${conflictExitCode}' is not an exit status (1-255)`);
+  }
+
   const name = positionals[0] === undefined ? undefined : validateName(positionals[0]);
 
   return {
@@ -301,6 +311,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     slots,
     preferredSlot,
     timeout,
+    conflictExitCode,
     lockDir,
     owner,
     format,

@@ -16,7 +16,8 @@ export function checkSlots(lookup: () => { dir: string; name: string; slots: num
     debug(`all ${slots} slot(s) of '${name}' are held`);
     return EXIT.BUSY;
   } catch (e) {
-    if (e instanceof WaitlockError && e.exitCode !== EXIT.USAGE) throw new WaitlockError(EXIT.TIMEOUT, e.context, e.message);
+    // Out of descriptors is 75 in every mode: retrying can succeed, and it is no answer.
+    if (e instanceof WaitlockError && e.exitCode !== EXIT.USAGE && e.exitCode !== EXIT.TEMPFAIL) throw new WaitlockError(EXIT.TIMEOUT, e.context, e.message);
     throw e;
   }
 }

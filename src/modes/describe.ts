@@ -2,7 +2,7 @@
 import { getuid, hostname } from "../../ffi/libc";
 import { acquire, readRecordBytes, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
 import { TimeoutError } from "../errors";
-import { debug } from "../log";
+import { debug, warn } from "../log";
 import { encodeRecord, encodeTextRecord, inspectRecord, type LockRecord } from "../record";
 import type { RecordForm } from "../options";
 import type { Events } from "./events";
@@ -22,13 +22,18 @@ export function describeHolder(req: SlotRequest, held: Held, pid: number, owner:
   };
 }
 
-/** Binary first; the text form when that cannot be written, or when asked for. */
+/**
+ * Binary first; the text form when that cannot be written, or when asked for. When neither
+ * can be written (a full disk), one warning: the lock is held all the same, but --list and
+ * --done cannot name its holder.
+ */
 export function storeRecord(held: Held, record: LockRecord, form: RecordForm): void {
   if (form === "binary") {
-    if (writeRecord(held, encodeRecord(record))) return;
+    if (writeRecord(held, encodeRecord(record)) === null) return;
     debug(`writing the text form of the record instead`);
   }
-  if (!writeRecord(held, encodeTextRecord(record))) debug(`${held.path} holds no record of this holder`);
+  const why = writeRecord(held, encodeTextRecord(record));
+  if (why !== null) warn(held.path, `lock held, but its record cannot be written (${why}): --list and --done cannot name the holder`);
 }
 
 /** The record in an open slot file, or null (with a debug line saying why). */

@@ -4,6 +4,7 @@ import { close, fstat, getppid, pollReadable } from "../../ffi/libc";
 import { release, type SlotRequest } from "../engine";
 import { UsageError, WaitlockError, EXIT } from "../errors";
 import { debug } from "../log";
+import { runtimeError } from "../syserror";
 import { commandLine, exitWatch, hasOpen } from "../procinfo";
 import { acquireReporting, describeHolder, recordIn, storeRecord } from "./describe";
 import type { RecordForm } from "../options";
@@ -72,7 +73,7 @@ export function holdForCaller(req: SlotRequest, timeout: number | null, ownerOpt
     events.acquired(held.slot, command);
   } catch (e) {
     release(held);
-    throw e;
+    throw runtimeError(req.name, e) ?? e;
   } finally {
     closeWatch();
   }

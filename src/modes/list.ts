@@ -84,7 +84,8 @@ export async function listLocks(lockDir: () => string, opts: ListOptions): Promi
     await Bun.write(Bun.stdout, formatRows(rows, opts.format, opts.all || opts.staleOnly));
     return EXIT.OK;
   } catch (e) {
-    if (e instanceof WaitlockError && e.exitCode !== EXIT.USAGE) throw new WaitlockError(EXIT.BUSY, e.context, e.message);
+    // Out of descriptors is 75 in every mode: retrying can succeed, and it is no answer.
+    if (e instanceof WaitlockError && e.exitCode !== EXIT.USAGE && e.exitCode !== EXIT.TEMPFAIL) throw new WaitlockError(EXIT.BUSY, e.context, e.message);
     throw e;
   }
 }
