@@ -1,5 +1,6 @@
 // The only module that prints results and decides the exit status.
 import { isatty } from "../ffi/libc";
+import { callerState } from "./caller";
 import { BusyError, EXIT, TimeoutError, WaitlockError } from "./errors";
 import { resolveLockDir } from "./lockdir";
 import { debug, error, setVerbosity } from "./log";
@@ -48,8 +49,10 @@ async function help(): Promise<string> {
 // --exec path calls only what it needs.
 function run(opts: Options): Promise<number> {
   if (opts.mode !== "exec") return runOther(opts);
+  // What the command inherits is read before waitlock opens descriptors of its own.
+  const caller = callerState();
   const req = slotRequest(opts);
-  return execUnderLock(req, opts.timeout, opts.command!, opts.recordForm, eventsFor(opts, req));
+  return execUnderLock(req, opts.timeout, opts.command!, opts.recordForm, eventsFor(opts, req), caller);
 }
 
 function slotRequest(opts: Options): SlotRequest {

@@ -1,13 +1,13 @@
 // waitlock NAME --exec CMD: run CMD while holding a slot; release on every path (invariant 5).
-import { E, signalNumber } from "../../ffi/libc";
+// How the command is started and supervised: src/child.ts.
+import type { Caller } from "../caller";
+import { startCommand } from "../child";
 import { release, type SlotRequest } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
 import { debug } from "../log";
 import { acquireReporting, describeHolder, storeRecord } from "./describe";
 import type { RecordForm } from "../options";
 import type { Events } from "./events";
-
-const FORWARDED = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
 
 /** ASCII white space (without a regex: compiling one costs start-up). */
 const hasBlank = (s: string) => {
@@ -20,47 +20,52 @@ function commandArgv(command: string[]): string[] {
   return command.length === 1 && hasBlank(command[0]!) ? ["/bin/sh", "-c", command[0]!] : command;
 }
 
-function cannotRun(command: string, e: unknown): WaitlockError {
-  const code = (e as { code?: string }).code;
-  const errno = -((e as { errno?: number }).errno ?? 0);
-  if (code === "ENOENT" || errno === E.ENOENT) return new WaitlockError(EXIT.NOT_FOUND, command, "command not found");
-  const why = code === "EACCES" ? "permission denied" : (e as Error).message;
-  return new WaitlockError(EXIT.CANNOT_EXECUTE, command, `cannot execute: ${why}`);
+/** The file to run for `name`: itself when it has a slash, else its place in PATH. */
+const resolve = (name: string): string | null => (name.includes("/") ? name : Bun.which(name));
+
+/** The caller's environment, with the variables waitlock sets for the command. */
+function commandEnv(name: string, slot: number, fd: number): string[] {
+  const env: string[] = [];
+  for (const key in process.env)
+    if (key !== "WAITLOCK_SLOT" && key !== "WAITLOCK_DESCRIPTOR" && key !== "WAITLOCK_FD") env.push(`${key}=${process.env[key]}`);
+  env.push(`WAITLOCK_SLOT=${slot}`, `WAITLOCK_DESCRIPTOR=${name}`, `WAITLOCK_FD=${fd}`);
+  return env;
 }
 
-export async function execUnderLock(req: SlotRequest, timeout: number | null, command: string[], form: RecordForm, events: Events): Promise<number> {
-  // Everything the spawn needs that does not depend on the slot is ready before the wait,
-  // so that the moment between winning the lock and starting the command stays short. A
-  // command not found now is looked up again at spawn time, and reported then.
-  const argv = commandArgv(command).slice();
-  const argv0 = argv[0]!;
-  const resolved = Bun.which(argv0);
-  if (resolved) argv[0] = resolved;
-  const env: Record<string, string | undefined> = { ...process.env, WAITLOCK_DESCRIPTOR: req.name };
+/**
+ * Takes a slot of `req` (waiting up to `timeout` seconds; null: forever), runs `command`
+ * under it with the process state of `caller`, and releases the slot once the command has
+ * ended. Returns the command's exit status, 128 + N when signal N killed it. Throws
+ * BusyError (1) or TimeoutError (2) when the slot is not had, and 127/126/75 when the
+ * command cannot be started (the slot is released first).
+ */
+export async function execUnderLock(req: SlotRequest, timeout: number | null, command: string[], form: RecordForm, events: Events, caller: Caller): Promise<number> {
+  // Found before the wait, so that the moment between winning the lock and starting the
+  // command stays short; a command not found now is looked for again then.
+  const argv = commandArgv(command);
+  let path = resolve(argv[0]!);
 
   const outcome = acquireReporting(req, timeout, events);
   if (!("held" in outcome)) throw new Error("unreachable: exec never re-enters a lock");
   const held = outcome.held;
   const started = Date.now();
 
-  // Forwarding is in place before the command exists: JS signal handlers run on a later turn
-  // of the event loop, by which time the child below has been spawned. (A signal before
-  // this line kills waitlock while no command runs: the kernel frees the slot.)
-  let child: ReturnType<typeof Bun.spawn> | undefined;
-  const forward = (signal: (typeof FORWARDED)[number]) => () => {
-    debug(`forwarding ${signal} to process ${child?.pid}`);
-    child?.kill(signal);
-  };
-  for (const signal of FORWARDED) process.on(signal, forward(signal));
-
+  let child;
   try {
-    env.WAITLOCK_SLOT = String(held.slot);
-    // The command inherits the locked descriptor as fd 3: if waitlock is killed outright,
-    // the slot stays held until the command is gone too.
-    child = Bun.spawn(argv, { argv0, stdio: ["inherit", "inherit", "inherit", held.fd], env });
+    path ??= resolve(argv[0]!);
+    if (path === null) throw new WaitlockError(EXIT.NOT_FOUND, argv[0]!, "command not found");
+    // The command inherits the locked descriptor, as under flock(1): if waitlock is killed
+    // outright, the slot stays held until the command is gone too.
+    child = startCommand({
+      path,
+      argv,
+      env: commandEnv(req.name, held.slot, held.fd),
+      inherit: [...caller.descriptors, held.fd],
+      fileLimit: caller.fileLimit,
+    });
   } catch (e) {
     release(held);
-    throw cannotRun(command[0]!, e);
+    throw e;
   }
 
   const commandText = command.join(" ");
@@ -68,13 +73,9 @@ export async function execUnderLock(req: SlotRequest, timeout: number | null, co
   events.acquired(held.slot, commandText);
   debug(`running '${commandText}' as process ${child.pid} under '${req.name}' slot ${held.slot}`);
 
-  const status = await child.exited;
+  const status = await child.ended;
   release(held);
   events.released((Date.now() - started) / 1000);
-  if (child.signalCode) {
-    debug(`command was killed by ${child.signalCode}`);
-    return 128 + (signalNumber(String(child.signalCode)) ?? 0);
-  }
-  debug(`command exited with status ${status}`);
+  debug(`command ended with status ${status}`);
   return status;
 }
