@@ -35,11 +35,12 @@ export function sysError(context: string, errno: number, doing?: string): Waitlo
 /**
  * A failure reported by the runtime (Bun.spawn, node:fs) rather than by ffi/libc, as a
  * WaitlockError: its `code` ("EMFILE", ...) mapped as sysError maps errno values, its own
- * message kept. null when it carries no error code waitlock knows.
+ * message kept (after `doing`). null when it carries no error code waitlock knows.
  */
-export function runtimeError(context: string, e: unknown): WaitlockError | null {
+export function runtimeError(context: string, e: unknown, doing?: string): WaitlockError | null {
   const name = (e as { code?: unknown } | null)?.code;
   if (typeof name !== "string" || !Object.hasOwn(E, name)) return null;
   const code = exitCodeFor(E[name as keyof typeof E]);
-  return new WaitlockError(code, context, `${(e as Error).message}${retry(code)}`);
+  const message = (e as Error).message;
+  return new WaitlockError(code, context, `${doing ? `${doing}: ${message}` : message}${retry(code)}`);
 }

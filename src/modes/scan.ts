@@ -1,6 +1,7 @@
 // Finding the slot files in a lock directory (for --list and --done; not on the lock path).
 import { EXIT, WaitlockError } from "../errors";
 import { inspectRecord, type Decoded } from "../record";
+import { runtimeError } from "../syserror";
 
 const SLOT_FILE = /^([A-Za-z0-9._-]+)\.slot(\d+)\.lock$/;
 
@@ -16,9 +17,9 @@ export async function scanSlotFiles(dir: string, onlyName?: string): Promise<Slo
   try {
     entries = readdirSync(dir);
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === "ENOENT") return [];
-    throw new WaitlockError(code === "EACCES" ? EXIT.PERMISSION : EXIT.SYSTEM, dir, `cannot read lock directory: ${(e as Error).message}`);
+    if ((e as { code?: string }).code === "ENOENT") return [];
+    const doing = "cannot read lock directory";
+    throw runtimeError(dir, e, doing) ?? new WaitlockError(EXIT.SYSTEM, dir, `${doing}: ${(e as Error).message}`);
   }
   const files: SlotFile[] = [];
   for (const entry of entries) {
