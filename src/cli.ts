@@ -32,6 +32,7 @@ ENVIRONMENT
   WAITLOCK_TIMEOUT  default --timeout
   WAITLOCK_DEBUG    1, true or yes: like --verbose
   WAITLOCK_SLOT     preferred semaphore slot; set for the command run by --exec
+  WAITLOCK_FD       set for the command run by --exec: the locked descriptor's number
   WAITLOCK_RECORD   binary (default) or text: the form of the holder's record
   WAITLOCK_POLL     1, true or yes: wait by polling, without inotify or pidfd
 `;

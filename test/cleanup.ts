@@ -2,11 +2,12 @@
 // directories. test/setup.ts (preloaded, bunfig.toml) registers the hook: an afterEach in a
 // module that test files import would only be bound to the first file that imported it.
 //
-// Every process a test starts leads a session of its own (helpers.ts starts them detached),
-// and what it starts stays in that session even in another process group (the command of
-// `waitlock --exec` has a group of its own): each is killed by its PID, found by its session
-// in /proc. A holder of a plain `waitlock NAME` leaves the session (it is detached in turn);
-// it is found by the lock file it holds, in one of the test's lock directories.
+// Every process a test starts leads a session of its own (helpers.ts starts them detached).
+// What it starts is killed with it: every process in that session (the command of `waitlock
+// --exec` has a process group of its own, in the same session) and every descendant (a
+// shell on a pseudo-terminal has a session of its own), found in /proc and killed by PID. A
+// holder of a plain `waitlock NAME` is neither once its waitlock has exited: it is found by
+// the lock file it holds, in one of the test's lock directories.
 import { chmodSync, readFileSync, readdirSync, rmSync } from "node:fs";
 
 export const started = new Set<number>();
@@ -14,6 +15,7 @@ export const dirs: string[] = [];
 
 interface Proc {
   pid: number;
+  parent: number;
   session: number;
   comm: string;
 }
@@ -34,7 +36,7 @@ function processes(): Proc[] {
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
       const close = stat.lastIndexOf(")");
       const fields = stat.slice(close + 2).split(" ");
-      procs.push({ pid: Number(entry), session: Number(fields[3]), comm: stat.slice(stat.indexOf("(") + 1, close) });
+      procs.push({ pid: Number(entry), parent: Number(fields[1]), session: Number(fields[3]), comm: stat.slice(stat.indexOf("(") + 1, close) });
     } catch {
       // gone meanwhile
     }
@@ -61,11 +63,20 @@ function killPid(pid: number): void {
 }
 
 export function cleanUp(): void {
-  const sessions = new Set(started);
-  for (const p of processes()) {
-    if (p.pid === process.pid) continue;
-    if (sessions.has(p.session) || sessions.has(p.pid) || (p.comm === "waitlock" && holdsIn(p.pid, dirs))) killPid(p.pid);
+  const procs = processes();
+  const doomed = new Set<number>();
+  for (const p of procs) if (started.has(p.session) || started.has(p.pid) || (p.comm === "waitlock" && holdsIn(p.pid, dirs))) doomed.add(p.pid);
+  // Descendants, generation by generation, until none is added.
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of procs)
+      if (!doomed.has(p.pid) && doomed.has(p.parent)) {
+        doomed.add(p.pid);
+        grew = true;
+      }
   }
+  doomed.delete(process.pid);
+  for (const pid of doomed) killPid(pid);
   // Tracked processes that are not session leaders (track()), and anything /proc did not show.
   for (const pid of started) {
     try {
