@@ -77,7 +77,7 @@ interface Calls {
   /** sigaction(sig, act, old): a struct sigaction starts with its handler on every system */
   sigaction(sig: number, act: Uint8Array | null, old: Uint8Array | null): number;
   /** sigprocmask(how, set, old), for the calling (JavaScript) thread */
-  sigprocmask(how: number, set: Uint8Array, old: Uint8Array | null): number;
+  sigprocmask(how: number, set: Uint8Array | null, old: Uint8Array | null): number;
   /** ioctl(fd, FIONCLEX): the descriptor survives exec */
   clearCloseOnExec(fd: number): number;
 }
@@ -142,7 +142,7 @@ function linuxCalls(S: Syscalls, ffi: FFI): { calls: Calls; errno: () => Pointer
       },
       getpgrp: () => sc(S.getpgid, 0, 0, 0, 0),
       sigaction: (sig, act, old) => sc(S.rt_sigaction, sig, act ? at(act) : 0, old ? at(old) : 0, S.KERNEL_SIGSET_BYTES),
-      sigprocmask: (how, set, old) => sc(S.rt_sigprocmask, how, at(set), old ? at(old) : 0, S.KERNEL_SIGSET_BYTES),
+      sigprocmask: (how, set, old) => sc(S.rt_sigprocmask, how, set ? at(set) : 0, old ? at(old) : 0, S.KERNEL_SIGSET_BYTES),
       clearCloseOnExec: (fd) => sc(S.ioctl, fd, P.job.FIONCLEX, 0, 0),
     },
   };
@@ -490,6 +490,7 @@ const spawner = (): Record<string, Fn> =>
       posix_spawnattr_setflags: { args: [i64_fast, i64_fast], returns: i32 },
       posix_spawnattr_setpgroup: { args: [i64_fast, i64_fast], returns: i32 },
       posix_spawnattr_setsigdefault: { args: [i64_fast, i64_fast], returns: i32 },
+      posix_spawnattr_setsigmask: { args: [i64_fast, i64_fast], returns: i32 },
       posix_spawnattr_destroy: { args: [i64_fast], returns: i32 },
     },
     ffi,
@@ -508,22 +509,29 @@ function pointerArray(strings: string[], keep: Uint8Array[]): Uint32Array {
   return out;
 }
 
+/** libc's sigset_t holding the signals numbered `signals`: bit (n - 1), counted from the first byte. */
+function signalSet(signals: number[]): Uint8Array {
+  const set = new Uint8Array(P.spawn.sigsetBytes);
+  for (const n of signals) set[(n - 1) >> 3]! |= 1 << ((n - 1) & 7);
+  return set;
+}
+
 /**
  * posix_spawn(3) of the file `path` (not searched in PATH) with `argv` and `env` (KEY=VALUE),
  * as the leader of a new process group (POSIX_SPAWN_SETPGROUP), with the signals numbered
- * `defaults` at their default action (POSIX_SPAWN_SETSIGDEF). Everything else is this
- * process's: every descriptor without close-on-exec, the signal mask, ignored signals,
- * resource limits, umask and working directory. The child's PID, or a negative errno that
- * libc reports once the exec was tried (ENOENT, EACCES, ENOEXEC, EAGAIN ...).
+ * `defaults` at their default action (POSIX_SPAWN_SETSIGDEF) and those numbered `blocked`
+ * blocked (POSIX_SPAWN_SETSIGMASK). Everything else is this process's: every descriptor
+ * without close-on-exec, ignored signals, resource limits, umask and working directory. The
+ * child's PID, or a negative errno that libc reports once the exec was tried (ENOENT, EACCES,
+ * ENOEXEC, EAGAIN ...).
  */
-export function spawnInGroup(path: string, argv: string[], env: string[], defaults: number[]): number {
+export function spawnInGroup(path: string, argv: string[], env: string[], defaults: number[], blocked: number[]): number {
   const fns = spawner();
   // posix_spawnattr_t is a struct on Linux and NetBSD, a pointer elsewhere: room for either.
   const attr = new Uint8Array(512);
   const a = ffi.ptr(attr);
-  // libc's sigset_t: bit (n - 1), counted from the first byte.
-  const sigdefault = new Uint8Array(P.spawn.sigsetBytes);
-  for (const n of defaults) sigdefault[(n - 1) >> 3]! |= 1 << ((n - 1) & 7);
+  const sigdefault = signalSet(defaults);
+  const sigmask = signalSet(blocked);
   const keep: Uint8Array[] = [cstr(path)];
   const argvArray = pointerArray(argv, keep);
   const envArray = pointerArray(env, keep);
@@ -531,9 +539,10 @@ export function spawnInGroup(path: string, argv: string[], env: string[], defaul
   let r = fns.posix_spawnattr_init!(a) as number;
   if (r !== 0) return -r;
   r =
-    (fns.posix_spawnattr_setflags!(a, P.spawn.SETPGROUP | P.spawn.SETSIGDEF) as number) ||
+    (fns.posix_spawnattr_setflags!(a, P.spawn.SETPGROUP | P.spawn.SETSIGDEF | P.spawn.SETSIGMASK) as number) ||
     (fns.posix_spawnattr_setpgroup!(a, 0) as number) ||
     (fns.posix_spawnattr_setsigdefault!(a, ffi.ptr(sigdefault)) as number) ||
+    (fns.posix_spawnattr_setsigmask!(a, ffi.ptr(sigmask)) as number) ||
     (fns.posix_spawn!(ffi.ptr(pid), ffi.ptr(keep[0]!), 0, a, ffi.ptr(argvArray), ffi.ptr(envArray)) as number);
   fns.posix_spawnattr_destroy!(a);
   // What the pointers point into stays referenced until libc is done with it.
@@ -588,6 +597,16 @@ export function setForegroundGroup(fd: number, pgid: number): number {
 
 export function processGroup(): number {
   return sys.getpgrp();
+}
+
+/** The signals the calling (JavaScript) thread blocks now, by number. */
+export function blockedSignals(): number[] {
+  const bytes = P.SYS ? P.SYS.KERNEL_SIGSET_BYTES : P.spawn.sigsetBytes;
+  const old = new Uint8Array(bytes);
+  const blocked: number[] = [];
+  if (sys.sigprocmask(P.job.SIG_BLOCK, null, old) < 0) return blocked;
+  for (let n = 1; n <= P.spawn.lastSignal && n <= bytes * 8; n++) if (old[(n - 1) >> 3]! & (1 << ((n - 1) & 7))) blocked.push(n);
+  return blocked;
 }
 
 // Larger than struct sigaction on every system here; the handler comes first in each.

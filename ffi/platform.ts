@@ -51,7 +51,7 @@ export interface Platform {
    * posix_spawn(3)'s attribute flags; the size of libc's sigset_t; the highest signal number
    * (signals 1..lastSignal exist).
    */
-  spawn: { SETPGROUP: number; SETSIGDEF: number; sigsetBytes: number; lastSignal: number };
+  spawn: { SETPGROUP: number; SETSIGDEF: number; SETSIGMASK: number; sigsetBytes: number; lastSignal: number };
   /** sigprocmask(2)'s `how`; the ioctl that clears close-on-exec (FIONCLEX) */
   job: { SIG_BLOCK: number; SIG_SETMASK: number; FIONCLEX: number };
   /** libc's names for sigaction and sigprocmask, where calls go by name (NetBSD versions them) */
@@ -181,7 +181,7 @@ const linux = (arch: string): Platform => {
     waker: "inotify",
     ownerWatch: "pidfd",
     // glibc and musl alike; libc's sigset_t is 1024 bits, the kernel's 64.
-    spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, sigsetBytes: 128, lastSignal: 64 },
+    spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 128, lastSignal: 64 },
     job: { SIG_BLOCK: 0, SIG_SETMASK: 2, FIONCLEX: 0x5450 },
     SYS: arm ? linuxSysGeneric() : linuxSysX86_64(),
     IN: {
@@ -199,7 +199,7 @@ const HW_NCPU = [6, 3];
 // sys/signal.h and sys/filio.h (FIONCLEX = _IO('f', 2)), the same on macOS and the BSDs.
 const BSD_JOB = { SIG_BLOCK: 1, SIG_SETMASK: 3, FIONCLEX: 0x20006602 };
 // spawn.h of FreeBSD, OpenBSD and NetBSD (macOS numbers them as glibc does).
-const BSD_SPAWN = { SETPGROUP: 0x02, SETSIGDEF: 0x10 };
+const BSD_SPAWN = { SETPGROUP: 0x02, SETSIGDEF: 0x10, SETSIGMASK: 0x20 };
 
 const darwin = (arch: string): Platform => ({
   os: "darwin",
@@ -216,7 +216,7 @@ const darwin = (arch: string): Platform => ({
   waker: "backoff",
   ownerWatch: "kqueue",
   kevent: kevent(32),
-  spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, sigsetBytes: 4, lastSignal: 31 },
+  spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 4, lastSignal: 31 },
   job: BSD_JOB,
   // KERN_PROCARGS2: argc, the executable path, padding, then the arguments.
   procArgs: { mib: (pid) => [CTL_KERN, 49, pid], layout: "procargs2" },

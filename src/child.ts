@@ -47,6 +47,8 @@ export interface CommandSpec {
   inherit: number[];
   /** RLIMIT_NOFILE to hand down instead of this process's own */
   fileLimit?: { soft: number; hard: number };
+  /** the signal mask to hand down: the caller's */
+  blocked: number[];
 }
 
 /** The command's exit status, or 128 + N when signal N killed it, once it has ended. */
@@ -145,7 +147,7 @@ export function startCommand(spec: CommandSpec): { pid: number; ended: Ended } {
   // above), not the runtime's own SIGPIPE and SIGXFSZ.
   const defaults: number[] = [];
   for (let n = 1; n <= platform.spawn.lastSignal; n++) if (n === sig.SIGPIPE || n === sig.SIGXFSZ || !signalIgnored(n)) defaults.push(n);
-  const started = spawnInGroup(spec.path, spec.argv, spec.env, defaults);
+  const started = spawnInGroup(spec.path, spec.argv, spec.env, defaults, spec.blocked);
   if (started < 0) {
     clearInterval(alive);
     throw cannotStart(spec.argv[0]!, started);

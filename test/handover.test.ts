@@ -3,7 +3,7 @@
 // however it was sent: to waitlock, to waitlock's process group, or by the terminal.
 import { expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { BIN, alive, lockDir, needs, sh, start, tool, waitFor } from "./helpers";
+import { BIN, alive, lockDir, needs, run, sh, start, tool, waitFor } from "./helpers";
 
 /** Signals as /proc/PID/status shows them: bit (n - 1) of a hex mask. */
 const signalsIn = (mask: string) => {
@@ -52,6 +52,14 @@ test("signals the caller ignores stay ignored; every other one, the runtime's SI
   process.kill(p.pid, "SIGTERM");
   process.kill(p.pid, "SIGUSR1");
   expect(await p.exited).toBe(128 + 10);
+});
+
+needs(tool("python3"))("the command has the caller's signal mask (which the runtime clears for itself)", async () => {
+  const d = lockDir();
+  const block = `import os, signal, sys; signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGWINCH}); os.execv(sys.argv[1], sys.argv[1:])`;
+  const r = await run(["python3", "-c", block, BIN, "-d", d, "x", "--exec", "grep", "SigBlk", "/proc/self/status"]);
+  expect(r.code).toBe(0);
+  expect(signalsIn(r.stdout.trim().split(/\s+/)[1]!)).toEqual([10, 28]);
 });
 
 test("umask and working directory are the caller's", async () => {
