@@ -93,19 +93,24 @@ export function startCommand(spec: CommandSpec): { pid: number; ended: Ended } {
   // Signal handlers do not keep the event loop alive while the command runs: this does.
   const alive = setInterval(() => {}, 2 ** 31 - 1);
 
-  const handOver = () => {
+  // Set while the job is stopped: waitlock stopped its group (or itself) after the command.
+  let jobStopped = false;
+
+  /** Continues the command, in the foreground when the shell gave waitlock the terminal. */
+  const resume = () => {
+    jobStopped = false;
     if (tty >= 0 && foregroundGroup(tty) === own) setForegroundGroup(tty, pid);
+    kill(-pid, sig.SIGCONT!);
   };
 
   const stopped = (signal: number) => {
     if (tty < 0) return;
     const foreground = foregroundGroup(tty);
-    if ((signal === sig.SIGTTIN || signal === sig.SIGTTOU) && foreground === pid) {
-      // It used the terminal in the moment before waitlock handed it over.
-      kill(-pid, sig.SIGCONT!);
-      return;
-    }
+    // It used the terminal in the moment before waitlock handed it over; or its stop was
+    // seen only now that the job runs again.
+    if (((signal === sig.SIGTTIN || signal === sig.SIGTTOU) && foreground === pid) || jobStopped) return resume();
     debug(`the command stopped (signal ${signal}): stopping waitlock's process group ${own} too`);
+    jobStopped = true;
     if (foreground === pid) setForegroundGroup(tty, own);
     kill(-own, signal);
   };
@@ -126,10 +131,9 @@ export function startCommand(spec: CommandSpec): { pid: number; ended: Ended } {
   const onSignal = (name: (typeof HANDLED)[number]) => {
     if (pid <= 0) return;
     if (name === "SIGCHLD") reap();
-    else if (name === "SIGCONT") {
-      handOver();
-      kill(-pid, sig.SIGCONT!);
-    } else if (name === "SIGTSTP") {
+    else if (name === "SIGCONT") resume();
+    else if (name === "SIGTSTP") {
+      jobStopped = true;
       kill(-pid, sig.SIGTSTP!);
       kill(process.pid, sig.SIGSTOP!);
     } else {
@@ -153,7 +157,7 @@ export function startCommand(spec: CommandSpec): { pid: number; ended: Ended } {
     throw cannotStart(spec.argv[0]!, started);
   }
   pid = started;
-  handOver();
+  if (tty >= 0 && foregroundGroup(tty) === own) setForegroundGroup(tty, pid);
   reap();
   return {
     pid,

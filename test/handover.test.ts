@@ -145,7 +145,7 @@ function terminal(d: string) {
   };
 }
 
-needs(tool("python3"), tool("bash"))("^C at the terminal reaches the command once; ^Z stops the job, fg resumes it, and the shell keeps its terminal", async () => {
+needs(tool("python3"), tool("bash"))("^C at the terminal reaches the command once; ^Z, bg, kill -TSTP %1 and fg work on the job, and the shell keeps its terminal", async () => {
   const d = lockDir();
   writeFileSync(
     `${d}/cmd`,
@@ -168,10 +168,16 @@ needs(tool("python3"), tool("bash"))("^C at the terminal reaches the command onc
   t.type("\x1a");
   await t.until("Stopped");
   await waitFor("the command to be stopped", () => statField(command, 0) === "T");
+  expect(statField(waitlock, 0)).toBe("T");
   t.type("echo prompt-$((6 * 7))\n");
   await t.until("prompt-42");
+  // bg: both run again, the shell keeps the terminal; a stop sent to the job stops both.
+  t.type("bg\n");
+  await waitFor("the job to run in the background", () => statField(command, 0) !== "T" && statField(waitlock, 0) !== "T");
+  t.type("kill -TSTP %1\n");
+  await waitFor("the job to be stopped", () => statField(command, 0) === "T" && statField(waitlock, 0) === "T");
   t.type("fg\n");
-  await waitFor("the command to run again", () => statField(command, 0) !== "T");
+  await waitFor("the job to run again", () => statField(command, 0) !== "T" && statField(waitlock, 0) !== "T");
 
   await waitFor("the command to have the terminal again", () => Number(statField(command, 5)) === command);
   process.kill(waitlock, "SIGUSR1");
