@@ -496,17 +496,20 @@ const spawner = (): Record<string, Fn> =>
     ffi,
   ));
 
-/** A NULL-terminated array of pointers to C strings (argv, envp), as 32-bit halves: no BigInt. */
-function pointerArray(strings: string[], keep: Uint8Array[]): Uint32Array {
-  const out = new Uint32Array(strings.length * 2 + 2);
-  for (let i = 0; i < strings.length; i++) {
-    const bytes = cstr(strings[i]!);
-    keep.push(bytes);
-    const p = ffi.ptr(bytes);
-    out[i * 2] = p % 4294967296;
-    out[i * 2 + 1] = Math.floor(p / 4294967296);
+/**
+ * `strings` as C strings in one buffer, and a NULL-terminated array of pointers to them (argv,
+ * envp) as 32-bit halves (no BigInt). The buffer must stay referenced while libc reads it.
+ * (A C string holds no NUL, so joining on NUL and encoding once is enough.)
+ */
+function stringArray(strings: string[]): { bytes: Uint8Array; pointers: Uint32Array } {
+  const bytes = encoder.encode(strings.join("\0") + "\0");
+  const base = ffi.ptr(bytes);
+  const pointers = new Uint32Array(strings.length * 2 + 2);
+  for (let i = 0, at = 0; i < strings.length; i++, at = bytes.indexOf(0, at) + 1) {
+    pointers[i * 2] = (base + at) % 4294967296;
+    pointers[i * 2 + 1] = Math.floor((base + at) / 4294967296);
   }
-  return out;
+  return { bytes, pointers };
 }
 
 /** libc's sigset_t holding the signals numbered `signals`: bit (n - 1), counted from the first byte. */
@@ -516,25 +519,30 @@ function signalSet(signals: number[]): Uint8Array {
   return set;
 }
 
+/** A signal mask as `signalMask` returns it. */
+export type SignalMask = Uint8Array;
+
 /**
  * posix_spawn(3) of the file `path` (not searched in PATH) with `argv` and `env` (KEY=VALUE),
  * as the leader of a new process group (POSIX_SPAWN_SETPGROUP), with the signals numbered
- * `defaults` at their default action (POSIX_SPAWN_SETSIGDEF) and those numbered `blocked`
- * blocked (POSIX_SPAWN_SETSIGMASK). Everything else is this process's: every descriptor
+ * `defaults` at their default action (POSIX_SPAWN_SETSIGDEF) and the signal mask `mask`
+ * (POSIX_SPAWN_SETSIGMASK). Everything else is this process's: every descriptor
  * without close-on-exec, ignored signals, resource limits, umask and working directory. The
  * child's PID, or a negative errno that libc reports once the exec was tried (ENOENT, EACCES,
  * ENOEXEC, EAGAIN ...).
  */
-export function spawnInGroup(path: string, argv: string[], env: string[], defaults: number[], blocked: number[]): number {
+export function spawnInGroup(path: string, argv: string[], env: string[], defaults: number[], mask: SignalMask): number {
   const fns = spawner();
   // posix_spawnattr_t is a struct on Linux and NetBSD, a pointer elsewhere: room for either.
   const attr = new Uint8Array(512);
   const a = ffi.ptr(attr);
   const sigdefault = signalSet(defaults);
-  const sigmask = signalSet(blocked);
-  const keep: Uint8Array[] = [cstr(path)];
-  const argvArray = pointerArray(argv, keep);
-  const envArray = pointerArray(env, keep);
+  // The kernel's mask is the first bytes of libc's sigset_t, bit for bit.
+  const sigmask = new Uint8Array(P.spawn.sigsetBytes);
+  sigmask.set(mask.subarray(0, Math.min(mask.byteLength, sigmask.byteLength)));
+  const file = cstr(path);
+  const args = stringArray(argv);
+  const vars = stringArray(env);
   const pid = new Int32Array(1);
   let r = fns.posix_spawnattr_init!(a) as number;
   if (r !== 0) return -r;
@@ -543,10 +551,10 @@ export function spawnInGroup(path: string, argv: string[], env: string[], defaul
     (fns.posix_spawnattr_setpgroup!(a, 0) as number) ||
     (fns.posix_spawnattr_setsigdefault!(a, ffi.ptr(sigdefault)) as number) ||
     (fns.posix_spawnattr_setsigmask!(a, ffi.ptr(sigmask)) as number) ||
-    (fns.posix_spawn!(ffi.ptr(pid), ffi.ptr(keep[0]!), 0, a, ffi.ptr(argvArray), ffi.ptr(envArray)) as number);
+    (fns.posix_spawn!(ffi.ptr(pid), ffi.ptr(file), 0, a, ffi.ptr(args.pointers), ffi.ptr(vars.pointers)) as number);
   fns.posix_spawnattr_destroy!(a);
   // What the pointers point into stays referenced until libc is done with it.
-  void keep;
+  void [file, args.bytes, vars.bytes];
   return r === 0 ? pid[0]! : -r;
 }
 
@@ -599,14 +607,11 @@ export function processGroup(): number {
   return sys.getpgrp();
 }
 
-/** The signals the calling (JavaScript) thread blocks now, by number. */
-export function blockedSignals(): number[] {
-  const bytes = P.SYS ? P.SYS.KERNEL_SIGSET_BYTES : P.spawn.sigsetBytes;
-  const old = new Uint8Array(bytes);
-  const blocked: number[] = [];
-  if (sys.sigprocmask(P.job.SIG_BLOCK, null, old) < 0) return blocked;
-  for (let n = 1; n <= P.spawn.lastSignal && n <= bytes * 8; n++) if (old[(n - 1) >> 3]! & (1 << ((n - 1) & 7))) blocked.push(n);
-  return blocked;
+/** The signal mask of the calling (JavaScript) thread now (empty when it cannot be read). */
+export function signalMask(): SignalMask {
+  const mask = new Uint8Array(P.SYS ? P.SYS.KERNEL_SIGSET_BYTES : P.spawn.sigsetBytes);
+  sys.sigprocmask(P.job.SIG_BLOCK, null, mask);
+  return mask;
 }
 
 // Larger than struct sigaction on every system here; the handler comes first in each.

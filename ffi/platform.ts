@@ -48,10 +48,11 @@ export interface Platform {
    */
   SYS?: Syscalls;
   /**
-   * posix_spawn(3)'s attribute flags; the size of libc's sigset_t; the highest signal number
-   * (signals 1..lastSignal exist).
+   * posix_spawn(3)'s attribute flags; the size of libc's sigset_t; the signals libc keeps for
+   * itself, which its posix_spawn leaves ignored in the child unless they are asked to be
+   * reset.
    */
-  spawn: { SETPGROUP: number; SETSIGDEF: number; SETSIGMASK: number; sigsetBytes: number; lastSignal: number };
+  spawn: { SETPGROUP: number; SETSIGDEF: number; SETSIGMASK: number; sigsetBytes: number; reserved: number[] };
   /** sigprocmask(2)'s `how`; the ioctl that clears close-on-exec (FIONCLEX) */
   job: { SIG_BLOCK: number; SIG_SETMASK: number; FIONCLEX: number };
   /** libc's names for sigaction and sigprocmask, where calls go by name (NetBSD versions them) */
@@ -180,8 +181,9 @@ const linux = (arch: string): Platform => {
     SC_NPROCESSORS_ONLN: 84,
     waker: "inotify",
     ownerWatch: "pidfd",
-    // glibc and musl alike; libc's sigset_t is 1024 bits, the kernel's 64.
-    spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 128, lastSignal: 64 },
+    // glibc and musl alike; libc's sigset_t is 1024 bits, the kernel's 64. glibc reserves
+    // signals 32 and 33 (SIGCANCEL, SIGSETXID), musl 32 to 34.
+    spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 128, reserved: [32, 33, 34] },
     job: { SIG_BLOCK: 0, SIG_SETMASK: 2, FIONCLEX: 0x5450 },
     SYS: arm ? linuxSysGeneric() : linuxSysX86_64(),
     IN: {
@@ -216,7 +218,7 @@ const darwin = (arch: string): Platform => ({
   waker: "backoff",
   ownerWatch: "kqueue",
   kevent: kevent(32),
-  spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 4, lastSignal: 31 },
+  spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 4, reserved: [] },
   job: BSD_JOB,
   // KERN_PROCARGS2: argc, the executable path, padding, then the arguments.
   procArgs: { mib: (pid) => [CTL_KERN, 49, pid], layout: "procargs2" },
@@ -237,7 +239,7 @@ const freebsd = (): Platform => ({
   waker: "backoff",
   ownerWatch: "kqueue",
   kevent: kevent(64),
-  spawn: { ...BSD_SPAWN, sigsetBytes: 16, lastSignal: 128 },
+  spawn: { ...BSD_SPAWN, sigsetBytes: 16, reserved: [] },
   job: BSD_JOB,
   // KERN_PROC, KERN_PROC_ARGS: the arguments, each NUL-terminated.
   procArgs: { mib: (pid) => [CTL_KERN, 14, 7, pid], layout: "nul" },
@@ -258,7 +260,7 @@ const openbsd = (): Platform => ({
   waker: "backoff",
   ownerWatch: "kqueue",
   kevent: kevent(32),
-  spawn: { ...BSD_SPAWN, sigsetBytes: 4, lastSignal: 32 },
+  spawn: { ...BSD_SPAWN, sigsetBytes: 4, reserved: [] },
   job: BSD_JOB,
   // KERN_PROC_ARGS, KERN_PROC_ARGV: a NULL-terminated char *argv[] pointing into the buffer.
   procArgs: { mib: (pid) => [CTL_KERN, 55, pid, 1], layout: "argv-pointers" },
@@ -280,7 +282,7 @@ const netbsd = (): Platform => ({
   // NetBSD's struct kevent has a 32-bit filter and changed size in 10.0 (__kevent100):
   // the holder polls its owner with kill(pid, 0) there.
   ownerWatch: "kill",
-  spawn: { ...BSD_SPAWN, sigsetBytes: 16, lastSignal: 63 },
+  spawn: { ...BSD_SPAWN, sigsetBytes: 16, reserved: [] },
   job: BSD_JOB,
   sigactionFn: "__sigaction14",
   sigprocmaskFn: "__sigprocmask14",

@@ -3,14 +3,14 @@
 // start-up, before waitlock's code runs: it marks every inherited descriptor above 3
 // close-on-exec, and it raises the soft RLIMIT_NOFILE to the hard limit (elsewhere it does
 // neither). And installing a signal handler clears the signal mask.
-import { E, blockedSignals, fileLimit, getppid, openDescriptors, readLink } from "../ffi/libc";
+import { E, fileLimit, getppid, openDescriptors, readLink, signalMask, type SignalMask } from "../ffi/libc";
 import { sysError } from "./syserror";
 
 export interface Caller {
   /** descriptors above 2 that the caller passed, open in this process */
   descriptors: number[];
-  /** the signals the caller blocked */
-  blocked: number[];
+  /** the caller's signal mask */
+  mask: SignalMask;
   /** the caller's RLIMIT_NOFILE, when the runtime raised this process's soft limit above it */
   fileLimit?: { soft: number; hard: number };
 }
@@ -26,7 +26,7 @@ const EVENT_LOOP = "anon_inode:[event";
  * of descriptors.
  */
 export function callerState(): Caller {
-  const caller: Caller = { descriptors: [], blocked: blockedSignals() };
+  const caller: Caller = { descriptors: [], mask: signalMask() };
   const fds = openDescriptors();
   if (fds === -E.EMFILE || fds === -E.ENFILE) throw sysError("/proc/self/fd", fds, "cannot list the caller's descriptors");
   if (typeof fds === "number") return caller;

@@ -25,6 +25,7 @@ import {
   spawnInGroup,
   strerror,
   waitChild,
+  type SignalMask,
 } from "../ffi/libc";
 import { EXIT, WaitlockError } from "./errors";
 import { debug } from "./log";
@@ -48,7 +49,7 @@ export interface CommandSpec {
   /** RLIMIT_NOFILE to hand down instead of this process's own */
   fileLimit?: { soft: number; hard: number };
   /** the signal mask to hand down: the caller's */
-  blocked: number[];
+  mask: SignalMask;
 }
 
 /** The command's exit status, or 128 + N when signal N killed it, once it has ended. */
@@ -147,11 +148,10 @@ export function startCommand(spec: CommandSpec): { pid: number; ended: Ended } {
 
   for (const fd of spec.inherit) clearCloseOnExec(fd);
   if (spec.fileLimit) setFileLimit(spec.fileLimit.soft, spec.fileLimit.hard);
-  // Every signal at its default action, but those ignored now: the caller's (kept ignored
-  // above), not the runtime's own SIGPIPE and SIGXFSZ.
-  const defaults: number[] = [];
-  for (let n = 1; n <= platform.spawn.lastSignal; n++) if (n === sig.SIGPIPE || n === sig.SIGXFSZ || !signalIgnored(n)) defaults.push(n);
-  const started = spawnInGroup(spec.path, spec.argv, spec.env, defaults, spec.blocked);
+  // exec itself resets every handled signal, and leaves ignored ones ignored: the caller's
+  // (kept so above). Reset besides: SIGPIPE and SIGXFSZ, which the runtime ignores for
+  // itself, and the signals libc reserves.
+  const started = spawnInGroup(spec.path, spec.argv, spec.env, [sig.SIGPIPE!, sig.SIGXFSZ!, ...platform.spawn.reserved], spec.mask);
   if (started < 0) {
     clearInterval(alive);
     throw cannotStart(spec.argv[0]!, started);

@@ -62,7 +62,7 @@ export async function execUnderLock(req: SlotRequest, timeout: number | null, co
       env: commandEnv(req.name, held.slot, held.fd),
       inherit: [...caller.descriptors, held.fd],
       fileLimit: caller.fileLimit,
-      blocked: caller.blocked,
+      mask: caller.mask,
     });
   } catch (e) {
     release(held);
