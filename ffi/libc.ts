@@ -481,8 +481,12 @@ export function syslog(priority: number, message: string): void {
 // Starting the command of --exec, and job control over it.
 
 let spawnFns: Record<string, Fn> | undefined;
-/** posix_spawn(3) and its attributes, bound on first use: only --exec starts a command. */
-const spawner = (): Record<string, Fn> =>
+/**
+ * posix_spawn(3) and its attributes, bound on first use (only --exec starts a command), or
+ * ahead of it by calling this: --exec binds them before it waits for the lock, so that
+ * winning the lock and starting the command stay close.
+ */
+export const bindSpawn = (): Record<string, Fn> =>
   (spawnFns ??= load(
     {
       posix_spawn: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i32 },
@@ -532,7 +536,7 @@ export type SignalMask = Uint8Array;
  * ENOEXEC, EAGAIN ...).
  */
 export function spawnInGroup(path: string, argv: string[], env: string[], defaults: number[], mask: SignalMask): number {
-  const fns = spawner();
+  const fns = bindSpawn();
   // posix_spawnattr_t is a struct on Linux and NetBSD, a pointer elsewhere: room for either.
   const attr = new Uint8Array(512);
   const a = ffi.ptr(attr);

@@ -143,7 +143,10 @@ export function startCommand(spec: CommandSpec): { pid: number; ended: Ended } {
       kill(target, sig[name]!);
     }
   };
-  // A signal the caller ignores stays ignored, here and in the command.
+  // In place before the command exists: handlers run on a later turn of the event loop, by
+  // which time it has been spawned. (A signal before this kills waitlock while no command
+  // runs: the kernel frees the slot.) A signal the caller ignores stays ignored, here and in
+  // the command.
   for (const name of HANDLED) if (name === "SIGCHLD" || name === "SIGCONT" || !signalIgnored(sig[name]!)) process.on(name, onSignal);
 
   for (const fd of spec.inherit) clearCloseOnExec(fd);

@@ -1,5 +1,6 @@
 // waitlock NAME --exec CMD: run CMD while holding a slot; release on every path (invariant 5).
 // How the command is started and supervised: src/child.ts.
+import { bindSpawn } from "../../ffi/libc";
 import type { Caller } from "../caller";
 import { startCommand } from "../child";
 import { release, type SlotRequest } from "../engine";
@@ -23,12 +24,11 @@ function commandArgv(command: string[]): string[] {
 /** The file to run for `name`: itself when it has a slash, else its place in PATH. */
 const resolve = (name: string): string | null => (name.includes("/") ? name : Bun.which(name));
 
-/** The caller's environment, with the variables waitlock sets for the command. */
-function commandEnv(name: string, slot: number, fd: number): string[] {
+/** The caller's environment as KEY=VALUE, without the variables waitlock sets for the command. */
+function callerEnv(): string[] {
   const env: string[] = [];
   for (const key in process.env)
     if (key !== "WAITLOCK_SLOT" && key !== "WAITLOCK_DESCRIPTOR" && key !== "WAITLOCK_FD") env.push(`${key}=${process.env[key]}`);
-  env.push(`WAITLOCK_SLOT=${slot}`, `WAITLOCK_DESCRIPTOR=${name}`, `WAITLOCK_FD=${fd}`);
   return env;
 }
 
@@ -40,10 +40,13 @@ function commandEnv(name: string, slot: number, fd: number): string[] {
  * command cannot be started (the slot is released first).
  */
 export async function execUnderLock(req: SlotRequest, timeout: number | null, command: string[], form: RecordForm, events: Events, caller: Caller): Promise<number> {
-  // Found before the wait, so that the moment between winning the lock and starting the
-  // command stays short; a command not found now is looked for again then.
+  // Everything that does not depend on the slot is ready before the wait, so that the
+  // moment between winning the lock and starting the command stays short. A command not
+  // found now is looked for again then.
   const argv = commandArgv(command);
   let path = resolve(argv[0]!);
+  const env = callerEnv();
+  bindSpawn();
 
   const outcome = acquireReporting(req, timeout, events);
   if (!("held" in outcome)) throw new Error("unreachable: exec never re-enters a lock");
@@ -59,7 +62,7 @@ export async function execUnderLock(req: SlotRequest, timeout: number | null, co
     child = startCommand({
       path,
       argv,
-      env: commandEnv(req.name, held.slot, held.fd),
+      env: env.concat(`WAITLOCK_SLOT=${held.slot}`, `WAITLOCK_DESCRIPTOR=${req.name}`, `WAITLOCK_FD=${held.fd}`),
       inherit: [...caller.descriptors, held.fd],
       fileLimit: caller.fileLimit,
       mask: caller.mask,
