@@ -1,9 +1,9 @@
 // The one place that talks to libc. Everything returns plain numbers: a result, or a
 // negative errno; nothing here throws for a failed system call.
 import type { CString, Pointer } from "bun:ffi";
-import { platform as P, LOCK, LOG, POLLIN, syslogFacilities, type ErrnoName, type Field, type Syscalls } from "./platform";
+import { platform as P, LOCK, LOG, POLLIN, WAIT, syslogFacilities, type ErrnoName, type Field, type Syscalls } from "./platform";
 
-export { LOCK, LOG, POLLIN, syslogFacilities };
+export { LOCK, LOG, POLLIN, WAIT, syslogFacilities };
 export { platform } from "./platform";
 
 /** bun:ffi's FFIType codes (pinned by test/unit/ffi.test.ts), so that naming one loads nothing. */
@@ -68,6 +68,18 @@ interface Calls {
   hostname(buf: Uint8Array): number;
   /** struct pollfd[]; timeoutMs -1 waits forever */
   poll(set: Int32Array, count: number, timeoutMs: number): number;
+  /** wait4/waitpid(pid, status, options): the PID reported, 0 when nothing changed (WNOHANG) */
+  wait(pid: number, status: Int32Array, options: number): number;
+  /** the foreground process group of the terminal at `fd`, or -1 (not the controlling terminal) */
+  tcgetpgrp(fd: number): number;
+  tcsetpgrp(fd: number, pgid: number): number;
+  getpgrp(): number;
+  /** sigaction(sig, act, old): a struct sigaction starts with its handler on every system */
+  sigaction(sig: number, act: Uint8Array | null, old: Uint8Array | null): number;
+  /** sigprocmask(how, set, old), for the calling (JavaScript) thread */
+  sigprocmask(how: number, set: Uint8Array | null, old: Uint8Array | null): number;
+  /** ioctl(fd, FIONCLEX): the descriptor survives exec */
+  clearCloseOnExec(fd: number): number;
 }
 
 /**
@@ -85,6 +97,7 @@ function linuxCalls(S: Syscalls, ffi: FFI): { calls: Calls; errno: () => Pointer
   let utsname: Uint8Array | undefined;
   let termios: Uint8Array | undefined;
   let timespec: BigInt64Array | undefined;
+  let pgrp: Int32Array | undefined;
   return {
     syscall: sc,
     errno: () => load({ [P.errnoFn]: { args: [], returns: ptr } }, ffi)[P.errnoFn]!(),
@@ -121,6 +134,16 @@ function linuxCalls(S: Syscalls, ffi: FFI): { calls: Calls; errno: () => Pointer
         timespec[1] = BigInt((timeoutMs % 1000) * 1_000_000);
         return sc(S.ppoll, at(set), count, at(timespec), 0);
       },
+      wait: (pid, status, options) => sc(S.wait4, pid, at(status), options, 0),
+      tcgetpgrp: (fd) => (sc(S.ioctl, fd, S.TIOCGPGRP, at((pgrp ??= new Int32Array(1))), 0) === 0 ? pgrp[0]! : -1),
+      tcsetpgrp: (fd, pgid) => {
+        (pgrp ??= new Int32Array(1))[0] = pgid;
+        return sc(S.ioctl, fd, S.TIOCSPGRP, at(pgrp), 0);
+      },
+      getpgrp: () => sc(S.getpgid, 0, 0, 0, 0),
+      sigaction: (sig, act, old) => sc(S.rt_sigaction, sig, act ? at(act) : 0, old ? at(old) : 0, S.KERNEL_SIGSET_BYTES),
+      sigprocmask: (how, set, old) => sc(S.rt_sigprocmask, how, set ? at(set) : 0, old ? at(old) : 0, S.KERNEL_SIGSET_BYTES),
+      clearCloseOnExec: (fd) => sc(S.ioctl, fd, P.job.FIONCLEX, 0, 0),
     },
   };
 }
@@ -153,6 +176,14 @@ function namedCalls(): { calls: Calls; errno: () => Pointer } {
       kill: { args: [i32, i32], returns: i32 },
       getppid: { args: [], returns: i32 },
       poll: { args: [ptr, u64, i32], returns: i32 },
+      waitpid: { args: [i32, ptr, i32], returns: i32 },
+      tcgetpgrp: { args: [i32], returns: i32 },
+      tcsetpgrp: { args: [i32, i32], returns: i32 },
+      getpgrp: { args: [], returns: i32 },
+      [P.sigactionFn ?? "sigaction"]: { args: [i32, ptr, ptr], returns: i32 },
+      [P.sigprocmaskFn ?? "sigprocmask"]: { args: [i32, ptr, ptr], returns: i32 },
+      // ioctl is variadic: FIONCLEX takes no third argument, so only the fixed ones are passed.
+      ioctl: { args: [i32, u64], returns: i32 },
     }));
   return {
     errno: H[P.errnoFn] as () => Pointer,
@@ -177,6 +208,13 @@ function namedCalls(): { calls: Calls; errno: () => Pointer } {
       isatty: (fd) => C().isatty!(fd),
       hostname: (buf) => H.gethostname!(buf, buf.byteLength),
       poll: (set, count, timeoutMs) => C().poll!(set, count, timeoutMs),
+      wait: (pid, status, options) => C().waitpid!(pid, status, options),
+      tcgetpgrp: (fd) => C().tcgetpgrp!(fd),
+      tcsetpgrp: (fd, pgid) => C().tcsetpgrp!(fd, pgid),
+      getpgrp: () => C().getpgrp!(),
+      sigaction: (sig, act, old) => C()[P.sigactionFn ?? "sigaction"]!(sig, act, old),
+      sigprocmask: (how, set, old) => C()[P.sigprocmaskFn ?? "sigprocmask"]!(how, set, old),
+      clearCloseOnExec: (fd) => C().ioctl!(fd, P.job.FIONCLEX),
     },
   };
 }
@@ -203,6 +241,8 @@ const X = (): Record<string, Fn> =>
 
 const encoder = new TextEncoder();
 const cstr = (s: string): Uint8Array => encoder.encode(s + "\0");
+let textDecoder: TextDecoder | undefined;
+const decoder = { decode: (bytes: Uint8Array) => (textDecoder ??= new TextDecoder()).decode(bytes) };
 
 // errno has one address per thread, and every call here is made on the JavaScript thread.
 let errnoAt: Pointer | undefined;
@@ -352,9 +392,9 @@ export function fchmod(fd: number, mode: number): number {
   return check(sys.fchmod(fd, mode));
 }
 
-/** access(2) with W_OK|X_OK: may this process create files in the directory? */
-export function canWriteDir(path: string): boolean {
-  return sys.access(cstr(path), 2 | 1) === 0;
+/** access(2) with W_OK|X_OK: may this process create files in the directory? 0, or a negative errno (EACCES, EROFS). */
+export function canWriteDir(path: string): number {
+  return check(sys.access(cstr(path), 2 | 1));
 }
 
 export function isatty(fd: number): boolean {
@@ -526,4 +566,226 @@ export function openlog(ident: Uint8Array, option: number, facility: number): vo
 export function syslog(priority: number, message: string): void {
   // The message is the format string: escape conversions so that nothing is read from varargs.
   X().syslog!(priority, cstr(message.replaceAll("%", "%%")));
+}
+
+// Starting the command of --exec, and job control over it.
+
+let spawnFns: Record<string, Fn> | undefined;
+/**
+ * posix_spawn(3) and its attributes, bound on first use (only --exec starts a command), or
+ * ahead of it by calling this: --exec binds them before it waits for the lock, so that
+ * winning the lock and starting the command stay close.
+ */
+export const bindSpawn = (): Record<string, Fn> =>
+  (spawnFns ??= load(
+    {
+      posix_spawn: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i32 },
+      posix_spawnattr_init: { args: [i64_fast], returns: i32 },
+      posix_spawnattr_setflags: { args: [i64_fast, i64_fast], returns: i32 },
+      posix_spawnattr_setpgroup: { args: [i64_fast, i64_fast], returns: i32 },
+      posix_spawnattr_setsigdefault: { args: [i64_fast, i64_fast], returns: i32 },
+      posix_spawnattr_setsigmask: { args: [i64_fast, i64_fast], returns: i32 },
+      posix_spawnattr_destroy: { args: [i64_fast], returns: i32 },
+    },
+    ffi,
+  ));
+
+/**
+ * `strings` as C strings in one buffer, and a NULL-terminated array of pointers to them (argv,
+ * envp) as 32-bit halves (no BigInt). The buffer must stay referenced while libc reads it.
+ * (A C string holds no NUL, so joining on NUL and encoding once is enough.)
+ */
+function stringArray(strings: string[]): { bytes: Uint8Array; pointers: Uint32Array } {
+  const bytes = encoder.encode(strings.join("\0") + "\0");
+  const base = ffi.ptr(bytes);
+  const pointers = new Uint32Array(strings.length * 2 + 2);
+  for (let i = 0, at = 0; i < strings.length; i++, at = bytes.indexOf(0, at) + 1) {
+    pointers[i * 2] = (base + at) % 4294967296;
+    pointers[i * 2 + 1] = Math.floor((base + at) / 4294967296);
+  }
+  return { bytes, pointers };
+}
+
+/** libc's sigset_t holding the signals numbered `signals`: bit (n - 1), counted from the first byte. */
+function signalSet(signals: number[]): Uint8Array {
+  const set = new Uint8Array(P.spawn.sigsetBytes);
+  for (const n of signals) set[(n - 1) >> 3]! |= 1 << ((n - 1) & 7);
+  return set;
+}
+
+/** A signal mask as `signalMask` returns it. */
+export type SignalMask = Uint8Array;
+
+/**
+ * posix_spawn(3) of the file `path` (not searched in PATH) with `argv` and `env` (KEY=VALUE),
+ * as the leader of a new process group (POSIX_SPAWN_SETPGROUP), with the signals numbered
+ * `defaults` at their default action (POSIX_SPAWN_SETSIGDEF) and the signal mask `mask`
+ * (POSIX_SPAWN_SETSIGMASK). Everything else is this process's: every descriptor
+ * without close-on-exec, ignored signals, resource limits, umask and working directory. The
+ * child's PID, or a negative errno that libc reports once the exec was tried (ENOENT, EACCES,
+ * ENOEXEC, EAGAIN ...).
+ */
+export function spawnInGroup(path: string, argv: string[], env: string[], defaults: number[], mask: SignalMask): number {
+  const fns = bindSpawn();
+  // posix_spawnattr_t is a struct on Linux and NetBSD, a pointer elsewhere: room for either.
+  const attr = new Uint8Array(512);
+  const a = ffi.ptr(attr);
+  const sigdefault = signalSet(defaults);
+  // The kernel's mask is the first bytes of libc's sigset_t, bit for bit.
+  const sigmask = new Uint8Array(P.spawn.sigsetBytes);
+  sigmask.set(mask.subarray(0, Math.min(mask.byteLength, sigmask.byteLength)));
+  const file = cstr(path);
+  const args = stringArray(argv);
+  const vars = stringArray(env);
+  const pid = new Int32Array(1);
+  let r = fns.posix_spawnattr_init!(a) as number;
+  if (r !== 0) return -r;
+  r =
+    (fns.posix_spawnattr_setflags!(a, P.spawn.SETPGROUP | P.spawn.SETSIGDEF | P.spawn.SETSIGMASK) as number) ||
+    (fns.posix_spawnattr_setpgroup!(a, 0) as number) ||
+    (fns.posix_spawnattr_setsigdefault!(a, ffi.ptr(sigdefault)) as number) ||
+    (fns.posix_spawnattr_setsigmask!(a, ffi.ptr(sigmask)) as number) ||
+    (fns.posix_spawn!(ffi.ptr(pid), ffi.ptr(file), 0, a, ffi.ptr(args.pointers), ffi.ptr(vars.pointers)) as number);
+  fns.posix_spawnattr_destroy!(a);
+  // What the pointers point into stays referenced until libc is done with it.
+  void [file, args.bytes, vars.bytes];
+  return r === 0 ? pid[0]! : -r;
+}
+
+/** What wait4/waitpid reported about a child. */
+export type ChildState = { exited: number } | { killed: number } | { stopped: number };
+
+let waitStatus: Int32Array | undefined;
+
+/**
+ * Has child `pid` exited, been killed or stopped (wait4 with WNOHANG | WUNTRACED)? null when
+ * nothing changed or it cannot be waited for (ECHILD).
+ */
+export function waitChild(pid: number): ChildState | null {
+  const status = (waitStatus ??= new Int32Array(1));
+  if (sys.wait(pid, status, WAIT.NOHANG | WAIT.UNTRACED) <= 0) return null;
+  // The status word, as the W* macros read it on every system here.
+  const w = status[0]!;
+  if ((w & 0xff) === 0x7f) return { stopped: (w >> 8) & 0xff };
+  return (w & 0x7f) === 0 ? { exited: (w >> 8) & 0xff } : { killed: w & 0x7f };
+}
+
+/** The foreground process group of the terminal at `fd`; -1 when `fd` is not this process's controlling terminal. */
+export function foregroundGroup(fd: number): number {
+  return sys.tcgetpgrp(fd);
+}
+
+/** The controlling terminal opened as /dev/tty (close-on-exec), or -1 when there is none. */
+export function openControllingTerminal(): number {
+  const fd = sys.open(cstr("/dev/tty"), P.O.RDWR | P.O.CLOEXEC | P.O.NONBLOCK, 0);
+  return fd >= 0 ? fd : -1;
+}
+
+/**
+ * Makes `pgid` the terminal's foreground process group. SIGTTOU is blocked meanwhile: a
+ * process outside the foreground group may hand the terminal on without being stopped.
+ */
+export function setForegroundGroup(fd: number, pgid: number): number {
+  const bytes = P.SYS ? P.SYS.KERNEL_SIGSET_BYTES : P.spawn.sigsetBytes;
+  const block = new Uint8Array(bytes);
+  const ttou = P.signals().SIGTTOU! - 1;
+  block[ttou >> 3] = 1 << (ttou & 7);
+  const old = new Uint8Array(bytes);
+  sys.sigprocmask(P.job.SIG_BLOCK, block, old);
+  const r = check(sys.tcsetpgrp(fd, pgid));
+  sys.sigprocmask(P.job.SIG_SETMASK, old, null);
+  return r;
+}
+
+export function processGroup(): number {
+  return sys.getpgrp();
+}
+
+/** The signal mask of the calling (JavaScript) thread now (empty when it cannot be read). */
+export function signalMask(): SignalMask {
+  const mask = new Uint8Array(P.SYS ? P.SYS.KERNEL_SIGSET_BYTES : P.spawn.sigsetBytes);
+  sys.sigprocmask(P.job.SIG_BLOCK, null, mask);
+  return mask;
+}
+
+// Larger than struct sigaction on every system here; the handler comes first in each.
+const SIGACTION_BYTES = 256;
+const SIG_IGN = 1;
+let sigactionOld: Uint32Array | undefined;
+
+/** Is signal `n` ignored (SIG_IGN) in this process now? */
+export function signalIgnored(n: number): boolean {
+  // The kernel (or libc) writes the whole old action: no need to clear it first.
+  const old = (sigactionOld ??= new Uint32Array(SIGACTION_BYTES / 4));
+  return sys.sigaction(n, null, new Uint8Array(old.buffer)) === 0 && old[0] === SIG_IGN && old[1] === 0;
+}
+
+/** Sets signal `n` to SIG_IGN, which a command started later inherits. */
+export function ignoreSignal(n: number): void {
+  const act = new Uint8Array(SIGACTION_BYTES);
+  act[0] = SIG_IGN;
+  sys.sigaction(n, act, null);
+}
+
+/** Lets descriptor `fd` survive exec (clears FD_CLOEXEC); 0 or a negative errno. */
+export function clearCloseOnExec(fd: number): number {
+  return check(sys.clearCloseOnExec(fd));
+}
+
+/** Linux: this process's open descriptors, from /proc/self/fd (getdents64); a negative errno elsewhere or on failure. */
+export function openDescriptors(): number[] | number {
+  if (!P.SYS || !syscall) return -P.E.ENOSYS;
+  const dir = open("/proc/self/fd", O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+  if (dir < 0) return dir;
+  const fds: number[] = [];
+  const buf = new Uint8Array(4096);
+  const view = new DataView(buf.buffer);
+  for (let n; (n = syscall(P.SYS.getdents64, dir, ffi.ptr(buf), buf.byteLength, 0)) > 0; )
+    // struct linux_dirent64 { u64 ino; s64 off; u16 reclen; u8 type; char name[]; }: the
+    // names are decimal numbers, besides "." and "..".
+    for (let off = 0; off < n; off += view.getUint16(off + 16, true)) {
+      let fd = 0;
+      let at = off + 19;
+      for (; buf[at]! >= 0x30 && buf[at]! <= 0x39; at++) fd = fd * 10 + buf[at]! - 0x30;
+      if (at > off + 19 && fd !== dir) fds.push(fd);
+    }
+  close(dir);
+  return fds;
+}
+
+let linkBuf: Uint8Array | undefined;
+
+/** Linux: the first `max` bytes of where the symbolic link `path` points (as UTF-8), or a negative errno. */
+export function readLink(path: string, max = 4096): string | number {
+  if (!P.SYS || !syscall) return -P.E.ENOSYS;
+  const buf = linkBuf && linkBuf.byteLength >= max ? linkBuf : (linkBuf = new Uint8Array(max));
+  const n = check(syscall(P.SYS.readlinkat, P.SYS.AT_FDCWD, ffi.ptr(cstr(path)), ffi.ptr(buf), max));
+  return n < 0 ? n : decoder.decode(buf.subarray(0, n));
+}
+
+const RLIM_HALF = 4294967296;
+
+/**
+ * Linux: RLIMIT_NOFILE of process `pid` (0: this one) as { soft, hard } (Infinity:
+ * unlimited), or a negative errno (EPERM: another user's process).
+ */
+export function fileLimit(pid = 0): { soft: number; hard: number } | number {
+  if (!P.SYS || !syscall) return -P.E.ENOSYS;
+  const old = new Uint32Array(4);
+  const r = syscall(P.SYS.prlimit64, pid, P.SYS.RLIMIT_NOFILE, 0, ffi.ptr(old));
+  if (r < 0) return -1;
+  const value = (lo: number, hi: number) => (lo === 0xffffffff && hi === 0xffffffff ? Infinity : lo + hi * RLIM_HALF);
+  return { soft: value(old[0]!, old[1]!), hard: value(old[2]!, old[3]!) };
+}
+
+/** Linux: sets this process's soft RLIMIT_NOFILE to `soft`, the hard one to `hard`; 0 or a negative errno. */
+export function setFileLimit(soft: number, hard: number): number {
+  const limit = new Uint32Array(4);
+  const put = (i: number, v: number) => {
+    limit[i] = v === Infinity ? 0xffffffff : v % RLIM_HALF;
+    limit[i + 1] = v === Infinity ? 0xffffffff : Math.floor(v / RLIM_HALF);
+  };
+  put(0, soft);
+  put(2, hard);
+  return P.SYS && syscall ? check(syscall(P.SYS.prlimit64, 0, P.SYS.RLIMIT_NOFILE, ffi.ptr(limit), 0)) : -P.E.ENOSYS;
 }

@@ -49,6 +49,17 @@ export interface Platform {
    * symbols instead of a dozen (each costs ~70 µs of start-up to compile a trampoline for).
    */
   SYS?: Syscalls;
+  /**
+   * posix_spawn(3)'s attribute flags; the size of libc's sigset_t; the signals libc keeps for
+   * itself, which its posix_spawn leaves ignored in the child unless they are asked to be
+   * reset.
+   */
+  spawn: { SETPGROUP: number; SETSIGDEF: number; SETSIGMASK: number; sigsetBytes: number; reserved: number[] };
+  /** sigprocmask(2)'s `how`; the ioctl that clears close-on-exec (FIONCLEX) */
+  job: { SIG_BLOCK: number; SIG_SETMASK: number; FIONCLEX: number };
+  /** libc's names for sigaction and sigprocmask, where calls go by name (NetBSD versions them) */
+  sigactionFn?: string;
+  sigprocmaskFn?: string;
   IN?: { ATTRIB: number; CLOSE_WRITE: number; DELETE_SELF: number; MOVE_SELF: number; IGNORED: number; Q_OVERFLOW: number; NONBLOCK: number; CLOEXEC: number };
 }
 
@@ -57,9 +68,15 @@ export interface Syscalls {
   fstat: number; newfstatat: number; ftruncate: number; unlinkat: number; faccessat: number;
   mkdirat: number; fchmodat: number; fchmod: number; kill: number; getppid: number; getuid: number;
   uname: number; ioctl: number; ppoll: number; inotify_init1: number; inotify_add_watch: number;
-  inotify_rm_watch: number; pidfd_open: number; gettid: number; tgkill: number;
+  inotify_rm_watch: number; pidfd_open: number; gettid: number; tgkill: number; wait4: number; rt_sigaction: number;
+  rt_sigprocmask: number; getpgid: number; getdents64: number; readlinkat: number; prlimit64: number;
   /** the arguments that name "relative to the working directory", "do not follow", "is a terminal?" */
   AT_FDCWD: number; AT_SYMLINK_NOFOLLOW: number; TCGETS: number;
+  /** a terminal's foreground process group: get, set */
+  TIOCGPGRP: number; TIOCSPGRP: number;
+  RLIMIT_NOFILE: number;
+  /** the kernel's sigset_t, as rt_sigaction and rt_sigprocmask take it (not libc's) */
+  KERNEL_SIGSET_BYTES: number;
 }
 
 export interface KeventLayout {
@@ -80,6 +97,8 @@ export type ErrnoName =
   | "EDQUOT" | "ENAMETOOLONG";
 
 export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
+/** wait4/waitpid options; the same on Linux, macOS and the BSDs */
+export const WAIT = { NOHANG: 1, UNTRACED: 2 } as const;
 export const POLLIN = 1;
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
@@ -129,18 +148,21 @@ const linuxStatGeneric = (): StatLayout => ({
 
 // x86_64 kept its own numbering; arm64 (and riscv64) use the unified asm-generic table, which
 // has only the *at() forms and ppoll. pidfd_open came after the unification: 434 everywhere.
-const LINUX_AT = { AT_FDCWD: -100, AT_SYMLINK_NOFOLLOW: 0x100, TCGETS: 0x5401, pidfd_open: 434 };
+const LINUX_AT = {
+  AT_FDCWD: -100, AT_SYMLINK_NOFOLLOW: 0x100, TCGETS: 0x5401, TIOCGPGRP: 0x540f, TIOCSPGRP: 0x5410, pidfd_open: 434,
+  RLIMIT_NOFILE: 7, KERNEL_SIGSET_BYTES: 8,
+};
 const linuxSysX86_64 = (): Syscalls => ({
   read: 0, pread64: 17, pwrite64: 18, openat: 257, close: 3, flock: 73, fstat: 5, newfstatat: 262, ftruncate: 77,
   unlinkat: 263, faccessat: 269, mkdirat: 258, fchmodat: 268, fchmod: 91, kill: 62, getppid: 110, getuid: 102,
   uname: 63, ioctl: 16, ppoll: 271, inotify_init1: 294, inotify_add_watch: 254, inotify_rm_watch: 255, gettid: 186, tgkill: 234,
-  ...LINUX_AT,
+  wait4: 61, rt_sigaction: 13, rt_sigprocmask: 14, getpgid: 121, getdents64: 217, readlinkat: 267, prlimit64: 302, ...LINUX_AT,
 });
 const linuxSysGeneric = (): Syscalls => ({
   read: 63, pread64: 67, pwrite64: 68, openat: 56, close: 57, flock: 32, fstat: 80, newfstatat: 79, ftruncate: 46,
   unlinkat: 35, faccessat: 48, mkdirat: 34, fchmodat: 53, fchmod: 52, kill: 129, getppid: 173, getuid: 174,
   uname: 160, ioctl: 29, ppoll: 73, inotify_init1: 26, inotify_add_watch: 27, inotify_rm_watch: 28, gettid: 178, tgkill: 131,
-  ...LINUX_AT,
+  wait4: 260, rt_sigaction: 134, rt_sigprocmask: 135, getpgid: 155, getdents64: 61, readlinkat: 78, prlimit64: 261, ...LINUX_AT,
 });
 
 // O_NOFOLLOW and O_DIRECTORY are the two flags arm64 moved.
@@ -162,6 +184,10 @@ const linux = (arch: string): Platform => {
     SC_CLK_TCK: 2,
     waker: "inotify",
     ownerWatch: "pidfd",
+    // glibc and musl alike; libc's sigset_t is 1024 bits, the kernel's 64. glibc reserves
+    // signals 32 and 33 (SIGCANCEL, SIGSETXID), musl 32 to 34.
+    spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 128, reserved: [32, 33, 34] },
+    job: { SIG_BLOCK: 0, SIG_SETMASK: 2, FIONCLEX: 0x5450 },
     SYS: arm ? linuxSysGeneric() : linuxSysX86_64(),
     IN: {
       ATTRIB: 0x4, CLOSE_WRITE: 0x8, DELETE_SELF: 0x400, MOVE_SELF: 0x800, IGNORED: 0x8000, Q_OVERFLOW: 0x4000,
@@ -175,6 +201,10 @@ const linux = (arch: string): Platform => {
 const kevent = (size: number): KeventLayout => ({ size, filter: 8, flags: 10, fflags: 12, EVFILT_PROC: -5, NOTE_EXIT: 0x80000000, EV_ADD: 0x1, EV_ONESHOT: 0x10 });
 const CTL_KERN = 1;
 const HW_NCPU = [6, 3];
+// sys/signal.h and sys/filio.h (FIONCLEX = _IO('f', 2)), the same on macOS and the BSDs.
+const BSD_JOB = { SIG_BLOCK: 1, SIG_SETMASK: 3, FIONCLEX: 0x20006602 };
+// spawn.h of FreeBSD, OpenBSD and NetBSD (macOS numbers them as glibc does).
+const BSD_SPAWN = { SETPGROUP: 0x02, SETSIGDEF: 0x10, SETSIGMASK: 0x20 };
 
 const darwin = (arch: string): Platform => ({
   os: "darwin",
@@ -191,6 +221,8 @@ const darwin = (arch: string): Platform => ({
   waker: "backoff",
   ownerWatch: "kqueue",
   kevent: kevent(32),
+  spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 4, reserved: [] },
+  job: BSD_JOB,
   // KERN_PROCARGS2: argc, the executable path, padding, then the arguments.
   procArgs: { mib: (pid) => [CTL_KERN, 49, pid], layout: "procargs2" },
   hwNcpu: HW_NCPU,
@@ -210,6 +242,8 @@ const freebsd = (): Platform => ({
   waker: "backoff",
   ownerWatch: "kqueue",
   kevent: kevent(64),
+  spawn: { ...BSD_SPAWN, sigsetBytes: 16, reserved: [] },
+  job: BSD_JOB,
   // KERN_PROC, KERN_PROC_ARGS: the arguments, each NUL-terminated.
   procArgs: { mib: (pid) => [CTL_KERN, 14, 7, pid], layout: "nul" },
   hwNcpu: HW_NCPU,
@@ -229,6 +263,8 @@ const openbsd = (): Platform => ({
   waker: "backoff",
   ownerWatch: "kqueue",
   kevent: kevent(32),
+  spawn: { ...BSD_SPAWN, sigsetBytes: 4, reserved: [] },
+  job: BSD_JOB,
   // KERN_PROC_ARGS, KERN_PROC_ARGV: a NULL-terminated char *argv[] pointing into the buffer.
   procArgs: { mib: (pid) => [CTL_KERN, 55, pid, 1], layout: "argv-pointers" },
   hwNcpu: HW_NCPU,
@@ -249,6 +285,10 @@ const netbsd = (): Platform => ({
   // NetBSD's struct kevent has a 32-bit filter and changed size in 10.0 (__kevent100):
   // the holder polls its owner with kill(pid, 0) there.
   ownerWatch: "kill",
+  spawn: { ...BSD_SPAWN, sigsetBytes: 16, reserved: [] },
+  job: BSD_JOB,
+  sigactionFn: "__sigaction14",
+  sigprocmaskFn: "__sigprocmask14",
   // KERN_PROC_ARGS, KERN_PROC_ARGV: the arguments, each NUL-terminated.
   procArgs: { mib: (pid) => [CTL_KERN, 48, pid, 1], layout: "nul" },
   hwNcpu: HW_NCPU,

@@ -1,8 +1,10 @@
 // The only module that prints results and decides the exit status.
-import { BusyError, EXIT, UnknownOptionError, WaitlockError } from "./errors";
+import { callerState } from "./caller";
+import { BusyError, EXIT, TimeoutError, UnknownOptionError, WaitlockError } from "./errors";
 import { resolveLockDir } from "./lockdir";
 import { colourOn, debug, error, notice, setVerbosity, usageError } from "./log";
 import { readNameFromStdin } from "./names";
+import { runtimeError } from "./syserror";
 import { forcePolling } from "./waker";
 import { parseOptions, VERSION, type Options } from "./options";
 import { noEvents, printingSlot, syslogEvents, type Events } from "./modes/events";
@@ -17,9 +19,11 @@ import type { LockMode } from "./holders";
 // --exec path calls only what it needs.
 function run(opts: Options): Promise<number> {
   if (opts.mode !== "exec" || opts.shared || opts.file !== undefined) return runOther(opts);
+  // What the command inherits is read before waitlock opens descriptors of its own.
+  const caller = callerState();
   const req = slotRequest(opts);
   const events = eventsFor(opts, req.name, req.slots);
-  return execUnderLock(req.name, () => claimSlot(req, opts.timeout, opts.recordForm, events), opts.command!, events);
+  return execUnderLock(req.name, () => claimSlot(req, opts.timeout, opts.recordForm, events), opts.command!, events, caller);
 }
 
 function slotRequest(opts: Options): SlotRequest {
@@ -40,6 +44,7 @@ function eventsFor(opts: Options, name: string, slots: number): Events {
 const selfCommand = () => (Bun.main.startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, Bun.main]);
 
 async function runOther(opts: Options): Promise<number> {
+  const caller = opts.mode === "exec" ? callerState() : undefined;
   switch (opts.mode) {
     case "help":
       const { helpText, helpWidth } = await import("./help");
@@ -92,7 +97,7 @@ async function runOther(opts: Options): Promise<number> {
     const claim = opts.shared ? claims.claimSharedSlot : claimSlot;
     take = (owner) => claim(req, opts.timeout, opts.recordForm, events, owner === undefined ? undefined : hold.slotHeldFor(owner, mode));
   }
-  if (opts.mode === "exec") return execUnderLock(name, () => take(), opts.command!, events);
+  if (opts.mode === "exec") return execUnderLock(name, () => take(), opts.command!, events, caller!);
   return hold.holdForCaller(take, name, opts.owner, events);
 }
 
@@ -111,11 +116,16 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(opts);
   } catch (e) {
-    return report(e);
+    const code = report(e);
+    // -E, as flock(1) -E: only the lock conflict changes its status, never another failure.
+    const conflict = e instanceof BusyError || e instanceof TimeoutError;
+    return conflict && opts.conflictExitCode !== undefined ? opts.conflictExitCode : code;
   }
 }
 
-function report(e: unknown): number {
+function report(thrown: unknown): number {
+  // A failure the runtime reports (out of descriptors in one of its calls, say) keeps its cause.
+  const e = thrown instanceof WaitlockError ? thrown : (runtimeError("system", thrown) ?? thrown);
   if (e instanceof WaitlockError) {
     // Busy is an answer, not a failure: `waitlock -t 0 NAME || ...` prints its own message.
     if (e instanceof BusyError) notice(e.context, e.message);

@@ -367,16 +367,23 @@ function removeIfUnheld(path: string, dev: number, ino: number, whileAlone?: () 
   }
 }
 
-/** Replaces the record in the slot file we hold, in place (a new inode would be a new lock). */
-export function writeRecord(held: Held, bytes: Uint8Array): boolean {
+/**
+ * Replaces the record in the slot file we hold, in place (a new inode would be a new lock).
+ * null when written, else why not (strerror's words, or a short write).
+ */
+export function writeRecord(held: Held, bytes: Uint8Array): string | null {
   const w = pwrite(held.fd, bytes, 0);
   if (w !== bytes.byteLength) {
-    debug(`cannot write ${bytes.byteLength} bytes of record into ${held.path} (${w < 0 ? strerror(w) : `only ${w} written`})`);
-    return false;
+    const why = w < 0 ? strerror(w) : `only ${w} of ${bytes.byteLength} bytes written`;
+    debug(`cannot write ${bytes.byteLength} bytes of record into ${held.path} (${why})`);
+    return why;
   }
-  if (held.size > bytes.byteLength && ftruncate(held.fd, bytes.byteLength) !== 0) return false;
+  if (held.size > bytes.byteLength) {
+    const t = ftruncate(held.fd, bytes.byteLength);
+    if (t !== 0) return strerror(t);
+  }
   held.size = bytes.byteLength;
-  return true;
+  return null;
 }
 
 /** The record bytes in an open slot file (one byte more than any record, to see junk). */

@@ -11,6 +11,7 @@
 // so that timers, I/O and other tasks go on; an AbortSignal gives the wait up.
 import { acquire as take, release, slotPath, type Held, type Outcome, type SlotRequest } from "./engine";
 import { AlreadyHeldError, BusyError, CancelledError, UsageError } from "./errors";
+import { MAX_SLOTS } from "./limits";
 import { resolveLockDir, type LockDir } from "./lockdir";
 import { claimSharedSlot } from "./modes/claims";
 import { describeHolder, storeRecord, type Claim } from "./modes/describe";
@@ -74,6 +75,8 @@ const holding = new Map<string, Set<number>>();
 function request(name: string, opts: AcquireOptions): SlotRequest {
   validateName(name);
   const slots = count(opts.slots, "slots", 1) ?? 1;
+  if (slots > MAX_SLOTS) throw new UsageError("slots", `${slots} is more than the maximum, ${MAX_SLOTS}`);
+  if (slots > MAX_SLOTS) throw new UsageError("slots", `${slots} is more than the maximum, ${MAX_SLOTS}`);
   const preferred = count(opts.preferredSlot, "preferredSlot", 0);
   if (preferred !== undefined && preferred >= slots) throw new UsageError("preferredSlot", `slot ${preferred} does not exist (0..${slots - 1})`);
   if (opts.timeout != null && !(opts.timeout >= 0)) throw new UsageError("timeout", `${opts.timeout} is not a number of seconds >= 0`);

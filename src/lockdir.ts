@@ -87,7 +87,11 @@ function explicit(path: string, writing: boolean): LockDir | undefined {
     throw unusable(path, sysError(path, st).message);
   }
   const dir = vet(path, st);
-  if (writing && !canWriteDir(path)) throw new WaitlockError(EXIT.PERMISSION, path, "permission denied: cannot create lock files in this directory");
+  if (writing) {
+    const w = canWriteDir(path);
+    if (w === -E.EROFS) throw unusable(path, "lock directory is on a read-only file system");
+    if (w < 0) throw sysError(path, w, "cannot create lock files in this directory");
+  }
   return dir;
 }
 
@@ -137,7 +141,9 @@ export function resolveLockDir(explicitPath: string | undefined, env: Record<str
   if (!found)
     throw unusable(SYSTEM_BASES.join(", "), "no system lock directory exists; set WAITLOCK_DIR or use --lock-dir");
   const dir = vet(found.path, found.st);
-  if (writing && !canWriteDir(dir.path))
+  const w = writing ? canWriteDir(dir.path) : 0;
+  if (w === -E.EROFS) throw unusable(dir.path, "the default lock directory is on a read-only file system; set WAITLOCK_DIR or use --lock-dir");
+  if (w < 0)
     throw unusable(dir.path, "the default lock directory is not writable for this user; set WAITLOCK_DIR, use --lock-dir, or ask root to run 'make install'");
   debug(`lock directory ${dir.path}`);
   return dir;

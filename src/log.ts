@@ -1,13 +1,13 @@
-// Lines for humans on stderr: errors as `waitlock: CONTEXT: MESSAGE`, debug lines as
-// `waitlock[PID]: DEBUG: ...`. consola/core keeps levels and the reporter fixes the
+// Lines for humans on stderr: errors as `waitlock: CONTEXT: MESSAGE`, warnings as
+// `waitlock: warning: CONTEXT: MESSAGE`, debug lines as `waitlock[PID]: DEBUG: ...`. consola/core keeps levels and the reporter fixes the
 // format; it is loaded and set up on the first line printed, a cost (~0.5 ms) that a
 // silent run of waitlock never pays.
 import type { ConsolaInstance, LogObject } from "consola/core";
 import { isatty } from "../ffi/libc";
 
-const LEVEL = { silent: -999, error: 0, debug: 4 } as const;
+const LEVEL = { silent: -999, error: 0, warn: 1, debug: 4 } as const;
 
-let level: number = LEVEL.error;
+let level: number = LEVEL.warn;
 let instance: ConsolaInstance | undefined;
 
 /**
@@ -33,6 +33,7 @@ const red = (line: string) => (colourOn(2) ? `\x1b[31m${line}\x1b[0m` : line);
 function emit(o: LogObject): void {
   const text = o.args.map(String);
   if (o.type === "debug") toStderr(`waitlock[${process.pid}]: DEBUG: ${text.join(" ")}`);
+  else if (o.type === "warn") toStderr(`waitlock: warning: ${text.join(": ")}`);
   else toStderr(red(`waitlock: ${text.join(": ")}`));
 }
 
@@ -45,7 +46,7 @@ function consola(): ConsolaInstance {
 }
 
 export function setVerbosity(opts: { quiet?: boolean; verbose?: boolean }): void {
-  level = opts.quiet ? LEVEL.silent : opts.verbose ? LEVEL.debug : LEVEL.error;
+  level = opts.quiet ? LEVEL.silent : opts.verbose ? LEVEL.debug : LEVEL.warn;
   if (instance) instance.level = level;
 }
 
@@ -75,7 +76,16 @@ export function notice(context: string, message: string): void {
 
 /** Is the wait status line wanted: a terminal on stderr, not --quiet, not --verbose (whose lines it would garble)? */
 export function statusLineWanted(): boolean {
-  return level === LEVEL.error && isatty(2);
+  return level >= LEVEL.error && level < LEVEL.debug && isatty(2);
+}
+
+/**
+ * `waitlock: warning: CONTEXT: MESSAGE`, unless --quiet: something the user should know went
+ * wrong without failing the run (a record not written, waiting by a slower mechanism). Say
+ * it once per run and event; details belong in debug lines.
+ */
+export function warn(context: string, message: string): void {
+  if (level >= LEVEL.warn) consola().warn(context, message);
 }
 
 export function debug(message: string): void {

@@ -1,5 +1,8 @@
 import { isatty, readSome } from "../ffi/libc";
 import { UsageError } from "./errors";
+import { MAX_NAME } from "./limits";
+
+export { MAX_NAME };
 
 /** [A-Za-z0-9._-], tested without a regex (compiling one costs start-up). */
 const nameChar = (c: string) => (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c === "." || c === "_" || c === "-";
@@ -9,7 +12,6 @@ export function onlyNameChars(s: string): boolean {
   for (let i = 0; i < s.length; i++) if (!nameChar(s[i]!)) return false;
   return true;
 }
-const MAX_NAME = 255;
 const STDIN_LIMIT = 256;
 
 export function validateName(name: string, context = "lock name"): string {

@@ -6,6 +6,7 @@ import type { ArgDef, CommandDef } from "citty";
 import { onlineCpus } from "../ffi/libc";
 import { version } from "../package.json";
 import { UnknownOptionError, UsageError } from "./errors";
+import { MAX_SLOTS } from "./limits";
 import { validateName } from "./names";
 
 export const VERSION: string = version;
@@ -24,6 +25,7 @@ export const args = {
   onePerCPU: { type: "boolean", alias: "c", description: "One slot per online CPU" },
   excludeCPUs: { type: "string", alias: "x", valueHint: "N", description: "With -c: leave N CPUs out (never fewer than 1 slot)" },
   timeout: { type: "string", alias: "t", valueHint: "SECONDS", description: "Give up after SECONDS (0: try once); default: wait forever" },
+  "conflict-exit-code": { type: "string", alias: "E", valueHint: "N", description: "Exit N (1-255) instead of 1 when busy or 2 when timed out" },
   check: { type: "boolean", description: "Exit 0 if a slot is free, 1 if all are held; takes nothing" },
   done: { type: "boolean", description: "Signal every holder of NAME to release, and wait until they have" },
   exec: { type: "string", alias: "e", valueHint: "CMD [ARG...]", description: "Run CMD while holding the lock (must come last)" },
@@ -207,6 +209,8 @@ export interface Options {
   file?: string;
   /** --fd: the caller's descriptor to lock (or unlock) */
   fd?: number;
+  /** -E: the exit status for busy and timed out, instead of 1 and 2 */
+  conflictExitCode?: number;
   lockDir?: string;
   owner?: number;
   format: Format;
@@ -253,6 +257,13 @@ function integer(value: string, context: string, min: number): number {
   return n;
 }
 
+/** A slot count: 1..MAX_SLOTS. */
+function slotCount(value: string, context: string): number {
+  const n = integer(value, context, 1);
+  if (n > MAX_SLOTS) throw new UsageError(context, `'${value}' is more slots than the maximum, ${MAX_SLOTS}`);
+  return n;
+}
+
 export function seconds(value: string, context: string): number {
   const n = isDecimal(value.trim()) ? Number(value.trim()) : NaN;
   if (!Number.isFinite(n) || n < 0) throw new UsageError(context, `'${value}' is not a number of seconds >= 0`);
@@ -293,6 +304,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   only("owner", ["acquire"], "when acquiring for the caller (without --exec, --check, --done or --list)");
   only("timeout", ["acquire", "exec", "done", "fd"], "when acquiring or with --done");
   only("print-slot", ["acquire", "exec"], "when acquiring");
+  only("conflict-exit-code", ["acquire", "exec", "fd"], "when acquiring (without --check, --done or --list)");
   only("unlock", ["unlock"], "with --fd");
   only("shared", ["acquire", "exec", "check", "fd"], "when acquiring or with --check");
   if (given("file") && given("fd")) throw new UsageError("--file and --fd", "cannot be used together");
@@ -305,10 +317,11 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   if (given("excludeCPUs") && !given("onePerCPU")) throw new UsageError("--excludeCPUs", "only makes sense with --onePerCPU");
 
   let slots = 1;
-  if (given("allowMultiple")) slots = integer(str("allowMultiple")!, "--allowMultiple", 1);
+  if (given("allowMultiple")) slots = slotCount(str("allowMultiple")!, "--allowMultiple");
   if (given("onePerCPU")) {
     const exclude = given("excludeCPUs") ? integer(str("excludeCPUs")!, "--excludeCPUs", 0) : 0;
-    slots = Math.max(1, onlineCpus() - exclude);
+    // A machine with more CPUs than MAX_SLOTS gets the maximum: -c names no number to refuse.
+    slots = Math.min(MAX_SLOTS, Math.max(1, onlineCpus() - exclude));
   }
 
   if (given("shared") && (slots > 1 || given("onePerCPU")))
@@ -361,6 +374,12 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   if (file === "") throw new UsageError("--file", "must not be empty");
   const fd = given("fd") ? integer(str("fd")!, "--fd", 0) : undefined;
 
+  let conflictExitCode: number | undefined;
+  if (given("conflict-exit-code")) {
+    conflictExitCode = integer(str("conflict-exit-code")!, "--conflict-exit-code", 1);
+    if (conflictExitCode > 255) throw new UsageError("--conflict-exit-code", `'${conflictExitCode}' is not an exit status (1-255)`);
+  }
+
   const name = positionals[0] === undefined ? undefined : validateName(positionals[0]);
 
   return {
@@ -373,6 +392,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     shared: given("shared"),
     file,
     fd,
+    conflictExitCode,
     lockDir,
     owner,
     format,

@@ -1,5 +1,7 @@
 // What we can learn about other processes: their command lines, and when they exit.
-import { E, O, addressOfBuffer, close, getppid, kill, open, pidfdOpen, platform, readSome, sysctl } from "../ffi/libc";
+import { E, O, addressOfBuffer, close, getppid, kill, open, pidfdOpen, platform, readSome, strerror, sysctl } from "../ffi/libc";
+import { warn } from "./log";
+import { sysError } from "./syserror";
 import { pollingForced } from "./waker";
 
 const decoder = new TextDecoder();
@@ -80,7 +82,8 @@ export type ExitWatch = { kind: "pidfd"; fd: number } | { kind: "kqueue" } | { k
 /**
  * How to learn that `pid` exits: a pidfd that polls readable (Linux), opened before anything
  * depends on it so that a reused PID cannot slip in between; a kqueue that the holder makes
- * itself (BSD, macOS: kqueues are not inherited); else polling `alive`.
+ * itself (BSD, macOS: kqueues are not inherited); else polling `alive`, with a warning
+ * unless polling was asked for (WAITLOCK_POLL). Throws exit 75 when out of descriptors.
  */
 export function exitWatch(pid: number): ExitWatch {
   const gone = { kind: "gone" } as const;
@@ -89,7 +92,10 @@ export function exitWatch(pid: number): ExitWatch {
   const fd = pidfdOpen(pid);
   if (fd >= 0) return { kind: "pidfd", fd };
   if (fd === -E.ESRCH) return gone;
-  return alive(pid) ? { kind: "poll" } : gone;
+  if (fd === -E.EMFILE || fd === -E.ENFILE) throw sysError(`process ${pid}`, fd, "cannot watch for its exit");
+  if (!alive(pid)) return gone;
+  warn(`process ${pid}`, `no pidfd (${strerror(fd)}): the holder polls for its exit every 250 ms`);
+  return { kind: "poll" };
 }
 
 /** The user ID a process runs as (Linux: the owner of /proc/PID), or undefined. */

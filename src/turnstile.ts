@@ -6,9 +6,12 @@
 //   BASE.entry.lock   held shared by everyone in the queue, from before taking a ticket
 //                     until leaving; whoever takes it exclusively knows that nobody is
 //                     queued, and may remove the queue's files (tidy).
-//   BASE.queue.lock   the ticket counter: the next ticket is the file's size, read and
-//                     advanced (ftruncate: no data, so a full disk does not stop it) under
-//                     a moment's exclusive lock, during which the ticket's node is made.
+//   BASE.queue.lock   held exclusively for a moment while a ticket is taken and its node made.
+//                     The next ticket is one past the highest node in the directory: the
+//                     newest waiter's node stays until a later head passes it or the queue
+//                     is tidied away, so tickets only grow while anyone is queued. No counter
+//                     is written, so neither a full disk nor RLIMIT_FSIZE (ulimit -f) stops
+//                     it, and nothing in a sticky directory must be replaced.
 //   BASE.qTTTTTTTT.lock  the node of ticket T (8 base-36 digits, so that names sort in
 //                     ticket order): an empty file, made and locked exclusively by its
 //                     waiter until it leaves the queue.
@@ -19,10 +22,12 @@
 // and had removed every node before its own) or giving up or dying while queued (those
 // before it still count). Nobody can overtake: each waiter waits for exactly those queued
 // before it, and the kernel drops the node lock of a waiter that dies.
-import { E, LOCK, O, close, flock, flockWait, fstat, ftruncate, open, strerror, unlink } from "../ffi/libc";
+import { readdirSync } from "node:fs";
+import { basename, dirname } from "node:path";
+import { E, LOCK, O, close, flock, flockWait, fstat, open, strerror, unlink } from "../ffi/libc";
 import { debug } from "./log";
 import { OPEN, lockBy, opened, openOrCreate, shareWithAll, tryLock } from "./lockfiles";
-import { sysError } from "./syserror";
+import { runtimeError, sysError } from "./syserror";
 
 export const entryPath = (base: string) => `${base}.entry.lock`;
 export const queuePath = (base: string) => `${base}.queue.lock`;
@@ -59,13 +64,8 @@ export function enterTurnstile(base: string, shared: boolean): Turnstile {
       // Held only while a ticket is taken and its node made: nobody waits on it for long.
       const r = flockWait(counter, LOCK.EX, Infinity);
       if (r < 0) throw sysError(queuePath(base), r, "cannot lock");
-      const ticket = readTicket(counter);
+      const ticket = Math.max(-1, ...ticketsLeft(base)) + 1;
       const node = makeNode(base, ticket, shared);
-      const w = ftruncate(counter, ticket + 1);
-      if (w < 0) {
-        close(node);
-        throw sysError(queuePath(base), w, "cannot advance the ticket counter");
-      }
       return { base, entry, ticket, node, passed: [], head: false };
     } finally {
       close(counter);
@@ -93,10 +93,22 @@ function enter(base: string, shared: boolean): number {
   }
 }
 
-/** The next ticket: the counter file's size. */
-function readTicket(counter: number): number {
-  const st = fstat(counter);
-  return typeof st === "number" ? 0 : st.size;
+/** The tickets of the nodes of BASE in its directory, in no order. Throws WaitlockError (4, 5). */
+function ticketsLeft(base: string): number[] {
+  const prefix = `${basename(base)}.q`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(base));
+  } catch (e) {
+    throw runtimeError(dirname(base), e, "cannot read") ?? e;
+  }
+  const tickets: number[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix) || name.length !== prefix.length + 13) continue;
+    const ticket = ticketOf(name);
+    if (ticket !== undefined) tickets.push(ticket);
+  }
+  return tickets;
 }
 
 /** Makes and locks the node of `ticket`. A node left by a queue that was tidied away is old: replaced. */
@@ -151,8 +163,7 @@ export function leaveTurnstile(t: Turnstile): void {
 /**
  * Removes the queue files of BASE when nobody is queued or entering: a process that holds
  * the entry file exclusively is provably alone. The nodes left are the last head's and
- * those of waiters that left after it, the newest tickets: removed from the newest back to
- * the first one that is gone.
+ * those of waiters that left after it.
  */
 export function tidyTurnstile(base: string): void {
   const fd = open(entryPath(base), OPEN | O.RDONLY);
@@ -161,11 +172,7 @@ export function tidyTurnstile(base: string): void {
     if (flock(fd, LOCK.EX | LOCK.NB) !== 0) return;
     const st = fstat(fd);
     if (typeof st === "number" || st.nlink === 0) return;
-    const counter = open(queuePath(base), OPEN | O.RDONLY);
-    if (counter >= 0) {
-      for (let ticket = readTicket(counter) - 1; ticket >= 0 && unlink(nodePath(base, ticket)) === 0; ticket--);
-      close(counter);
-    }
+    for (const ticket of ticketsLeft(base)) unlink(nodePath(base, ticket));
     unlink(queuePath(base));
     const r = unlink(entryPath(base));
     if (r < 0) debug(`cannot remove ${entryPath(base)} (${strerror(r)}); leaving it`);

@@ -34,9 +34,15 @@ describe("usage errors: exit 3 and one line naming the offender", () => {
     [["bad/name"], "'bad/name'"],
     [["bad name"], "'bad name'"],
     [[".."], "'..'"],
-    [["a".repeat(256)], "longer than 255"],
+    [["a".repeat(241)], "longer than 240"],
+    [["-m", "4097", "x"], "'4097' is more slots than the maximum, 4096"],
+    [["--check", "-m", "100000000", "x"], "maximum, 4096"],
     [["--check=yes", "x"], "--check"],
     [["--verbose", "--timeout"], "--timeout"],
+    [["-E", "0", "x"], "'0'"],
+    [["-E", "256", "x"], "'256'"],
+    [["--conflict-exit-code", "2x", "x"], "'2x'"],
+    [["--check", "-E", "5", "x"], "--conflict-exit-code"],
   ];
   for (const [args, named] of cases) {
     test(args.join(" ").slice(0, 60), async () => {
@@ -84,6 +90,14 @@ test("--opt=value and --opt value, short clusters and kebab-case spellings all w
     const r = await wl([`--lock-dir=${d}`, ...args, "forms", "--exec", "sh", "-c", 'echo "$WAITLOCK_SLOT"']);
     expect(r).toMatchObject({ code: 0, stdout: "0\n" });
   }
+});
+
+test("the longest name and the highest slot of the largest semaphore are stored, not refused later", async () => {
+  const d = lockDir();
+  const name = "n".repeat(240);
+  const r = await wl(["-d", d, "-m", "4096", name, "--exec", "sh", "-c", 'echo "$WAITLOCK_SLOT"; ls "$0" | grep "[.]slot"', d], { env: { WAITLOCK_SLOT: "4095" } });
+  expect(r).toMatchObject({ code: 0, stderr: "" });
+  expect(r.stdout).toBe(`4095\n${name}.slot4095.lock\n`);
 });
 
 describe("names from stdin", () => {
@@ -148,6 +162,31 @@ describe("timeouts", () => {
     expect(existsSync(`/proc/${waiter.pid}`)).toBe(true);
     holder.kill("SIGTERM");
     expect(await waiter.exited).toBe(0);
+  });
+});
+
+describe("-E, --conflict-exit-code (as flock(1) -E)", () => {
+  test("N replaces 1 (busy) and 2 (timed out); the command's own 1 and 2 stay", async () => {
+    const d = lockDir();
+    expect((await wl(["-d", d, "-E", "200", "x", "--exec", "sh", "-c", "exit 1"])).code).toBe(1);
+    expect((await wl(["-d", d, "-E", "200", "x", "--exec", "sh", "-c", "exit 2"])).code).toBe(2);
+    start([BIN, "-d", d, "x", "--exec", "sleep", "30"]);
+    await waitFor("holder", () => held(d, "x"));
+    expect(await wl(["-d", d, "-E", "200", "-t", "0", "x", "--exec", "true"])).toMatchObject({ code: 200, stderr: "" });
+    const late = await wl(["-d", d, "-E", "200", "-t", "0.2", "x", "--exec", "true"]);
+    expect(late.code).toBe(200);
+    expect(late.stderr).toStartWith("waitlock: x: timed out after 0.2 seconds; held by PID ");
+    expect((await wl(["-d", d, "--conflict-exit-code=201", "-t", "0", "x"])).code).toBe(201);
+    expect((await wl(["-d", d, "-E", "200", "x", "--exec", "true"], { env: { WAITLOCK_TIMEOUT: "0" } })).code).toBe(200);
+    // Negative control: without -E the same conflicts are 1 and 2.
+    expect((await wl(["-d", d, "-t", "0", "x", "--exec", "true"])).code).toBe(1);
+    expect((await wl(["-d", d, "-t", "0.1", "x", "--exec", "true"])).code).toBe(2);
+  });
+
+  test("other failures keep their own status", async () => {
+    const d = lockDir();
+    expect((await wl(["-d", "/proc/version", "-E", "200", "x", "--exec", "true"])).code).toBe(6);
+    expect((await wl(["-d", d, "-E", "200", "x", "--exec", "no-such-command-here"])).code).toBe(127);
   });
 });
 

@@ -38,7 +38,7 @@ test("the command is not found: 127; cannot be executed: 126; the lock is free a
   chmodSync(`${d}/script`, 0o644);
   const noexec = await wl(["-d", d, "x", "--exec", `${d}/script`]);
   expect(noexec.code).toBe(126);
-  expect(noexec.stderr).toMatch(/^waitlock: .*script: cannot execute: permission denied\n$/);
+  expect(noexec.stderr).toMatch(/^waitlock: .*script: cannot execute: Permission denied\n$/);
   expect(lockFiles(d)).toEqual([]);
   expect(await held(d, "x")).toBe(false);
 });

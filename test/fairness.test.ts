@@ -4,9 +4,12 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { BIN, alive, held, inotifyWatches, listJson, lockDir, queuedInKernel, run, sh, start, startSh, waitFor, wl } from "./helpers";
+import { mountNamespace, needs, root, tool } from "./needs";
 
-const isRoot = process.getuid?.() === 0;
-if (!isRoot) console.log("skip: fairness.test.ts: the mount- and PID-namespace tests need root (unshare)");
+/** Why a test that runs in a PID namespace of its own (unshare -p) cannot run here, or undefined. */
+const pidNamespace = () => mountNamespace() ?? (Bun.spawnSync(["unshare", "-p", "-f", "--mount-proc", "true"]).exitCode === 0 ? undefined : "unshare -p is not permitted here");
+/** Why a test that runs commands as other users (setpriv) cannot run here, or undefined. */
+const otherUsers = () => root() ?? tool("setpriv");
 
 describe("a descendant that inherited the locked descriptor keeps the lock, as under flock(1)", () => {
   test("busy while the orphan lives, free when it exits", async () => {
@@ -133,7 +136,7 @@ describe("waiters are served in arrival order", () => {
 });
 
 describe("the kernel names the holder", () => {
-  test.skipIf(!isRoot)("with a full disk no record is written: the same owner still gets 0 at once, and --list shows the holder", async () => {
+  needs(mountNamespace())("with a full disk no record is written: the same owner still gets 0 at once, and --list shows the holder", async () => {
     const d = lockDir();
     mkdirSync(`${d}/full`);
     // A mount namespace of its own: the tmpfs goes with it.
@@ -150,7 +153,7 @@ describe("the kernel names the holder", () => {
     expect(rows[0]!.command).toStartWith("sh -c");
   });
 
-  test.skipIf(!isRoot)("a holder that polls its owner is not fooled by a reused PID", async () => {
+  needs(pidNamespace())("a holder that polls its owner is not fooled by a reused PID", async () => {
     const d = lockDir();
     // A PID namespace of its own, where the next PID can be chosen (ns_last_pid).
     const r = await run(["unshare", "-p", "-f", "--mount-proc", "sh", "-c", `
@@ -175,7 +178,7 @@ describe("one default lock directory for every user", () => {
     run(["unshare", "-m", "sh", "-c", `mount -t tmpfs -o mode=755 tmpfs /run && mount -t tmpfs -o mode=1777 tmpfs /tmp && ${script}`], { env: { WL: BIN }, deadlineMs: 15_000 });
   const asNobody = "setpriv --reuid=65534 --regid=65534 --clear-groups";
 
-  test.skipIf(!isRoot)("on a fresh boot a user's lock and root's lock are one lock, whoever comes first", async () => {
+  needs(mountNamespace(), otherUsers())("on a fresh boot a user's lock and root's lock are one lock, whoever comes first", async () => {
     const r = await freshBoot(`
       mkdir -m 1777 /run/lock
       ${asNobody} "$WL" -v --list 2>&1 | grep 'lock directory'
@@ -193,7 +196,7 @@ describe("one default lock directory for every user", () => {
     expect(r.stdout).toContain("root after: 0");
   }, 20_000);
 
-  test.skipIf(!isRoot)("without /run/lock every user falls to the same next default; read-only modes create nothing", async () => {
+  needs(mountNamespace(), otherUsers())("without /run/lock every user falls to the same next default; read-only modes create nothing", async () => {
     const r = await freshBoot(`
       ${asNobody} "$WL" -v --list 2>&1 | grep 'lock directory'
       "$WL" -v --check x 2>&1 | grep 'lock directory'
@@ -205,7 +208,7 @@ describe("one default lock directory for every user", () => {
     expect(r.stdout.split("\n").filter((l) => l && !l.includes("lock directory"))).toEqual([]);
   });
 
-  test.skipIf(!isRoot)("a waitlock directory made by an ordinary user is ignored by everyone; root's (make install) is used by everyone", async () => {
+  needs(mountNamespace(), otherUsers())("a waitlock directory made by an ordinary user is ignored by everyone; root's (make install) is used by everyone", async () => {
     const r = await freshBoot(`
       mkdir -m 1777 /run/lock
       ${asNobody} mkdir -m 1777 /run/lock/waitlock
@@ -221,7 +224,7 @@ describe("one default lock directory for every user", () => {
 
 describe("two users in one shared directory", () => {
   const protectedRegular = "/proc/sys/fs/protected_regular";
-  test.skipIf(!isRoot || !existsSync(protectedRegular))("with fs.protected_regular=1 (the usual default) each locks the other's files, and no stale record is left", async () => {
+  needs(otherUsers(), existsSync(protectedRegular) ? undefined : "no fs.protected_regular in this kernel")("with fs.protected_regular=1 (the usual default) each locks the other's files, and no stale record is left", async () => {
     const d = lockDir();
     chmodSync(d, 0o755);
     mkdirSync(`${d}/shared`, { mode: 0o1777 });

@@ -1,15 +1,34 @@
 // Drives the compiled binary the way a user would: real processes in a temporary lock
-// directory. Every process started here leads its own process group, and the group is
-// killed by that PID after each test (commands run by --exec included; test/cleanup.ts).
+// directory. Every process started here leads its own session, and whatever is still in it
+// after each test is killed (commands run by --exec included; test/cleanup.ts).
 import { expect } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { SUBDIR, SYSTEM_BASES } from "../src/lockdir";
 import { dirs, started } from "./cleanup";
+import { isRoot, tool } from "./needs";
+
+export { STRICT, isRoot, linux, mountNamespace, needs, root, tool } from "./needs";
 
 export const BIN = resolve(import.meta.dir, "../dist/waitlock");
 if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run 'npm run build' (npm test does it for you)`);
+
+/**
+ * Why `unprivileged` cannot run here, or undefined: as root it needs setpriv(1).
+ */
+export const unprivilegedNeeds = (): string | undefined => (isRoot() ? tool("setpriv") : undefined);
+
+/**
+ * Runs waitlock as a user without privileges over the test's files: nobody (through
+ * setpriv) when the suite runs as root, else the suite's own user. Permission bits taken
+ * from a directory the test made (chmod 0o555, 0o000) then deny this user.
+ */
+export const unprivileged = (args: string[], opts?: RunOptions) =>
+  run(isRoot() ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BIN, ...args] : [BIN, ...args], opts);
+
+/** The name of the user the suite runs as (what --list shows in its USER column), from id(1). */
+export const userName = (): string => Bun.spawnSync(["id", "-un"]).stdout.toString().trim() || String(process.getuid?.());
 
 /** A fresh lock directory (removed after the test). */
 export function lockDir(): string {

@@ -2,7 +2,7 @@
 import { expect, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { encodeRecord } from "../src/record";
-import { BIN, alive, held, listJson, lockDir, queuedInKernel, sh, start, startSh, waitFor, wl } from "./helpers";
+import { BIN, alive, held, listJson, lockDir, needs, queuedInKernel, sh, start, startSh, stderrOf, tool, waitFor, wl } from "./helpers";
 
 test("a script that took the lock holds it until it exits, then it is free", async () => {
   const d = lockDir();
@@ -105,7 +105,7 @@ test("SIGKILL of the holder process frees the slot at once, and a waiter gets it
   script.kill("SIGKILL");
 });
 
-test("a record claiming the caller as owner does not count unless its holder has the file open", async () => {
+needs(tool("flock"))("a record claiming the caller as owner does not count unless its holder has the file open", async () => {
   const d = lockDir();
   const script = startSh(`echo $$ > "$D/pid"; read -r _; "$WL" -d "$D" -t 0 claimed; echo "rc=$?" > "$D/rc"`, d);
   await waitFor("script pid", () => existsSync(`${d}/pid`) && readFileSync(`${d}/pid`, "utf8").endsWith("\n"));

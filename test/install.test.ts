@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { FILES, options } from "../src/completions";
-import { lockDir, run, wl } from "./helpers";
+import { lockDir, needs, run, tool, wl } from "./helpers";
 
 const ROOT = join(import.meta.dir, "..");
 const MAN = join(ROOT, "man/waitlock.1");
@@ -33,9 +33,12 @@ describe("man page", () => {
     for (const v of variables) expect({ v, man: environment.includes(v), readme: readme.includes(`\`${v}\``) }).toEqual({ v, man: true, readme: true });
   });
 
-  test("no warnings from groff -man -ww nor mandoc -Tlint", async () => {
+  needs(tool("groff"))("no warnings from groff -man -ww", async () => {
     const groff = await run(["groff", "-man", "-ww", "-z", MAN]);
     expect({ code: groff.code, stderr: groff.stderr }).toEqual({ code: 0, stderr: "" });
+  });
+
+  needs(tool("mandoc"))("no warnings from mandoc -Tlint", async () => {
     const mandoc = await run(["mandoc", "-Tlint", MAN]);
     expect({ code: mandoc.code, out: mandoc.stdout + mandoc.stderr }).toEqual({ code: 0, out: "" });
   });
@@ -46,7 +49,7 @@ describe("completions", () => {
     for (const file of Object.keys(FILES)) expect(existsSync(join(COMPLETIONS, file))).toBe(true);
   });
 
-  test("bash completes every option, option values and the command after --exec", async () => {
+  needs(tool("bash"))("bash completes every option, option values and the command after --exec", async () => {
     const complete = async (line: string) => {
       const words = line.split(" ");
       const script = `source ${COMPLETIONS}/waitlock.bash
@@ -61,7 +64,7 @@ COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length 
     expect(await complete("waitlock --file /etc/host")).toContain("/etc/hosts");
   });
 
-  test("fish completes every option and the values of --format", async () => {
+  needs(tool("fish"))("fish completes every option and the values of --format", async () => {
     const complete = async (line: string) =>
       (await run(["fish", "-c", `source ${COMPLETIONS}/waitlock.fish; complete -C '${line}'`])).stdout.trim().split("\n").map((l) => l.split("\t")[0]);
     const all = await complete("waitlock -");
@@ -69,7 +72,7 @@ COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length 
     expect((await complete("waitlock --format ")).sort()).toEqual(["csv", "human", "json", "null", "prometheus"]);
   });
 
-  test("zsh's _arguments spec names every option", async () => {
+  needs(tool("zsh"))("zsh's _arguments spec names every option", async () => {
     const stub = `_arguments() { printf '%s\\n' "$@"; }; _pids() { :; }; _files() { :; }; _normal() { :; }
 source ${COMPLETIONS}/_waitlock`;
     const r = await run(["zsh", "-f", "-c", stub]);
@@ -78,7 +81,7 @@ source ${COMPLETIONS}/_waitlock`;
   });
 });
 
-test("make install puts the binary, the man page and the completions under DESTDIR/PREFIX; make uninstall removes them", async () => {
+needs(tool("make"), tool("install"))("make install puts the binary, the man page and the completions under DESTDIR/PREFIX; make uninstall removes them", async () => {
   const dest = lockDir();
   const install = await run(["make", "-C", ROOT, "install", `DESTDIR=${dest}`, "PREFIX=/usr"], { deadlineMs: 180_000 });
   expect(install.code).toBe(0);

@@ -1,12 +1,12 @@
 // One test (at least) for each invariant of ARCHITECTURE.md that is not covered where the
 // behaviour lives (4: hold.test.ts, 5: exec.test.ts).
 import { expect, test } from "bun:test";
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { encodeRecord } from "../src/record";
-import { BIN, expectWokenByRelease, held, lockDir, start, startSh, stderrOf, waitFor, wl } from "./helpers";
+import { BIN, expectWokenByRelease, held, lockDir, needs, start, startSh, stderrOf, tool, waitFor, wl } from "./helpers";
 
-test("1. the kernel decides: a flock(1) holder with no record blocks; a record of a live PID without a lock does not", async () => {
+needs(tool("flock"))("1. the kernel decides: a flock(1) holder with no record blocks; a record of a live PID without a lock does not", async () => {
   const d = lockDir();
   const outsider = start(["flock", `${d}/k.slot0.lock`, "sleep", "30"]);
   await waitFor("flock(1) to hold the file", () => existsSync(`${d}/k.slot0.lock`));
@@ -29,11 +29,11 @@ test("2. unlink only while holding: a holder whose file was replaced leaves the 
   await waitFor("A", () => existsSync(`${d}/a`));
   const b = start([BIN, "-d", d, "u", "--exec", "sleep", "30"]);
   await waitFor("B to hold a new file", () => held(d, "u"));
-  const inode = Bun.spawnSync(["stat", "-c", "%i", `${d}/u.slot0.lock`]).stdout.toString();
+  const inode = statSync(`${d}/u.slot0.lock`).ino;
   a.stdin!.end();
   expect(await a.exited).toBe(0);
   // A released without deleting B's file: B still holds the lock, nobody else gets in.
-  expect(Bun.spawnSync(["stat", "-c", "%i", `${d}/u.slot0.lock`]).stdout.toString()).toBe(inode);
+  expect(statSync(`${d}/u.slot0.lock`).ino).toBe(inode);
   expect(await held(d, "u")).toBe(true);
   expect((await wl(["-d", d, "-t", "0", "u", "--exec", "true"])).code).toBe(1);
   b.kill("SIGTERM");

@@ -1,7 +1,7 @@
 // The lock directory: discovery, creation and the safety rules.
 import { expect, test } from "bun:test";
 import { chmodSync, linkSync, mkdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { BIN, inDefaultDirs, lockDir, run, wl } from "./helpers";
+import { BIN, inDefaultDirs, lockDir, mountNamespace, needs, run, unprivileged, unprivilegedNeeds, wl } from "./helpers";
 
 const ONE_LINE = /^waitlock: [^\n]+: [^\n]+\n$/;
 
@@ -53,25 +53,26 @@ test("a lock file that is a symlink is never followed", async () => {
   expect(await Bun.file(`${d}/victim`).text()).toBe("precious\n");
 });
 
-const asNobody = (args: string[]) => run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BIN, ...args]);
-
-test("permission denied on the lock directory or a lock file: exit 5", async () => {
+needs(unprivilegedNeeds())("permission denied on the lock directory or a lock file: exit 5", async () => {
   const d = lockDir();
   chmodSync(d, 0o755);
   mkdirSync(`${d}/mine`, 0o755);
-  const dir = await asNobody(["-d", `${d}/mine`, "x", "--exec", "true"]);
+  chmodSync(`${d}/mine`, 0o555);
+  const dir = await unprivileged(["-d", `${d}/mine`, "x", "--exec", "true"]);
   expect(dir.code).toBe(5);
   expect(dir.stderr).toMatch(ONE_LINE);
-  const sub = await asNobody(["-d", `${d}/mine/sub`, "x", "--exec", "true"]);
+  expect(dir.stderr).toContain("Permission denied");
+  const sub = await unprivileged(["-d", `${d}/mine/sub`, "x", "--exec", "true"]);
   expect(sub.code).toBe(5);
+  chmodSync(`${d}/mine`, 0o755);
 });
 
-test("with no directory given, every user resolves the same system default", async () => {
+needs(unprivilegedNeeds())("with no directory given, every user resolves the same system default", async () => {
   await inDefaultDirs(async () => {
     const r = await wl(["-v", "--list"]);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/DEBUG: lock directory \/(run\/lock|var\/lock|tmp)(\/waitlock)?\n/);
-    const r2 = await asNobody(["-v", "--list"]);
+    const r2 = await unprivileged(["-v", "--list"]);
     expect(r2.code).toBe(0);
     expect(r2.stderr.match(/DEBUG: lock directory (\S+)\n/)?.[1]).toBe(r.stderr.match(/DEBUG: lock directory (\S+)\n/)?.[1]);
   });
@@ -89,4 +90,15 @@ test("a FIFO or a hard link planted under a slot's name is refused, never hung o
   expect(linked.code).toBe(4);
   expect(await Bun.file(`${d}/precious`).text()).toBe("precious\n");
   expect((await wl(["-d", d, "--list", "--all"])).code).toBe(0);
+});
+
+needs(mountNamespace())("a read-only file system is named as such (exit 6), never 'permission denied'", async () => {
+  const d = lockDir();
+  mkdirSync(`${d}/ro`);
+  // In a mount namespace of its own: the mount vanishes with the shell.
+  const r = await run(["unshare", "-m", "sh", "-c", 'mount -t tmpfs -o ro tmpfs "$0/ro" || exit 99; "$1" -d "$0/ro" x --exec true; echo "dir $?"; "$1" -d "$0/ro/sub" x --exec true; echo "sub $?"', d, BIN]);
+  expect(r.stdout).toBe("dir 6\nsub 6\n");
+  const [dir, sub] = r.stderr.trimEnd().split("\n");
+  expect(dir).toBe(`waitlock: ${d}/ro: lock directory is on a read-only file system`);
+  expect(sub).toBe(`waitlock: ${d}/ro/sub: cannot create lock directory: Read-only file system`);
 });

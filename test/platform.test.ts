@@ -3,11 +3,11 @@
 // published headers, transcribed below independently of the table.
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { LOCK, LOG, platformFor, syslogFacilities } from "../ffi/platform";
+import { LOCK, LOG, WAIT, platformFor, syslogFacilities } from "../ffi/platform";
 import { decodeProcArgs } from "../src/procinfo";
-import { lockDir, run } from "./helpers";
+import { linux, lockDir, needs, run, tool } from "./helpers";
 
-test.skipIf(process.platform !== "linux")("the Linux table matches this machine's headers (gcc)", async () => {
+needs(linux(), tool("cc"))("the Linux table matches this machine's headers (cc)", async () => {
   const bin = join(lockDir(), "constants");
   const cc = await run(["cc", "-o", bin, join(import.meta.dir, "fixtures/constants.c")]);
   expect(cc.stderr).toBe("");
@@ -20,6 +20,12 @@ test.skipIf(process.platform !== "linux")("the Linux table matches this machine'
   expect(p.SC_CLK_TCK).toBe(c.SC_CLK_TCK);
   expect(p.SYS).toEqual(c.SYS);
   expect(p.IN).toEqual(c.IN);
+  const { reserved, ...spawn } = p.spawn;
+  expect(spawn).toEqual(c.spawn);
+  // The real-time signals below SIGRTMIN are libc's own.
+  for (let n = 32; n < c.SIGRTMIN; n++) expect(reserved).toContain(n);
+  expect(p.job).toEqual(c.job);
+  expect(WAIT).toEqual(c.WAIT);
   expect({ size: p.stat.size, dev: p.stat.dev.off, ino: p.stat.ino.off, nlink: p.stat.nlink.off, mode: p.stat.mode.off, uid: p.stat.uid.off, fileSize: p.stat.fileSize.off }).toEqual(c.stat);
   for (const [name, n] of Object.entries(c.SIG as Record<string, number>)) expect({ name, n: p.signals()[name] }).toEqual({ name, n });
   const facility = syslogFacilities();
@@ -27,13 +33,13 @@ test.skipIf(process.platform !== "linux")("the Linux table matches this machine'
   for (const f of ["daemon", "user", "local0", "local5", "local7", "authpriv", "ftp", "cron"]) expect({ f, v: facility[f] }).toEqual({ f, v: c.LOG[f] });
 });
 
-// From xnu bsd/sys/{fcntl,errno,signal,event,sysctl}.h and unistd.h; FreeBSD, OpenBSD and
-// NetBSD sys/{fcntl,errno,signal,event,stat,sysctl}.h and unistd.h.
+// From xnu bsd/sys/{fcntl,errno,signal,event,sysctl}.h, unistd.h and spawn.h; FreeBSD,
+// OpenBSD and NetBSD sys/{fcntl,errno,signal,event,stat,sysctl}.h, unistd.h and spawn.h.
 const published = {
-  darwin: { CREAT: 0x200, NOFOLLOW: 0x100, CLOEXEC: 0x1000000, DIRECTORY: 0x100000, EAGAIN: 35, ELOOP: 62, ENOLCK: 77, SIGUSR1: 30, SIGUSR2: 31, SIGCHLD: 20, SC: 58, statSize: 144, ino: 8, fileSize: 96, kevent: 32, procArgs: [1, 49, 42], errnoFn: "__error" },
-  freebsd: { CREAT: 0x200, NOFOLLOW: 0x100, CLOEXEC: 0x100000, DIRECTORY: 0x20000, EAGAIN: 35, ELOOP: 62, ENOLCK: 77, SIGUSR1: 30, SIGUSR2: 31, SIGCHLD: 20, SC: 58, statSize: 224, ino: 8, fileSize: 112, kevent: 64, procArgs: [1, 14, 7, 42], errnoFn: "__error" },
-  openbsd: { CREAT: 0x200, NOFOLLOW: 0x100, CLOEXEC: 0x10000, DIRECTORY: 0x20000, EAGAIN: 35, ELOOP: 62, ENOLCK: 77, SIGUSR1: 30, SIGUSR2: 31, SIGCHLD: 20, SC: 503, statSize: 128, ino: 8, fileSize: 80, kevent: 32, procArgs: [1, 55, 42, 1], errnoFn: "__errno" },
-  netbsd: { CREAT: 0x200, NOFOLLOW: 0x100, CLOEXEC: 0x400000, DIRECTORY: 0x200000, EAGAIN: 35, ELOOP: 62, ENOLCK: 77, SIGUSR1: 30, SIGUSR2: 31, SIGCHLD: 20, SC: 1002, statSize: 152, ino: 16, fileSize: 112, kevent: undefined, procArgs: [1, 48, 42, 1], errnoFn: "__errno" },
+  darwin: { CREAT: 0x200, NOFOLLOW: 0x100, CLOEXEC: 0x1000000, DIRECTORY: 0x100000, EAGAIN: 35, ELOOP: 62, ENOLCK: 77, SIGUSR1: 30, SIGUSR2: 31, SIGCHLD: 20, SC: 58, statSize: 144, ino: 8, fileSize: 96, kevent: 32, procArgs: [1, 49, 42], errnoFn: "__error", spawn: [0x02, 0x04, 0x08, 4] },
+  freebsd: { CREAT: 0x200, NOFOLLOW: 0x100, CLOEXEC: 0x100000, DIRECTORY: 0x20000, EAGAIN: 35, ELOOP: 62, ENOLCK: 77, SIGUSR1: 30, SIGUSR2: 31, SIGCHLD: 20, SC: 58, statSize: 224, ino: 8, fileSize: 112, kevent: 64, procArgs: [1, 14, 7, 42], errnoFn: "__error", spawn: [0x02, 0x10, 0x20, 16] },
+  openbsd: { CREAT: 0x200, NOFOLLOW: 0x100, CLOEXEC: 0x10000, DIRECTORY: 0x20000, EAGAIN: 35, ELOOP: 62, ENOLCK: 77, SIGUSR1: 30, SIGUSR2: 31, SIGCHLD: 20, SC: 503, statSize: 128, ino: 8, fileSize: 80, kevent: 32, procArgs: [1, 55, 42, 1], errnoFn: "__errno", spawn: [0x02, 0x10, 0x20, 4] },
+  netbsd: { CREAT: 0x200, NOFOLLOW: 0x100, CLOEXEC: 0x400000, DIRECTORY: 0x200000, EAGAIN: 35, ELOOP: 62, ENOLCK: 77, SIGUSR1: 30, SIGUSR2: 31, SIGCHLD: 20, SC: 1002, statSize: 152, ino: 16, fileSize: 112, kevent: undefined, procArgs: [1, 48, 42, 1], errnoFn: "__errno", spawn: [0x02, 0x10, 0x20, 16] },
 };
 
 for (const [os, want] of Object.entries(published)) {
@@ -45,7 +51,10 @@ for (const [os, want] of Object.entries(published)) {
       SIGUSR1: p.signals().SIGUSR1, SIGUSR2: p.signals().SIGUSR2, SIGCHLD: p.signals().SIGCHLD,
       SC: p.SC_NPROCESSORS_ONLN, statSize: p.stat.size, ino: p.stat.ino.off, fileSize: p.stat.fileSize.off,
       kevent: p.kevent?.size, procArgs: p.procArgs?.mib(42), errnoFn: p.errnoFn,
+      spawn: [p.spawn.SETPGROUP, p.spawn.SETSIGDEF, p.spawn.SETSIGMASK, p.spawn.sigsetBytes],
     }).toEqual(want);
+    // sys/signal.h: SIG_BLOCK, SIG_SETMASK; sys/filio.h: FIONCLEX = _IO('f', 2).
+    expect(p.job).toEqual({ SIG_BLOCK: 1, SIG_SETMASK: 3, FIONCLEX: 0x20006602 });
     expect(p.hwNcpu).toEqual([6, 3]);
     if (p.kevent) expect([p.kevent.EVFILT_PROC, p.kevent.NOTE_EXIT, p.kevent.EV_ADD, p.kevent.EV_ONESHOT]).toEqual([-5, 0x80000000, 1, 0x10]);
     expect(p.ownerWatch).toBe(os === "netbsd" ? "kill" : "kqueue");

@@ -1,6 +1,6 @@
 // Lock records you can trust: checksummed binary form, text fallback, corruption handling.
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { crc32 as wasmCrc32 } from "hash-wasm";
 import {
   RECORD_SIZE,
@@ -13,7 +13,7 @@ import {
   unescapeValue,
   type LockRecord,
 } from "../src/record";
-import { BIN, held, listJson, lockDir, run, sh, start, waitFor, wl } from "./helpers";
+import { BIN, held, listJson, lockDir, mountNamespace, needs, run, sh, start, tool, waitFor, wl } from "./helpers";
 
 const sample: LockRecord = {
   pid: 31337, owner: 4242, uid: 1000, acquiredAt: 1_795_000_000, type: "semaphore", maxHolders: 8, slot: 5,
@@ -33,7 +33,7 @@ describe("CRC-32", () => {
     for (const bytes of inputs) expect(crc32(bytes).toString(16).padStart(8, "0")).toBe(await wasmCrc32(bytes));
   });
 
-  test("an external check (Python's zlib) finds the magic in a held lock's file and verifies its CRC-32", async () => {
+  needs(tool("python3"))("an external check (Python's zlib) finds the magic in a held lock's file and verifies its CRC-32", async () => {
     const d = lockDir();
     start([BIN, "-d", d, "-m", "3", "audited", "--exec", "sleep", "30"]);
     await waitFor("record", async () => (await listJson(d)).length === 1);
@@ -87,6 +87,27 @@ describe("text form", () => {
     const r = await sh(`trap '' XFSZ; ulimit -f 4; exec "$WL" -v -d "$D" small --exec sh -c 'head -c 9 "$D/small.slot0.lock"; echo; wc -c < "$D/small.slot0.lock"'`, d, { deadlineMs: 10_000 });
     expect(r.code).toBe(0);
     expect(r.stderr).toContain("writing the text form of the record instead");
+    expect(r.stderr).not.toContain("warning");
+  });
+});
+
+describe("a record that cannot be written", () => {
+  const warning = (path: string, why: string) =>
+    `waitlock: warning: ${path}: lock held, but its record cannot be written (${why}): --list and --done cannot name the holder\n`;
+
+  test("is said in one warning line, and the lock is held all the same; --quiet silences it", async () => {
+    const d = lockDir();
+    const hold = (flags: string) => sh(`trap '' XFSZ; ulimit -f 0; exec "$WL" ${flags} -d "$D" big --exec sh -c 'echo "$WAITLOCK_SLOT"'`, d);
+    const r = await hold("");
+    expect(r).toMatchObject({ code: 0, stdout: "0\n", stderr: warning(`${d}/big.slot0.lock`, "File too large") });
+    expect(await hold("-q")).toMatchObject({ code: 0, stdout: "0\n", stderr: "" });
+  });
+
+  needs(mountNamespace())("on a full file system, the warning names the cause", async () => {
+    const d = lockDir();
+    mkdirSync(`${d}/full`);
+    const r = await sh(`exec unshare -m sh -c 'mount -t tmpfs -o size=4k tmpfs "$D/full" || exit 99; head -c 8192 /dev/zero > "$D/full/filler" 2>/dev/null; exec "$WL" -d "$D/full" x --exec true'`, d);
+    expect(r).toMatchObject({ code: 0, stderr: warning(`${d}/full/x.slot0.lock`, "No space left on device") });
   });
 });
 

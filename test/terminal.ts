@@ -1,8 +1,9 @@
 // waitlock on a real terminal: script(1) runs a command on a fresh pseudo-terminal and
 // copies what it printed there; tmux keeps a terminal whose screen a test can read while
 // the program runs. .ci/run installs both; elsewhere a test that needs one is skipped with
-// a line saying why, and under CI (CI=true) a missing one fails instead.
+// a line saying why, and under WAITLOCK_TEST_STRICT=1 (.ci/run) a missing one fails instead.
 import { run, track, type Result, type RunOptions } from "./helpers";
+import { STRICT } from "./needs";
 
 export const hasScript = Bun.which("script") !== null;
 export const hasTmux = Bun.which("tmux") !== null;
@@ -10,7 +11,7 @@ export const hasTmux = Bun.which("tmux") !== null;
 /** Skip (visibly) unless `tool` is installed; under CI, fail. `what`: the tests that need it. */
 export function needs(tool: string, have: boolean, what = "tests that need a real terminal"): boolean {
   if (have) return true;
-  if (process.env.CI === "true") throw new Error(`${tool} is missing, and CI must run every test (.ci/run installs it)`);
+  if (STRICT) throw new Error(`${tool} is missing, and WAITLOCK_TEST_STRICT=1 runs every test (.ci/run installs it)`);
   console.warn(`skipped: ${tool} is not installed (${what})`);
   return false;
 }

@@ -11,9 +11,12 @@ import { sysError } from "../syserror";
 /** Can a lock of `wanted` join one held in `held` (undefined: free)? */
 const serves = (held: LockMode | undefined, wanted: LockMode) => held === undefined || (held === "shared" && wanted === "shared");
 
-/** Errors other than usage mean "cannot tell" (2). */
+/**
+ * Errors other than usage mean "cannot tell" (2); out of descriptors stays 75 in every
+ * mode: retrying can succeed, and it is no answer.
+ */
 function orCannotTell(e: unknown): never {
-  if (e instanceof WaitlockError && e.exitCode !== EXIT.USAGE) throw new WaitlockError(EXIT.TIMEOUT, e.context, e.message);
+  if (e instanceof WaitlockError && e.exitCode !== EXIT.USAGE && e.exitCode !== EXIT.TEMPFAIL) throw new WaitlockError(EXIT.TIMEOUT, e.context, e.message);
   throw e;
 }
 

@@ -3,7 +3,7 @@ import { getuid, hostname } from "../../ffi/libc";
 import { acquire, inspect, readRecordBytes, release, slotPath, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
 import { BusyError, TimeoutError } from "../errors";
 import { heldBy, holderPhrase, type Holder } from "../holdertext";
-import { debug, statusLineWanted, toPerson } from "../log";
+import { debug, statusLineWanted, toPerson, warn } from "../log";
 import { startWaitStatus, type WaitStatus } from "../waitstatus";
 import { encodeRecord, encodeTextRecord, inspectRecord, type LockRecord } from "../record";
 import type { RecordForm } from "../options";
@@ -60,13 +60,18 @@ export function claimSlot(req: SlotRequest, timeout: number | null, form: Record
   };
 }
 
-/** Binary first; the text form when that cannot be written, or when asked for. */
+/**
+ * Binary first; the text form when that cannot be written, or when asked for. When neither
+ * can be written (a full disk), one warning: the lock is held all the same, but --list and
+ * --done cannot name its holder.
+ */
 export function storeRecord(held: Held, record: LockRecord, form: RecordForm): void {
   if (form === "binary") {
-    if (writeRecord(held, encodeRecord(record))) return;
+    if (writeRecord(held, encodeRecord(record)) === null) return;
     debug(`writing the text form of the record instead`);
   }
-  if (!writeRecord(held, encodeTextRecord(record))) debug(`${held.path} holds no record of this holder`);
+  const why = writeRecord(held, encodeTextRecord(record));
+  if (why !== null) warn(held.path, `lock held, but its record cannot be written (${why}): --list and --done cannot name the holder`);
 }
 
 /** The record in an open slot file, or null (with a debug line saying why). */

@@ -8,6 +8,7 @@ import { fileKey, findHolders, grantedLocks, holdsLock, runningSince, startedAt,
 import { commandLine, exitWatch } from "../procinfo";
 import { inspectRecord, type LockRecord } from "../record";
 import { fileBase } from "../holderfiles";
+import { runtimeError } from "../syserror";
 import { holderRecords } from "./claims";
 import type { Claimed } from "./describe";
 import { holderArgs, ownerOfHolder } from "./holder";
@@ -135,7 +136,7 @@ export function holdForCaller(take: (owner: number) => Claimed, name: string, ow
     events.acquired(held.slot, command);
   } catch (e) {
     held.release();
-    throw e;
+    throw runtimeError(name, e) ?? e;
   } finally {
     closeWatch();
   }

@@ -199,7 +199,8 @@ export function restoreJit(): void {
 
 /** --list's errors are exit 1 (usage errors stay 3). */
 export function asListError(e: unknown): unknown {
-  return e instanceof WaitlockError && e.exitCode !== EXIT.USAGE ? new WaitlockError(EXIT.BUSY, e.context, e.message) : e;
+  // Out of descriptors is 75 in every mode: retrying can succeed, and it is no answer.
+  return e instanceof WaitlockError && e.exitCode !== EXIT.USAGE && e.exitCode !== EXIT.TEMPFAIL ? new WaitlockError(EXIT.BUSY, e.context, e.message) : e;
 }
 
 /**

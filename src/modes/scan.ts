@@ -10,7 +10,7 @@ import { ProcessCache, fileKey, findHolders, grantedLocks, readLockTable, type G
 import { debug } from "../log";
 import { alive, parentOf } from "../procinfo";
 import { inspectRecord, type Decoded, type LockRecord } from "../record";
-import { sysError } from "../syserror";
+import { runtimeError, sysError } from "../syserror";
 
 const SLOT_FILE = /^([A-Za-z0-9._-]+)\.slot(\d+)\.lock$/;
 const SLOT_BASE = /^([A-Za-z0-9._-]+)\.slot(\d+)$/;
@@ -75,9 +75,9 @@ function readDir(dir: string): string[] {
   try {
     return readdirSync(dir);
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === "ENOENT") return [];
-    throw new WaitlockError(code === "EACCES" ? EXIT.PERMISSION : EXIT.SYSTEM, dir, `cannot read lock directory: ${(e as Error).message}`);
+    if ((e as { code?: string }).code === "ENOENT") return [];
+    const doing = "cannot read lock directory";
+    throw runtimeError(dir, e, doing) ?? new WaitlockError(EXIT.SYSTEM, dir, `${doing}: ${(e as Error).message}`);
   }
 }
 

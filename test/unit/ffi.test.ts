@@ -4,6 +4,7 @@ import { expect, test } from "bun:test";
 import { FFIType } from "bun:ffi";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { linux, needs } from "../needs";
 
 test("the type codes in ffi/libc.ts are bun:ffi's", () => {
   const source = readFileSync(join(import.meta.dir, "../../ffi/libc.ts"), "utf8");
@@ -13,7 +14,7 @@ test("the type codes in ffi/libc.ts are bun:ffi's", () => {
   for (const [name, code] of Object.entries(table)) expect({ name, code: Number(code) }).toEqual({ name, code: FFIType[name === "none" ? "void" : (name as keyof typeof FFIType)] as number });
 });
 
-test.skipIf(process.platform !== "linux")("this Bun has the native FFI layer the Linux path calls", () => {
+needs(linux())("this Bun has the native FFI layer the Linux path calls", () => {
   const native = (Bun as unknown as { FFI?: Record<string, unknown> }).FFI;
   expect(typeof native?.dlopen).toBe("function");
   expect(typeof native?.ptr).toBe("function");

@@ -4,6 +4,7 @@ import { afterAll, expect, test } from "bun:test";
 import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { createWaker } from "../../src/waker";
+import { linux, needs } from "../needs";
 
 const dir = mkdtempSync("/dev/shm/waitlock-waker-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,7 +21,7 @@ function watched(name: string, n: number) {
   return { waker, paths, fds };
 }
 
-test.skipIf(process.platform !== "linux")("a release wakes the waiter with the slot it released, and only that one", () => {
+needs(linux())("a release wakes the waiter with the slot it released, and only that one", () => {
   const { waker, paths, fds } = watched("rel", 3);
   unlinkSync(paths[1]!);
   expect(waker.sleep(5000)).toEqual(new Set([1]));
@@ -30,7 +31,7 @@ test.skipIf(process.platform !== "linux")("a release wakes the waiter with the s
   for (const fd of [fds[0]!, fds[1]!]) closeSync(fd);
 });
 
-test.skipIf(process.platform !== "linux")("events of slots no longer watched do not end the sleep", () => {
+needs(linux())("events of slots no longer watched do not end the sleep", () => {
   const { waker, paths, fds } = watched("stale", 2);
   // Unwatching queues IN_IGNORED; the file's removal and close come after the watch is gone.
   waker.unwatch(0);

@@ -1,0 +1,189 @@
+// The command of --exec as a child process: started with the caller's process state, in a
+// process group of its own, given the terminal when waitlock has it, and sent every signal
+// meant for it exactly once.
+//
+// Its own group is what makes "once" hold: a signal sent to waitlock's process group (kill
+// -- -PGID, a service manager stopping the group) reaches waitlock alone, which forwards it;
+// the terminal's ^C and ^Z reach the command's group directly, waitlock not being in the
+// foreground group then. waitlock plays the part of a job-control shell for that group: when
+// the command stops, waitlock takes the terminal back and stops its own group, so that the
+// caller's shell sees the job stopped; when it is continued (fg, bg), it continues the
+// command, and hands it the terminal again if the shell gave it to waitlock.
+import {
+  E,
+  clearCloseOnExec,
+  close,
+  foregroundGroup,
+  ignoreSignal,
+  kill,
+  openControllingTerminal,
+  platform,
+  processGroup,
+  setFileLimit,
+  setForegroundGroup,
+  signalIgnored,
+  spawnInGroup,
+  strerror,
+  waitChild,
+  type SignalMask,
+} from "../ffi/libc";
+import { EXIT, WaitlockError } from "./errors";
+import { debug } from "./log";
+import { sysError } from "./syserror";
+
+/**
+ * The signals waitlock handles while the command runs. Sent to waitlock, SIGTERM, SIGINT,
+ * SIGHUP and SIGQUIT go to the command's process group, as a terminal or a group-wide kill
+ * would send them; SIGUSR1 and SIGUSR2 are messages for the command alone (SPEC "--exec").
+ */
+const HANDLED = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGTSTP", "SIGCONT", "SIGCHLD"] as const;
+
+export interface CommandSpec {
+  /** the file to run: resolved in PATH already */
+  path: string;
+  argv: string[];
+  /** KEY=VALUE */
+  env: string[];
+  /** descriptors above 2 the command inherits: the caller's, and the locked one */
+  inherit: number[];
+  /** RLIMIT_NOFILE to hand down instead of this process's own */
+  fileLimit?: { soft: number; hard: number };
+  /** the signal mask to hand down: the caller's */
+  mask: SignalMask;
+}
+
+/** The command's exit status, or 128 + N when signal N killed it, once it has ended. */
+export interface Ended {
+  then(resolve: (status: number) => void): void;
+}
+
+/** The terminal waitlock may hand to the command: its controlling terminal, or -1. */
+function controllingTerminal(): number {
+  for (let fd = 0; fd < 3; fd++) if (foregroundGroup(fd) >= 0) return fd;
+  const tty = openControllingTerminal();
+  if (tty >= 0 && foregroundGroup(tty) >= 0) return tty;
+  if (tty >= 0) close(tty);
+  return -1;
+}
+
+/**
+ * 127: `command` is not found, as the shell would say it, with a hint for `VAR=value cmd`
+ * (only a shell understands that).
+ */
+export function notFound(command: string): WaitlockError {
+  const hint = command.includes("=") && !command.includes("/") ? ` (to set a variable for the command, use: --exec env ${command} ...)` : "";
+  return new WaitlockError(EXIT.NOT_FOUND, command, `command not found${hint}`);
+}
+
+function isDirectory(path: string): boolean {
+  const { statSync } = require("node:fs") as typeof import("node:fs");
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
+}
+
+/** 127 not found, 126 cannot be executed; out of descriptors or processes is waitlock's own failure (75). */
+function cannotStart(command: string, errno: number): WaitlockError {
+  const n = -errno;
+  if (n === E.ENOENT) return notFound(command);
+  if (n === E.EMFILE || n === E.ENFILE || n === E.EAGAIN) return sysError(command, errno, "cannot start the command");
+  if (n === E.EACCES && isDirectory(command)) return new WaitlockError(EXIT.CANNOT_EXECUTE, command, "cannot execute: is a directory");
+  return new WaitlockError(EXIT.CANNOT_EXECUTE, command, `cannot execute: ${strerror(n)}`);
+}
+
+/**
+ * Starts the command (see the header). Returns its PID and its end, to be awaited. Throws,
+ * with nothing started, 127 when it is not found, 126 when it cannot be executed, 75 when
+ * out of descriptors or processes.
+ */
+export function startCommand(spec: CommandSpec): { pid: number; ended: Ended } {
+  const sig = platform.signals();
+  const own = processGroup();
+  // A job that a shell without job control runs in the background starts with SIGINT and
+  // SIGQUIT ignored, and leaves the terminal to that shell. (The runtime replaces an ignored
+  // SIGINT by a handler of its own when a terminal is on stdio: SIGQUIT tells.)
+  const background = signalIgnored(sig.SIGQUIT!);
+  if (background) ignoreSignal(sig.SIGINT!);
+  const tty = background ? -1 : controllingTerminal();
+  let pid = 0;
+  let status: number | undefined;
+  let resolve: ((status: number) => void) | undefined;
+  // Signal handlers do not keep the event loop alive while the command runs: this does.
+  const alive = setInterval(() => {}, 2 ** 31 - 1);
+
+  // Set while the job is stopped: waitlock stopped its group (or itself) after the command.
+  let jobStopped = false;
+
+  /** Continues the command, in the foreground when the shell gave waitlock the terminal. */
+  const resume = () => {
+    jobStopped = false;
+    if (tty >= 0 && foregroundGroup(tty) === own) setForegroundGroup(tty, pid);
+    kill(-pid, sig.SIGCONT!);
+  };
+
+  const stopped = (signal: number) => {
+    if (tty < 0) return;
+    const foreground = foregroundGroup(tty);
+    // It used the terminal in the moment before waitlock handed it over; or its stop was
+    // seen only now that the job runs again.
+    if (((signal === sig.SIGTTIN || signal === sig.SIGTTOU) && foreground === pid) || jobStopped) return resume();
+    debug(`the command stopped (signal ${signal}): stopping waitlock's process group ${own} too`);
+    jobStopped = true;
+    if (foreground === pid) setForegroundGroup(tty, own);
+    kill(-own, signal);
+  };
+
+  const reap = () => {
+    for (let state = waitChild(pid); state; state = waitChild(pid)) {
+      if ("stopped" in state) stopped(state.stopped);
+      else {
+        if (tty >= 0 && foregroundGroup(tty) === pid) setForegroundGroup(tty, own);
+        status = "exited" in state ? state.exited : 128 + state.killed;
+        clearInterval(alive);
+        resolve?.(status);
+        return;
+      }
+    }
+  };
+
+  const onSignal = (name: (typeof HANDLED)[number]) => {
+    if (pid <= 0) return;
+    if (name === "SIGCHLD") reap();
+    else if (name === "SIGCONT") resume();
+    else if (name === "SIGTSTP") {
+      jobStopped = true;
+      kill(-pid, sig.SIGTSTP!);
+      kill(process.pid, sig.SIGSTOP!);
+    } else {
+      const target = name === "SIGUSR1" || name === "SIGUSR2" ? pid : -pid;
+      debug(`forwarding ${name} to ${target < 0 ? "process group" : "process"} ${pid}`);
+      kill(target, sig[name]!);
+    }
+  };
+  // In place before the command exists: handlers run on a later turn of the event loop, by
+  // which time it has been spawned. (A signal before this kills waitlock while no command
+  // runs: the kernel frees the slot.) A signal the caller ignores stays ignored, here and in
+  // the command.
+  for (const name of HANDLED) if (name === "SIGCHLD" || name === "SIGCONT" || !signalIgnored(sig[name]!)) process.on(name, onSignal);
+
+  for (const fd of spec.inherit) clearCloseOnExec(fd);
+  if (spec.fileLimit) setFileLimit(spec.fileLimit.soft, spec.fileLimit.hard);
+  // exec itself resets every handled signal, and leaves ignored ones ignored: the caller's
+  // (kept so above). Reset besides: SIGPIPE and SIGXFSZ, which the runtime ignores for
+  // itself, and the signals libc reserves.
+  const started = spawnInGroup(spec.path, spec.argv, spec.env, [sig.SIGPIPE!, sig.SIGXFSZ!, ...platform.spawn.reserved], spec.mask);
+  if (started < 0) {
+    clearInterval(alive);
+    throw cannotStart(spec.argv[0]!, started);
+  }
+  pid = started;
+  if (tty >= 0 && foregroundGroup(tty) === own) setForegroundGroup(tty, pid);
+  reap();
+  return {
+    pid,
+    ended: {
+      then(r) {
+        if (status === undefined) resolve = r;
+        else r(status);
+      },
+    },
+  };
+}
