@@ -42,7 +42,7 @@ import { debug } from "./log";
 import { MAX_RECORD_BYTES } from "./record";
 import { OPEN, lockBy, msLeft, opened, openOrCreate, shareWithAll, symlinkRefused, tryLock } from "./lockfiles";
 import { sysError } from "./syserror";
-import { awaitTurn, enterTurnstile, leaveTurnstile, tidyTurnstile } from "./turnstile";
+import { awaitTurn, enterTurnstile, leaveTurnstile, mayBeQueued, tidyTurnstile } from "./turnstile";
 import { createWaker, type Waker } from "./waker";
 
 export interface SlotRequest {
@@ -272,8 +272,20 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
   const interrupted = hooks.stopped && (() => {
     if (hooks.stopped!()) throw new CancelledError(req.name);
   });
-  const turnstile = enterTurnstile(`${req.dir}/${req.name}`, req.shared);
+  const base = `${req.dir}/${req.name}`;
   const slots = new SlotFiles(req);
+  // Nobody is queued while the queue's entry file is absent (everyone queued holds it, and
+  // it is removed only when nobody does): a free slot is then taken without joining.
+  if (!mayBeQueued(base)) {
+    try {
+      const first = slots.tryEach(undefined, hooks.isOurs);
+      if (first !== "busy") return first;
+      if (timeout === 0) throw busy(req);
+    } finally {
+      slots.close();
+    }
+  }
+  const turnstile = enterTurnstile(base, req.shared);
   let outcome: Outcome | undefined;
   try {
     let waitReported = false;

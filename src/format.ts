@@ -1,6 +1,7 @@
 // --list output formats. Pure functions of the rows, so that they can be tested alone.
 import type { LockMode } from "./holders";
 import type { Format } from "./options";
+import { duration } from "./statusline";
 
 export type Status = "active" | "stale" | "corrupt";
 
@@ -79,16 +80,6 @@ export function localTime(seconds: number | null): string {
 /** RFC 4180: quote a field holding a comma, quote or line break; double its quotes. */
 export function csvField(v: string): string {
   return /[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
-}
-
-/** `42s`, `5m07s`, `3h05m`, `2d03h`: how long, to the unit a person reads at a glance. */
-export function duration(seconds: number): string {
-  const s = Math.max(0, Math.floor(seconds));
-  const two = (n: number) => String(n).padStart(2, "0");
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${two(s % 60)}s`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h${two(Math.floor(s / 60) % 60)}m`;
-  return `${Math.floor(s / 86400)}d${two(Math.floor(s / 3600) % 24)}h`;
 }
 
 const since = (from: number | null, now: number | undefined) => (from === null || now === undefined ? "-" : duration(now - from));

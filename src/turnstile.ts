@@ -22,9 +22,7 @@
 // and had removed every node before its own) or giving up or dying while queued (those
 // before it still count). Nobody can overtake: each waiter waits for exactly those queued
 // before it, and the kernel drops the node lock of a waiter that dies.
-import { readdirSync } from "node:fs";
-import { basename, dirname } from "node:path";
-import { E, LOCK, O, close, flock, flockWait, fstat, open, strerror, unlink } from "../ffi/libc";
+import { E, LOCK, O, close, flock, flockWait, fstat, lstat, open, strerror, unlink } from "../ffi/libc";
 import { debug } from "./log";
 import { OPEN, lockBy, opened, openOrCreate, shareWithAll, tryLock } from "./lockfiles";
 import { runtimeError, sysError } from "./syserror";
@@ -37,6 +35,11 @@ export const nodePath = (base: string, ticket: number) => `${base}.q${ticket.toS
 export function ticketOf(fileName: string): number | undefined {
   const m = /\.q([0-9a-z]{8})\.lock$/.exec(fileName);
   return m ? parseInt(m[1]!, 36) : undefined;
+}
+
+/** False when nobody is queued for BASE or entering its queue: its entry file is absent. */
+export function mayBeQueued(base: string): boolean {
+  return lstat(entryPath(base)) !== -E.ENOENT;
 }
 
 /** One acquirer's place in the queue of BASE: the entry held shared, its node held exclusively. */
@@ -95,12 +98,15 @@ function enter(base: string, shared: boolean): number {
 
 /** The tickets of the nodes of BASE in its directory, in no order. Throws WaitlockError (4, 5). */
 function ticketsLeft(base: string): number[] {
-  const prefix = `${basename(base)}.q`;
+  const { readdirSync } = require("node:fs") as typeof import("node:fs");
+  const slash = base.lastIndexOf("/");
+  const dir = base.slice(0, slash);
+  const prefix = `${base.slice(slash + 1)}.q`;
   let names: string[];
   try {
-    names = readdirSync(dirname(base));
+    names = readdirSync(dir);
   } catch (e) {
-    throw runtimeError(dirname(base), e, "cannot read") ?? e;
+    throw runtimeError(dir, e, "cannot read") ?? e;
   }
   const tickets: number[] = [];
   for (const name of names) {

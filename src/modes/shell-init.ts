@@ -13,18 +13,21 @@ const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
 const VARS = ["WAITLOCK_DIR", "WAITLOCK_TIMEOUT", "WAITLOCK_SLOT", "WAITLOCK_RECORD"];
 
+// Appends one %-encoded word to a request line (the same in bash and zsh).
+const ADD = `_waitlock_add() {
+  local v=$1
+  if [[ -z $v ]]; then _waitlock_req+=" %"; return 0; fi
+  v=\${v//\\%/%25}; v=\${v//\\ /%20}; v=\${v//$'\\t'/%09}; v=\${v//$'\\n'/%0A}; v=\${v//$'\\r'/%0D}
+  _waitlock_req+=" $v"
+}`;
+
 const BASH = (cmd: string) => `# waitlock shell functions for bash: eval "$(waitlock --shell-init bash)"
 _waitlock_cmd=(${cmd})
 _waitlock_n=0
 _waitlock_owner=
 _waitlock_pid=
 _waitlock_slot=
-_waitlock_add() {
-  local v=$1
-  if [[ -z $v ]]; then _waitlock_req+=" %"; return 0; fi
-  v=\${v//\\%/%25}; v=\${v//\\ /%20}; v=\${v//$'\\t'/%09}; v=\${v//$'\\n'/%0A}; v=\${v//$'\\r'/%0D}
-  _waitlock_req+=" $v"
-}
+${ADD}
 _waitlock_request() {
   local _waitlock_req id st slot text
   if [[ $_waitlock_owner != "$BASHPID" ]]; then
@@ -71,12 +74,7 @@ zmodload zsh/system
 typeset -ga _waitlock_cmd
 _waitlock_cmd=(${cmd})
 typeset -g _waitlock_n=0 _waitlock_owner= _waitlock_pid= _waitlock_in= _waitlock_out= _waitlock_slot=
-_waitlock_add() {
-  local v=$1
-  if [[ -z $v ]]; then _waitlock_req+=" %"; return 0; fi
-  v=\${v//\\%/%25}; v=\${v//\\ /%20}; v=\${v//$'\\t'/%09}; v=\${v//$'\\n'/%0A}; v=\${v//$'\\r'/%0D}
-  _waitlock_req+=" $v"
-}
+${ADD}
 _waitlock_request() {
   setopt localoptions localtraps
   trap '' PIPE

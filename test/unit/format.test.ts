@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
-import { byName, csvField, duration, formatRows, humanLines, type Row, type WaiterRow } from "../../src/format";
+import { byName, csvField, formatRows, humanLines, type Row, type WaiterRow } from "../../src/format";
+import { duration } from "../../src/statusline";
 
 const row = (over: Partial<Row>): Row => ({
   descriptor: "n", slot: 0, status: "active", file: "/d/n.slot0.lock", mode: "exclusive", pid: 10, owner: 9, uid: 0, user: "root",

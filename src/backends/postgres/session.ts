@@ -82,19 +82,12 @@ export class Session {
     const closed = new Promise<string>((resolve) => (onClosed = resolve));
     const wanted = sessionSettings(target);
     const pool = new SQL(serverUrl(target), {
-      hostname: target.hostname,
-      port: target.port,
-      username: target.user,
-      password,
-      database: target.database,
-      tls: target.sslmode,
-      max: 1,
+      ...oneConnection(target, password, timeoutMs),
       // Unnamed statements: Parse, Bind and Execute go in one round trip. A named one costs
       // a round trip more the first time, and a session runs most statements once.
       prepare: false,
       idleTimeout: 0,
       maxLifetime: 0,
-      connectionTimeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
       connection: wanted,
       onclose: (err) => onClosed(err?.message ?? "connection closed"),
     });
@@ -188,14 +181,7 @@ export class Session {
  */
 export async function listen(target: PostgresTarget, password: string | undefined, channel: string, onNotify: () => void, timeoutMs: number): Promise<{ close(): void }> {
   const pool = new SQL(serverUrl(target), {
-    hostname: target.hostname,
-    port: target.port,
-    username: target.user,
-    password,
-    database: target.database,
-    tls: target.sslmode,
-    max: 1,
-    connectionTimeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
+    ...oneConnection(target, password, timeoutMs),
     connection: { application_name: "waitlock", idle_session_timeout: 0 },
   });
   try {
@@ -210,4 +196,18 @@ export async function listen(target: PostgresTarget, password: string | undefine
     pool.close({ timeout: 0 }).catch(() => {});
     throw pgError(e, target.label, "listening for releases");
   }
+}
+
+/** Bun.sql options for a pool of one connection to `target`, connecting within `timeoutMs` (milliseconds). */
+function oneConnection(target: PostgresTarget, password: string | undefined, timeoutMs: number) {
+  return {
+    hostname: target.hostname,
+    port: target.port,
+    username: target.user,
+    password,
+    database: target.database,
+    tls: target.sslmode,
+    max: 1,
+    connectionTimeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
+  };
 }
