@@ -46,10 +46,13 @@ export class BusyError extends WaitlockError {
   }
 }
 
+/** `1 second`, `0.5 seconds`, `2 seconds`: a count of seconds as a person writes it. */
+export const secondsPhrase = (seconds: number) => `${seconds} second${seconds === 1 ? "" : "s"}`;
+
 export class TimeoutError extends WaitlockError {
   /** `seconds`: the timeout given; `holders` as for BusyError */
   constructor(name: string, seconds: number, holders = "") {
-    super(EXIT.TIMEOUT, name, `timed out after ${seconds} seconds${holders ? `; ${holders}` : ""}`);
+    super(EXIT.TIMEOUT, name, `timed out after ${secondsPhrase(seconds)}${holders ? `; ${holders}` : ""}`);
   }
 }
 

@@ -215,7 +215,8 @@ export class ProcessCache {
     if (platform.os !== "linux") return undefined;
     if (!this.descriptors.has(pid)) this.descriptors.set(pid, this.list(pid));
     const table = this.descriptors.get(pid);
-    if (table === null) return fs().existsSync(`/proc/${pid}`) ? undefined : false;
+    // A zombie's descriptors are closed (its locks with them), and only root may look.
+    if (table === null) return hasExited(pid) ? false : undefined;
     const key = fileKey(dev, ino);
     for (const fd of table?.get(key) ?? []) if (lockThrough(pid, fd, key)) return true;
     return false;
@@ -281,6 +282,17 @@ export function startedAt(pid: number): number | undefined {
     return bootTime + ticks / clockTicksPerSecond();
   } catch {
     return undefined;
+  }
+}
+
+/** Linux: has `pid` exited (gone, or a zombie not yet reaped)? */
+function hasExited(pid: number): boolean {
+  try {
+    const stat = fs().readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat[stat.lastIndexOf(")") + 2];
+    return state === "Z" || state === "X";
+  } catch {
+    return true;
   }
 }
 

@@ -1,7 +1,7 @@
 // waitlock --done NAME (or --file PATH): SIGTERM the work that holds it, then wait until it
 // has let go.
 import { E, kill, signalNumber } from "../../ffi/libc";
-import { EXIT, WaitlockError } from "../errors";
+import { EXIT, WaitlockError, secondsPhrase } from "../errors";
 import { holdsLock, runningSince } from "../holders";
 import { holdersPhrase, type Holder } from "../holdertext";
 import { debug, notice } from "../log";
@@ -105,7 +105,7 @@ export async function signalHolders(dir: string | undefined, select: { name: str
       const all = pending.flatMap((s) => s.holders);
       const living = all.filter((h) => alive(h.pid));
       const holders = living.length > 0 ? living : all;
-      throw new WaitlockError(EXIT.TIMEOUT, name, `${holdersPhrase(holders)} still ${holders.length === 1 ? "holds" : "hold"} the lock ${waitSeconds} seconds after SIGTERM`);
+      throw new WaitlockError(EXIT.TIMEOUT, name, `${holdersPhrase(holders)} still ${holders.length === 1 ? "holds" : "hold"} the lock ${secondsPhrase(waitSeconds)} after SIGTERM`);
     }
     await Bun.sleep(step);
   }

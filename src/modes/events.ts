@@ -1,6 +1,6 @@
 // The lock events a user can follow in syslog (--syslog). Off by default: then nothing here
 // touches libc's syslog at all.
-import { EXIT, WaitlockError } from "../errors";
+import { EXIT, WaitlockError, secondsPhrase } from "../errors";
 import { logInfo, logWarning, openSyslog } from "../syslog";
 
 export interface Events {
@@ -28,7 +28,7 @@ export function syslogEvents(facility: string, name: string, slots: number): Eve
     waiting: (pid) => logWarning(`lock '${name}' held by PID ${pid ?? "unknown"}, waiting`),
     acquired: (slot, command) => logInfo(`acquired lock '${name}' slot ${slot}/${slots} for '${command}'`),
     released: (seconds) => logInfo(`released lock '${name}' after ${seconds.toFixed(2)} seconds`),
-    timedOut: (seconds) => logWarning(`timeout waiting for lock '${name}' after ${seconds} seconds`),
+    timedOut: (seconds) => logWarning(`timeout waiting for lock '${name}' after ${secondsPhrase(seconds)}`),
     holderArgs: () => facility,
   };
 }
