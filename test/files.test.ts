@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { BIN, alive, listJson, lockDir, queuedInKernel, run, start, startSh, waitFor, wl } from "./helpers";
+import { needs, tool } from "./needs";
 
 const isRoot = process.getuid?.() === 0;
 /** As root, run as nobody, who may only read the files under test; otherwise as ourselves. */
@@ -37,7 +38,7 @@ async function lockedForFlock(path: string, shared = false): Promise<boolean> {
 const wlAs = (args: string[]) => run([...unprivileged, BIN, ...args]);
 
 describe("--file PATH", () => {
-  test("waitlock and flock(1) exclude each other on a read-only file, both ways, and the file is never written", async () => {
+  needs(tool("flock"))("waitlock and flock(1) exclude each other on a read-only file, both ways, and the file is never written", async () => {
     const { d, home, file } = setUp();
     const before = fingerprint(file, home);
 
@@ -66,7 +67,7 @@ describe("--file PATH", () => {
     expect(fingerprint(file, home)).toEqual(before);
   });
 
-  test("a directory is locked as flock(1) locks it, and left as it was", async () => {
+  needs(tool("flock"))("a directory is locked as flock(1) locks it, and left as it was", async () => {
     const { d } = setUp();
     const parent = lockDir();
     chmodSync(parent, 0o755);
@@ -89,7 +90,7 @@ describe("--file PATH", () => {
     expect(fingerprint(target, target)).toEqual(before);
   });
 
-  test("-s: waitlock readers and flock -s share the file; flock(1) and waitlock writers are kept out", async () => {
+  needs(tool("flock"))("-s: waitlock readers and flock -s share the file; flock(1) and waitlock writers are kept out", async () => {
     const { d, file } = setUp();
     const reader = startSh(`exec "$WL" -d "$D" -s --file "$F" --exec sh -c 'touch "$D/r"; read -r _'`, d, { F: file });
     await waitFor("the waitlock reader", () => existsSync(`${d}/r`));
@@ -121,7 +122,7 @@ describe("--file PATH", () => {
       expect({ args, code: (await wl(["-d", d, ...args])).code }).toEqual({ args, code: 3 });
   });
 
-  test("plain acquire: the script holds the file until it exits; asking again gets 0 at once; --list names it by path; --done releases", async () => {
+  needs(tool("flock"))("plain acquire: the script holds the file until it exits; asking again gets 0 at once; --list names it by path; --done releases", async () => {
     const { d, file } = setUp();
     const script = startSh(`"$WL" -d "$D" --file "$F" || exit 9; "$WL" -d "$D" -t 0 --file "$F" || exit 8; "$WL" -d "$D" -s -t 0 --file "$F" || exit 7; touch "$D/in"; read -r _`, d, { F: file });
     await waitFor("the script to hold the file", () => existsSync(`${d}/in`));
@@ -137,7 +138,7 @@ describe("--file PATH", () => {
     await waitFor("the record and turnstile to go", () => readdirSync(d).every((f) => !f.startsWith("file@")));
   });
 
-  test("--list --file and --done --file see holders no waitlock recorded (flock(1))", async () => {
+  needs(tool("flock"))("--list --file and --done --file see holders no waitlock recorded (flock(1))", async () => {
     const { d, file } = setUp();
     const outsider = start(["flock", "-o", file, "sleep", "30"]);
     await waitFor("flock(1) to hold the file", () => lockedForFlock(file));
@@ -183,12 +184,9 @@ function waitlockProcesses(): number[] {
   return pids;
 }
 
-const hasZsh = Bun.which("zsh") !== null;
-if (!hasZsh) console.log("skip: files.test.ts: --fd in zsh needs zsh (apt-get install zsh)");
-
 describe("--fd N", () => {
   for (const shell of ["bash", "zsh"]) {
-    test.skipIf(shell === "zsh" && !hasZsh)(`${shell}: exec 9>FILE; waitlock --fd 9 holds across commands with no waitlock process alive, until exec 9>&-`, async () => {
+    needs(tool(shell))(`${shell}: exec 9>FILE; waitlock --fd 9 holds across commands with no waitlock process alive, until exec 9>&-`, async () => {
       const { d, file } = setUp();
       chmodSync(file, 0o644);
       const script = `
@@ -220,7 +218,7 @@ describe("--fd N", () => {
     });
   }
 
-  test("-s and -t: two shells share a file through their descriptors; a writer's --fd times out or is busy", async () => {
+  needs(tool("bash"))("-s and -t: two shells share a file through their descriptors; a writer's --fd times out or is busy", async () => {
     const { d, file } = setUp();
     chmodSync(file, 0o644);
     const reader = (tag: string) => startSh(`exec 9<"$F"; "$WL" -d "$D" -s --fd 9 || exit 9; touch "$D/${tag}"; read -r _`, d, { F: file });
@@ -239,7 +237,7 @@ describe("--fd N", () => {
     expect(await lockedForFlock(file)).toBe(false);
   });
 
-  test("--fd N --unlock releases while N stays open; a second --fd from the same descriptor changes the mode in place", async () => {
+  needs(tool("bash"), tool("flock"))("--fd N --unlock releases while N stays open; a second --fd from the same descriptor changes the mode in place", async () => {
     const { d, file } = setUp();
     chmodSync(file, 0o644);
     const r = await run(["bash", "-c", `

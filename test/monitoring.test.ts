@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, inotifyWatches, lockDir, queuedInKernel, run, start, startSh, waitFor, wl, type ListedRow } from "./helpers";
+import { needs as needsTool, tool } from "./needs";
 import { hasTmux, needs, tmuxSession } from "./terminal";
 
 const ROOT = join(import.meta.dir, "..");
@@ -384,7 +385,7 @@ describe("--list --watch", () => {
     }
   }, 30_000);
 
-  test("a reader that goes away ends it quietly with 0, as `| head` expects", async () => {
+  needsTool(tool("bash"))("a reader that goes away ends it quietly with 0, as `| head` expects", async () => {
     const d = lockDir();
     const r = await run(["bash", "-c", `set -o pipefail; "$WL" -d "$D" --list --watch 0.1 | head -n 1`], { env: { WL: BIN, D: d } });
     expect(r).toMatchObject({ code: 0, stderr: "" });

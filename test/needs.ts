@@ -18,7 +18,7 @@ type TestFn = (name: string, fn: () => void | Promise<unknown>, timeout?: number
  *   needs(tool("zsh"))("zsh completes ...", async () => { ... });
  */
 export function needs(...missing: (string | undefined)[]): TestFn {
-  const reason = missing.filter((r) => r !== undefined).join("; ");
+  const reason = [...new Set(missing.filter((r) => r !== undefined))].join("; ");
   if (!reason) return (name, fn, timeout) => test(name, fn, timeout);
   if (STRICT)
     return (name, _fn, timeout) =>

@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { BusyError, acquire, tryAcquire } from "../src/index";
 import { BIN, alive, held, listJson, lockDir, queuedInKernel, run, sh, start, startSh, waitFor, wl } from "./helpers";
+import { needs, tool } from "./needs";
 
 /** A reader (or, with `mode` ""), running a command that touches $D/TAG and waits for its stdin to end. */
 const holder = (d: string, name: string, tag: string, mode = "-s") =>
@@ -48,7 +49,7 @@ describe("shared holders", () => {
     expect(await reader.exited).toBe(0);
   });
 
-  test("a writer queued before a later reader is served before it (no writer starvation), round after round", async () => {
+  needs(tool("flock"))("a writer queued before a later reader is served before it (no writer starvation), round after round", async () => {
     for (let round = 0; round < 5; round++) {
       const d = lockDir();
       const r1 = holder(d, "q", "r1");
