@@ -1,7 +1,8 @@
 // The queue in front of a lock (invariant 3: first come, first served). A blocking flock(2)
 // alone does not keep arrival order: when a lock is let go the kernel wakes its waiters and
-// lets them try again, and a newcomer that asks in that instant gets it first. So every
-// acquirer takes a ticket, and each waits for the one before it, as in a CLH queue lock:
+// lets them try again, and a newcomer that asks in that instant gets it first. So an
+// acquirer that finds a queue, or every slot busy, takes a ticket, and each waits for the
+// one before it, as in a CLH queue lock:
 //
 //   BASE.entry.lock   held shared by everyone in the queue, from before taking a ticket
 //                     until leaving; whoever takes it exclusively knows that nobody is
@@ -61,17 +62,17 @@ export interface Turnstile {
 export function enterTurnstile(base: string, shared: boolean): Turnstile {
   const entry = enter(base, shared);
   try {
-    const counter = opened(queuePath(base), openOrCreate(queuePath(base), O.RDWR, 0o666));
+    const queue = opened(queuePath(base), openOrCreate(queuePath(base), O.RDONLY, 0o644));
     try {
-      if (shared) shareWithAll(counter, 0o666);
+      if (shared) shareWithAll(queue, 0o644);
       // Held only while a ticket is taken and its node made: nobody waits on it for long.
-      const r = flockWait(counter, LOCK.EX, Infinity);
+      const r = flockWait(queue, LOCK.EX, Infinity);
       if (r < 0) throw sysError(queuePath(base), r, "cannot lock");
       const ticket = Math.max(-1, ...ticketsLeft(base)) + 1;
       const node = makeNode(base, ticket, shared);
       return { base, entry, ticket, node, passed: [], head: false };
     } finally {
-      close(counter);
+      close(queue);
     }
   } catch (e) {
     close(entry);
@@ -117,20 +118,13 @@ function ticketsLeft(base: string): number[] {
   return tickets;
 }
 
-/** Makes and locks the node of `ticket`. A node left by a queue that was tidied away is old: replaced. */
+/** Makes and locks the node of `ticket`, one past every node there is. Throws WaitlockError (4, 5, 75). */
 function makeNode(base: string, ticket: number, shared: boolean): number {
   const path = nodePath(base, ticket);
-  for (;;) {
-    const fd = open(path, OPEN | O.RDONLY | O.CREAT | O.EXCL, 0o644);
-    if (fd === -E.EEXIST) {
-      unlink(path);
-      continue;
-    }
-    opened(path, fd);
-    if (shared) shareWithAll(fd, 0o644);
-    flock(fd, LOCK.EX);
-    return fd;
-  }
+  const fd = opened(path, open(path, OPEN | O.RDONLY | O.CREAT | O.EXCL, 0o644));
+  if (shared) shareWithAll(fd, 0o644);
+  flock(fd, LOCK.EX);
+  return fd;
 }
 
 /**
