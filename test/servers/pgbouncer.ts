@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { teardowns } from "../cleanup";
 import { asServerUser, findPostgres, freePort, type PostgresServer } from "./postgres";
+import { drainUntil } from "./drain";
 
 /** Why a PgBouncer cannot be started here, or undefined. */
 export function pgbouncerMissing(): string | undefined {
@@ -45,20 +46,7 @@ export async function startPgbouncer(server: PostgresServer, ignore: string[] = 
   }
   const p = Bun.spawn(asServerUser(f, ["pgbouncer", join(dir, "pgbouncer.ini")], "SIGTERM"), { stdout: "ignore", stderr: "pipe" });
   let log = "";
-  // One reader for its whole life, so that the log keeps draining.
-  let onUp!: (ok: boolean) => void;
-  const up = new Promise<boolean>((resolve) => (onUp = resolve));
-  (async () => {
-    const decoder = new TextDecoder();
-    const reader = (p.stderr as ReadableStream<Uint8Array>).getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      log += decoder.decode(value, { stream: true });
-      if (/process up/.test(log)) onUp(true);
-    }
-    onUp(false);
-  })();
+  const up = drainUntil(p.stderr as ReadableStream<Uint8Array>, (text) => (log += text), () => /process up/.test(log));
   teardowns.push(async () => {
     p.kill("SIGTERM");
     await p.exited;

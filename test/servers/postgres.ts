@@ -8,6 +8,7 @@ import { appendFileSync, chownSync, cpSync, existsSync, mkdtempSync, readdirSync
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { atTheEnd, teardowns } from "../cleanup";
+import { drainUntil } from "./drain";
 
 export interface Found {
   bin: string;
@@ -150,21 +151,8 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PostgresSe
     const p = Bun.spawn(opts.netns ? ["ip", "netns", "exec", opts.netns, ...cmd] : cmd, { stdout: "ignore", stderr: "pipe" });
     child = p;
     const from = logText.length;
-    // One reader for the whole life of the server: the log keeps draining (a full pipe
-    // would block the server), and `ready` resolves once the server says so.
-    let onReady!: (ok: boolean) => void;
-    const ready = new Promise<boolean>((resolve) => (onReady = resolve));
-    (async () => {
-      const decoder = new TextDecoder();
-      const reader = (p.stderr as ReadableStream<Uint8Array>).getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        logText += decoder.decode(value, { stream: true });
-        if (/ready to accept connections/.test(logText.slice(from))) onReady(true);
-      }
-      onReady(false);
-    })();
+    // `ready` resolves once the server says so.
+    const ready = drainUntil(p.stderr as ReadableStream<Uint8Array>, (text) => (logText += text), () => /ready to accept connections/.test(logText.slice(from)));
     const deadline = Bun.sleep(20_000).then(() => "timeout" as const);
     const outcome = await Promise.race([ready, deadline]);
     if (outcome === true) return;
