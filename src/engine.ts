@@ -42,7 +42,7 @@ import { debug } from "./log";
 import { MAX_RECORD_BYTES } from "./record";
 import { OPEN, lockBy, msLeft, opened, openOrCreate, shareWithAll, symlinkRefused, tryLock } from "./lockfiles";
 import { sysError } from "./syserror";
-import { awaitTurn, enterTurnstile, leaveTurnstile, mayBeQueued, tidyTurnstile } from "./turnstile";
+import { awaitTurn, enterTurnstile, leaveTurnstile, mayBeQueued, noRoom, tidyTurnstile, warnNoRoom } from "./turnstile";
 import { createWaker, type Waker } from "./waker";
 
 export interface SlotRequest {
@@ -285,16 +285,34 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
       slots.close();
     }
   }
+  let waitReported = false;
+  const reportWait = (fd: number | undefined) => {
+    if (waitReported) return;
+    waitReported = true;
+    debug(`'${req.name}' is busy; waiting${timeout === null ? "" : ` up to ${timeout} s`}`);
+    hooks.onWait?.(fd, slotAt(0, req.preferred), slots.path(0));
+  };
+  // At the head of the queue, or without one: try the slots, then wait for one to be let go.
+  const asHead = (): Outcome => {
+    const first = slots.tryEach(undefined, hooks.isOurs);
+    if (first !== "busy") return first;
+    if (timeout === 0) throw busy(req);
+    reportWait(slots.busy()[0]?.[0]);
+    const got = slots.waitForOne(deadline, interrupted);
+    if (got === "timeout") throw timedOut(req, timeout!);
+    return got;
+  };
   const turnstile = enterTurnstile(base, req.shared);
+  if (turnstile === noRoom) {
+    warnNoRoom(base);
+    try {
+      return asHead();
+    } finally {
+      slots.close();
+    }
+  }
   let outcome: Outcome | undefined;
   try {
-    let waitReported = false;
-    const reportWait = (fd: number | undefined) => {
-      if (waitReported) return;
-      waitReported = true;
-      debug(`'${req.name}' is busy; waiting${timeout === null ? "" : ` up to ${timeout} s`}`);
-      hooks.onWait?.(fd, slotAt(0, req.preferred), slots.path(0));
-    };
     const ours = () => {
       if (!hooks.isOurs) return undefined;
       for (const [fd, path, slot] of slots.busy()) if (hooks.isOurs(fd, path)) return { alreadyHeld: slot };
@@ -311,14 +329,7 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
       reportWait(undefined);
       if (!awaitTurn(turnstile, deadline, interrupted)) throw timedOut(req, timeout!);
     }
-    // The head of the queue from here on.
-    const first = slots.tryEach(undefined, hooks.isOurs);
-    if (first !== "busy") return (outcome = first);
-    if (timeout === 0) throw busy(req);
-    reportWait(slots.busy()[0]?.[0]);
-    const got = slots.waitForOne(deadline, interrupted);
-    if (got === "timeout") throw timedOut(req, timeout!);
-    return (outcome = got);
+    return (outcome = asHead());
   } finally {
     slots.close();
     leaveTurnstile(turnstile);

@@ -14,7 +14,7 @@ import { E, LOCK, O, close, flock, fstat, open } from "../ffi/libc";
 import { BusyError, TimeoutError, UsageError } from "./errors";
 import { lockOp } from "./engine";
 import { lockBy, tryLock } from "./lockfiles";
-import { awaitTurn, enterTurnstile, leaveTurnstile, tidyTurnstile } from "./turnstile";
+import { awaitTurn, enterTurnstile, leaveTurnstile, noRoom, tidyTurnstile, warnNoRoom } from "./turnstile";
 import { fileBase, sweepHolderFiles } from "./holderfiles";
 import type { LockMode } from "./holders";
 import { debug } from "./log";
@@ -82,6 +82,7 @@ export function acquireFile(req: FileRequest, timeout: number | null, hooks: Fil
   const deadline = timeout === null ? Infinity : performance.now() + timeout * 1000;
   const op = lockOp(req.mode);
   const turnstile = enterTurnstile(base, req.shared);
+  if (turnstile === noRoom) warnNoRoom(base);
   let won = false;
   let waitReported = false;
   const wait = () => {
@@ -102,7 +103,7 @@ export function acquireFile(req: FileRequest, timeout: number | null, hooks: Fil
     return new TimeoutError(req.path, timeout!);
   };
   try {
-    if (!awaitTurn(turnstile)) {
+    if (turnstile !== noRoom && !awaitTurn(turnstile)) {
       if (wait() === "ours") return "alreadyHeld";
       if (!awaitTurn(turnstile, deadline)) throw timedOut();
     }
@@ -117,8 +118,10 @@ export function acquireFile(req: FileRequest, timeout: number | null, hooks: Fil
     if (req.mode === "exclusive") sweepHolderFiles(base);
     return { fd: req.fd, path: req.path, dev, ino, mode: req.mode, base };
   } finally {
-    leaveTurnstile(turnstile);
-    if (!won) tidyTurnstile(base);
+    if (turnstile !== noRoom) {
+      leaveTurnstile(turnstile);
+      if (!won) tidyTurnstile(base);
+    }
   }
 }
 

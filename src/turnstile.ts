@@ -24,7 +24,7 @@
 // before it still count). Nobody can overtake: each waiter waits for exactly those queued
 // before it, and the kernel drops the node lock of a waiter that dies.
 import { E, LOCK, O, close, flock, flockWait, fstat, lstat, open, strerror, unlink } from "../ffi/libc";
-import { debug } from "./log";
+import { debug, warn } from "./log";
 import { OPEN, lockBy, opened, openOrCreate, shareWithAll, tryLock } from "./lockfiles";
 import { runtimeError, sysError } from "./syserror";
 
@@ -57,12 +57,20 @@ export interface Turnstile {
 /**
  * Joins the queue of BASE (`base`, e.g. DIR/NAME): takes the entry, a ticket and its node.
  * `shared`: a world-writable directory, whose files every user must be able to open.
- * Throws WaitlockError (4, 5, 75) when the files cannot be used.
+ * Returns `noRoom` when the directory has no room for the queue's files (ENOSPC, EDQUOT: no
+ * blocks or inodes left), where flock(2) on a slot file that exists still works.
+ * Throws WaitlockError (4, 5, 75) when the files cannot be used otherwise.
  */
-export function enterTurnstile(base: string, shared: boolean): Turnstile {
-  const entry = enter(base, shared);
+export function enterTurnstile(base: string, shared: boolean): Turnstile | typeof noRoom {
+  let entry: number;
   try {
-    const queue = opened(queuePath(base), openOrCreate(queuePath(base), O.RDONLY, 0o644));
+    entry = enter(base, shared);
+  } catch (e) {
+    if (e instanceof NoRoom) return noRoom;
+    throw e;
+  }
+  try {
+    const queue = made(queuePath(base), openOrCreate(queuePath(base), O.RDONLY, 0o644));
     try {
       if (shared) shareWithAll(queue, 0o644);
       // Held only while a ticket is taken and its node made: nobody waits on it for long.
@@ -76,14 +84,34 @@ export function enterTurnstile(base: string, shared: boolean): Turnstile {
     }
   } catch (e) {
     close(entry);
+    if (e instanceof NoRoom) {
+      tidyTurnstile(base);
+      return noRoom;
+    }
     throw e;
   }
+}
+
+/** What enterTurnstile() returns when the directory has no room for the queue's files. */
+export const noRoom = Symbol("no room for the queue");
+
+/** Says once, on stderr, that a waiter for BASE waits without the queue. */
+export function warnNoRoom(base: string): void {
+  warn(base, "no room in the lock directory for the queue's files: waiting without the queue, so arrival order is not kept");
+}
+
+class NoRoom extends Error {}
+
+/** `opened()`, but a file that cannot be made for want of space or inodes is NoRoom. */
+function made(path: string, fd: number): number {
+  if (fd === -E.ENOSPC || fd === -E.EDQUOT) throw new NoRoom(path);
+  return opened(path, fd);
 }
 
 /** The entry file, held shared; made anew when a tidying releaser removed it under us. */
 function enter(base: string, shared: boolean): number {
   for (;;) {
-    const entry = opened(entryPath(base), openOrCreate(entryPath(base), O.RDONLY, 0o644));
+    const entry = made(entryPath(base), openOrCreate(entryPath(base), O.RDONLY, 0o644));
     if (shared) shareWithAll(entry, 0o644);
     // Only a releaser tidying up holds it exclusively, and only for a moment.
     const r = flockWait(entry, LOCK.SH, Infinity);
@@ -121,7 +149,7 @@ function ticketsLeft(base: string): number[] {
 /** Makes and locks the node of `ticket`, one past every node there is. Throws WaitlockError (4, 5, 75). */
 function makeNode(base: string, ticket: number, shared: boolean): number {
   const path = nodePath(base, ticket);
-  const fd = opened(path, open(path, OPEN | O.RDONLY | O.CREAT | O.EXCL, 0o644));
+  const fd = made(path, open(path, OPEN | O.RDONLY | O.CREAT | O.EXCL, 0o644));
   if (shared) shareWithAll(fd, 0o644);
   flock(fd, LOCK.EX);
   return fd;

@@ -153,6 +153,28 @@ describe("the kernel names the holder", () => {
     expect(rows[0]!.command).toStartWith("sh -c");
   });
 
+  needs(mountNamespace())("with no inodes left for the queue's files a waiter still waits (unqueued, with one warning) and gets the lock", async () => {
+    const d = lockDir();
+    mkdirSync(`${d}/full`);
+    const r = await run(["unshare", "-m", "sh", "-c", `
+      await_file() { i=0; until [ $1 "$2" ]; do i=$((i+1)); [ $i -gt 500 ] && exit 6; sleep 0.01; done; }
+      mount -t tmpfs -o size=64k,nr_inodes=8 tmpfs "$D/full" || exit 10
+      n=0; while touch "$D/full/f$n" 2>/dev/null; do n=$((n+1)); done
+      rm "$D/full/f0"
+      "$WL" -d "$D/full" job --exec sh -c 'touch "$0/held"; until [ -e "$0/go" ]; do sleep 0.01; done' "$D" &
+      await_file -e "$D/held"
+      "$WL" -d "$D/full" job --exec echo second 2> "$D/warning" &
+      waiter=$!
+      await_file -s "$D/warning"
+      touch "$D/go"
+      wait $waiter || exit 9
+      wait
+      ls "$D/full" | grep -v '^f'
+      true`], { env: { WL: BIN, D: d } });
+    expect(r).toMatchObject({ code: 0, stdout: "second\n" });
+    expect(readFileSync(`${d}/warning`, "utf8")).toMatch(/^waitlock: warning: .*full\/job: no room in the lock directory for the queue's files: waiting without the queue, so arrival order is not kept\n$/);
+  });
+
   needs(pidNamespace())("a holder that polls its owner is not fooled by a reused PID", async () => {
     const d = lockDir();
     // A PID namespace of its own, where the next PID can be chosen (ns_last_pid).
