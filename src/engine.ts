@@ -42,7 +42,7 @@ import { debug } from "./log";
 import { MAX_RECORD_BYTES } from "./record";
 import { OPEN, lockBy, msLeft, opened, openOrCreate, shareWithAll, symlinkRefused, tryLock } from "./lockfiles";
 import { sysError } from "./syserror";
-import { awaitTurn, enterTurnstile, leaveTurnstile, mayBeQueued, noRoom, tidyTurnstile, warnNoRoom } from "./turnstile";
+import { awaitTurn, enterTurnstile, leaveTurnstile, mayBeQueued, noRoom, tidyTurnstile, warnNoRoom, type Turnstile } from "./turnstile";
 import { createWaker, type Waker } from "./waker";
 
 export interface SlotRequest {
@@ -274,17 +274,6 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
   });
   const base = `${req.dir}/${req.name}`;
   const slots = new SlotFiles(req);
-  // Nobody is queued while the queue's entry file is absent (everyone queued holds it, and
-  // it is removed only when nobody does): a free slot is then taken without joining.
-  if (!mayBeQueued(base)) {
-    try {
-      const first = slots.tryEach(undefined, hooks.isOurs);
-      if (first !== "busy") return first;
-      if (timeout === 0) throw busy(req);
-    } finally {
-      slots.close();
-    }
-  }
   let waitReported = false;
   const reportWait = (fd: number | undefined) => {
     if (waitReported) return;
@@ -292,48 +281,57 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
     debug(`'${req.name}' is busy; waiting${timeout === null ? "" : ` up to ${timeout} s`}`);
     hooks.onWait?.(fd, slotAt(0, req.preferred), slots.path(0));
   };
+  // One try of every slot: with `timeout` 0, busy is final.
+  const tryNow = (): Outcome | "busy" => {
+    const first = slots.tryEach(undefined, hooks.isOurs);
+    if (first === "busy" && timeout === 0) throw busy(req);
+    return first;
+  };
   // At the head of the queue, or without one: try the slots, then wait for one to be let go.
   const asHead = (): Outcome => {
-    const first = slots.tryEach(undefined, hooks.isOurs);
+    const first = tryNow();
     if (first !== "busy") return first;
-    if (timeout === 0) throw busy(req);
     reportWait(slots.busy()[0]?.[0]);
     const got = slots.waitForOne(deadline, interrupted);
     if (got === "timeout") throw timedOut(req, timeout!);
     return got;
   };
-  const turnstile = enterTurnstile(base, req.shared);
-  if (turnstile === noRoom) {
-    warnNoRoom(base);
-    try {
-      return asHead();
-    } finally {
+  try {
+    // Nobody is queued while the queue's entry file is absent (everyone queued holds it,
+    // and it is removed only when nobody does): a free slot is then taken without joining.
+    if (!mayBeQueued(base)) {
+      const first = tryNow();
+      if (first !== "busy") return first;
+      // While we queue, a releaser may remove these files and another acquirer make them anew.
       slots.close();
     }
-  }
-  let outcome: Outcome | undefined;
-  try {
-    const ours = () => {
-      if (!hooks.isOurs) return undefined;
-      for (const [fd, path, slot] of slots.busy()) if (hooks.isOurs(fd, path)) return { alreadyHeld: slot };
-      return undefined;
-    };
-
-    if (!awaitTurn(turnstile)) {
-      // Others are queued ahead. Holding a slot already, we would wait behind a head that
-      // waits for us: look before waiting.
-      if (hooks.isOurs) slots.peekAll();
-      outcome = ours();
-      if (outcome) return outcome;
-      if (timeout === 0) throw busy(req);
-      reportWait(undefined);
-      if (!awaitTurn(turnstile, deadline, interrupted)) throw timedOut(req, timeout!);
-    }
-    return (outcome = asHead());
+    const turnstile = enterTurnstile(base, req.shared);
+    if (turnstile !== noRoom) return inQueue(turnstile);
+    warnNoRoom(base);
+    return asHead();
   } finally {
     slots.close();
-    leaveTurnstile(turnstile);
-    if (!outcome || !("held" in outcome)) tidyTurnstile(turnstile.base);
+  }
+
+  function inQueue(turnstile: Turnstile): Outcome {
+    let outcome: Outcome | undefined;
+    try {
+      if (!awaitTurn(turnstile)) {
+        // Others are queued ahead. Holding a slot already, we would wait behind a head that
+        // waits for us: look before waiting.
+        if (hooks.isOurs) {
+          slots.peekAll();
+          for (const [fd, path, slot] of slots.busy()) if (hooks.isOurs(fd, path)) return (outcome = { alreadyHeld: slot });
+        }
+        if (timeout === 0) throw busy(req);
+        reportWait(undefined);
+        if (!awaitTurn(turnstile, deadline, interrupted)) throw timedOut(req, timeout!);
+      }
+      return (outcome = asHead());
+    } finally {
+      leaveTurnstile(turnstile);
+      if (!outcome || !("held" in outcome)) tidyTurnstile(turnstile.base);
+    }
   }
 }
 

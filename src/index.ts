@@ -99,21 +99,28 @@ function lockFor(req: SlotRequest, outcome: Outcome, opts: AcquireOptions): Lock
   const key = `${req.dir}/${req.name}`;
   const mine = holding.get(key) ?? new Set<number>();
   holding.set(key, mine.add(held.slot));
+  return lockHandle(req.name, held.slot, held.path, false, () => {
+    mine.delete(held.slot);
+    if (mine.size === 0) holding.delete(key);
+    release(held);
+  });
+}
+
+/** A Lock whose release() (also by `using` and `await using`) runs `letGo` once. */
+function lockHandle(name: string, slot: number, path: string, shared: boolean, letGo: () => void): Lock {
   let released = false;
   const lock: Lock = {
-    name: req.name,
-    slot: held.slot,
-    path: held.path,
-    shared: false,
+    name,
+    slot,
+    path,
+    shared,
     get released() {
       return released;
     },
     release() {
       if (released) return;
       released = true;
-      mine.delete(held.slot);
-      if (mine.size === 0) holding.delete(key);
-      release(held);
+      letGo();
     },
     [Symbol.dispose]() {
       lock.release();
@@ -144,28 +151,7 @@ function sharedLock(req: SlotRequest, opts: AcquireOptions): Lock {
   const claimed = claimSharedSlot(req, opts.timeout ?? null, "binary", noEvents);
   const held = (claimed as { claim: Claim }).claim;
   if (opts.record !== false) held.describe(process.pid, process.pid, opts.command ?? process.argv.join(" "));
-  let released = false;
-  const lock: Lock = {
-    name: req.name,
-    slot: held.slot,
-    path: slotPath(req.dir, req.name, held.slot),
-    shared: true,
-    get released() {
-      return released;
-    },
-    release() {
-      if (released) return;
-      released = true;
-      held.release();
-    },
-    [Symbol.dispose]() {
-      lock.release();
-    },
-    async [Symbol.asyncDispose]() {
-      lock.release();
-    },
-  };
-  return lock;
+  return lockHandle(req.name, held.slot, slotPath(req.dir, req.name, held.slot), true, () => held.release());
 }
 
 /**
