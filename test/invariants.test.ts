@@ -107,7 +107,7 @@ test("6. errors are values: only the entry points print or exit", () => {
   }
 });
 
-test("imports flow one way: cli (and the library entry) -> modes -> engine/record/lockdir -> ffi", () => {
+test("imports flow one way: cli (and the library entry) -> modes -> engine/record/lockdir/backends -> ffi; no mode imports a backend", () => {
   const rank = (file: string) =>
     file === "src/main.ts" ? 4 : ["src/cli.ts", "src/index.ts"].includes(file) ? 3 : file.startsWith("src/modes/") ? 2 : file.startsWith("src/") ? 1 : 0;
   for (const file of [...sources("src"), ...sources("ffi")]) {
@@ -115,6 +115,9 @@ test("imports flow one way: cli (and the library entry) -> modes -> engine/recor
     for (const m of text.matchAll(/from "(\.[^"]+)"/g)) {
       const target = join(file, "..", m[1]!).replace(/\.ts$/, "") + ".ts";
       expect({ file, target, ok: rank(target) <= rank(file) }).toEqual({ file, target, ok: true });
+      // Invariant 7: a mode sees the seam (src/backend.ts), never an engine.
+      const seam = !file.startsWith("src/modes/") || !target.startsWith("src/backends/");
+      expect({ file, target, seam }).toEqual({ file, target, seam: true });
     }
     if (!file.startsWith("ffi/")) expect({ file, ffi: /from "bun:ffi"/.test(text) }).toEqual({ file, ffi: false });
   }

@@ -4,97 +4,15 @@
 import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../../errors";
 import { debug } from "../../log";
 import { isConnectionError, isLockTimeout, isMissingTable } from "./errors";
-import { PostgresLease, type DoneRequest, type Lease } from "./lease";
+import type { AcquireOptions, Backend, DoneOutcome, HolderDescription, Lease, RemoteHolder } from "../../backend";
+import { PostgresLease } from "./lease";
 import { passwordFromFile } from "./pgpass";
 import { listen, Session } from "./session";
 import * as SQLText from "./sql";
 import { describeTarget, parsePostgresUrl, type PostgresTarget } from "./url";
 
-export type { DoneRequest, Lease } from "./lease";
+export type { Backend, DoneRequest, Lease } from "../../backend";
 export { isPostgresUrl } from "./url";
-
-/** Who holds a lease, as --list shows it on every host. */
-export interface HolderDescription {
-  host: string;
-  /** the process that holds the session (waitlock itself, or its detached holder) */
-  pid: number;
-  /** the process the lock is held for */
-  owner: number;
-  uid: number;
-  user: string;
-  command: string;
-}
-
-export interface AcquireOptions {
-  /** N ≥ 1 slots (default 1: a mutex) */
-  slots?: number;
-  /** 0-based slot to try first (default 0) */
-  preferred?: number;
-  /** a shared (reader) lock; only with one slot */
-  shared?: boolean;
-  /** seconds: undefined waits for ever, 0 tries once */
-  timeout?: number;
-  holder: HolderDescription;
-}
-
-/** One row of --list. Times in Unix seconds. Fields other than status and backendPid are null for an 'unknown' lock. */
-export interface RemoteHolder {
-  /** active: the session holds the slot; stale: described but nothing held; unknown: a lock in waitlock's space nobody described */
-  status: "active" | "stale" | "unknown";
-  /** the server process of the holding session */
-  backendPid: number;
-  shared: boolean | null;
-  name: string | null;
-  slot: number | null;
-  slots: number | null;
-  token: string | null;
-  host: string | null;
-  pid: number | null;
-  owner: number | null;
-  uid: number | null;
-  user: string | null;
-  command: string | null;
-  acquired: number | null;
-  request: DoneRequest | null;
-  /** the holder's address as the server sees it (null without the privilege to see it) */
-  clientAddr: string | null;
-}
-
-export interface DoneOutcome {
-  /** the holders that were asked */
-  asked: RemoteHolder[];
-  /** those of them that still held their slot when the time was up */
-  remaining: RemoteHolder[];
-}
-
-export interface PostgresBackend {
-  /** `host:port`, for messages */
-  readonly label: string;
-  /** the URL without password or parameters */
-  readonly url: string;
-  /** seconds: how often a lease is checked, when an unanswered check makes it lost, when the server frees a silent host's locks */
-  readonly bounds: { heartbeat: number; confirmTimeout: number; releaseTimeout: number };
-  /**
-   * Takes a slot of NAME on a session of its own. Throws BusyError (1) when `timeout` is 0
-   * and every slot is held, TimeoutError (2) when the timeout passed (the request is
-   * withdrawn from the server's queue), UsageError (3) for bad slots, WaitlockError 75 when
-   * the server cannot be reached or does not answer, 5 when the login or a privilege is
-   * refused, 4 otherwise. A waiter whose session a server restart ended reconnects and
-   * waits again while its timeout allows.
-   */
-  acquire(name: string, opts: AcquireOptions): Promise<Lease>;
-  /** How many of NAME's `slots` slots are free (0: all held). `timeout` bounds the call in seconds (default connect_timeout). */
-  check(name: string, slots: number, opts?: { timeout?: number }): Promise<number>;
-  /** Held slots (of NAME, or of every name); `all` adds stale descriptions and undescribed locks. */
-  list(opts?: { name?: string; all?: boolean }): Promise<RemoteHolder[]>;
-  /**
-   * Asks every holder of NAME to stop its work (holders whose owner is `ancestors` on `host`:
-   * only to release), then waits up to `timeout` seconds for their slots to be free.
-   */
-  done(name: string, opts: { host: string; ancestors: number[]; timeout: number }): Promise<DoneOutcome>;
-  /** Ends the sessions of checks and lists (not those of leases). */
-  close(): Promise<void>;
-}
 
 /** How often a semaphore's first waiter looks again without a notification (a holder killed with SIGKILL notifies nobody). */
 const RECHECK_MS = 250;
@@ -120,7 +38,7 @@ interface Row {
   username: string | null;
   command: string | null;
   acquired: number | null;
-  request: DoneRequest | null;
+  request: RemoteHolder["request"];
   client_addr: string | null;
 }
 
@@ -145,10 +63,10 @@ const toHolder = (r: Row): RemoteHolder => ({
 
 const sqlState = (e: unknown): unknown => (e as { cause?: unknown })?.cause ?? e;
 
-class Postgres implements PostgresBackend {
+class Postgres implements Backend {
   readonly label: string;
   readonly url: string;
-  readonly bounds: PostgresBackend["bounds"];
+  readonly bounds: Backend["bounds"];
   private password: string | undefined | null = null;
   private management: Session | undefined;
 
@@ -373,6 +291,6 @@ class Postgres implements PostgresBackend {
  * parameters). Connects lazily. Throws UsageError (exit 3) for a malformed URL, without
  * repeating it.
  */
-export function connectPostgres(url: string, env: Record<string, string | undefined> = process.env): PostgresBackend {
+export function connectPostgres(url: string, env: Record<string, string | undefined> = process.env): Backend {
   return new Postgres(parsePostgresUrl(url, env));
 }

@@ -1,33 +1,12 @@
 // A held slot: its session checked every `heartbeat` seconds; lost when the session ends,
 // changes, or a check is not answered within `confirm_timeout` of being sent.
+import type { DoneRequest, Lease } from "../../backend";
 import { LockLostError } from "../../errors";
 import { debug } from "../../log";
 import { isConnectionError } from "./errors";
 import type { Session } from "./session";
 import { FORGET, HEARTBEAT, release } from "./sql";
 import type { PostgresTarget } from "./url";
-
-/** What `waitlock --done` asked of a holder: stop its work, or (its own owner asked) only release. */
-export type DoneRequest = "stop" | "release";
-
-/** A held slot of a network backend. */
-export interface Lease {
-  readonly name: string;
-  /** 0-based */
-  readonly slot: number;
-  readonly slots: number;
-  readonly shared: boolean;
-  /** the fencing token: a decimal integer, larger for every later holder of the name */
-  readonly token: string;
-  /** our descriptor of the session's connection, for a command to inherit (Linux; else undefined) */
-  readonly socketFd: number | undefined;
-  /** resolves (never rejects) with the error to exit with (7) once the lock is lost; never after release() */
-  readonly lost: Promise<LockLostError>;
-  /** resolves when `waitlock --done` asks this holder to stop (or only to release) */
-  readonly requested: Promise<DoneRequest>;
-  /** Unlocks and ends the session; never throws (the server frees what a dead session held). */
-  release(): Promise<void>;
-}
 
 /** A watchdog that fires this much later than asked was paused with its process, not starved by the network. */
 const PAUSED_MS = 250;

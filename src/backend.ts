@@ -1,0 +1,111 @@
+// The seam between the modes and a lock engine on the network (ARCHITECTURE invariant 7):
+// what a mode may ask of PostgreSQL or Redis. The modes see only these types; the CLI picks
+// the implementation (src/backends/), so no mode imports a backend.
+import type { LockLostError } from "./errors";
+
+/** What `waitlock --done` asked of a holder: stop its work, or (its own owner asked) only release. */
+export type DoneRequest = "stop" | "release";
+
+/** A held slot on a network engine. */
+export interface Lease {
+  readonly name: string;
+  /** 0-based */
+  readonly slot: number;
+  readonly slots: number;
+  readonly shared: boolean;
+  /** the fencing token: a decimal integer, larger for every later holder of the name */
+  readonly token: string;
+  /** our descriptor of the session's connection, for a command to inherit (Linux; else undefined) */
+  readonly socketFd: number | undefined;
+  /** resolves (never rejects) with the error to exit with (7) once the lock is lost; never after release() */
+  readonly lost: Promise<LockLostError>;
+  /** resolves when `waitlock --done` asks this holder to stop (or only to release) */
+  readonly requested: Promise<DoneRequest>;
+  /** Unlocks and ends the session; never throws (the engine frees what a dead session held). */
+  release(): Promise<void>;
+}
+
+/** Who holds a lease, as --list shows it on every host. */
+export interface HolderDescription {
+  host: string;
+  /** the process that holds the session (waitlock itself, or its detached holder) */
+  pid: number;
+  /** the process the lock is held for */
+  owner: number;
+  uid: number;
+  user: string;
+  command: string;
+}
+
+export interface AcquireOptions {
+  /** N ≥ 1 slots (default 1: a mutex) */
+  slots?: number;
+  /** 0-based slot to try first (default 0) */
+  preferred?: number;
+  /** a shared (reader) lock; only with one slot */
+  shared?: boolean;
+  /** seconds: undefined waits for ever, 0 tries once */
+  timeout?: number;
+  holder: HolderDescription;
+}
+
+/** One row of --list. Times in Unix seconds. Fields other than status and backendPid are null for an 'unknown' lock. */
+export interface RemoteHolder {
+  /** active: the session holds the slot; stale: described but nothing held; unknown: a lock in waitlock's space nobody described */
+  status: "active" | "stale" | "unknown";
+  /** the engine's id of the holding session (PostgreSQL: the backend's PID; Redis: the client id) */
+  backendPid: number;
+  shared: boolean | null;
+  name: string | null;
+  slot: number | null;
+  slots: number | null;
+  token: string | null;
+  host: string | null;
+  pid: number | null;
+  owner: number | null;
+  uid: number | null;
+  user: string | null;
+  command: string | null;
+  acquired: number | null;
+  request: DoneRequest | null;
+  /** the holder's address as the server sees it (null without the privilege to see it) */
+  clientAddr: string | null;
+  /** seconds left on the lease before the engine frees it unrenewed (Redis), else null */
+  expiresIn?: number | null;
+}
+
+export interface DoneOutcome {
+  /** the holders that were asked */
+  asked: RemoteHolder[];
+  /** those of them that still held their slot when the time was up */
+  remaining: RemoteHolder[];
+}
+
+/** A lock engine on the network: PostgreSQL (src/backends/postgres) or Redis (src/backends/redis). */
+export interface Backend {
+  /** `host:port`, for messages */
+  readonly label: string;
+  /** the URL without password or parameters */
+  readonly url: string;
+  /** seconds: how often a lease is checked, when an unanswered check makes it lost, when the engine frees a silent host's locks */
+  readonly bounds: { heartbeat: number; confirmTimeout: number; releaseTimeout: number };
+  /**
+   * Takes a slot of NAME on a session of its own. Throws BusyError (1) when `timeout` is 0
+   * and every slot is held, TimeoutError (2) when the timeout passed (the request is
+   * withdrawn from the engine), UsageError (3) for bad slots, WaitlockError 75 when the
+   * server cannot be reached or does not answer, 5 when the login or a privilege is
+   * refused, 4 otherwise.
+   */
+  acquire(name: string, opts: AcquireOptions): Promise<Lease>;
+  /** How many of NAME's `slots` slots are free (0: all held). `timeout` bounds the call in seconds (default: the connect timeout). */
+  check(name: string, slots: number, opts?: { timeout?: number }): Promise<number>;
+  /** Held slots (of NAME, or of every name); `all` adds stale descriptions and undescribed locks. */
+  list(opts?: { name?: string; all?: boolean }): Promise<RemoteHolder[]>;
+  /**
+   * Asks every holder of NAME to stop its work (holders whose owner is in `ancestors` on
+   * `host`: only to release), then waits up to `timeout` seconds for their slots to be free.
+   */
+  done(name: string, opts: { host: string; ancestors: number[]; timeout: number }): Promise<DoneOutcome>;
+  /** Ends the sessions of checks and lists (not those of leases). */
+  close(): Promise<void>;
+}
