@@ -8,7 +8,7 @@ import { cleanUp, cleanUpRun } from "../test/cleanup";
 import { createHosts, netnsMissing, type Host } from "../test/hosts";
 import { postgresMissing, startPostgres } from "../test/servers/postgres";
 
-const FIXTURE = join(import.meta.dir, "../test/fixtures/pg-lock.ts");
+const FIXTURE = join(import.meta.dir, "../test/fixtures/backend-lock.ts");
 const holder = { host: "bench", pid: process.pid, owner: process.ppid, uid: 0, user: "bench", command: "bench" };
 
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))]!;

@@ -1,6 +1,7 @@
 // The PostgreSQL backend against real throwaway servers (test/servers/postgres.ts): on
 // loopback from this process, and across simulated hosts (test/hosts.ts) through
-// test/fixtures/pg-lock.ts, which stands in for the CLI's modes until they use backends.
+// test/fixtures/backend-lock.ts (test/backend-fixture.ts runs it), which stands in for the
+// CLI's modes until they use backends.
 import { SQL } from "bun";
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -9,57 +10,18 @@ import { join } from "node:path";
 import { connectPostgres, type Lease } from "../src/backends/postgres";
 import { CLASSID, lockKey } from "../src/backends/postgres/sql";
 import { dirs } from "./cleanup";
-import { alive, start, stderrOf, waitFor } from "./helpers";
-import { createHosts, netnsMissing, type Host } from "./hosts";
+import { fixture } from "./backend-fixture";
+import { alive, waitFor } from "./helpers";
+import { createHosts, netnsMissing } from "./hosts";
 import { pgbouncerMissing, startPgbouncer } from "./servers/pgbouncer";
 import { postgresMissing, startPostgres, type PostgresServer } from "./servers/postgres";
 import { skipping } from "./servers/skip";
 
-const FIXTURE = join(import.meta.dir, "fixtures/pg-lock.ts");
 const noPostgres = skipping("PostgreSQL backend tests", postgresMissing());
 const noHosts = noPostgres || skipping("PostgreSQL tests across simulated hosts", netnsMissing());
 const noPgbouncer = noPostgres || skipping("the PgBouncer test", pgbouncerMissing());
 
 const holder = { host: "tester", pid: process.pid, owner: process.ppid, uid: 0, user: "test", command: "bun test" };
-
-interface Event {
-  event: string;
-  at: number;
-  [k: string]: any;
-}
-
-/** Runs the fixture (in `host`, if given); its JSON events arrive in `events`. */
-function fixture(host: Host | undefined, mode: string, opts: object, command: string[] = []) {
-  const argv = [process.execPath, FIXTURE, mode, JSON.stringify(opts), ...command];
-  const p = start(host ? host.run(argv) : argv, { stdout: "pipe" });
-  const events: Event[] = [];
-  const reading = (async () => {
-    let buf = "";
-    for await (const chunk of p.stdout as ReadableStream<Uint8Array>) {
-      buf += new TextDecoder().decode(chunk);
-      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-        events.push(JSON.parse(buf.slice(0, i)));
-        buf = buf.slice(i + 1);
-      }
-    }
-  })();
-  const err = stderrOf(p);
-  return {
-    p,
-    events,
-    stderr: () => err.text,
-    event: async (name: string, ms = 15_000): Promise<Event> => {
-      await waitFor(`event '${name}' (stderr: ${err.text})`, () => events.some((e) => e.event === name), ms);
-      return events.find((e) => e.event === name)!;
-    },
-    exited: async () => {
-      const code = await p.exited;
-      await reading;
-      await err.done;
-      return code;
-    },
-  };
-}
 
 const waitingRequests = async (s: PostgresServer) =>
   (await s.admin`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`)[0].n as number;
