@@ -4,18 +4,17 @@
 import { SQL } from "bun";
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectPostgres, type Lease } from "../src/backends/postgres";
 import { CLASSID, lockKey } from "../src/backends/postgres/sql";
 import { dirs } from "./cleanup";
-import { alive, start, stderrOf, waitFor } from "./helpers";
+import { alive, BIN, start, waitFor } from "./helpers";
 import { createHosts, netnsMissing, type Host } from "./hosts";
 import { pgbouncerMissing, startPgbouncer } from "./servers/pgbouncer";
 import { postgresMissing, startPostgres, type PostgresServer } from "./servers/postgres";
 import { skipping } from "./servers/skip";
 
-const FIXTURE = join(import.meta.dir, "fixtures/pg-lock.ts");
 const noPostgres = skipping("PostgreSQL backend tests", postgresMissing());
 const noHosts = noPostgres || skipping("PostgreSQL tests across simulated hosts", netnsMissing());
 const noPgbouncer = noPostgres || skipping("the PgBouncer test", pgbouncerMissing());
@@ -28,35 +27,94 @@ interface Event {
   [k: string]: any;
 }
 
-/** Runs the fixture (in `host`, if given); its JSON events arrive in `events`. */
-function fixture(host: Host | undefined, mode: string, opts: object, command: string[] = []) {
-  const argv = [process.execPath, FIXTURE, mode, JSON.stringify(opts), ...command];
-  const p = start(host ? host.run(argv) : argv, { stdout: "pipe" });
+interface Order {
+  url: string;
+  name: string;
+  slots?: number;
+  shared?: boolean;
+  timeout?: number;
+  grace?: number;
+  file?: string;
+  rounds?: number;
+  active?: string;
+  holdMs?: number;
+}
+
+/** Lines the holder's command prints (stdout) and waitlock's debug lines (stderr), as events. */
+function eventOf(line: string, stream: "out" | "err"): Event | undefined {
+  const at = Date.now();
+  if (stream === "out") {
+    const [event, ...rest] = line.split(" ");
+    if (event === "acquired") return { event, at, slot: Number(rest[0]), token: rest[1], command: Number(rest[2]), fd: rest[3] ? Number(rest[3]) : null };
+    if (event === "counted") return { event, at, most: Number(rest[0]) };
+    return event ? { event, at } : undefined;
+  }
+  if (/ lost: /.test(line) && !/SIGTERM to process group/.test(line)) return { event: "lost", at, message: line };
+  const asked = /--done asked to (stop the command|release the lock)/.exec(line);
+  if (asked) return { event: "requested", at, request: asked[1] === "stop the command" ? "stop" : "release" };
+  return undefined;
+}
+
+/** A command run under the lock: says what it got, is stopped by SIGTERM saying so, then runs CMD (default: sleeps). */
+const HOLD = 'echo "acquired $WAITLOCK_SLOT $WAITLOCK_TOKEN $$ ${WAITLOCK_FD-}"; trap \'echo stopped; exit 143\' TERM; echo started; [ $# -gt 0 ] || set -- sleep 1000000; "$@" & wait $!';
+/** `rounds` times: take the lock, add 1 to `file`, count the holders at once in `active`, stay `holdMs`. */
+const COUNT = `most=0; i=0; export SEEN="$ACTIVE.$$"; while [ $i -lt $ROUNDS ]; do i=$((i + 1))
+  "$WL" "$@" --exec sh -c 'if [ -n "$ACTIVE" ]; then touch "$ACTIVE/$$"; ls "$ACTIVE" | wc -l > "$SEEN"; rm "$ACTIVE/$$"; fi
+    if [ -n "$FILE" ]; then n=$(cat "$FILE"); echo $((n + 1)) > "$FILE"; fi; [ "$HOLD_MS" = 0 ] || sleep "$HOLD_MS"' || exit $?
+  if [ -n "$ACTIVE" ]; then n=$(cat "$SEEN"); [ "$n" -gt "$most" ] && most=$n; fi
+done; rm -f "$SEEN"; echo "counted $most"`;
+
+/**
+ * Runs the waitlock binary on the PostgreSQL backend (in `host`, if given), as a user would:
+ * `hold` runs CMD (default: sleeps until killed) under --exec; `count` takes the lock
+ * `rounds` times from a shell loop; `done` runs --done. Its output arrives as events.
+ */
+function fixture(host: Host | undefined, mode: "hold" | "count" | "done", o: Order, command: string[] = []) {
+  const url = o.grace === undefined ? o.url : `${o.url}${o.url.includes("?") ? "&" : "?"}grace=${o.grace}`;
+  const args = ["--backend", url, ...(o.slots ? ["-m", String(o.slots)] : []), ...(o.shared ? ["-s"] : []), ...(o.timeout === undefined ? [] : ["-t", String(o.timeout)])];
+  const argv =
+    mode === "hold"
+      ? [BIN, "-v", ...args, o.name, "--exec", "sh", "-c", HOLD, "sh", ...command]
+      : mode === "done"
+        ? [BIN, "--backend", url, "--done", o.name]
+        : ["sh", "-c", COUNT, "sh", ...args, o.name];
+  const env = { WL: BIN, ROUNDS: String(o.rounds ?? 1), ACTIVE: o.active ?? "", FILE: o.file ?? "", HOLD_MS: String((o.holdMs ?? 0) / 1000) };
+  const p = start(host ? host.run(argv) : argv, { stdout: "pipe", env });
   const events: Event[] = [];
-  const reading = (async () => {
+  const errLines: string[] = [];
+  const read = async (stream: ReadableStream<Uint8Array>, which: "out" | "err") => {
     let buf = "";
-    for await (const chunk of p.stdout as ReadableStream<Uint8Array>) {
+    for await (const chunk of stream) {
       buf += new TextDecoder().decode(chunk);
       for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-        events.push(JSON.parse(buf.slice(0, i)));
+        const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
+        if (which === "err") errLines.push(line);
+        const e = eventOf(line, which);
+        if (e) events.push(e);
       }
     }
-  })();
-  const err = stderrOf(p);
+  };
+  const reading = Promise.all([read(p.stdout as ReadableStream<Uint8Array>, "out"), read(p.stderr as ReadableStream<Uint8Array>, "err")]);
   return {
     p,
     events,
-    stderr: () => err.text,
+    /** stderr without the debug lines of -v */
+    stderr: () => errLines.filter((l) => !/^waitlock\[\d+\]: DEBUG:/.test(l)).map((l) => `${l}\n`).join(""),
     event: async (name: string, ms = 15_000): Promise<Event> => {
-      await waitFor(`event '${name}' (stderr: ${err.text})`, () => events.some((e) => e.event === name), ms);
+      await waitFor(`event '${name}' (stderr: ${errLines.join("\n")})`, () => events.some((e) => e.event === name), ms);
       return events.find((e) => e.event === name)!;
     },
     exited: async () => {
       const code = await p.exited;
       await reading;
-      await err.done;
       return code;
+    },
+    /** SIGKILL to waitlock and to its command's process group (which inherited the session) */
+    killHolder: () => {
+      const started = events.find((e) => e.event === "acquired");
+      p.kill("SIGKILL");
+      if (started) process.kill(-started.command, "SIGKILL");
     },
   };
 }
@@ -179,7 +237,7 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     const w = fixture(undefined, "hold", { url: s.url(), name: "k" }, ["true"]);
     await waitFor("the waiter to queue", async () => (await waitingRequests(s)) === 1);
     const killedAt = Date.now();
-    h.p.kill("SIGKILL");
+    h.killHolder();
     const got = await w.event("acquired");
     expect(got.at - killedAt).toBeLessThan(500);
     expect(await w.exited()).toBe(0);
@@ -188,7 +246,7 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     expect(await b.list({ name: "k", all: true })).toEqual([]);
     const lone = fixture(undefined, "hold", { url: s.url(), name: "lone" });
     await lone.event("acquired");
-    lone.p.kill("SIGKILL");
+    lone.killHolder();
     await waitFor("the killed holder's slot to be free", async () => (await b.check("lone", 1)) === 1);
     expect((await b.list({ name: "lone", all: true })).map((r) => [r.status, r.pid])).toEqual([["stale", lone.p.pid]]);
     expect(await b.list({ name: "lone" })).toEqual([]);
@@ -288,11 +346,11 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
 
   test("--done from the holder's own owner only releases: the command keeps running, the slot is free", async () => {
     const s = await startPostgres();
-    const h = fixture(undefined, "hold", { url: s.url(), name: "own", host: "here" }, ["sleep", "60"]);
+    const h = fixture(undefined, "hold", { url: s.url(), name: "own" }, ["sleep", "60"]);
     await h.event("started");
     const b = connectPostgres(s.url());
-    // the fixture's owner is this process (its parent)
-    const r = await b.done("own", { host: "here", ancestors: [process.pid], timeout: 5 });
+    // --exec's waitlock describes itself as the owner: its command's --done spares it
+    const r = await b.done("own", { host: hostname(), ancestors: [h.p.pid], timeout: 5 });
     expect(r.asked.map((x) => x.pid)).toEqual([h.p.pid]);
     expect(r.remaining).toEqual([]);
     expect((await h.event("requested")).request).toBe("release");
@@ -307,7 +365,6 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     await h.event("started");
     const d = fixture(undefined, "done", { url: s.url(), name: "job" });
     expect(await d.exited()).toBe(0);
-    expect((await d.event("done")).asked).toEqual([h.p.pid]);
     expect((await h.event("requested")).request).toBe("stop");
     expect(await h.exited()).toBe(143);
     const nobody = fixture(undefined, "done", { url: s.url(), name: "job" });
@@ -448,22 +505,22 @@ describe.skipIf(noHosts)("PostgreSQL backend across simulated hosts", () => {
 
   test("SIGKILL of a holder on one host frees its lock for a waiter on the other in < 0.5 s", async () => {
     const { hosts, url } = await setUp();
-    const h = fixture(hosts.a, "hold", { url, name: "k", host: "a" });
+    const h = fixture(hosts.a, "hold", { url, name: "k" });
     await h.event("acquired");
-    const w = fixture(hosts.b, "hold", { url, name: "k", host: "b" }, ["true"]);
+    const w = fixture(hosts.b, "hold", { url, name: "k" }, ["true"]);
     await Bun.sleep(300);
     expect(w.events).toEqual([]);
     const killedAt = Date.now();
-    h.p.kill("SIGKILL");
+    h.killHolder();
     expect((await w.event("acquired")).at - killedAt).toBeLessThan(500);
     expect(await w.exited()).toBe(0);
   }, 60_000);
 
   test("a silent partition of the holder's host: its command is stopped (exit 7) before the other host's waiter acquires, with a larger token", async () => {
     const { hosts, url } = await setUp();
-    const h = fixture(hosts.a, "hold", { url, name: "part", host: "a" }, ["sleep", "60"]);
+    const h = fixture(hosts.a, "hold", { url, name: "part" }, ["sleep", "60"]);
     const first = await h.event("started");
-    const w = fixture(hosts.b, "hold", { url, name: "part", host: "b" }, ["true"]);
+    const w = fixture(hosts.b, "hold", { url, name: "part" }, ["true"]);
     await Bun.sleep(500);
     expect(w.events).toEqual([]);
     const cut = Date.now();
@@ -483,9 +540,9 @@ describe.skipIf(noHosts)("PostgreSQL backend across simulated hosts", () => {
 
   test("--done from another host stops the holder's command", async () => {
     const { hosts, url } = await setUp();
-    const h = fixture(hosts.a, "hold", { url, name: "job", host: "a" }, ["sleep", "60"]);
+    const h = fixture(hosts.a, "hold", { url, name: "job" }, ["sleep", "60"]);
     await h.event("started");
-    const d = fixture(hosts.b, "done", { url, name: "job", host: "b" });
+    const d = fixture(hosts.b, "done", { url, name: "job" });
     expect(await d.exited()).toBe(0);
     expect((await h.event("requested")).request).toBe("stop");
     expect(await h.exited()).toBe(143);
@@ -495,7 +552,7 @@ describe.skipIf(noHosts)("PostgreSQL backend across simulated hosts", () => {
     const { hosts, url } = await setUp();
     hosts.db!.partition();
     const t0 = Date.now();
-    const h = fixture(hosts.a, "hold", { url, name: "x", host: "a", timeout: 0 });
+    const h = fixture(hosts.a, "hold", { url, name: "x", timeout: 0 });
     expect(await h.exited()).toBe(75);
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(h.stderr()).toMatch(/^waitlock: 127\.1\.0\.1:5432: connecting: no answer within 1\.0 seconds/);
