@@ -1,86 +1,87 @@
-// The PostgreSQL backend's latencies against a throwaway server started from the installed
-// binaries (test/servers/postgres.ts): in-process on loopback, and 4 × 10 × 20 ms mutex
-// handoffs between processes, on loopback and (as root) across two simulated hosts.
-// `bun bench/postgres.ts`; figures are recorded in bench/TUNING.md.
+// The PostgreSQL backend through the compiled CLI, against a throwaway server started from
+// the installed binaries (test/servers/postgres.ts): uncontended `--exec true` next to the
+// lock directory's, and 4 × 10 × 20 ms mutex handoffs between shell loops on loopback and
+// (as root) across two simulated hosts, against the 0.8 s of the sleeps alone. bench/run.ts
+// calls networkSection() in its run; `bun bench/postgres.ts` prints the section alone.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connectPostgres } from "../src/backends/postgres";
 import { cleanUp, cleanUpRun } from "../test/cleanup";
 import { createHosts, netnsMissing, type Host } from "../test/hosts";
 import { postgresMissing, startPostgres } from "../test/servers/postgres";
 
-const FIXTURE = join(import.meta.dir, "../test/fixtures/backend-lock.ts");
-const holder = { host: "bench", pid: process.pid, owner: process.ppid, uid: 0, user: "bench", command: "bench" };
-
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))]!;
-const fmt = (xs: number[]) => `median ${quantile(xs, 0.5).toFixed(2)} ms, p90 ${quantile(xs, 0.9).toFixed(2)} ms (n=${xs.length})`;
+const fmt = (xs: number[]) => `median ${quantile(xs, 0.5).toFixed(2)} ms (p10 ${quantile(xs, 0.1).toFixed(2)}, p90 ${quantile(xs, 0.9).toFixed(2)}, n=${xs.length})`;
 
-async function timed(n: number, f: () => Promise<unknown>): Promise<number[]> {
+/** Wall milliseconds of each of `n` runs of `argv`, which must exit 0. */
+async function timedRuns(argv: string[], n: number): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
-    await f();
+    const p = Bun.spawn(argv, { stdout: "ignore", stderr: "inherit" });
+    if ((await p.exited) !== 0) throw new Error(`${argv.join(" ")} failed`);
     out.push(performance.now() - t0);
   }
   return out;
 }
 
-/** Wall time of `workers` processes taking NAME `rounds` times each for `holdMs`, from the first grant to the last release. */
-async function handoffs(url: string, hosts: (Host | undefined)[], rounds: number, holdMs: number): Promise<number> {
+/** Wall milliseconds of 4 shell loops (on `hosts`) each running `rounds` × `waitlock ARGS handoff --exec sleep 0.02`. */
+async function handoffs(wl: string, args: string[], hosts: (Host | undefined)[], rounds: number): Promise<number> {
+  const loop = `i=0; while [ $i -lt ${rounds} ]; do "$WL" "$@" handoff --exec sleep 0.02 || exit 9; i=$((i+1)); done`;
+  const t0 = performance.now();
   const procs = hosts.map((host) => {
-    const argv = [process.execPath, FIXTURE, "count", JSON.stringify({ url, name: "handoff", rounds, holdMs })];
-    return Bun.spawn(host ? host.run(argv) : argv, { stdout: "pipe", stderr: "inherit" });
+    const argv = ["sh", "-c", loop, "sh", ...args];
+    return Bun.spawn(host ? host.run(argv) : argv, { env: { ...process.env, WL: wl }, stdout: "ignore", stderr: "inherit" });
   });
-  const outs = await Promise.all(procs.map(async (p) => ({ code: await p.exited, text: await new Response(p.stdout).text() })));
-  const events = outs.map((o) => {
-    if (o.code !== 0) throw new Error(`a worker failed (${o.code})`);
-    return JSON.parse(o.text.trim().split("\n").at(-1)!) as { first: number; at: number };
-  });
-  return Math.max(...events.map((e) => e.at)) - Math.min(...events.map((e) => e.first));
+  const codes = await Promise.all(procs.map((p) => p.exited));
+  if (codes.some((c) => c !== 0)) throw new Error(`a handoff loop failed (${codes})`);
+  return performance.now() - t0;
 }
 
-async function main() {
+/** The markdown lines of the network section, measured now with the binary `wl` (the lock directory's figures in `dir`). */
+export async function networkSection(wl: string, dir: string): Promise<string[]> {
+  const lines = ["## Network backends (PostgreSQL)", ""];
   const missing = postgresMissing();
-  if (missing) throw new Error(missing);
-  const s = await startPostgres();
-  const b = connectPostgres(s.url());
-  await (await b.acquire("warm", { holder })).release();
-  console.log(`acquire + release, mutex:       ${fmt(await timed(200, async () => (await b.acquire("m", { holder })).release()))}`);
-  console.log(`acquire + release, -t 0:        ${fmt(await timed(200, async () => (await b.acquire("m", { holder, timeout: 0 })).release()))}`);
-  console.log(`acquire + release, -m 4:        ${fmt(await timed(200, async () => (await b.acquire("s", { holder, slots: 4 })).release()))}`);
-  const busy = await b.acquire("busy", { holder });
-  console.log(`-t 0 on a held lock (busy):     ${fmt(await timed(100, () => b.acquire("busy", { holder, timeout: 0 }).catch(() => {})))}`);
-  const late = await timed(10, () => b.acquire("busy", { holder, timeout: 0.3 }).catch(() => {}));
-  console.log(`-t 0.3 on a held lock, overshoot: ${fmt(late.map((ms) => ms - 300))}`);
-  await busy.release();
-  const handoff: number[] = [];
-  for (let i = 0; i < 50; i++) {
-    const first = await b.acquire("h", { holder });
-    const waiter = b.acquire("h", { holder });
-    await Bun.sleep(5);
-    const t0 = performance.now();
-    await first.release();
-    const second = await waiter;
-    handoff.push(performance.now() - t0);
-    await second.release();
+  if (missing) return [...lines, `Skipped: ${missing}.`, ""];
+  try {
+    const s = await startPostgres();
+    const pg = ["--backend", s.url()];
+    await timedRuns([wl, ...pg, "warm", "--exec", "true"], 3);
+    const local = await timedRuns([wl, "-d", dir, "uncontended", "--exec", "true"], 40);
+    const remote = await timedRuns([wl, ...pg, "uncontended", "--exec", "true"], 40);
+    lines.push(
+      "Uncontended `waitlock NAME --exec true`, wall time per run (process start to exit):",
+      "",
+      `- lock directory: ${fmt(local)}`,
+      `- PostgreSQL on loopback: ${fmt(remote)} (${(quantile(remote, 0.5) / quantile(local, 0.5)).toFixed(2)} × the lock directory: connecting, the lock, the holder's description and its fencing token, the unlock)`,
+      "",
+    );
+    const ideal = 800;
+    const loop = await handoffs(wl, pg, [undefined, undefined, undefined, undefined], 10);
+    lines.push("Mutex handoff: 4 shell loops × 10 × `--exec sleep 0.02`, wall time against the 800 ms of the sleeps alone (target ≤ 1.25 ×):", "");
+    lines.push(`- loopback: ${loop.toFixed(0)} ms = ${(loop / ideal).toFixed(3)} ×`);
+    await cleanUp();
+    const why = netnsMissing();
+    if (why) lines.push(`- across 2 simulated hosts: skipped (${why})`);
+    else {
+      const hosts = createHosts(["db", "a", "b"]);
+      const far = await startPostgres({ netns: hosts.db!.netns, host: hosts.db!.address });
+      const across = await handoffs(wl, ["--backend", far.url()], [hosts.a, hosts.b, hosts.a, hosts.b], 10);
+      lines.push(`- across 2 simulated hosts (network namespaces; the server on a third): ${across.toFixed(0)} ms = ${(across / ideal).toFixed(3)} ×`);
+    }
+    lines.push("");
+    return lines;
+  } finally {
+    await cleanUp();
   }
-  console.log(`handoff (release to the waiter's grant, in-process): ${fmt(handoff)}`);
-  await b.close();
-  const loop = await handoffs(s.url(), [undefined, undefined, undefined, undefined], 10, 20);
-  console.log(`4 processes × 10 × 20 ms on loopback: ${loop} ms against the ideal 800 ms (${(loop / 800).toFixed(3)} ×)`);
-  await cleanUp();
-  if (netnsMissing()) {
-    console.log(`across hosts: skipped (${netnsMissing()})`);
-    return;
-  }
-  const hosts = createHosts(["db", "a", "b"]);
-  const remote = await startPostgres({ netns: hosts.db!.netns, host: hosts.db!.address });
-  const across = await handoffs(remote.url(), [hosts.a, hosts.b, hosts.a, hosts.b], 10, 20);
-  console.log(`4 processes × 10 × 20 ms on 2 hosts: ${across} ms against the ideal 800 ms (${(across / 800).toFixed(3)} ×)`);
 }
 
-try {
-  await main();
-} finally {
-  await cleanUp();
-  cleanUpRun();
+if (import.meta.main) {
+  try {
+    const dir = mkdtempSync(join(tmpdir(), "waitlock-bench-"));
+    console.log((await networkSection(join(import.meta.dir, "../dist/waitlock"), dir)).join("\n"));
+  } finally {
+    await cleanUp();
+    cleanUpRun();
+  }
 }

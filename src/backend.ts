@@ -87,8 +87,12 @@ export interface Backend {
   readonly label: string;
   /** the URL without password or parameters */
   readonly url: string;
-  /** seconds: how often a lease is checked, when an unanswered check makes it lost, when the engine frees a silent host's locks */
-  readonly bounds: { heartbeat: number; confirmTimeout: number; releaseTimeout: number };
+  /**
+   * Seconds: how often a lease is checked, when an unanswered check makes it lost, when the
+   * engine frees a silent host's locks, and how long a lost lease's command has between
+   * SIGTERM and SIGKILL (confirmTimeout + grace < releaseTimeout).
+   */
+  readonly bounds: { heartbeat: number; confirmTimeout: number; releaseTimeout: number; grace: number };
   /**
    * Takes a slot of NAME on a session of its own. Throws BusyError (1) when `timeout` is 0
    * and every slot is held, TimeoutError (2) when the timeout passed (the request is

@@ -29,6 +29,10 @@ export interface Row {
   format: "binary" | "text" | null;
   /** SHA-256 of the stored record bytes (json only) */
   sha256?: string;
+  /** --backend: the lease's fencing token (null: not described) */
+  token?: string | null;
+  /** --backend redis://: seconds left on the lease before the engine frees it unrenewed */
+  expiresIn?: number | null;
 }
 
 /** A process waiting for a lock. No record is kept for a waiter: this is what the kernel and /proc say. */
@@ -138,16 +142,25 @@ const oneLine = (command: string | null) => (command ?? "").replace(/[\r\n\t]/g,
 
 function holderTable(rows: Row[], style: HumanStyle): string[] {
   const held = style.now !== undefined;
-  const header = ["DESCRIPTOR", "SLOT", "MODE", "PID", "OWNER", "USER", "ACQUIRED", ...(held ? ["HELD"] : []), ...(style.withStatus ? ["STATUS"] : []), "COMMAND"];
+  // Holders on a network engine run on many hosts and carry a fencing token.
+  const remote = rows.some((r) => r.token !== undefined);
+  const leased = rows.some((r) => r.expiresIn !== undefined);
+  const header = [
+    "DESCRIPTOR", "SLOT", "MODE", ...(remote ? ["HOST"] : []), "PID", "OWNER", "USER", "ACQUIRED",
+    ...(held ? ["HELD"] : []), ...(remote ? ["TOKEN"] : []), ...(leased ? ["EXPIRES IN"] : []), ...(style.withStatus ? ["STATUS"] : []), "COMMAND",
+  ];
   const cells = rows.map((r) => [
     r.descriptor,
     r.maxHolders === null ? String(r.slot) : `${r.slot}/${r.maxHolders}`,
     r.mode ?? "-",
+    ...(remote ? [r.hostname ?? "-"] : []),
     r.pid === null ? "-" : String(r.pid),
     r.owner === null ? "-" : String(r.owner),
     r.user ?? "-",
     localTime(r.acquired),
     ...(held ? [r.status === "active" ? since(r.acquired, style.now) : "-"] : []),
+    ...(remote ? [r.token ?? "-"] : []),
+    ...(leased ? [r.expiresIn === null || r.expiresIn === undefined ? "-" : `${r.expiresIn.toFixed(1)}s`] : []),
     ...(style.withStatus ? [r.status] : []),
     oneLine(r.command),
   ]);

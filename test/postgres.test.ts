@@ -1,17 +1,16 @@
 // The PostgreSQL backend against real throwaway servers (test/servers/postgres.ts): on
-// loopback from this process, and across simulated hosts (test/hosts.ts) through
-// test/fixtures/backend-lock.ts (test/backend-fixture.ts runs it), which stands in for the
-// CLI's modes until they use backends.
+// loopback from this process, and across simulated hosts (test/hosts.ts) through the
+// waitlock binary (test/backend-fixture.ts).
 import { SQL } from "bun";
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectPostgres, type Lease } from "../src/backends/postgres";
 import { CLASSID, lockKey } from "../src/backends/postgres/sql";
 import { dirs } from "./cleanup";
 import { fixture } from "./backend-fixture";
-import { alive, waitFor } from "./helpers";
+import { alive, BIN, start, waitFor } from "./helpers";
 import { createHosts, netnsMissing } from "./hosts";
 import { pgbouncerMissing, startPgbouncer } from "./servers/pgbouncer";
 import { postgresMissing, startPostgres, type PostgresServer } from "./servers/postgres";
@@ -141,7 +140,7 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     const w = fixture(undefined, "hold", { url: s.url(), name: "k" }, ["true"]);
     await waitFor("the waiter to queue", async () => (await waitingRequests(s)) === 1);
     const killedAt = Date.now();
-    h.p.kill("SIGKILL");
+    h.killHolder();
     const got = await w.event("acquired");
     expect(got.at - killedAt).toBeLessThan(500);
     expect(await w.exited()).toBe(0);
@@ -150,7 +149,7 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     expect(await b.list({ name: "k", all: true })).toEqual([]);
     const lone = fixture(undefined, "hold", { url: s.url(), name: "lone" });
     await lone.event("acquired");
-    lone.p.kill("SIGKILL");
+    lone.killHolder();
     await waitFor("the killed holder's slot to be free", async () => (await b.check("lone", 1)) === 1);
     expect((await b.list({ name: "lone", all: true })).map((r) => [r.status, r.pid])).toEqual([["stale", lone.p.pid]]);
     expect(await b.list({ name: "lone" })).toEqual([]);
@@ -250,11 +249,11 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
 
   test("--done from the holder's own owner only releases: the command keeps running, the slot is free", async () => {
     const s = await startPostgres();
-    const h = fixture(undefined, "hold", { url: s.url(), name: "own", host: "here" }, ["sleep", "60"]);
+    const h = fixture(undefined, "hold", { url: s.url(), name: "own" }, ["sleep", "60"]);
     await h.event("started");
     const b = connectPostgres(s.url());
-    // the fixture's owner is this process (its parent)
-    const r = await b.done("own", { host: "here", ancestors: [process.pid], timeout: 5 });
+    // --exec's waitlock describes itself as the owner: its command's --done spares it
+    const r = await b.done("own", { host: hostname(), ancestors: [h.p.pid], timeout: 5 });
     expect(r.asked.map((x) => x.pid)).toEqual([h.p.pid]);
     expect(r.remaining).toEqual([]);
     expect((await h.event("requested")).request).toBe("release");
@@ -269,7 +268,6 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     await h.event("started");
     const d = fixture(undefined, "done", { url: s.url(), name: "job" });
     expect(await d.exited()).toBe(0);
-    expect((await d.event("done")).asked).toEqual([h.p.pid]);
     expect((await h.event("requested")).request).toBe("stop");
     expect(await h.exited()).toBe(143);
     const nobody = fixture(undefined, "done", { url: s.url(), name: "job" });
@@ -410,22 +408,22 @@ describe.skipIf(noHosts)("PostgreSQL backend across simulated hosts", () => {
 
   test("SIGKILL of a holder on one host frees its lock for a waiter on the other in < 0.5 s", async () => {
     const { hosts, url } = await setUp();
-    const h = fixture(hosts.a, "hold", { url, name: "k", host: "a" });
+    const h = fixture(hosts.a, "hold", { url, name: "k" });
     await h.event("acquired");
-    const w = fixture(hosts.b, "hold", { url, name: "k", host: "b" }, ["true"]);
+    const w = fixture(hosts.b, "hold", { url, name: "k" }, ["true"]);
     await Bun.sleep(300);
     expect(w.events).toEqual([]);
     const killedAt = Date.now();
-    h.p.kill("SIGKILL");
+    h.killHolder();
     expect((await w.event("acquired")).at - killedAt).toBeLessThan(500);
     expect(await w.exited()).toBe(0);
   }, 60_000);
 
   test("a silent partition of the holder's host: its command is stopped (exit 7) before the other host's waiter acquires, with a larger token", async () => {
     const { hosts, url } = await setUp();
-    const h = fixture(hosts.a, "hold", { url, name: "part", host: "a" }, ["sleep", "60"]);
+    const h = fixture(hosts.a, "hold", { url, name: "part" }, ["sleep", "60"]);
     const first = await h.event("started");
-    const w = fixture(hosts.b, "hold", { url, name: "part", host: "b" }, ["true"]);
+    const w = fixture(hosts.b, "hold", { url, name: "part" }, ["true"]);
     await Bun.sleep(500);
     expect(w.events).toEqual([]);
     const cut = Date.now();
@@ -445,9 +443,9 @@ describe.skipIf(noHosts)("PostgreSQL backend across simulated hosts", () => {
 
   test("--done from another host stops the holder's command", async () => {
     const { hosts, url } = await setUp();
-    const h = fixture(hosts.a, "hold", { url, name: "job", host: "a" }, ["sleep", "60"]);
+    const h = fixture(hosts.a, "hold", { url, name: "job" }, ["sleep", "60"]);
     await h.event("started");
-    const d = fixture(hosts.b, "done", { url, name: "job", host: "b" });
+    const d = fixture(hosts.b, "done", { url, name: "job" });
     expect(await d.exited()).toBe(0);
     expect((await h.event("requested")).request).toBe("stop");
     expect(await h.exited()).toBe(143);
@@ -457,7 +455,7 @@ describe.skipIf(noHosts)("PostgreSQL backend across simulated hosts", () => {
     const { hosts, url } = await setUp();
     hosts.db!.partition();
     const t0 = Date.now();
-    const h = fixture(hosts.a, "hold", { url, name: "x", host: "a", timeout: 0 });
+    const h = fixture(hosts.a, "hold", { url, name: "x", timeout: 0 });
     expect(await h.exited()).toBe(75);
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(h.stderr()).toMatch(/^waitlock: 127\.1\.0\.1:5432: connecting: no answer within 1\.0 seconds/);

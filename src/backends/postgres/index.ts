@@ -73,7 +73,7 @@ class Postgres implements Backend {
   constructor(private readonly target: PostgresTarget) {
     this.label = target.label;
     this.url = describeTarget(target);
-    this.bounds = { heartbeat: target.heartbeat, confirmTimeout: target.confirmTimeout, releaseTimeout: target.releaseTimeout };
+    this.bounds = { heartbeat: target.heartbeat, confirmTimeout: target.confirmTimeout, releaseTimeout: target.releaseTimeout, grace: target.grace };
   }
 
   private secret(): string | undefined {

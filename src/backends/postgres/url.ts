@@ -26,6 +26,8 @@ export interface PostgresTarget {
   confirmTimeout: number;
   /** the server frees the locks of a host that went silent between this long less 1 s and this long */
   releaseTimeout: number;
+  /** a lost lease's command gets SIGTERM, and SIGKILL this long after */
+  grace: number;
   /** `host:port`, for messages */
   label: string;
 }
@@ -36,6 +38,7 @@ const TIMING = {
   heartbeat: ["heartbeat", 1, 0.05, 1],
   confirm_timeout: ["confirmTimeout", 2, 0.1, 3600],
   release_timeout: ["releaseTimeout", 9, 2, 86400],
+  grace: ["grace", 5, 0, 3600],
 } as const;
 const TLS_KEYS = ["sslrootcert", "sslcert", "sslkey", "sslpassword", "channel_binding"];
 
@@ -101,11 +104,14 @@ export function parsePostgresUrl(url: string, env: Record<string, string | undef
     heartbeat: timing.heartbeat!,
     confirmTimeout: timing.confirmTimeout!,
     releaseTimeout: timing.releaseTimeout!,
+    grace: timing.grace!,
     label: `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
   };
   if (target.heartbeat >= target.confirmTimeout) throw new UsageError(context, "heartbeat must be shorter than confirm_timeout");
   if (target.confirmTimeout + 1 >= target.releaseTimeout)
     throw new UsageError(context, "confirm_timeout must be more than 1 second shorter than release_timeout (a lost lease must be noticed before the server frees the lock)");
+  if (target.confirmTimeout + target.grace >= target.releaseTimeout)
+    throw new UsageError(context, "confirm_timeout + grace must be shorter than release_timeout (a lost lease's command must be killed before the server frees the lock)");
   return target;
 }
 

@@ -77,7 +77,7 @@ class Redis implements Backend {
   constructor(private readonly target: RedisTarget) {
     this.label = target.label;
     this.url = describeTarget(target);
-    this.bounds = { heartbeat: target.heartbeat, confirmTimeout: target.confirmTimeout, releaseTimeout: target.ttl };
+    this.bounds = { heartbeat: target.heartbeat, confirmTimeout: target.confirmTimeout, releaseTimeout: target.ttl, grace: target.grace };
   }
 
   /** Time to connect, or for a round trip: connect_timeout, shortened by a deadline but never below a second. */

@@ -26,6 +26,8 @@ export interface RedisTarget {
   confirmTimeout: number;
   /** the lease's time to live on the server: a holder that stops extending it loses it this long after its last extension */
   ttl: number;
+  /** a lost lease's command gets SIGTERM, and SIGKILL this long after */
+  grace: number;
   /** `host:port`, for messages */
   label: string;
 }
@@ -36,6 +38,7 @@ const TIMING = {
   heartbeat: ["heartbeat", 1, 0.05, 1],
   confirm_timeout: ["confirmTimeout", 2, 0.1, 3600],
   ttl: ["ttl", 10, 2, 86400],
+  grace: ["grace", 5, 0, 3600],
 } as const;
 
 /** Is this a URL for this backend? */
@@ -104,11 +107,14 @@ export function parseRedisUrl(url: string, env: Record<string, string | undefine
     heartbeat: timing.heartbeat!,
     confirmTimeout: timing.confirmTimeout!,
     ttl: timing.ttl!,
+    grace: timing.grace!,
     label: `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
   };
   if (target.heartbeat >= target.confirmTimeout) throw new UsageError(context, "heartbeat must be shorter than confirm_timeout");
   if (target.confirmTimeout + 1 >= target.ttl)
     throw new UsageError(context, "confirm_timeout must be more than 1 second shorter than ttl (a lost lease must be noticed before the server lets it expire)");
+  if (target.confirmTimeout + target.grace >= target.ttl)
+    throw new UsageError(context, "confirm_timeout + grace must be shorter than ttl (a lost lease's command must be killed before the server lets the lease expire)");
   return target;
 }
 
