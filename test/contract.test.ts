@@ -161,3 +161,29 @@ for (const backend of BACKENDS) {
     }, 90_000);
   });
 }
+
+describe("--backend on the command line", () => {
+  test("usage errors (3), never echoing the URL: unknown scheme, with -d, --file, --fd, --serve, --watch; an explicit -d beats WAITLOCK_BACKEND", async () => {
+    const url = "postgres://u:hunter2@127.0.0.1:1/db";
+    const dir = lockDir();
+    for (const args of [
+      ["--backend", "mysql://u:hunter2@h/db", "x"],
+      ["--backend", url, "-d", dir, "x"],
+      ["--backend", url, "--file", dir],
+      ["--backend", url, "--fd", "0"],
+      ["--backend", url, "--serve"],
+      ["--backend", url, "--list", "--watch"],
+      ["--backend", `${url}?grace=7`, "x", "--exec", "true"],
+    ]) {
+      const r = await wl(args);
+      expect({ args, code: r.code }).toEqual({ args, code: 3 });
+      expect(r.stderr).not.toContain("hunter2");
+    }
+    const local = await run([BIN, "-d", dir, "x", "--exec", "true"], { env: { WAITLOCK_BACKEND: url } });
+    expect({ code: local.code, stderr: local.stderr }).toEqual({ code: 0, stderr: "" });
+    const unreachable = await run([BIN, "-t", "0", "x", "--exec", "true"], { env: { WAITLOCK_BACKEND: url } });
+    expect(unreachable.code).toBe(75);
+    expect(unreachable.stderr).toContain("127.0.0.1:1");
+    expect(unreachable.stderr).not.toContain("hunter2");
+  });
+});
