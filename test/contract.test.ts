@@ -113,6 +113,17 @@ for (const backend of BACKENDS) {
       await waitFor("the lock to be free after its owner exited", async () => (await wl([...at.args, "--check", "plain"])).code === 0, 5_000);
     }, T);
 
+    test("--done on a plain acquire stops the owner script (SIGTERM) and frees the lock", async () => {
+      const at = await backend.place();
+      const args = at.args.map((a) => `'${a}'`).join(" ");
+      const script = start(["/bin/sh", "-c", `$WL ${args} owned && echo held && exec sleep 60`], { env: { WL: BIN }, stdout: "pipe" });
+      const out = lines(script);
+      await waitFor("the script to hold the lock", () => out.includes("held"), 15_000);
+      expect((await wl([...at.args, "--done", "owned"])).code).toBe(0);
+      expect(await script.exited).toBe(143);
+      expect((await wl([...at.args, "--check", "owned"])).code).toBe(0);
+    }, T);
+
     test("--done stops an --exec holder and returns 0 once the lock is free; with nobody holding it, 1", async () => {
       const at = await backend.place();
       expect((await wl([...at.args, "--done", "job"])).code).toBe(1);

@@ -319,6 +319,19 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     expect(h.stderr()).toContain("waitlock: term: lock lost");
   }, 30_000);
 
+  test("a plain acquire whose session is terminated: the owner script gets SIGTERM", async () => {
+    const s = await startPostgres();
+    const script = start(["/bin/sh", "-c", `"$WL" --backend "$URL" plain && echo held && exec sleep 60`], { env: { WL: BIN, URL: s.url() }, stdout: "pipe" });
+    let out = "";
+    (async () => {
+      for await (const chunk of script.stdout as ReadableStream<Uint8Array>) out += new TextDecoder().decode(chunk);
+    })();
+    await waitFor("the script to hold the lock", () => out.includes("held"), 15_000);
+    const [row] = await s.admin`SELECT backend_pid FROM waitlock.holders WHERE name = 'plain'`;
+    await s.admin`SELECT pg_terminate_backend(${row.backend_pid})`;
+    expect(await script.exited).toBe(143);
+  }, 30_000);
+
   test("a server restart: holders lose their lock (exit 7), waiters reconnect and keep waiting, tokens keep increasing", async () => {
     const s = await startPostgres();
     const b = connectPostgres(s.url());
