@@ -140,12 +140,17 @@ for (const backend of BACKENDS) {
       const r = await wl([...at.args, "--list", "-f", "json"]);
       expect(r.code).toBe(0);
       const rows = JSON.parse(r.stdout);
+      const token = rows[0]?.token;
       expect(rows).toHaveLength(1);
       expect(rows[0]).toMatchObject({ descriptor: "listed", slot: 0, status: "active", pid: h.p.pid });
       expect(rows[0].command).toContain("sleep 60");
       if (at.tokens) expect(rows[0]).toMatchObject({ hostname: expect.any(String), token: expect.stringMatching(/^\d+$/) });
       const human = await wl([...at.args, "--list"]);
       expect(human.stdout).toContain("listed");
+      expect(human.stdout.split("\n")[0]).toMatch(at.tokens ? /HOST.*TOKEN/ : /^DESCRIPTOR +SLOT +MODE +PID/);
+      const csv = (await wl([...at.args, "--list", "-f", "csv"])).stdout.split("\n");
+      expect(csv[0]).toBe(`descriptor,pid,slot,user,acquired,status,command${at.tokens ? ",host,token" : ""}`);
+      expect(csv[1]).toMatch(at.tokens ? new RegExp(`^listed,${h.p.pid},0,[^,]+,\\d+,active,.*sleep 60,[^,]+,${token}$`) : new RegExp(`^listed,${h.p.pid},0,[^,]+,\\d+,active,`));
     }, T);
 
     test("shared (-s) holders share the lock; an exclusive request waits for them", async () => {

@@ -139,7 +139,7 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     expect(first.path).not.toContain("secret");
     await expect(lib.acquireAsync("lib", { backend: s.url(), timeout: 0 })).rejects.toMatchObject({ exitCode: 1 });
     const listed = await wlList(s.url());
-    expect(listed.map((r) => [r.descriptor, r.command, r.token])).toEqual([["lib", "library test", first.token]]);
+    expect(listed.map((r) => [r.descriptor, r.command, r.token])).toEqual([["lib", "library test", first.token!]]);
     await first[Symbol.asyncDispose]();
     const second = await lib.acquireAsync("lib", { backend: s.url(), timeout: 0 });
     expect(BigInt(second.token!)).toBeGreaterThan(BigInt(first.token!));
