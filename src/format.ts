@@ -89,7 +89,7 @@ export function csvField(v: string): string {
 const since = (from: number | null, now: number | undefined) => (from === null || now === undefined ? "-" : duration(now - from));
 
 /**
- * The seven fields of csv and null. A waiting row keeps the layout: its queue position
+ * The seven fields of csv and null (a network engine's holders add host and token). A waiting row keeps the layout: its queue position
  * (1 = next) stands in the slot field and the time it has waited since (whole Unix
  * seconds, as acquired) in the acquired one.
  */
@@ -197,13 +197,16 @@ export function humanLines(listing: Listing, style: HumanStyle = {}): string[] {
 /** csv, null and json: holders and waiters (each NAME's holders, then its waiters); human: humanLines(). */
 export function formatRows(rows: Row[], format: Exclude<Format, "prometheus">, withStatus = false, waiters: WaiterRow[] = []): string {
   const listing = { holders: rows, waiters };
+  // A network engine's holders run on many hosts and carry a fencing token: two fields more.
+  const remote = rows.some((r) => r.token !== undefined);
+  const fields = (r: Row | WaiterRow) => (remote && r.status !== "waiting" ? [...seven(r), text(r.hostname), text(r.token ?? null)] : seven(r));
   switch (format) {
     case "human":
       return humanLines(listing, { withStatus }).join("\n") + "\n";
     case "csv":
-      return ["descriptor,pid,slot,user,acquired,status,command", ...byName(listing).map((r) => seven(r).map(csvField).join(","))].join("\n") + "\n";
+      return [`descriptor,pid,slot,user,acquired,status,command${remote ? ",host,token" : ""}`, ...byName(listing).map((r) => fields(r).map(csvField).join(","))].join("\n") + "\n";
     case "null":
-      return byName(listing).map((r) => seven(r).map((f) => `${f}\0`).join("")).join("");
+      return byName(listing).map((r) => fields(r).map((f) => `${f}\0`).join("")).join("");
     case "json":
       return JSON.stringify(byName(listing), null, 2) + "\n";
   }

@@ -120,6 +120,17 @@ for (const backend of BACKENDS) {
       await waitFor("the lock to be free after its owner exited", async () => (await wl([...at.args, "--check", "plain"])).code === 0, 5_000);
     }, T);
 
+    test("--done on a plain acquire stops the owner script (SIGTERM) and frees the lock", async () => {
+      const at = await backend.place();
+      const args = at.args.map((a) => `'${a}'`).join(" ");
+      const script = start(["/bin/sh", "-c", `$WL ${args} owned && echo held && exec sleep 60`], { env: { WL: BIN }, stdout: "pipe" });
+      const out = lines(script);
+      await waitFor("the script to hold the lock", () => out.includes("held"), 15_000);
+      expect((await wl([...at.args, "--done", "owned"])).code).toBe(0);
+      expect(await script.exited).toBe(143);
+      expect((await wl([...at.args, "--check", "owned"])).code).toBe(0);
+    }, T);
+
     test("--done stops an --exec holder and returns 0 once the lock is free; with nobody holding it, 1", async () => {
       const at = await backend.place();
       expect((await wl([...at.args, "--done", "job"])).code).toBe(1);
@@ -136,12 +147,17 @@ for (const backend of BACKENDS) {
       const r = await wl([...at.args, "--list", "-f", "json"]);
       expect(r.code).toBe(0);
       const rows = JSON.parse(r.stdout);
+      const token = rows[0]?.token;
       expect(rows).toHaveLength(1);
       expect(rows[0]).toMatchObject({ descriptor: "listed", slot: 0, status: "active", pid: h.p.pid });
       expect(rows[0].command).toContain("sleep 60");
       if (at.tokens) expect(rows[0]).toMatchObject({ hostname: expect.any(String), token: expect.stringMatching(/^\d+$/) });
       const human = await wl([...at.args, "--list"]);
       expect(human.stdout).toContain("listed");
+      expect(human.stdout.split("\n")[0]).toMatch(at.tokens ? /HOST.*TOKEN/ : /^DESCRIPTOR +SLOT +MODE +PID/);
+      const csv = (await wl([...at.args, "--list", "-f", "csv"])).stdout.split("\n");
+      expect(csv[0]).toBe(`descriptor,pid,slot,user,acquired,status,command${at.tokens ? ",host,token" : ""}`);
+      expect(csv[1]).toMatch(at.tokens ? new RegExp(`^listed,${h.p.pid},0,[^,]+,\\d+,active,.*sleep 60,[^,]+,${token}$`) : new RegExp(`^listed,${h.p.pid},0,[^,]+,\\d+,active,`));
     }, T);
 
     test("shared (-s) holders share the lock; an exclusive request waits for them (an engine without shared locks refuses -s with 3)", async () => {
@@ -173,3 +189,29 @@ for (const backend of BACKENDS) {
     }, 90_000);
   });
 }
+
+describe("--backend on the command line", () => {
+  test("usage errors (3), never echoing the URL: unknown scheme, with -d, --file, --fd, --serve, --watch; an explicit -d beats WAITLOCK_BACKEND", async () => {
+    const url = "postgres://u:hunter2@127.0.0.1:1/db";
+    const dir = lockDir();
+    for (const args of [
+      ["--backend", "mysql://u:hunter2@h/db", "x"],
+      ["--backend", url, "-d", dir, "x"],
+      ["--backend", url, "--file", dir],
+      ["--backend", url, "--fd", "0"],
+      ["--backend", url, "--serve"],
+      ["--backend", url, "--list", "--watch"],
+      ["--backend", `${url}?grace=7`, "x", "--exec", "true"],
+    ]) {
+      const r = await wl(args);
+      expect({ args, code: r.code }).toEqual({ args, code: 3 });
+      expect(r.stderr).not.toContain("hunter2");
+    }
+    const local = await run([BIN, "-d", dir, "x", "--exec", "true"], { env: { WAITLOCK_BACKEND: url } });
+    expect({ code: local.code, stderr: local.stderr }).toEqual({ code: 0, stderr: "" });
+    const unreachable = await run([BIN, "-t", "0", "x", "--exec", "true"], { env: { WAITLOCK_BACKEND: url } });
+    expect(unreachable.code).toBe(75);
+    expect(unreachable.stderr).toContain("127.0.0.1:1");
+    expect(unreachable.stderr).not.toContain("hunter2");
+  });
+});

@@ -22,10 +22,34 @@ const noPgbouncer = noPostgres || skipping("the PgBouncer test", pgbouncerMissin
 
 const holder = { host: "tester", pid: process.pid, owner: process.ppid, uid: 0, user: "test", command: "bun test" };
 
+/** `waitlock --backend URL --list -f json`, parsed. */
+async function wlList(url: string): Promise<{ descriptor: string; command: string; token: string }[]> {
+  const p = Bun.spawn([BIN, "--backend", url, "--list", "-f", "json"], { stdout: "pipe", stderr: "inherit" });
+  const text = await new Response(p.stdout).text();
+  expect(await p.exited).toBe(0);
+  return JSON.parse(text);
+}
+
 const waitingRequests = async (s: PostgresServer) =>
   (await s.admin`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`)[0].n as number;
 
 describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
+  test("the library: acquireAsync({ backend }) holds a lease with a token; another holder is busy; acquire() refuses a backend", async () => {
+    const s = await startPostgres();
+    const lib = await import("../src/index");
+    const first = await lib.acquireAsync("lib", { backend: s.url(), command: "library test" });
+    expect(first.token).toMatch(/^\d+$/);
+    expect(first.path).not.toContain("secret");
+    await expect(lib.acquireAsync("lib", { backend: s.url(), timeout: 0 })).rejects.toMatchObject({ exitCode: 1 });
+    const listed = await wlList(s.url());
+    expect(listed.map((r) => [r.descriptor, r.command, r.token])).toEqual([["lib", "library test", first.token!]]);
+    await first[Symbol.asyncDispose]();
+    const second = await lib.acquireAsync("lib", { backend: s.url(), timeout: 0 });
+    expect(BigInt(second.token!)).toBeGreaterThan(BigInt(first.token!));
+    await second[Symbol.asyncDispose]();
+    expect(() => lib.acquire("lib", { backend: s.url() })).toThrow("use acquireAsync");
+  }, 30_000);
+
   test("a slot is the documented advisory lock: another program taking it in SQL excludes waitlock, and the other way round", async () => {
     const s = await startPostgres();
     const b = connectPostgres(s.url());
@@ -196,6 +220,19 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     expect(await h.exited()).toBe(7);
     expect(h.events.some((e) => e.event === "stopped")).toBe(true);
     expect(h.stderr()).toContain("waitlock: term: lock lost");
+  }, 30_000);
+
+  test("a plain acquire whose session is terminated: the owner script gets SIGTERM", async () => {
+    const s = await startPostgres();
+    const script = start(["/bin/sh", "-c", `"$WL" --backend "$URL" plain && echo held && exec sleep 60`], { env: { WL: BIN, URL: s.url() }, stdout: "pipe" });
+    let out = "";
+    (async () => {
+      for await (const chunk of script.stdout as ReadableStream<Uint8Array>) out += new TextDecoder().decode(chunk);
+    })();
+    await waitFor("the script to hold the lock", () => out.includes("held"), 15_000);
+    const [row] = await s.admin`SELECT backend_pid FROM waitlock.holders WHERE name = 'plain'`;
+    await s.admin`SELECT pg_terminate_backend(${row.backend_pid})`;
+    expect(await script.exited).toBe(143);
   }, 30_000);
 
   test("a server restart: holders lose their lock (exit 7), waiters reconnect and keep waiting, tokens keep increasing", async () => {

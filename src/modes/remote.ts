@@ -86,7 +86,7 @@ function rowOf(h: RemoteHolder, where: string): Row {
     owner: h.owner,
     uid: h.uid,
     user: h.user,
-    acquired: h.acquired,
+    acquired: h.acquired === null ? null : Math.floor(h.acquired),
     type: h.slots === null ? null : h.slots > 1 ? "semaphore" : "mutex",
     maxHolders: h.slots,
     hostname: h.host,

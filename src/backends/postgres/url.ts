@@ -110,8 +110,8 @@ export function parsePostgresUrl(url: string, env: Record<string, string | undef
   if (target.heartbeat >= target.confirmTimeout) throw new UsageError(context, "heartbeat must be shorter than confirm_timeout");
   if (target.confirmTimeout + 1 >= target.releaseTimeout)
     throw new UsageError(context, "confirm_timeout must be more than 1 second shorter than release_timeout (a lost lease must be noticed before the server frees the lock)");
-  if (target.confirmTimeout + target.grace >= target.releaseTimeout)
-    throw new UsageError(context, "confirm_timeout + grace must be shorter than release_timeout (a lost lease's command must be killed before the server frees the lock)");
+  if (target.confirmTimeout + target.grace >= target.releaseTimeout - 1)
+    throw new UsageError(context, "confirm_timeout + grace must stay below release_timeout - 1 (a lost lease's command must be killed before the server can free the lock)");
   return target;
 }
 
