@@ -4,7 +4,7 @@ import { cpus, release as kernel, tmpdir, totalmem } from "node:os";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RECORD_SIZE } from "../src/record";
-import { networkSection } from "./postgres";
+import { networkSection } from "./network";
 import { serveBench } from "./serve";
 
 const ROOT = join(import.meta.dir, "..");
