@@ -49,7 +49,7 @@ export interface AcquireOptions {
   holder: HolderDescription;
 }
 
-/** One row of --list. Times in Unix seconds. Fields other than status and backendPid are null for an 'unknown' lock. */
+/** One row of --list. Times in Unix seconds. Fields other than status and backendPid are null for an 'unknown' lock (Redis still knows its name, slot and expiresIn). */
 export interface RemoteHolder {
   /** active: the session holds the slot; stale: described but nothing held; unknown: a lock in waitlock's space nobody described */
   status: "active" | "stale" | "unknown";

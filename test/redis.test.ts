@@ -46,6 +46,23 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     await other.close();
   }, 30_000);
 
+  test("another program's SET waitlock:{NAME}:slot0 ID NX PX excludes waitlock and is listed as unknown with -a; waitlock's holder makes that SET fail", async () => {
+    const s = await startRedis();
+    const b = connectRedis(s.url());
+    expect(await s.admin(["SET", "waitlock:{other}:slot0", "their-id", "NX", "PX", "5000"])).toBe("OK");
+    await expect(b.acquire("other", { holder, timeout: 0 })).rejects.toMatchObject({ exitCode: 1 });
+    expect(await b.list({ name: "other" })).toEqual([]);
+    const [row] = await b.list({ name: "other", all: true });
+    expect(row).toMatchObject({ status: "unknown", name: "other", slot: 0, token: null, host: null });
+    expect(row!.expiresIn).toBeGreaterThan(3);
+    expect((await b.done("other", { host: "x", ancestors: [], timeout: 1 })).asked).toEqual([]);
+    expect(await s.admin(["DEL", "waitlock:{other}:slot0"])).toBe(1);
+    const lease = await b.acquire("other", { holder, timeout: 0 });
+    expect(await s.admin(["SET", "waitlock:{other}:slot0", "their-id", "NX", "PX", "5000"])).toBeNull();
+    await lease.release();
+    await b.close();
+  }, 30_000);
+
   test("-t 0 answers busy, a timeout of 0.3 s expires within 0.1 s and leaves nothing behind (mutex and semaphore)", async () => {
     const s = await startRedis();
     const b = connectRedis(s.url());

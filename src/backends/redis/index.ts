@@ -33,12 +33,13 @@ function toHeld(row: (string | number)[]): Held | undefined {
   if (!parsed) return undefined;
   const f: Record<string, string> = {};
   for (let i = 0; i + 1 < pairs.length; i += 2) f[String(pairs[i])] = String(pairs[i + 1]);
+  const described = f.lease !== undefined;
   const num = (v: string | undefined) => (v === undefined || v === "" || !Number.isFinite(Number(v)) ? null : Number(v));
   const request = f.request === "stop" || f.request === "release" ? f.request : null;
   const holder: RemoteHolder = {
-    status: "active",
+    status: described ? "active" : "unknown",
     backendPid: num(f.client) ?? 0,
-    shared: false,
+    shared: described ? false : null,
     name: parsed[0],
     slot: parsed[1],
     slots: num(f.slots),
@@ -182,13 +183,14 @@ class Redis implements Backend {
     return rows.map(toHeld).filter((h): h is Held => h !== undefined);
   }
 
+  /** Holders of NAME (or of every name); with `all`, also slots held by keys waitlock did not write ('unknown'). */
   async list(opts: { name?: string; all?: boolean } = {}): Promise<RemoteHolder[]> {
-    return (await this.holders(opts.name)).map((h) => h.holder);
+    return (await this.holders(opts.name)).filter((h) => opts.all || h.holder.status === "active").map((h) => h.holder);
   }
 
   async done(name: string, opts: { host: string; ancestors: number[]; timeout: number }): Promise<DoneOutcome> {
     const deadline = performance.now() + opts.timeout * 1000;
-    const holders = await this.holders(name);
+    const holders = (await this.holders(name)).filter((h) => h.holder.status === "active");
     if (holders.length === 0) return { asked: [], remaining: [] };
     const ownOwner = (h: RemoteHolder) => h.host === opts.host && h.owner !== null && opts.ancestors.includes(h.owner);
     const waker = { wake: () => {} };

@@ -6,7 +6,10 @@
 //   waitlock:{NAME}:slotK     a hash while slot K (0-based) is held, with a time to live (the
 //                             lease): lease (the holder's random id), token, slots, host, pid,
 //                             owner, uid, user, command, acquired (Unix seconds), client (the
-//                             holder's CLIENT ID) and, once --done asked, request
+//                             holder's CLIENT ID) and, once --done asked, request. Any key
+//                             there holds the slot: another program may take it with
+//                             SET waitlock:{NAME}:slotK ID NX PX MS, and waitlock's own
+//                             hash makes that SET fail
 //   waitlock:{NAME}:token     the last fencing token given out (never deleted)
 //   waitlock:{NAME}:queue     a sorted set of the waiters' ids by arrival (server time, µs)
 //   waitlock:{NAME}:waiter:ID a waiter's sign of life, refreshed while it waits; a waiter
@@ -113,13 +116,19 @@ for s = 0, tonumber(ARGV[1]) - 1 do
 end
 return free`;
 
-/** For every key in KEYS: {key, milliseconds left, field, value, ...} ({} for a key gone meanwhile). */
+/**
+ * For every key in KEYS: {key, milliseconds left, field, value, ...}; only {key, ms left}
+ * for a key that is not a hash (another program's lock, e.g. SET NX PX); nothing for a key
+ * gone meanwhile.
+ */
 export const DESCRIBE = `local out = {}
 for i, k in ipairs(KEYS) do
-  local fields = redis.call('HGETALL', k)
-  if #fields > 0 then
+  local kind = redis.call('TYPE', k)['ok']
+  if kind ~= 'none' then
     local row = {k, redis.call('PTTL', k)}
-    for _, f in ipairs(fields) do row[#row + 1] = f end
+    if kind == 'hash' then
+      for _, f in ipairs(redis.call('HGETALL', k)) do row[#row + 1] = f end
+    end
     out[#out + 1] = row
   end
 end
