@@ -86,6 +86,7 @@ export function parseRedisUrl(url: string, env: Record<string, string | undefine
         throw new UsageError(context, `${key} must be a number of seconds from ${least} to ${most}`);
       timing[field] = n;
     } else if (key === "cacert") {
+      if (u.protocol !== "rediss:") throw new UsageError(context, "cacert is for rediss:// (TLS) URLs");
       try {
         ca = readFileSync(value, "utf8");
       } catch (e) {
@@ -94,7 +95,6 @@ export function parseRedisUrl(url: string, env: Record<string, string | undefine
     } else throw new UsageError(context, `unknown URL parameter '${key}' (known: ${[...Object.keys(TIMING), "cacert"].join(", ")})`);
   }
   const tls = u.protocol === "rediss:";
-  if (ca !== undefined && !tls) throw new UsageError(context, "cacert is for rediss:// (TLS) URLs");
   const target: RedisTarget = {
     hostname,
     port,
