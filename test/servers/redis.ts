@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { teardowns } from "../cleanup";
-import { drainUntil } from "./drain";
+import { drainUntil, stopServer } from "./drain";
 import { freePort } from "./postgres";
 
 /** The reason Redis tests cannot run here, or undefined. */
@@ -119,13 +119,7 @@ export async function startRedis(opts: StartOptions = {}): Promise<RedisServer> 
     },
     log: () => logText,
     async stop() {
-      if (!child || child.exitCode !== null || child.signalCode !== null) return;
-      child.kill("SIGTERM");
-      const gone = await Promise.race([child.exited.then(() => true), Bun.sleep(10_000).then(() => false)]);
-      if (!gone) {
-        child.kill("SIGKILL");
-        await child.exited;
-      }
+      await stopServer(child, "SIGTERM");
     },
     async start() {
       await launch();

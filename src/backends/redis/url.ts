@@ -4,6 +4,7 @@
 // name the key or the part of the URL at fault, never its text.
 import { readFileSync } from "node:fs";
 import { UsageError } from "../../errors";
+import { decodePart, timings, type Timing } from "../url";
 
 /** Where locks live and how leases behave; every duration in seconds. */
 export interface RedisTarget {
@@ -33,13 +34,13 @@ export interface RedisTarget {
 }
 
 /** waitlock's own keys: name, default, least, most. */
-const TIMING = {
+const TIMING: Record<string, Timing> = {
   connect_timeout: ["connectTimeout", 10, 1, 3600],
   heartbeat: ["heartbeat", 1, 0.05, 1],
   confirm_timeout: ["confirmTimeout", 2, 0.1, 3600],
   ttl: ["ttl", 10, 2, 86400],
   grace: ["grace", 5, 0, 3600],
-} as const;
+};
 
 /** Is this a URL for this backend? */
 export const isRedisUrl = (url: string): boolean => /^rediss?:\/\//i.test(url);
@@ -62,38 +63,22 @@ export function parseRedisUrl(url: string, env: Record<string, string | undefine
   if (!hostname) throw new UsageError(context, "the URL names no host (redis://HOST[:PORT][/DB])");
   const port = u.port ? Number(u.port) : 6379;
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(context, "the port must be 1..65535");
-  const decode = (s: string, part: string) => {
-    try {
-      return decodeURIComponent(s);
-    } catch {
-      throw new UsageError(context, `the ${part} in the URL is not valid percent-encoding`);
-    }
-  };
-  const user = u.username ? decode(u.username, "user name") : undefined;
-  const password = u.password ? decode(u.password, "password") : env.REDISCLI_AUTH || undefined;
+  const user = u.username ? decodePart(u.username, "user name") : undefined;
+  const password = u.password ? decodePart(u.password, "password") : env.REDISCLI_AUTH || undefined;
   const path = u.pathname.replace(/^\//, "");
   if (path !== "" && !/^\d{1,5}$/.test(path)) throw new UsageError(context, "the URL path must be a database number (redis://HOST:PORT/DB)");
   const db = path === "" ? 0 : Number(path);
 
-  const timing: Record<string, number> = {};
-  for (const [field, fallback] of Object.values(TIMING)) timing[field] = fallback;
   let ca: string | undefined;
-  for (const [key, value] of u.searchParams) {
-    if (key in TIMING) {
-      const [field, , least, most] = TIMING[key as keyof typeof TIMING];
-      const n = Number(value);
-      if (value.trim() === "" || !Number.isFinite(n) || n < least || n > most)
-        throw new UsageError(context, `${key} must be a number of seconds from ${least} to ${most}`);
-      timing[field] = n;
-    } else if (key === "cacert") {
-      if (u.protocol !== "rediss:") throw new UsageError(context, "cacert is for rediss:// (TLS) URLs");
-      try {
-        ca = readFileSync(value, "utf8");
-      } catch (e) {
-        throw new UsageError(context, `cacert: cannot read ${value} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-      }
-    } else throw new UsageError(context, `unknown URL parameter '${key}' (known: ${[...Object.keys(TIMING), "cacert"].join(", ")})`);
-  }
+  const timing = timings(u.searchParams, TIMING, (key, value) => {
+    if (key !== "cacert") throw new UsageError(context, `unknown URL parameter '${key}' (known: ${[...Object.keys(TIMING), "cacert"].join(", ")})`);
+    if (u.protocol !== "rediss:") throw new UsageError(context, "cacert is for rediss:// (TLS) URLs");
+    try {
+      ca = readFileSync(value, "utf8");
+    } catch (e) {
+      throw new UsageError(context, `cacert: cannot read ${value} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  });
   const tls = u.protocol === "rediss:";
   const target: RedisTarget = {
     hostname,
