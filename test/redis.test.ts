@@ -237,6 +237,21 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     }
   }, 30_000);
 
+  test("a server restart: the holder loses its lease (exit 7) at its next extension, a waiter connects again and keeps waiting, and is granted a larger token", async () => {
+    const s = await startRedis();
+    const b = connectRedis(s.url());
+    const before = await b.acquire("restart", { holder });
+    const w = fixture(undefined, "hold", { url: s.url(), name: "restart" }, ["true"]);
+    await waitFor("the waiter to queue", async () => (await s.admin(["ZCARD", "waitlock:{restart}:queue"])) === 1);
+    await s.stop();
+    await s.start();
+    expect((await before.lost).message).toMatch(/no longer holds it|not confirmed/);
+    const got = await w.event("acquired", 20_000);
+    expect(BigInt(got.token)).toBeGreaterThan(BigInt(before.token));
+    expect(await w.exited()).toBe(0);
+    await b.close();
+  }, 30_000);
+
   test("tokens keep increasing across a restart of a server without persistence", async () => {
     const s = await startRedis();
     const tokens: bigint[] = [];

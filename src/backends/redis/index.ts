@@ -3,7 +3,7 @@
 // how a held slot is kept). One connection per lease; checks, lists and --done use one
 // more. Waiters queue in arrival order and are woken by a release's publication.
 import type { AcquireOptions, Backend, DoneOutcome, Lease, RemoteHolder } from "../../backend";
-import { BusyError, TimeoutError, UsageError } from "../../errors";
+import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../../errors";
 import { debug } from "../../log";
 import { Connection } from "./connection";
 import { RedisLease } from "./lease";
@@ -127,17 +127,42 @@ class Redis implements Backend {
     if (timeout === 0 || performance.now() >= deadline) throw timeout === 0 ? new BusyError(name) : new TimeoutError(name, timeout ?? 0);
     const waiter = newId();
     const waker = { wake: () => {} };
-    const sub = await conn.subscribe(Script.releasedChannel(name), () => waker.wake(), this.connectMs(deadline)).catch((e: Error) => {
-      debug(`redis ${this.label}: no notifications for '${name}' (${e.message}): looking every ${RECHECK_MS} ms only`);
-      return { close() {} };
-    });
+    const subscribe = () =>
+      conn.subscribe(Script.releasedChannel(name), () => waker.wake(), this.connectMs(deadline)).catch((e: Error) => {
+        debug(`redis ${this.label}: no notifications for '${name}' (${e.message}): looking every ${RECHECK_MS} ms only`);
+        return { close() {} };
+      });
+    let sub = await subscribe();
+    let dropped: number | undefined;
     try {
       for (;;) {
-        const got = await attempt(waiter);
+        let got: T | null;
+        try {
+          got = await attempt(waiter);
+          dropped = undefined;
+        } catch (e) {
+          // After a server restart ended our connection, connecting fails until the server is
+          // back: keep trying while the timeout allows (without one, for connect_timeout).
+          if (conn.connected || !(e instanceof WaitlockError) || e.exitCode !== EXIT.TEMPFAIL) throw e;
+          dropped ??= performance.now();
+          const until = Number.isFinite(deadline) ? deadline : dropped + this.target.connectTimeout * 1000;
+          if (performance.now() + RECHECK_MS >= until) throw e;
+          debug(`redis ${this.label}: waiting for '${name}': ${e.message}; connecting again`);
+          await Bun.sleep(RECHECK_MS);
+          const reconnected = await conn.reconnect(this.connectMs(deadline)).then(
+            () => true,
+            () => false,
+          );
+          if (reconnected) {
+            sub.close();
+            sub = await subscribe();
+          }
+          continue;
+        }
         if (got) return got;
         const left = deadline - performance.now();
         if (left <= 0) {
-          await conn.eval(Script.LEAVE, [Script.base(name)], [waiter], `leaving the queue of '${name}'`);
+          await conn.eval(Script.LEAVE, [Script.base(name)], [waiter], `leaving the queue of '${name}'`, this.connectMs(deadline));
           throw new TimeoutError(name, timeout ?? 0);
         }
         await nap(Math.min(RECHECK_MS, left), waker);

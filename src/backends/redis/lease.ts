@@ -13,6 +13,7 @@ import type { RedisTarget } from "./url";
 export class RedisLease implements Lease {
   readonly lost: Promise<LockLostError>;
   readonly requested: Promise<DoneRequest>;
+  readonly shared = false;
   /** the lease lives in a key, not in the connection: nothing for a command to inherit */
   readonly socketFd = undefined;
   private declareLost!: (e: LockLostError) => void;
@@ -43,8 +44,6 @@ export class RedisLease implements Lease {
     this.arm();
     this.beatTimer = setTimeout(this.beat, target.heartbeat * 1000);
   }
-
-  readonly shared = false;
 
   private readonly beat = (): void => {
     if (this.state !== "held") return;
