@@ -39,8 +39,9 @@ export class Connection {
     }
     const conn = new Connection(client, target, 0);
     const id = await conn.send<number>("CLIENT", ["ID"], "connecting", timeoutMs).catch((e: WaitlockError) => {
-      if (e.exitCode !== EXIT.PERMISSION) throw e;
-      return 0;
+      if (e.exitCode === EXIT.PERMISSION) return 0;
+      client.close();
+      throw e;
     });
     debug(`redis ${target.label}: connected (client ${id})`);
     return new Connection(client, target, id);
