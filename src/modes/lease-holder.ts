@@ -89,12 +89,14 @@ export async function holdLeaseForCaller(
   return EXIT.OK;
 }
 
-function say(answer: Answer): void {
+/** Answers the waitlock that asked; false when it is gone (nobody reads the pipe). */
+function say(answer: Answer): boolean {
   try {
     writeSync(1, `${JSON.stringify(answer)}\n`);
     closeSync(1);
+    return true;
   } catch {
-    // The waitlock that asked is gone: nobody to tell.
+    return false;
   }
 }
 
@@ -136,7 +138,9 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
   }
   clearInterval(asker);
   acquiredAt = Date.now();
-  say({ slot: lease.slot, token: lease.token });
+  // Killed before it could hear of the lock, the waitlock the caller ran failed: the
+  // caller must not be left holding a lock it does not know of.
+  if (getppid() !== o.parent || !say({ slot: lease.slot, token: lease.token })) return finish(EXIT.OK);
   const owned = setInterval(() => !sameProcess(o.owner, o.ownerStart) && finish(EXIT.OK), WATCH_MS);
   lease.requested.then((request) => {
     if (request === "stop" && sameProcess(o.owner, o.ownerStart)) kill(o.owner, sigterm);

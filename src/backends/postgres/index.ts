@@ -23,24 +23,12 @@ interface Taken {
   slot: number;
 }
 
-interface Row {
-  status: RemoteHolder["status"];
+/** A row as the server sends it: RemoteHolder's fields, three under their SQL names. */
+type Row = Pick<RemoteHolder, "status" | "shared" | "name" | "slot" | "slots" | "token" | "host" | "pid" | "owner" | "uid" | "command" | "acquired" | "request"> & {
   backend_pid: number;
-  shared: boolean | null;
-  name: string | null;
-  slot: number | null;
-  slots: number | null;
-  token: string | null;
-  host: string | null;
-  pid: number | null;
-  owner: number | null;
-  uid: number | null;
   username: string | null;
-  command: string | null;
-  acquired: number | null;
-  request: RemoteHolder["request"];
   client_addr: string | null;
-}
+};
 
 const toHolder = (r: Row): RemoteHolder => ({
   status: r.status,
