@@ -10,11 +10,10 @@ import { postgresMissing, startPostgres } from "./servers/postgres";
 import { redisMissing, startRedis } from "./servers/redis";
 import { skipping } from "./servers/skip";
 
-/** Where one test's locks live: the arguments that select it, whether holders carry a fencing token, and whether it has shared locks. */
+/** Where one test's locks live: the arguments that select it, and whether holders carry a fencing token. */
 interface Place {
   args: string[];
   tokens: boolean;
-  shared: boolean;
 }
 
 interface Backend {
@@ -24,16 +23,16 @@ interface Backend {
 }
 
 const BACKENDS: Backend[] = [
-  { name: "lock directory (flock)", missing: () => undefined, place: async () => ({ args: ["-d", lockDir()], tokens: false, shared: true }) },
+  { name: "lock directory (flock)", missing: () => undefined, place: async () => ({ args: ["-d", lockDir()], tokens: false }) },
   {
     name: "PostgreSQL",
     missing: postgresMissing,
-    place: async () => ({ args: ["--backend", (await startPostgres()).url()], tokens: true, shared: true }),
+    place: async () => ({ args: ["--backend", (await startPostgres()).url()], tokens: true }),
   },
   {
     name: "Redis",
     missing: redisMissing,
-    place: async () => ({ args: ["--backend", (await startRedis()).url()], tokens: true, shared: false }),
+    place: async () => ({ args: ["--backend", (await startRedis()).url()], tokens: true }),
   },
 ];
 
@@ -160,13 +159,8 @@ for (const backend of BACKENDS) {
       expect(csv[1]).toMatch(at.tokens ? new RegExp(`^listed,${h.p.pid},0,[^,]+,\\d+,active,.*sleep 60,[^,]+,${token}$`) : new RegExp(`^listed,${h.p.pid},0,[^,]+,\\d+,active,`));
     }, T);
 
-    test("shared (-s) holders share the lock; an exclusive request waits for them (an engine without shared locks refuses -s with 3)", async () => {
+    test("shared (-s) holders share the lock; an exclusive request waits for them", async () => {
       const at = await backend.place();
-      if (!at.shared) {
-        const refused = await wl([...at.args, "-s", "rw", "--exec", "true"]);
-        expect({ code: refused.code, stderr: refused.stderr }).toEqual({ code: 3, stderr: expect.stringContaining("no shared locks") });
-        return;
-      }
       const a = await holding(at, ["-s", "rw"]);
       const b = await holding(at, ["-s", "rw"]);
       expect((await wl([...at.args, "-t", "0", "rw", "--exec", "true"])).code).toBe(1);

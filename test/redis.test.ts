@@ -148,10 +148,50 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     await b.close();
   }, 30_000);
 
-  test("shared locks are refused with a usage error (3)", async () => {
+  test("shared locks: readers together, a writer alone, a writer queued before a reader is served first; a reader's lease is extended and listed", async () => {
     const s = await startRedis();
-    const e = await connectRedis(s.url()).acquire("rw", { holder, shared: true }).catch((err) => err);
-    expect(e).toMatchObject({ exitCode: 3, context: "--shared" });
+    const b = connectRedis(s.url());
+    const r1 = await b.acquire("rw", { holder, shared: true });
+    const r2 = await b.acquire("rw", { holder, shared: true, timeout: 0 });
+    expect([r1.shared, r1.slot, BigInt(r2.token) > BigInt(r1.token)]).toEqual([true, 0, true]);
+    await expect(b.acquire("rw", { holder, timeout: 0 })).rejects.toMatchObject({ exitCode: 1 });
+    expect(await b.check("rw", 1)).toBe(0);
+    const rows = await b.list({ name: "rw" });
+    expect(rows.map((r) => [r.shared, r.slot, r.token])).toEqual(expect.arrayContaining([[true, 0, r1.token], [true, 0, r2.token]]));
+    const order: string[] = [];
+    const writer = b.acquire("rw", { holder }).then((l) => (order.push("writer"), l));
+    await waitFor("the writer to queue", async () => (await s.admin(["ZCARD", "waitlock:{rw}:queue"])) === 1);
+    const reader = b.acquire("rw", { holder, shared: true }).then((l) => (order.push("reader"), l));
+    await waitFor("the reader to queue", async () => (await s.admin(["ZCARD", "waitlock:{rw}:queue"])) === 2);
+    // the readers' leases are extended like any other: still held after a few heartbeats
+    await Bun.sleep(1500);
+    expect(order).toEqual([]);
+    await r1.release();
+    await r2.release();
+    const w = await writer;
+    expect(order).toEqual(["writer"]);
+    await w.release();
+    const r3 = await reader;
+    expect(order).toEqual(["writer", "reader"]);
+    await r3.release();
+    expect(await keys(s)).toEqual(["waitlock:{rw}:token"]);
+    await expect(b.acquire("rw", { holder, shared: true, slots: 2 })).rejects.toMatchObject({ exitCode: 3 });
+    await b.close();
+  }, 30_000);
+
+  test("a shared holder killed with SIGKILL: its lease runs out within the ttl, then a writer gets the lock", async () => {
+    const s = await startRedis();
+    const url = s.url({ ttl: "3", confirm_timeout: "1", heartbeat: "0.5", grace: "1" });
+    const h = fixture(undefined, "hold", { url, name: "rk", shared: true });
+    await h.event("acquired");
+    const w = fixture(undefined, "hold", { url, name: "rk" }, ["true"]);
+    await waitFor("the writer to queue", async () => (await s.admin(["ZCARD", "waitlock:{rk}:queue"])) === 1);
+    const killedAt = Date.now();
+    h.killHolder();
+    const freedIn = (await w.event("acquired")).at - killedAt;
+    expect(freedIn).toBeGreaterThan(2000);
+    expect(freedIn).toBeLessThan(3300);
+    expect(await w.exited()).toBe(0);
   }, 30_000);
 
   test("a holder killed with SIGKILL: its lease runs out within the ttl (measured); a waiter killed with SIGKILL leaves the queue within about a second", async () => {

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { base, parseSlotKey, releasedChannel, slotKey, slotPattern } from "../../src/backends/redis/scripts";
+import { base, namePattern, parseHolderKey, releasedChannel, sharedKey, slotKey } from "../../src/backends/redis/scripts";
 import { clientUrl, describeTarget, parseRedisUrl } from "../../src/backends/redis/url";
 
 const env = { REDISCLI_AUTH: undefined };
@@ -67,9 +67,11 @@ describe("the lock space", () => {
     expect(base("nightly")).toBe("waitlock:{nightly}");
     expect(slotKey("nightly", 2)).toBe("waitlock:{nightly}:slot2");
     expect(releasedChannel("nightly")).toBe("waitlock:{nightly}:released");
-    expect(parseSlotKey("waitlock:{a}:slot3}:slot1")).toEqual(["a}:slot3", 1]);
-    expect(parseSlotKey("waitlock:{a}:token")).toBeUndefined();
-    expect(slotPattern("a*b?[c]")).toBe("waitlock:{a\\*b\\?\\[c\\]}:slot*");
-    expect(slotPattern()).toBe("waitlock:{*}:slot*");
+    expect(parseHolderKey("waitlock:{a}:slot3}:slot1")).toEqual(["a}:slot3", 1, false]);
+    expect(parseHolderKey(sharedKey("r", "00ff"))).toEqual(["r", 0, true]);
+    expect(parseHolderKey("waitlock:{a}:token")).toBeUndefined();
+    expect(parseHolderKey("waitlock:{a}:waiter:w00ff")).toBeUndefined();
+    expect(namePattern("a*b?[c]")).toBe("waitlock:{a\\*b\\?\\[c\\]}:*");
+    expect(namePattern()).toBe("waitlock:{*");
   });
 });

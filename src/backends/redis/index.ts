@@ -29,7 +29,7 @@ interface Held {
 /** A DESCRIBE row ({key, ms left, field, value, ...}). */
 function toHeld(row: (string | number)[]): Held | undefined {
   const [key, ttl, ...pairs] = row;
-  const parsed = Script.parseSlotKey(String(key));
+  const parsed = Script.parseHolderKey(String(key));
   if (!parsed) return undefined;
   const f: Record<string, string> = {};
   for (let i = 0; i + 1 < pairs.length; i += 2) f[String(pairs[i])] = String(pairs[i + 1]);
@@ -39,7 +39,7 @@ function toHeld(row: (string | number)[]): Held | undefined {
   const holder: RemoteHolder = {
     status: described ? "active" : "unknown",
     backendPid: num(f.client) ?? 0,
-    shared: described ? false : null,
+    shared: described ? f.shared === "1" : null,
     name: parsed[0],
     slot: parsed[1],
     slots: num(f.slots),
@@ -92,7 +92,8 @@ class Redis implements Backend {
     const preferred = opts.preferred ?? 0;
     if (!Number.isInteger(slots) || slots < 1) throw new UsageError("slots", `${slots} is not a whole number ≥ 1`);
     if (!Number.isInteger(preferred) || preferred < 0 || preferred >= slots) throw new UsageError("WAITLOCK_SLOT", `slot ${preferred} does not exist (0..${slots - 1})`);
-    if (opts.shared) throw new UsageError("--shared", "the redis backend has no shared locks (use postgres:// or the lock directory)");
+    const shared = opts.shared ?? false;
+    if (shared && slots > 1) throw new UsageError("--shared", "a shared lock has one slot");
     const deadline = opts.timeout === undefined ? Infinity : performance.now() + opts.timeout * 1000;
     const conn = await Connection.open(this.target, this.connectMs(deadline));
     try {
@@ -103,15 +104,15 @@ class Redis implements Backend {
         const got = await conn.eval<[number, string] | null>(
           Script.ACQUIRE,
           [Script.base(name)],
-          [slots, preferred, lease, Math.round(this.target.ttl * 1000), waiter, WAITER_TTL_MS, h.host, h.pid, h.owner, h.uid, h.user, h.command, conn.clientId],
+          [slots, preferred, lease, Math.round(this.target.ttl * 1000), waiter, WAITER_TTL_MS, h.host, h.pid, h.owner, h.uid, h.user, h.command, conn.clientId, shared ? 1 : 0],
           `locking '${name}'`,
           this.connectMs(deadline),
         );
         return got && { slot: got[0], token: got[1], sentAt };
       };
-      const got = (await attempt("")) ?? (await this.wait(conn, name, opts.timeout, deadline, attempt));
-      debug(`redis ${this.label}: '${name}' slot ${got.slot}/${slots} taken, token ${got.token}`);
-      return new RedisLease(conn, this.target, lease, name, got.slot, slots, got.token, got.sentAt);
+      const got = (await attempt("")) ?? (await this.wait(conn, name, opts.timeout, deadline, attempt, shared ? "r" : "w"));
+      debug(`redis ${this.label}: '${name}' slot ${got.slot}/${slots}${shared ? " (shared)" : ""} taken, token ${got.token}`);
+      return new RedisLease(conn, this.target, lease, name, got.slot, slots, shared, got.token, got.sentAt);
     } catch (e) {
       conn.close();
       throw e;
@@ -119,13 +120,14 @@ class Redis implements Backend {
   }
 
   /**
-   * Queues for NAME until a slot is ours or the deadline passes (then leaves the queue and
-   * throws BusyError for `timeout` 0, TimeoutError otherwise). Subscribes before queueing,
-   * so that a release between a look and the wait is not missed.
+   * Queues for NAME (`kind` r: a shared waiter, w: an exclusive one) until a slot is ours or
+   * the deadline passes (then leaves the queue and throws BusyError for `timeout` 0,
+   * TimeoutError otherwise). Subscribes before queueing, so that a release between a look
+   * and the wait is not missed.
    */
-  private async wait<T>(conn: Connection, name: string, timeout: number | undefined, deadline: number, attempt: (waiter: string) => Promise<T | null>): Promise<T> {
+  private async wait<T>(conn: Connection, name: string, timeout: number | undefined, deadline: number, attempt: (waiter: string) => Promise<T | null>, kind: "r" | "w"): Promise<T> {
     if (timeout === 0 || performance.now() >= deadline) throw timeout === 0 ? new BusyError(name) : new TimeoutError(name, timeout ?? 0);
-    const waiter = newId();
+    const waiter = kind + newId();
     const waker = { wake: () => {} };
     const subscribe = () =>
       conn.subscribe(Script.releasedChannel(name), () => waker.wake(), this.connectMs(deadline)).catch((e: Error) => {
@@ -196,9 +198,9 @@ class Redis implements Backend {
     const keys = new Set<string>();
     let cursor = "0";
     do {
-      const [next, batch] = await conn.send<[string, string[]]>("SCAN", [cursor, "MATCH", Script.slotPattern(name), "COUNT", "1000"], "listing locks");
+      const [next, batch] = await conn.send<[string, string[]]>("SCAN", [cursor, "MATCH", Script.namePattern(name), "COUNT", "1000"], "listing locks");
       for (const k of batch) {
-        const parsed = Script.parseSlotKey(k);
+        const parsed = Script.parseHolderKey(k);
         if (parsed && (name === undefined || parsed[0] === name)) keys.add(k);
       }
       cursor = String(next);

@@ -1,4 +1,4 @@
-// A held slot: a key with a time to live (ttl), extended every `heartbeat` seconds by
+// A held slot (or a shared hold of slot 0): a key with a time to live (ttl), extended every `heartbeat` seconds by
 // compare-and-extend. Lost when an extension finds the key no longer ours, or when none has
 // been confirmed within `confirm_timeout` of being sent: a deadline of our own, since
 // Bun's client has no per-command timeout, and shorter than the ttl, so that the holder
@@ -7,13 +7,12 @@ import type { DoneRequest, Lease } from "../../backend";
 import { LockLostError } from "../../errors";
 import { debug } from "../../log";
 import type { Connection } from "./connection";
-import { EXTEND, RELEASE, releasedChannel, slotKey } from "./scripts";
+import { base, EXTEND, RELEASE, sharedKey, slotKey } from "./scripts";
 import type { RedisTarget } from "./url";
 
 export class RedisLease implements Lease {
   readonly lost: Promise<LockLostError>;
   readonly requested: Promise<DoneRequest>;
-  readonly shared = false;
   /** the lease lives in a key, not in the connection: nothing for a command to inherit */
   readonly socketFd = undefined;
   private declareLost!: (e: LockLostError) => void;
@@ -34,10 +33,11 @@ export class RedisLease implements Lease {
     readonly name: string,
     readonly slot: number,
     readonly slots: number,
+    readonly shared: boolean,
     readonly token: string,
     confirmedAt: number,
   ) {
-    this.key = slotKey(name, slot);
+    this.key = shared ? sharedKey(name, id) : slotKey(name, slot);
     this.confirmedAt = confirmedAt;
     this.lost = new Promise((resolve) => (this.declareLost = resolve));
     this.requested = new Promise((resolve) => (this.declareRequest = resolve));
@@ -63,7 +63,7 @@ export class RedisLease implements Lease {
         await this.conn.reconnect(left());
       }
       const sentAt = performance.now();
-      const [ours, request] = await this.conn.eval<[number, string]>(EXTEND, [this.key], [this.id, Math.round(this.target.ttl * 1000)], "extending the lease", Math.max(1, left()));
+      const [ours, request] = await this.conn.eval<[number, string]>(EXTEND, [this.key, base(this.name)], [this.id, Math.round(this.target.ttl * 1000)], "extending the lease", Math.max(1, left()));
       if (this.state !== "held") return;
       if (ours !== 1) return this.lose("the server no longer holds it for us (it expired or was taken)");
       this.confirm(sentAt);
@@ -111,7 +111,7 @@ export class RedisLease implements Lease {
     if (held)
       try {
         if (!this.conn.connected) await this.conn.reconnect(this.target.connectTimeout * 1000);
-        await this.conn.eval(RELEASE, [this.key], [this.id, releasedChannel(this.name)], "releasing");
+        await this.conn.eval(RELEASE, [this.key, base(this.name)], [this.id], "releasing");
       } catch (e) {
         debug(`redis ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; the lease runs out in ${this.target.ttl} seconds instead`);
       }
