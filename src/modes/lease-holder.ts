@@ -121,8 +121,11 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
   };
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => finish(EXIT.OK));
   try {
+    const started = performance.now();
     const holder = await holderDescription(process.pid, o.owner, o.command);
-    const mine = (await backend.list({ name: o.name })).find(
+    // -t bounds the whole call, this look included (never below the second a round trip may take).
+    const left = () => (o.timeout === null ? undefined : Math.max(0, o.timeout - (performance.now() - started) / 1000));
+    const mine = (await backend.list({ name: o.name, timeout: o.timeout === null ? undefined : Math.max(1, o.timeout) })).find(
       (h) => h.status === "active" && h.host === holder.host && h.owner === o.owner && h.slots === o.slots && (o.shared || h.shared === false),
     );
     if (mine) {
@@ -130,7 +133,7 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
       return EXIT.OK;
     }
     await backend.close();
-    lease = await backend.acquire(o.name, { slots: o.slots, preferred: o.preferred, shared: o.shared, timeout: o.timeout ?? undefined, holder });
+    lease = await backend.acquire(o.name, { slots: o.slots, preferred: o.preferred, shared: o.shared, timeout: o.timeout === 0 ? 0 : left(), holder });
   } catch (e) {
     const err = e instanceof WaitlockError ? e : new WaitlockError(EXIT.SYSTEM, o.name, (e as Error).message);
     say({ exit: err.exitCode, context: err.context, message: err.message });
