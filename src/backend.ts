@@ -103,8 +103,11 @@ export interface Backend {
   acquire(name: string, opts: AcquireOptions): Promise<Lease>;
   /** How many of NAME's `slots` slots are free (0: all held). `timeout` bounds the call in seconds (default: the connect timeout). */
   check(name: string, slots: number, opts?: { timeout?: number }): Promise<number>;
-  /** Held slots (of NAME, or of every name); `all` adds stale descriptions and undescribed locks. */
-  list(opts?: { name?: string; all?: boolean }): Promise<RemoteHolder[]>;
+  /**
+   * Held slots (of NAME, or of every name); `all` adds stale descriptions and undescribed
+   * locks. `timeout` bounds the call in seconds (default: the connect timeout).
+   */
+  list(opts?: { name?: string; all?: boolean; timeout?: number }): Promise<RemoteHolder[]>;
   /**
    * Asks every holder of NAME to stop its work (holders whose owner is in `ancestors` on
    * `host`: only to release), then waits up to `timeout` seconds for their slots to be free.

@@ -366,7 +366,7 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     await lease.release();
   }, 30_000);
 
-  test("a server that hangs (stopped with SIGSTOP): -t 0 and a check with a 1 s bound give 75 within about a second", async () => {
+  test("a server that hangs (stopped with SIGSTOP): -t 0 and a check with a 1 s bound give 75 (the CLI's --check 2) within about a second", async () => {
     const s = await startPostgres();
     const b = connectPostgres(s.url());
     await (await b.acquire("warm", { holder })).release();
@@ -379,6 +379,18 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
       const t1 = performance.now();
       const c = await b.check("x", 1, { timeout: 1 }).catch((err) => err);
       expect({ exitCode: c.exitCode, ms: performance.now() - t1 < 1500 }).toEqual({ exitCode: 75, ms: true });
+      // The CLI: -t 0 of --exec and of a plain acquire (its same-owner look included) 75, --check 2 (cannot tell).
+      for (const [args, code] of [
+        [["-t", "0", "x", "--exec", "true"], 75],
+        [["-t", "0", "x"], 75],
+        [["--check", "x"], 2],
+      ] as const) {
+        const t = performance.now();
+        const p = Bun.spawn([BIN, "--backend", s.url(), ...args], { stdout: "ignore", stderr: "pipe" });
+        const stderr = await new Response(p.stderr).text();
+        expect({ args, code: await p.exited, quick: performance.now() - t < 2000 }).toEqual({ args, code, quick: true });
+        expect(stderr).toContain(`127.0.0.1:${s.port}`);
+      }
     } finally {
       process.kill(s.pid, "SIGCONT");
     }

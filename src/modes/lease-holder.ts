@@ -121,16 +121,28 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
   };
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => finish(EXIT.OK));
   try {
+    const started = performance.now();
     const holder = await holderDescription(process.pid, o.owner, o.command);
-    const mine = (await backend.list({ name: o.name })).find(
-      (h) => h.status === "active" && h.host === holder.host && h.owner === o.owner && h.slots === o.slots && (o.shared || h.shared === false),
-    );
-    if (mine) {
-      say({ alreadyHeld: mine.slot ?? 0 });
+    // -t bounds the whole call, this look included (never below the second a round trip may take).
+    const left = () => (o.timeout === null ? undefined : Math.max(0, o.timeout - (performance.now() - started) / 1000));
+    const ours = async () => {
+      const rows = await backend.list({ name: o.name, timeout: o.timeout === null ? undefined : Math.max(1, left()!) });
+      await backend.close();
+      return rows.find((h) => h.status === "active" && h.host === holder.host && h.owner === o.owner && h.slots === o.slots && (o.shared || h.shared === false));
+    };
+    // A wait must not be for a lock the owner holds already; a single try looks only when busy.
+    let mine = o.timeout === 0 ? undefined : await ours();
+    const taken = mine
+      ? undefined
+      : await backend.acquire(o.name, { slots: o.slots, preferred: o.preferred, shared: o.shared, timeout: o.timeout === 0 ? 0 : left(), holder }).catch(async (e) => {
+          if (e instanceof BusyError && (mine = await ours())) return undefined;
+          throw e;
+        });
+    if (!taken) {
+      say({ alreadyHeld: mine?.slot ?? 0 });
       return EXIT.OK;
     }
-    await backend.close();
-    lease = await backend.acquire(o.name, { slots: o.slots, preferred: o.preferred, shared: o.shared, timeout: o.timeout ?? undefined, holder });
+    lease = taken;
   } catch (e) {
     const err = e instanceof WaitlockError ? e : new WaitlockError(EXIT.SYSTEM, o.name, (e as Error).message);
     say({ exit: err.exitCode, context: err.context, message: err.message });

@@ -225,13 +225,14 @@ class Postgres implements Backend {
     return row!.free;
   }
 
-  async list(opts: { name?: string; all?: boolean } = {}): Promise<RemoteHolder[]> {
+  async list(opts: { name?: string; all?: boolean; timeout?: number } = {}): Promise<RemoteHolder[]> {
+    const ms = (opts.timeout ?? this.target.connectTimeout) * 1000;
     try {
-      return (await this.ask<Row>(SQLText.LIST, [opts.name ?? null, opts.all ?? false], "listing locks")).map(toHolder);
+      return (await this.ask<Row>(SQLText.LIST, [opts.name ?? null, opts.all ?? false], "listing locks", ms)).map(toHolder);
     } catch (e) {
       if (!isMissingTable(sqlState(e))) throw e;
       if (!opts.all || opts.name) return [];
-      const rows = await this.ask<{ backend_pid: number; shared: boolean; client_addr: string | null }>(SQLText.LIST_UNDESCRIBED, [], "listing locks");
+      const rows = await this.ask<{ backend_pid: number; shared: boolean; client_addr: string | null }>(SQLText.LIST_UNDESCRIBED, [], "listing locks", ms);
       return rows.map((r) => ({ ...toHolder({ status: "unknown", backend_pid: r.backend_pid, shared: r.shared, client_addr: r.client_addr } as Row) }));
     }
   }
