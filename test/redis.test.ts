@@ -251,7 +251,7 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     expect((await s.admin(["PTTL", "waitlock:{kept}:slot0"])) as number).toBeGreaterThan(9000);
   }, 30_000);
 
-  test("a server that hangs (SIGSTOP): the holder's lease is lost within confirm_timeout, before its ttl runs out; -t 0 and a check with a 1 s bound give 75 within about a second", async () => {
+  test("a server that hangs (SIGSTOP): the holder's lease is lost within confirm_timeout, before its ttl runs out; -t 0 and a check with a 1 s bound give 75 (the CLI's --check 2) within about a second", async () => {
     const s = await startRedis();
     const h = fixture(undefined, "hold", { url: s.url(), name: "hang", grace: 1 }, ["sleep", "60"]);
     await h.event("started");
@@ -272,6 +272,17 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
       const t2 = performance.now();
       const c = await b.check("x", 1, { timeout: 1 }).catch((err) => err);
       expect({ exitCode: c.exitCode, ms: performance.now() - t2 < 1500 }).toEqual({ exitCode: 75, ms: true });
+      // The CLI: -t 0 of --exec and of a plain acquire 75, --check 2 (cannot tell).
+      for (const [args, code] of [
+        [["-t", "0", "x", "--exec", "true"], 75],
+        [["-t", "0", "x"], 75],
+        [["--check", "x"], 2],
+      ] as const) {
+        const t = performance.now();
+        const r = await wl(["--backend", s.url(), ...args]);
+        expect({ args, code: r.code, quick: performance.now() - t < 2000 }).toEqual({ args, code, quick: true });
+        expect(r.stderr).toContain(`127.0.0.1:${s.port}`);
+      }
     } finally {
       process.kill(s.pid, "SIGCONT");
     }

@@ -192,13 +192,18 @@ class Redis implements Backend {
     return this.ask<number>(Script.FREE, [Script.base(name)], [slots], `checking '${name}'`, (opts.timeout ?? this.target.connectTimeout) * 1000);
   }
 
-  /** The holders of NAME (or of every name): their slot keys found by SCAN, then described in one script. */
-  private async holders(name?: string): Promise<Held[]> {
-    const conn = await this.managementConnection(this.target.connectTimeout * 1000);
+  /**
+   * The holders of NAME (or of every name): their keys found by SCAN, then described in one
+   * script, all within `timeoutMs` (default: connect_timeout).
+   */
+  private async holders(name?: string, timeoutMs = this.target.connectTimeout * 1000): Promise<Held[]> {
+    const deadline = performance.now() + timeoutMs;
+    const left = () => Math.max(1, deadline - performance.now());
+    const conn = await this.managementConnection(timeoutMs);
     const keys = new Set<string>();
     let cursor = "0";
     do {
-      const [next, batch] = await conn.send<[string, string[]]>("SCAN", [cursor, "MATCH", Script.namePattern(name), "COUNT", "1000"], "listing locks");
+      const [next, batch] = await conn.send<[string, string[]]>("SCAN", [cursor, "MATCH", Script.namePattern(name), "COUNT", "1000"], "listing locks", left());
       for (const k of batch) {
         const parsed = Script.parseHolderKey(k);
         if (parsed && (name === undefined || parsed[0] === name)) keys.add(k);
@@ -206,13 +211,14 @@ class Redis implements Backend {
       cursor = String(next);
     } while (cursor !== "0");
     if (keys.size === 0) return [];
-    const rows = await this.ask<(string | number)[][]>(Script.DESCRIBE, [...keys].sort(), [], "listing locks");
+    const rows = await conn.eval<(string | number)[][]>(Script.DESCRIBE, [...keys].sort(), [], "listing locks", left());
     return rows.map(toHeld).filter((h): h is Held => h !== undefined);
   }
 
   /** Holders of NAME (or of every name); with `all`, also slots held by keys waitlock did not write ('unknown'). */
-  async list(opts: { name?: string; all?: boolean } = {}): Promise<RemoteHolder[]> {
-    return (await this.holders(opts.name)).filter((h) => opts.all || h.holder.status === "active").map((h) => h.holder);
+  async list(opts: { name?: string; all?: boolean; timeout?: number } = {}): Promise<RemoteHolder[]> {
+    const held = await this.holders(opts.name, opts.timeout === undefined ? undefined : opts.timeout * 1000);
+    return held.filter((h) => opts.all || h.holder.status === "active").map((h) => h.holder);
   }
 
   async done(name: string, opts: { host: string; ancestors: number[]; timeout: number }): Promise<DoneOutcome> {
