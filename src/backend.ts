@@ -101,8 +101,12 @@ export interface Backend {
    * refused, 4 otherwise.
    */
   acquire(name: string, opts: AcquireOptions): Promise<Lease>;
-  /** How many of NAME's `slots` slots are free (0: all held). `timeout` bounds the call in seconds (default: the connect timeout). */
-  check(name: string, slots: number, opts?: { timeout?: number }): Promise<number>;
+  /**
+   * How many of NAME's `slots` slots a request could take now (0: none); a `shared` request
+   * also counts a slot held only by readers. `timeout` bounds the call in seconds (default:
+   * the connect timeout).
+   */
+  check(name: string, slots: number, opts?: { timeout?: number; shared?: boolean }): Promise<number>;
   /**
    * Held slots (of NAME, or of every name); `all` adds stale descriptions and undescribed
    * locks. `timeout` bounds the call in seconds (default: the connect timeout).

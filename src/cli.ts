@@ -111,7 +111,7 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
     case "list":
       return remote.listRemote(backend, { format: opts.format, all: opts.all, staleOnly: opts.staleOnly, name: opts.name, output: opts.output });
     case "check":
-      return remote.checkRemote(backend, name(), opts.slots);
+      return remote.checkRemote(backend, name(), opts.slots, opts.shared);
     case "done":
       return remote.doneRemote(backend, name(), opts.timeout ?? undefined);
     case "acquire": {
@@ -124,7 +124,7 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
       const events = eventsFor(opts, lockName, opts.slots);
       const command = opts.command!.join(" ");
       const take = async () => {
-        const holder = await remote.holderDescription(process.pid, process.pid, command);
+        const holder = remote.holderDescription(process.pid, process.pid, command);
         const timeout = opts.timeout ?? undefined;
         const lease = await backend.acquire(lockName, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder });
         events.taken?.(lease.slot);

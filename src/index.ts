@@ -197,7 +197,7 @@ async function leaseLock(url: string, name: string, opts: AsyncAcquireOptions): 
   const { connectBackend } = await import("./backends");
   const { holderDescription } = await import("./modes/remote");
   const backend = connectBackend(url);
-  const holder = await holderDescription(process.pid, process.pid, opts.command ?? process.argv.join(" "));
+  const holder = holderDescription(process.pid, process.pid, opts.command ?? process.argv.join(" "));
   const timeout = opts.timeout ?? undefined;
   const lease = await backend.acquire(name, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder });
   const lock = lockHandle(name, lease.slot, backend.url, lease.shared, () => void lease.release());

@@ -367,14 +367,16 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
 
   // An explicit -d beats WAITLOCK_BACKEND, as options beat the environment; a file lock is
   // this machine's by nature, whatever the environment says.
-  const local = onFile || mode === "serve" || mode === "shell-init" || mode === "unlock";
-  const backend = given("backend") ? str("backend") : given("lock-dir") || local ? undefined : env.WAITLOCK_BACKEND || undefined;
+  const fromEnv = !given("backend") && !given("lock-dir") && !onFile && mode !== "unlock" ? env.WAITLOCK_BACKEND || undefined : undefined;
+  const backend = given("backend") ? str("backend") : fromEnv;
   if (backend !== undefined) {
-    if (backend.trim() === "") throw new UsageError("--backend", "must not be empty");
+    const source = given("backend") ? "--backend" : "WAITLOCK_BACKEND";
+    if (backend.trim() === "") throw new UsageError(source, "must not be empty");
     if (given("lock-dir")) throw new UsageError("--backend and --lock-dir", "cannot be used together");
     if (onFile) throw new UsageError(`--backend and --${given("fd") ? "fd" : "file"}`, "cannot be used together: a file is locked on this machine");
-    if (mode === "serve" || mode === "shell-init") throw new UsageError(`--backend and --${mode}`, "cannot be used together: the coprocess keeps locks in the lock directory");
-    if (given("watch")) throw new UsageError("--backend and --watch", "cannot be used together: list again with watch(1)");
+    if (mode === "serve" || mode === "shell-init")
+      throw new UsageError(`${source} and --${mode}`, "cannot be used together: the coprocess keeps locks in the lock directory (-d DIR selects it)");
+    if (given("watch")) throw new UsageError(`${source} and --watch`, "cannot be used together: list again with watch(1)");
   }
 
   const recordForm = (env.WAITLOCK_RECORD?.trim().toLowerCase() || "binary") as RecordForm;

@@ -130,6 +130,34 @@ for (const backend of BACKENDS) {
       expect((await wl([...at.args, "--check", "owned"])).code).toBe(0);
     }, T);
 
+    for (const signal of ["SIGINT", "SIGTERM"] as const)
+      test(`a plain acquire interrupted by ${signal} while it waits never takes the lock afterwards`, async () => {
+        const at = await backend.place();
+        const h = await holding(at, ["ghost"]);
+        const args = at.args.map((a) => `'${a}'`).join(" ");
+        const script = start(["/bin/sh", "-c", `echo waiting; $WL ${args} ghost; echo "rc=$?"; exec sleep 60`], { env: { WL: BIN }, stdout: "pipe" });
+        const out = lines(script);
+        await waitFor("the script to wait", () => out.includes("waiting"));
+        // The waitlock the script ran, once it is up and waiting (its holder started on a network engine).
+        let waiter = 0;
+        await waitFor("the waitlock to wait", () => {
+          const children = readFileSync(`/proc/${script.pid}/task/${script.pid}/children`, "utf8").trim();
+          waiter = Number(children.split(" ")[0] || 0);
+          // (a forked shell not yet replaced by waitlock has the script's command line)
+          return waiter > 0 && readFileSync(`/proc/${waiter}/cmdline`, "utf8").split("\0")[0] === BIN;
+        });
+        // On an engine, once its detached holder (which waits for it) has started.
+        const children = () => readFileSync(`/proc/${waiter}/task/${waiter}/children`, "utf8").trim();
+        if (at.tokens) await waitFor("the detached holder to start", () => children() !== "");
+        process.kill(waiter, signal);
+        await waitFor("the waitlock to give up", () => out.some((l) => l.startsWith("rc=")));
+        expect(out.find((l) => l.startsWith("rc="))).toBe(`rc=${signal === "SIGINT" ? 130 : 143}`);
+        process.kill(-h.p.pid, "SIGTERM");
+        await h.p.exited;
+        // Nobody else waits: were the interrupted request still queued, it would hold the lock now, for the living script.
+        expect((await wl([...at.args, "-t", "3", "ghost", "--exec", "true"])).code).toBe(0);
+      }, T);
+
     test("--done stops an --exec holder and returns 0 once the lock is free; with nobody holding it, 1", async () => {
       const at = await backend.place();
       expect((await wl([...at.args, "--done", "job"])).code).toBe(1);
@@ -140,9 +168,9 @@ for (const backend of BACKENDS) {
       expect((await wl([...at.args, "--check", "job"])).code).toBe(0);
     }, T);
 
-    test("--list -f json names the holder: NAME, slot, PID, command (and on an engine host and token)", async () => {
+    test("--list -f json names the holder: NAME, slot, PID, command (and on an engine host and token, passwords in command lines masked)", async () => {
       const at = await backend.place();
-      const h = await holding(at, ["listed"]);
+      const h = await holding(at, ["listed"], "echo in; exec sleep 60 # postgres://u:hunter2@x/db");
       const r = await wl([...at.args, "--list", "-f", "json"]);
       expect(r.code).toBe(0);
       const rows = JSON.parse(r.stdout);
@@ -150,20 +178,23 @@ for (const backend of BACKENDS) {
       expect(rows).toHaveLength(1);
       expect(rows[0]).toMatchObject({ descriptor: "listed", slot: 0, status: "active", pid: h.p.pid });
       expect(rows[0].command).toContain("sleep 60");
+      if (at.tokens) expect(rows[0].command).toContain("postgres://u:***@x/db");
       if (at.tokens) expect(rows[0]).toMatchObject({ hostname: expect.any(String), token: expect.stringMatching(/^\d+$/) });
       const human = await wl([...at.args, "--list"]);
       expect(human.stdout).toContain("listed");
       expect(human.stdout.split("\n")[0]).toMatch(at.tokens ? /HOST.*TOKEN/ : /^DESCRIPTOR +SLOT +MODE +PID/);
       const csv = (await wl([...at.args, "--list", "-f", "csv"])).stdout.split("\n");
       expect(csv[0]).toBe(`descriptor,pid,slot,user,acquired,status,command${at.tokens ? ",host,token" : ""}`);
-      expect(csv[1]).toMatch(at.tokens ? new RegExp(`^listed,${h.p.pid},0,[^,]+,\\d+,active,.*sleep 60,[^,]+,${token}$`) : new RegExp(`^listed,${h.p.pid},0,[^,]+,\\d+,active,`));
+      expect(csv[1]).toMatch(at.tokens ? new RegExp(`^listed,${h.p.pid},0,[^,]+,\\d+,active,.*sleep 60[^,]*,[^,]+,${token}$`) : new RegExp(`^listed,${h.p.pid},0,[^,]+,\\d+,active,`));
     }, T);
 
-    test("shared (-s) holders share the lock; an exclusive request waits for them", async () => {
+    test("shared (-s) holders share the lock; an exclusive request waits for them; --check -s says 0, --check 1", async () => {
       const at = await backend.place();
       const a = await holding(at, ["-s", "rw"]);
       const b = await holding(at, ["-s", "rw"]);
       expect((await wl([...at.args, "-t", "0", "rw", "--exec", "true"])).code).toBe(1);
+      expect((await wl([...at.args, "--check", "-s", "rw"])).code).toBe(0);
+      expect((await wl([...at.args, "--check", "rw"])).code).toBe(1);
       for (const h of [a, b]) {
         process.kill(-h.p.pid, "SIGTERM");
         await h.p.exited;
@@ -203,6 +234,14 @@ describe("--backend on the command line", () => {
     }
     const local = await run([BIN, "-d", dir, "x", "--exec", "true"], { env: { WAITLOCK_BACKEND: url } });
     expect({ code: local.code, stderr: local.stderr }).toEqual({ code: 0, stderr: "" });
+    // A file is this machine's; the coprocess would take NAMEs elsewhere than asked.
+    const file = await run([BIN, "--file", dir, "--exec", "true"], { env: { WAITLOCK_BACKEND: url } });
+    expect({ code: file.code, stderr: file.stderr }).toEqual({ code: 0, stderr: "" });
+    for (const mode of ["--serve", "--shell-init=bash"]) {
+      const r = await run([BIN, mode], { env: { WAITLOCK_BACKEND: url } });
+      expect({ mode, code: r.code }).toEqual({ mode, code: 3 });
+      expect(r.stderr).toContain("WAITLOCK_BACKEND");
+    }
     const unreachable = await run([BIN, "-t", "0", "x", "--exec", "true"], { env: { WAITLOCK_BACKEND: url } });
     expect(unreachable.code).toBe(75);
     expect(unreachable.stderr).toContain("127.0.0.1:1");

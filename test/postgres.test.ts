@@ -3,7 +3,7 @@
 // waitlock binary (test/backend-fixture.ts).
 import { SQL } from "bun";
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectPostgres, type Lease } from "../src/backends/postgres";
@@ -21,6 +21,16 @@ const noHosts = noPostgres || skipping("PostgreSQL tests across simulated hosts"
 const noPgbouncer = noPostgres || skipping("the PgBouncer test", pgbouncerMissing());
 
 const holder = { host: "tester", pid: process.pid, owner: process.ppid, uid: 0, user: "test", command: "bun test" };
+
+/** The parent of `pid` (/proc/PID/stat), or 0. */
+function parentOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return 0;
+  }
+}
 
 /** `waitlock --backend URL --list -f json`, parsed. */
 async function wlList(url: string): Promise<{ descriptor: string; command: string; token: string }[]> {
@@ -393,6 +403,28 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
       }
     } finally {
       process.kill(s.pid, "SIGCONT");
+    }
+  }, 30_000);
+
+  test("-t bounds a wait when the server stops answering during it: 75 about a second after the deadline", async () => {
+    const s = await startPostgres();
+    const h = fixture(undefined, "hold", { url: s.url(), name: "mute" });
+    await h.event("acquired");
+    const t0 = performance.now();
+    const w = Bun.spawn([BIN, "--backend", s.url(), "-t", "2", "mute", "--exec", "true"], { stdout: "ignore", stderr: "pipe" });
+    await waitFor("the waiter to queue", async () => (await waitingRequests(s)) === 1);
+    // Every process of the server: the postmaster and its backends.
+    const all = [s.pid, ...readdirSync("/proc").filter((e) => /^\d+$/.test(e) && parentOf(Number(e)) === s.pid).map(Number)];
+    for (const pid of all) process.kill(pid, "SIGSTOP");
+    try {
+      const stderr = await new Response(w.stderr).text();
+      expect(await w.exited).toBe(75);
+      const ms = performance.now() - t0;
+      expect(ms).toBeGreaterThan(2000);
+      expect(ms).toBeLessThan(4000);
+      expect(stderr).toContain(`127.0.0.1:${s.port}`);
+    } finally {
+      for (const pid of all) process.kill(pid, "SIGCONT");
     }
   }, 30_000);
 

@@ -59,13 +59,22 @@ export async function holdLeaseForCaller(
   }
   const command = commandLine(owner);
   const order: LeaseOrder = { ...req, owner, ownerStart: startedAt(owner), command, parent: process.pid, facility: events.holderArgs() };
-  const holder = Bun.spawn([...selfCommand(), "__lease", JSON.stringify(order)], {
+  // Interrupted while the holder waits, the holder gives the wait up at once (its session
+  // ends, and the engine withdraws the request) rather than win a lock nobody asked for.
+  let holder: ReturnType<typeof Bun.spawn> | undefined;
+  const giveUp = (signal: "SIGINT" | "SIGTERM" | "SIGHUP") => {
+    holder?.kill("SIGTERM");
+    process.exit(128 + signalNumber(signal)!);
+  };
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, giveUp);
+  holder = Bun.spawn([...selfCommand(), "__lease", JSON.stringify(order)], {
     stdio: ["ignore", "pipe", "ignore"],
     detached: true,
     cwd: "/",
     env: { ...process.env, WAITLOCK_BACKEND: url },
   });
-  const text = await new Response(holder.stdout).text();
+  const text = await new Response(holder.stdout as ReadableStream<Uint8Array>).text();
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.off(signal, giveUp);
   let answer: Answer;
   try {
     answer = JSON.parse(text);
@@ -122,7 +131,7 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => finish(EXIT.OK));
   try {
     const started = performance.now();
-    const holder = await holderDescription(process.pid, o.owner, o.command);
+    const holder = holderDescription(process.pid, o.owner, o.command);
     // -t bounds the whole call, this look included (never below the second a round trip may take).
     const left = () => (o.timeout === null ? undefined : Math.max(0, o.timeout - (performance.now() - started) / 1000));
     const ours = async () => {

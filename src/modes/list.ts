@@ -6,6 +6,7 @@ import { ProcessCache, readLockTable, type LockMode } from "../holders";
 import type { Decoded, LockRecord } from "../record";
 import type { Format } from "../options";
 import { commandLine, processUid } from "../procinfo";
+import { userNames } from "../users";
 import { ownerOfHolder } from "./holder";
 import { viewQueues, type QueueView } from "./queue";
 import { viewSlots, type SlotView } from "./scan";
@@ -30,21 +31,6 @@ async function sha256(bytes: Uint8Array): Promise<string> {
   // source that the compiled binary carries and pages in at every start).
   const { sha256: hash } = require("hash-wasm/dist/sha256.umd.min.js") as typeof import("hash-wasm");
   return hash(bytes);
-}
-
-/** User names by UID, from /etc/passwd. */
-export async function userNames(): Promise<Map<number, string>> {
-  const names = new Map<number, string>();
-  try {
-    const { readFileSync } = require("node:fs") as typeof import("node:fs");
-    for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
-      const [user, , uid] = line.split(":");
-      if (user && uid && /^\d+$/.test(uid) && !names.has(Number(uid))) names.set(Number(uid), user);
-    }
-  } catch {
-    // No passwd file: users are shown by number.
-  }
-  return names;
 }
 
 /** What an empty human listing says instead of a bare header (followed by " in DIR"). */
@@ -146,7 +132,7 @@ function waiterRows(queue: QueueView, users: Map<number, string>, processes: Pro
  * not exist), for the coprocess's list request. Throws as snapshot().
  */
 export async function listRows(dir: string | undefined, opts: ListOptions): Promise<Row[]> {
-  return (await snapshot(dir, opts, await userNames())).holders;
+  return (await snapshot(dir, opts, userNames())).holders;
 }
 
 /**
@@ -226,7 +212,7 @@ export async function listLocks(lockDir: () => string | undefined, opts: ListOpt
   restoreJit();
   try {
     const dir = lockDir();
-    const text = await listingText(dir, await snapshot(dir, opts, await userNames()), opts, Date.now() / 1000);
+    const text = await listingText(dir, await snapshot(dir, opts, userNames()), opts, Date.now() / 1000);
     if (opts.output !== undefined) writeAtomically(opts.output, text);
     else await toStdout(text);
     return EXIT.OK;

@@ -5,18 +5,28 @@ import type { Backend, HolderDescription, Lease, RemoteHolder } from "../backend
 import { writeAtomically } from "../atomicfile";
 import { EXIT, WaitlockError, secondsPhrase } from "../errors";
 import { formatRows, type Listing, type Row } from "../format";
-import { holdersPhrase } from "../holdertext";
+import { oneLine } from "../holdertext";
 import { debug, notice } from "../log";
 import { ancestorsOfSelf } from "../procinfo";
 import type { Holding } from "./exec";
-import { asListError, nothingListed, restoreJit, toStdout, userNames, type ListOptions } from "./list";
+import { userNames } from "../users";
+import { asListError, nothingListed, restoreJit, toStdout, type ListOptions } from "./list";
 
 const DONE_WAIT_SECONDS = 5;
 
-/** How the engine's --list names a holder: this host, process `pid` holding for `owner`, running `command`. */
-export async function holderDescription(pid: number, owner: number, command: string): Promise<HolderDescription> {
+/** `scheme://user:password@...` with the password replaced by `***` (a command line may hold a --backend URL). */
+export function withoutPasswords(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, "$1***@");
+}
+
+/**
+ * How the engine's --list names a holder: this host, process `pid` holding for `owner`,
+ * running `command`. The description is readable by every user of the engine: passwords
+ * in URLs on the command line are masked.
+ */
+export function holderDescription(pid: number, owner: number, command: string): HolderDescription {
   const uid = getuid();
-  return { host: hostname(), pid, owner, uid, user: (await userNames()).get(uid) ?? String(uid), command };
+  return { host: hostname(), pid, owner, uid, user: userNames().get(uid) ?? String(uid), command: withoutPasswords(command) };
 }
 
 /** A lease as --exec holds it: described at acquire, released through the engine. */
@@ -31,13 +41,14 @@ export function leaseHolding(lease: Lease, grace: number): Holding {
 }
 
 /**
- * --check on an engine: 0 when a slot of NAME is free, 1 when all `slots` are held, 2 when
+ * --check on an engine: 0 when a slot of NAME is free (for a `shared` request: also when
+ * only readers hold it), 1 when all `slots` are held, 2 when
  * the engine cannot tell within `timeout` seconds (unreachable, hung: SPEC "Bounded network
  * waits"); usage errors stay 3.
  */
-export async function checkRemote(backend: Backend, name: string, slots: number, timeout = 1): Promise<number> {
+export async function checkRemote(backend: Backend, name: string, slots: number, shared: boolean, timeout = 1): Promise<number> {
   try {
-    const free = await backend.check(name, slots, { timeout });
+    const free = await backend.check(name, slots, { timeout, shared });
     debug(`'${name}' has ${free} of ${slots} slot(s) free on ${backend.label}`);
     return free > 0 ? EXIT.OK : EXIT.BUSY;
   } catch (e) {
@@ -48,7 +59,9 @@ export async function checkRemote(backend: Backend, name: string, slots: number,
   }
 }
 
-const named = (h: RemoteHolder) => ({ pid: h.pid ?? h.backendPid, command: `${h.command ?? "?"}${h.host ? ` on ${h.host}` : ""}` });
+/** `PID 4242 on host-b (sleep 30)`, ... for --done's answers. */
+const holdersOnHosts = (holders: RemoteHolder[]) =>
+  holders.map((h) => `PID ${h.pid ?? h.backendPid}${h.host ? ` on ${h.host}` : ""}${h.command ? ` (${oneLine(h.command)})` : ""}`).join(", ");
 
 /**
  * --done on an engine: asks every holder of NAME, on any host, to stop its work (one whose
@@ -64,10 +77,10 @@ export async function doneRemote(backend: Backend, name: string, waitSeconds = D
       return EXIT.BUSY;
     }
     if (remaining.length > 0) {
-      const phrase = holdersPhrase(remaining.map(named));
+      const phrase = holdersOnHosts(remaining);
       throw new WaitlockError(EXIT.TIMEOUT, name, `${phrase} still ${remaining.length === 1 ? "holds" : "hold"} the lock ${secondsPhrase(waitSeconds)} after being asked to release`);
     }
-    notice(name, `released by ${holdersPhrase(asked.map(named))}`);
+    notice(name, `released by ${holdersOnHosts(asked)}`);
     return EXIT.OK;
   } finally {
     await backend.close();
@@ -108,12 +121,13 @@ export async function listRemote(backend: Backend, opts: ListOptions): Promise<n
     const everything = opts.format === "prometheus";
     const rows = (await backend.list({ name: opts.name, all: everything || opts.all || opts.staleOnly }))
       .map((h) => rowOf(h, backend.url))
-      .filter((r) => everything || !opts.staleOnly || r.status !== "active");
+      .filter((r) => everything || !opts.staleOnly || r.status !== "active")
+      .sort((a, b) => (a.descriptor < b.descriptor ? -1 : a.descriptor > b.descriptor ? 1 : a.slot - b.slot));
     const listing: Listing = { holders: rows, waiters: [] };
     const now = Date.now() / 1000;
     let text: string;
     if (opts.format === "prometheus") text = (await import("../prometheus")).prometheusText(listing, now, backend.url);
-    else if (opts.format === "human" && rows.length === 0) text = `${nothingListed(opts)} on ${backend.url}\n`;
+    else if (opts.format === "human" && rows.length === 0) text = `${nothingListed(opts)} on ${backend.label}\n`;
     else text = formatRows(rows, opts.format, opts.all || opts.staleOnly);
     if (opts.output !== undefined) writeAtomically(opts.output, text);
     else await toStdout(text);

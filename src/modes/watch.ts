@@ -6,7 +6,8 @@ import { isatty } from "../../ffi/libc";
 import { writeAtomically } from "../atomicfile";
 import { EXIT } from "../errors";
 import { humanLines, localTime, type Listing } from "../format";
-import { asListError, restoreJit, listingText, nothingListed, snapshot, toStdout, userNames, whereText, type ListOptions } from "./list";
+import { userNames } from "../users";
+import { asListError, restoreJit, listingText, nothingListed, snapshot, toStdout, whereText, type ListOptions } from "./list";
 
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
@@ -63,7 +64,7 @@ class LiveScreen {
  */
 export async function watchLocks(lockDir: () => string | undefined, opts: ListOptions, interval: number): Promise<number> {
   restoreJit();
-  const users = await userNames();
+  const users = userNames();
   const screen = opts.output === undefined && isatty(1) ? new LiveScreen() : undefined;
   let stopped = false;
   let wake = () => {};

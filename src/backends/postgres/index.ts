@@ -124,9 +124,12 @@ class Postgres implements Backend {
     return Number.isFinite(deadline) ? `${Math.max(1, Math.ceil(deadline - performance.now()))}ms` : "0";
   }
 
-  /** A wait in the server's queue: answered by lock_timeout, else the session is given up a while later. */
+  /**
+   * A wait in the server's queue: answered by lock_timeout at the deadline; a server that has
+   * not answered a second later is not answering (75: -t bounds the whole call).
+   */
   private waitMs(deadline: number): number {
-    return Number.isFinite(deadline) ? deadline - performance.now() + this.target.connectTimeout * 1000 : Infinity;
+    return Number.isFinite(deadline) ? deadline - performance.now() + Math.min(1000, this.target.connectTimeout * 1000) : Infinity;
   }
 
   private async take(session: Session, name: string, slots: number, preferred: number, shared: boolean, deadline: number, timeout: number | undefined): Promise<Taken> {
@@ -219,9 +222,9 @@ class Postgres implements Backend {
     return session.query<T>(text, params, doing, Math.max(1, timeoutMs - (performance.now() - started)));
   }
 
-  async check(name: string, slots: number, opts: { timeout?: number } = {}): Promise<number> {
+  async check(name: string, slots: number, opts: { timeout?: number; shared?: boolean } = {}): Promise<number> {
     const ms = (opts.timeout ?? this.target.connectTimeout) * 1000;
-    const [row] = await this.ask<{ free: number }>(SQLText.FREE_SLOTS, [name, slots], `checking '${name}'`, ms);
+    const [row] = await this.ask<{ free: number }>(SQLText.FREE_SLOTS, [name, slots, opts.shared ?? false], `checking '${name}'`, ms);
     return row!.free;
   }
 
@@ -239,19 +242,21 @@ class Postgres implements Backend {
 
   async done(name: string, opts: { host: string; ancestors: number[]; timeout: number }): Promise<DoneOutcome> {
     const deadline = performance.now() + opts.timeout * 1000;
+    // Every round trip within the caller's bound (never below a second), as for -t.
+    const ms = Math.min(this.target.connectTimeout, Math.max(1, opts.timeout)) * 1000;
     let wake: () => void = () => {};
-    const listener = await listen(this.target, this.secret(), SQLText.releaseChannel(name), () => wake(), this.target.connectTimeout * 1000);
+    const listener = await listen(this.target, this.secret(), SQLText.releaseChannel(name), () => wake(), ms);
     try {
       let asked: RemoteHolder[];
       try {
-        asked = (await this.ask<Row>(SQLText.REQUEST_DONE, [name, opts.host, opts.ancestors], `asking the holders of '${name}' to release`)).map(toHolder);
+        asked = (await this.ask<Row>(SQLText.REQUEST_DONE, [name, opts.host, opts.ancestors], `asking the holders of '${name}' to release`, ms)).map(toHolder);
       } catch (e) {
         if (isMissingTable(sqlState(e))) return { asked: [], remaining: [] };
         throw e;
       }
       let pids = asked.map((h) => h.backendPid);
       while (pids.length > 0) {
-        const rows = await this.ask<{ backend_pid: number }>(SQLText.STILL_HELD, [name, pids], `waiting for '${name}' to be released`);
+        const rows = await this.ask<{ backend_pid: number }>(SQLText.STILL_HELD, [name, pids], `waiting for '${name}' to be released`, ms);
         pids = rows.map((r) => r.backend_pid);
         const left = deadline - performance.now();
         if (pids.length === 0 || left <= 0) break;

@@ -8,6 +8,9 @@ import type { Session } from "./session";
 import { FORGET, HEARTBEAT, release } from "./sql";
 import type { PostgresTarget } from "./url";
 
+/** How long a release waits for the server's answer before it closes the session instead. */
+const RELEASE_MS = 1000;
+
 /** A watchdog that fires this much later than asked was paused with its process, not starved by the network. */
 const PAUSED_MS = 250;
 
@@ -121,8 +124,10 @@ export class PostgresLease implements Lease {
     this.stopTimers();
     if (held)
       try {
-        await this.session.query(release(this.shared), [this.name, this.slot], "releasing");
-        await this.session.query(FORGET, [this.name], "forgetting the holder");
+        // A server that does not answer at once is left to free the lock as the session
+        // closes: the holder's command has ended, its waitlock should not linger.
+        await this.session.query(release(this.shared), [this.name, this.slot], "releasing", RELEASE_MS);
+        await this.session.query(FORGET, [this.name], "forgetting the holder", RELEASE_MS);
       } catch (e) {
         debug(`postgres ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; closing the session instead`);
       }

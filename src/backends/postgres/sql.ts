@@ -120,8 +120,8 @@ export const FORGET = `WITH mine AS (DELETE FROM waitlock.holders WHERE backend_
     AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE ${OURS} AND l.granted AND l.pid = h.backend_pid AND l.objid = ${slotKey("h.name", "h.slot")}::oid)
   RETURNING set_config('synchronous_commit', 'off', true) AS async`;
 
-/** How many of the N ($2) slots of NAME ($1) nobody holds. */
-export const FREE_SLOTS = `WITH held AS MATERIALIZED (SELECT objid FROM pg_locks WHERE ${OURS} AND granted)
+/** How many of the N ($2) slots of NAME ($1) a request could take: nobody holds them, or (a shared request, $3) only readers. */
+export const FREE_SLOTS = `WITH held AS MATERIALIZED (SELECT objid FROM pg_locks WHERE ${OURS} AND granted AND NOT ($3::bool AND mode = 'ShareLock'))
   SELECT count(*)::int AS free FROM generate_series(0, $2::int - 1) s WHERE ${slotKey("$1::text", "s")}::oid NOT IN (SELECT objid FROM held)`;
 
 const LOCKS = `locks AS MATERIALIZED (SELECT pid, objid::bigint AS objid, mode = 'ShareLock' AS shared FROM pg_locks WHERE ${OURS} AND granted)`;

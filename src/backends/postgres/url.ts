@@ -1,8 +1,8 @@
 // The --backend postgres:// URL: libpq's form (postgres[ql]://user:password@host:port/database?key=value),
 // with waitlock's own timing keys next to the TLS keys. Nothing here ever puts the password
 // in a message: errors name the key or the part of the URL at fault, never its text.
-import { userInfo } from "node:os";
 import { UsageError } from "../../errors";
+import { loginName } from "../../users";
 import { decodePart, timings, type Timing } from "../url";
 
 export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
@@ -64,7 +64,7 @@ export function parsePostgresUrl(url: string, env: Record<string, string | undef
   if (!hostname || hostname.startsWith("/")) throw new UsageError(context, "the URL names no host (postgres://HOST[:PORT]/DATABASE)");
   const port = u.port ? Number(u.port) : env.PGPORT ? Number(env.PGPORT) : 5432;
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(context, "the port must be 1..65535");
-  const user = u.username ? decodePart(u.username, "user name") : env.PGUSER || userInfo().username;
+  const user = u.username ? decodePart(u.username, "user name") : env.PGUSER || loginName(env);
   const password = u.password ? decodePart(u.password, "password") : env.PGPASSWORD || undefined;
   const path = decodePart(u.pathname.replace(/^\//, ""), "database name");
   if (path.includes("/")) throw new UsageError(context, "the URL path must be one database name");

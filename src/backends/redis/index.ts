@@ -188,8 +188,8 @@ class Redis implements Backend {
     return conn.eval<T>(script, keys, args, doing, Math.max(1, timeoutMs - (performance.now() - started)));
   }
 
-  async check(name: string, slots: number, opts: { timeout?: number } = {}): Promise<number> {
-    return this.ask<number>(Script.FREE, [Script.base(name)], [slots], `checking '${name}'`, (opts.timeout ?? this.target.connectTimeout) * 1000);
+  async check(name: string, slots: number, opts: { timeout?: number; shared?: boolean } = {}): Promise<number> {
+    return this.ask<number>(Script.FREE, [Script.base(name)], [slots, opts.shared ? 1 : 0], `checking '${name}'`, (opts.timeout ?? this.target.connectTimeout) * 1000);
   }
 
   /**

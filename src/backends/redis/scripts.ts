@@ -139,12 +139,15 @@ redis.call('ZREM', KEYS[2] .. ':readers', ARGV[1])
 redis.call('PUBLISH', KEYS[2] .. ':released', 'released')
 return 1`;
 
-/** How many of slots 0..ARGV[1]-1 of KEYS[1] = base(NAME) are free (slot 0 not while a shared holder lives). */
+/**
+ * How many of slots 0..ARGV[1]-1 of KEYS[1] = base(NAME) are free for an exclusive request
+ * (ARGV[2] '0': slot 0 not while a shared holder lives) or a shared one ('1').
+ */
 export const FREE = `${PRELUDE}
 local readers = redis.call('ZCOUNT', KEYS[1] .. ':readers', '(' .. now_ms, '+inf')
 local free = 0
 for s = 0, tonumber(ARGV[1]) - 1 do
-  if redis.call('EXISTS', KEYS[1] .. ':slot' .. s) == 0 and (s ~= 0 or readers == 0) then free = free + 1 end
+  if redis.call('EXISTS', KEYS[1] .. ':slot' .. s) == 0 and (s ~= 0 or readers == 0 or ARGV[2] == '1') then free = free + 1 end
 end
 return free`;
 
