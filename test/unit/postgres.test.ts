@@ -99,3 +99,12 @@ describe("the password file", () => {
     }
   });
 });
+
+test("the default user is the login name from /etc/passwd (libpq's getpwuid), not $USER", () => {
+  const uid = process.getuid!();
+  const line = require("node:fs").readFileSync("/etc/passwd", "utf8").split("\n").find((l: string) => l.split(":")[2] === String(uid));
+  const expected = line ? line.split(":")[0] : String(uid);
+  expect(parsePostgresUrl("postgres://h/db", {}).user).toBe(expected);
+  expect(parsePostgresUrl("postgres://h/db", { USER: "somebody-else", LOGNAME: "another" }).user).toBe(expected);
+  expect(parsePostgresUrl("postgres://h/db", { PGUSER: "pg" }).user).toBe("pg");
+});
