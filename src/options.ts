@@ -284,13 +284,13 @@ function notANumber(value: string, whole: boolean): string {
   return "is not a number";
 }
 
-const within = (r: Range) => `${r.min} to ${r.max}${r.why ? ` (${r.why})` : ""}`;
+const because = (r: Range) => (r.why ? ` (${r.why})` : "");
 
 /** A whole number in `range`, given in decimal digits. Throws UsageError (3) naming `context` and what is wrong. */
 function integer(value: string, context: string, range: Range): number {
-  if (!allDigits(value)) throw new UsageError(context, `'${value}' ${notANumber(value, true)}; expected a whole number from ${within(range)}`);
+  if (!allDigits(value)) throw new UsageError(context, `'${value}' ${notANumber(value, true)}; expected a whole number from ${range.min} to ${range.max}${because(range)}`);
   const n = Number(value);
-  if (n > range.max) throw new UsageError(context, `'${value}' is too large: at most ${range.max}${range.why ? ` (${range.why})` : ""}`);
+  if (n > range.max) throw new UsageError(context, `'${value}' is too large: at most ${range.max}${because(range)}`);
   if (n < range.min) throw new UsageError(context, `'${value}' is too small: at least ${range.min}`);
   return n;
 }
