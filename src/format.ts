@@ -41,16 +41,13 @@ export interface WaiterRow {
   status: "waiting";
   /** place in the queue, 1-based: 1 is served next */
   position: number;
-  /** the NAME's turnstile file (src/engine.ts) */
+  /** its node in the lock's queue (src/turnstile.ts) */
   file: string;
   /** null: a process the kernel does not name to us (another PID namespace) */
   pid: number | null;
   uid: number | null;
   user: string | null;
-  /**
-   * Unix seconds: when the waiting process started, as the nearest known moment (waitlock
-   * queues within milliseconds of its start; a library caller may have run long before)
-   */
+  /** Unix seconds: when it joined the queue (its node's modification time) */
   waitingSince: number | null;
   /** the host the waiter runs on */
   hostname: string | null;

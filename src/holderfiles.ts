@@ -20,8 +20,11 @@ const ID_DIGITS = 8;
 /** DIR/NAME.slotK: the base of the holder files of a slot's readers. */
 export const slotBase = (dir: string, name: string, slot: number) => `${dir}/${name}.slot${slot}`;
 
+/** file@DEV-INO: the name of a locked file's base, from its identity. */
+export const fileBaseName = (dev: number, ino: number) => `file@${dev}-${ino}`;
+
 /** DIR/file@DEV-INO: the base of a locked file's turnstile and holder files. */
-export const fileBase = (dir: string, dev: number, ino: number) => `${dir}/file@${dev}-${ino}`;
+export const fileBase = (dir: string, dev: number, ino: number) => `${dir}/${fileBaseName(dev, ino)}`;
 
 /** The identity in a file lock's base name ("file@DEV-INO"), or undefined for any other. */
 export function identityInBase(baseName: string): { dev: number; ino: number } | undefined {

@@ -180,6 +180,24 @@ function descriptorsOn(pid: number | string, keys?: ReadonlySet<string>): { fd: 
 }
 
 /**
+ * The path by which `pid` has the file `dev`/`ino` open (Linux: the link of one of its
+ * /proc/PID/fd entries), or undefined: not open there, removed since (" (deleted)"), not
+ * Linux, or another user's process.
+ */
+export function pathOpenBy(pid: number, dev: number, ino: number): string | undefined {
+  if (platform.os !== "linux") return undefined;
+  for (const { fd } of descriptorsOn(pid, new Set([fileKey(dev, ino)]))) {
+    try {
+      const path = fs().readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (path.startsWith("/") && !path.endsWith(" (deleted)")) return path;
+    } catch {
+      // Closed meanwhile.
+    }
+  }
+  return undefined;
+}
+
+/**
  * Does `pid` hold a flock(2) lock on the file `dev`/`ino` (through any of its descriptors)?
  * undefined where that cannot be seen: not Linux, or another user's process.
  */

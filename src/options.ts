@@ -111,6 +111,8 @@ export function spellings(): Map<string, Key> {
 
 export interface Tokens {
   values: Partial<Record<Key, string | true>>;
+  /** how each option given was spelt, for messages: "-m" as given, a long one in kebab case */
+  spelled: Partial<Record<Key, string>>;
   positionals: string[];
   /** argv after --exec, when given */
   command?: string[];
@@ -124,7 +126,7 @@ export interface Tokens {
 const optionalValue = (k: Key) => (table[k] as { valueHint?: string }).valueHint?.startsWith("[") === true;
 
 export function tokenize(argv: string[]): Tokens {
-  const out: Tokens = { values: {}, positionals: [] };
+  const out: Tokens = { values: {}, spelled: {}, positionals: [] };
   const takesValue = (k: Key) => table[k]!.type !== "boolean";
   for (let i = 0; i < argv.length; i++) {
     const tok = argv[i]!;
@@ -138,19 +140,20 @@ export function tokenize(argv: string[]): Tokens {
       const inline = eq < 0 ? undefined : tok.slice(eq + 1);
       const key = optionFor(flag);
       if (!key) throw new UnknownOptionError(flag);
+      const spelt = (out.spelled[key] = `--${kebab(key)}`);
       if (key === "exec") {
         out.command = inline === undefined ? argv.slice(i + 1) : [inline, ...argv.slice(i + 1)];
         break;
       }
       if (!takesValue(key)) {
-        if (inline !== undefined) throw new UsageError(flag, "takes no value");
+        if (inline !== undefined) throw new UsageError(spelt, "takes no value");
         out.values[key] = true;
       } else if (optionalValue(key)) {
         const next = argv[i + 1];
         out.values[key] = inline ?? (next !== undefined && isDecimal(next) ? argv[++i]! : true);
       } else {
         const value = inline ?? argv[++i];
-        if (value === undefined) throw new UsageError(flag, "needs a value");
+        if (value === undefined) throw new UsageError(spelt, "needs a value");
         out.values[key] = value;
       }
       continue;
@@ -162,6 +165,7 @@ export function tokenize(argv: string[]): Tokens {
         if (!key) throw new UnknownOptionError(flag);
         const after = tok.slice(j + 1);
         const rest = after.startsWith("=") ? after.slice(1) : after;
+        out.spelled[key] = flag;
         if (key === "exec") {
           out.command = rest ? [rest, ...argv.slice(i + 1)] : argv.slice(i + 1);
           return out;
@@ -254,50 +258,83 @@ function isDecimal(s: string): boolean {
   return (whole === "" || allDigits(whole)) && (fraction === "" || allDigits(fraction)) && whole + fraction !== "";
 }
 
-function integer(value: string, context: string, min: number): number {
-  const n = allDigits(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(context, `'${value}' is not a whole number >= ${min}`);
+/** The largest value of a C int: no descriptor, PID or CPU count can be larger. */
+const INT_MAX = 2147483647;
+/** The longest --watch interval: a longer one overflows the event loop's timers (2^31 - 1 ms). */
+const WATCH_MAX_SECONDS = 2147483;
+/** The longest timeout: beyond it seconds are no longer counted exactly (2^53 - 1). */
+const TIMEOUT_MAX_SECONDS = Number.MAX_SAFE_INTEGER;
+
+/** The values a number on the command line may take, and why the largest is the largest. */
+interface Range {
+  min: number;
+  max: number;
+  /** what the maximum is, for the message ("the most slots a lock can have") */
+  why?: string;
+}
+
+/**
+ * Why `value` is no number of the kind wanted (whole: an integer), for a message. Only on
+ * the error path: a regex costs start-up on its first use.
+ */
+function notANumber(value: string, whole: boolean): string {
+  const v = value.trim();
+  if (v === "") return "is empty";
+  if (v.startsWith("-") && (isDecimal(v.slice(1)) || /^-\d*\.?\d*e/i.test(v))) return "is negative";
+  if (/^[+-]?0x[0-9a-f]+$/i.test(v)) return "is hexadecimal, not decimal";
+  if (/^[+-]?(\d+\.?\d*|\.\d+)e[+-]?\d+$/i.test(v)) return "is in exponent notation, not plain decimal";
+  if (whole && isDecimal(v)) return "is not a whole number";
+  return "is not a number";
+}
+
+const because = (r: Range) => (r.why ? ` (${r.why})` : "");
+
+/** A whole number in `range`, given in decimal digits. Throws UsageError (3) naming `context` and what is wrong. */
+function integer(value: string, context: string, range: Range): number {
+  if (!allDigits(value)) throw new UsageError(context, `'${value}' ${notANumber(value, true)}; expected a whole number from ${range.min} to ${range.max}${because(range)}`);
+  const n = Number(value);
+  if (n > range.max) throw new UsageError(context, `'${value}' is too large: at most ${range.max}${because(range)}`);
+  if (n < range.min) throw new UsageError(context, `'${value}' is too small: at least ${range.min}`);
   return n;
 }
 
-/** A slot count: 1..MAX_SLOTS. */
-function slotCount(value: string, context: string): number {
-  const n = integer(value, context, 1);
-  if (n > MAX_SLOTS) throw new UsageError(context, `'${value}' is more slots than the maximum, ${MAX_SLOTS}`);
-  return n;
-}
-
-export function seconds(value: string, context: string): number {
-  const n = isDecimal(value.trim()) ? Number(value.trim()) : NaN;
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(context, `'${value}' is not a number of seconds >= 0`);
+/** A number of seconds, 0 to `max`, fractions allowed. Throws UsageError (3) naming `context` and what is wrong. */
+export function seconds(value: string, context: string, max = TIMEOUT_MAX_SECONDS): number {
+  const v = value.trim();
+  if (!isDecimal(v)) throw new UsageError(context, `'${value}' ${notANumber(value, false)}; expected a number of seconds, 0 or more (such as 2.5)`);
+  const n = Number(v);
+  if (n > max) throw new UsageError(context, `'${value}' is too large: at most ${max} seconds`);
   return n;
 }
 
 const truthy = (v: string | undefined) => !!v && /^(1|true|yes)$/i.test(v.trim());
 
 export function parseOptions(argv: string[], env: Record<string, string | undefined>): Options {
-  const { values: v, positionals, command: cmd } = tokenize(argv);
+  const { values: v, spelled, positionals, command: cmd } = tokenize(argv);
   const given = (k: Key) => v[k] !== undefined;
   const str = (k: Key) => v[k] as string | undefined;
+  // Messages name an option as the user gave it: -m as -m, --allowMultiple as --allow-multiple.
+  const flag = (k: Key) => spelled[k] ?? `--${kebab(k)}`;
 
   if (given("help")) return blank("help");
   if (given("version")) return blank("version");
 
-  const modes: Mode[] = [];
-  for (const m of ["check", "done", "list", "serve", "shell-init"] as const) if (given(m)) modes.push(m);
-  if (cmd) modes.push("exec");
-  if (given("fd")) modes.push(given("unlock") ? "unlock" : "fd");
-  if (modes.length > 1) throw new UsageError(modes.map((m) => (m === "unlock" ? "--fd" : `--${m}`)).join(" and "), "cannot be used together");
-  const mode: Mode = cmd ? "exec" : (modes[0] ?? "acquire");
+  // Each mode chosen, with the option that chose it.
+  const modes: [Mode, Key][] = [];
+  for (const m of ["check", "done", "list", "serve", "shell-init"] as const) if (given(m)) modes.push([m, m]);
+  if (cmd) modes.push(["exec", "exec"]);
+  if (given("fd")) modes.push([given("unlock") ? "unlock" : "fd", "fd"]);
+  if (modes.length > 1) throw new UsageError(modes.map(([, k]) => flag(k)).join(" and "), "cannot be used together");
+  const mode: Mode = cmd ? "exec" : (modes[0]?.[0] ?? "acquire");
   const shell = str("shell-init");
-  if (shell !== undefined && !SHELLS.includes(shell as Shell)) throw new UsageError("--shell-init", `'${shell}' is not one of ${SHELLS.join(", ")}`);
+  if (shell !== undefined && !SHELLS.includes(shell as Shell)) throw new UsageError(flag("shell-init"), `'${shell}' is not one of ${SHELLS.join(", ")}`);
 
   if (positionals.length > 1) throw new UsageError(positionals[1]!, "unexpected argument (one NAME only; commands go after --exec)");
-  if ((mode === "serve" || mode === "shell-init") && positionals.length > 0) throw new UsageError(positionals[0]!, `unexpected argument (--${mode} takes no NAME)`);
-  if (cmd && cmd.length === 0) throw new UsageError("--exec", "needs a command");
+  if ((mode === "serve" || mode === "shell-init") && positionals.length > 0) throw new UsageError(positionals[0]!, `unexpected argument (${flag(mode === "serve" ? "serve" : "shell-init")} takes no NAME)`);
+  if (cmd && cmd.length === 0) throw new UsageError(flag("exec"), "needs a command");
 
   const only = (k: Key, allowed: Mode[], what: string) => {
-    if (given(k) && !allowed.includes(mode)) throw new UsageError(`--${k}`, `only makes sense ${what}`);
+    if (given(k) && !allowed.includes(mode)) throw new UsageError(flag(k), `only makes sense ${what}`);
   };
   only("all", ["list"], "with --list");
   only("stale-only", ["list"], "with --list");
@@ -310,60 +347,62 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   only("conflict-exit-code", ["acquire", "exec", "fd"], "when acquiring (without --check, --done or --list)");
   only("unlock", ["unlock"], "with --fd");
   only("shared", ["acquire", "exec", "check", "fd"], "when acquiring or with --check");
-  if (given("file") && given("fd")) throw new UsageError("--file and --fd", "cannot be used together");
+  if (given("file") && given("fd")) throw new UsageError(`${flag("file")} and ${flag("fd")}`, "cannot be used together");
   const onFile = given("file") || given("fd");
-  if (onFile && positionals.length > 0) throw new UsageError(positionals[0]!, `unexpected argument: --${given("fd") ? "fd" : "file"} locks a file, not a NAME`);
+  if (onFile && positionals.length > 0) throw new UsageError(positionals[0]!, `unexpected argument: ${flag(given("fd") ? "fd" : "file")} locks a file, not a NAME`);
   if (onFile && (given("allowMultiple") || given("onePerCPU")))
-    throw new UsageError(given("allowMultiple") ? "--allowMultiple" : "--onePerCPU", "a file is one lock: no slots to choose from");
-  if (given("all") && given("stale-only")) throw new UsageError("--all and --stale-only", "cannot be used together");
-  if (given("allowMultiple") && given("onePerCPU")) throw new UsageError("--allowMultiple and --onePerCPU", "cannot be used together");
-  if (given("excludeCPUs") && !given("onePerCPU")) throw new UsageError("--excludeCPUs", "only makes sense with --onePerCPU");
+    throw new UsageError(flag(given("allowMultiple") ? "allowMultiple" : "onePerCPU"), "a file is one lock: no slots to choose from");
+  if (given("all") && given("stale-only")) throw new UsageError(`${flag("all")} and ${flag("stale-only")}`, "cannot be used together");
+  if (given("allowMultiple") && given("onePerCPU")) throw new UsageError(`${flag("allowMultiple")} and ${flag("onePerCPU")}`, "cannot be used together");
+  if (given("excludeCPUs") && !given("onePerCPU")) throw new UsageError(flag("excludeCPUs"), "only makes sense with -c (--one-per-cpu)");
 
   let slots = 1;
-  if (given("allowMultiple")) slots = slotCount(str("allowMultiple")!, "--allowMultiple");
+  if (given("allowMultiple")) slots = integer(str("allowMultiple")!, flag("allowMultiple"), { min: 1, max: MAX_SLOTS, why: "the most slots a lock can have" });
   if (given("onePerCPU")) {
-    const exclude = given("excludeCPUs") ? integer(str("excludeCPUs")!, "--excludeCPUs", 0) : 0;
+    const exclude = given("excludeCPUs") ? integer(str("excludeCPUs")!, flag("excludeCPUs"), { min: 0, max: INT_MAX }) : 0;
     // A machine with more CPUs than MAX_SLOTS gets the maximum: -c names no number to refuse.
     slots = Math.min(MAX_SLOTS, Math.max(1, onlineCpus() - exclude));
   }
 
   if (given("shared") && (slots > 1 || given("onePerCPU")))
-    throw new UsageError("--shared", "a shared lock has one slot: it cannot be used with -m N > 1 or -c");
+    throw new UsageError(flag("shared"), "a shared lock has one slot: it cannot be used with -m N > 1 or -c");
 
   let preferredSlot: number | undefined;
   if (env.WAITLOCK_SLOT !== undefined && env.WAITLOCK_SLOT !== "" && (mode === "acquire" || mode === "exec") && !onFile) {
-    preferredSlot = integer(env.WAITLOCK_SLOT.trim(), "WAITLOCK_SLOT", 0);
-    if (preferredSlot >= slots)
-      throw new UsageError("WAITLOCK_SLOT", `slot ${preferredSlot} does not exist: lock has ${slots} slot${slots === 1 ? "" : "s"} (0..${slots - 1})`);
+    const slot = env.WAITLOCK_SLOT.trim();
+    const range = `lock has ${slots} slot${slots === 1 ? "" : "s"} (0..${slots - 1})`;
+    if (!allDigits(slot)) throw new UsageError("WAITLOCK_SLOT", `'${env.WAITLOCK_SLOT}' ${notANumber(slot, true)}; expected a slot number: ${range}`);
+    preferredSlot = Number(slot);
+    if (preferredSlot >= slots) throw new UsageError("WAITLOCK_SLOT", `slot ${slot} does not exist: ${range}`);
   }
 
   let timeout: number | null = null;
-  if (given("timeout")) timeout = seconds(str("timeout")!, "--timeout");
+  if (given("timeout")) timeout = seconds(str("timeout")!, flag("timeout"));
   else if (env.WAITLOCK_TIMEOUT !== undefined && env.WAITLOCK_TIMEOUT.trim() !== "" && (mode === "acquire" || mode === "exec" || mode === "fd"))
     timeout = seconds(env.WAITLOCK_TIMEOUT, "WAITLOCK_TIMEOUT");
 
   const format = (str("format") ?? "human") as Format;
-  if (!FORMATS.includes(format)) throw new UsageError("--format", `'${format}' is not one of ${FORMATS.join(", ")}`);
+  if (!FORMATS.includes(format)) throw new UsageError(flag("format"), `'${format}' is not one of ${FORMATS.join(", ")}`);
 
   if (format === "prometheus" && (given("all") || given("stale-only")))
-    throw new UsageError(given("all") ? "--all" : "--stale-only", "does not apply to -f prometheus (its metrics count stale and corrupt records)");
+    throw new UsageError(flag(given("all") ? "all" : "stale-only"), "does not apply to -f prometheus (its metrics count stale and corrupt records)");
 
   let watch: number | undefined;
   if (given("watch")) {
-    watch = v.watch === true ? WATCH_SECONDS : seconds(str("watch")!, "--watch");
-    if (watch < WATCH_MIN_SECONDS) throw new UsageError("--watch", `'${str("watch")}' is too short: at least ${WATCH_MIN_SECONDS} seconds`);
+    watch = v.watch === true ? WATCH_SECONDS : seconds(str("watch")!, flag("watch"), WATCH_MAX_SECONDS);
+    if (watch < WATCH_MIN_SECONDS) throw new UsageError(flag("watch"), `'${str("watch")}' is too short: at least ${WATCH_MIN_SECONDS} seconds`);
   }
   const output = str("output");
-  if (output === "") throw new UsageError("--output", "must not be empty");
+  if (output === "") throw new UsageError(flag("output"), "must not be empty");
   if (watch !== undefined && format !== "human" && output === undefined)
-    throw new UsageError("--watch", `with -f ${format} needs -o FILE (each listing replaces the file); only the human view goes to stdout`);
+    throw new UsageError(flag("watch"), `with -f ${format} needs -o FILE (each listing replaces the file); only the human view goes to stdout`);
 
   const facility = (str("syslog-facility") ?? "daemon").toLowerCase();
   if (!(FACILITIES as readonly string[]).includes(facility))
-    throw new UsageError("--syslog-facility", `'${str("syslog-facility")}' is not a syslog facility (daemon, user, local0..local7, ...)`);
+    throw new UsageError(flag("syslog-facility"), `'${str("syslog-facility")}' is not a syslog facility (daemon, user, local0..local7, ...)`);
 
   const lockDir = given("lock-dir") ? str("lock-dir") : env.WAITLOCK_DIR || undefined;
-  if (lockDir === "") throw new UsageError("--lock-dir", "must not be empty");
+  if (lockDir === "") throw new UsageError(given("lock-dir") ? flag("lock-dir") : "WAITLOCK_DIR", "must not be empty");
 
   // An explicit -d beats WAITLOCK_BACKEND, as options beat the environment; a file lock is
   // this machine's by nature, whatever the environment says.
@@ -383,19 +422,17 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   if (recordForm !== "binary" && recordForm !== "text") throw new UsageError("WAITLOCK_RECORD", `'${env.WAITLOCK_RECORD}' is not binary or text`);
 
   let owner: number | undefined;
-  if (given("owner")) owner = integer(str("owner")!, "--owner", 1);
+  if (given("owner")) owner = integer(str("owner")!, flag("owner"), { min: 1, max: INT_MAX, why: "the largest PID" });
   // PID 1 is init, of the machine or of this PID namespace: the lock would outlive everything.
-  if (owner === 1) throw new UsageError("--owner", "PID 1 (init) never exits: the lock would stay held until 'waitlock --done NAME'");
+  if (owner === 1) throw new UsageError(flag("owner"), "PID 1 (init) never exits: the lock would stay held until 'waitlock --done NAME'");
 
   const file = str("file");
-  if (file === "") throw new UsageError("--file", "must not be empty");
-  const fd = given("fd") ? integer(str("fd")!, "--fd", 0) : undefined;
+  if (file === "") throw new UsageError(flag("file"), "must not be empty");
+  const fd = given("fd") ? integer(str("fd")!, flag("fd"), { min: 0, max: INT_MAX, why: "the largest descriptor number" }) : undefined;
 
-  let conflictExitCode: number | undefined;
-  if (given("conflict-exit-code")) {
-    conflictExitCode = integer(str("conflict-exit-code")!, "--conflict-exit-code", 1);
-    if (conflictExitCode > 255) throw new UsageError("--conflict-exit-code", `'${conflictExitCode}' is not an exit status (1-255)`);
-  }
+  const conflictExitCode = given("conflict-exit-code")
+    ? integer(str("conflict-exit-code")!, flag("conflict-exit-code"), { min: 1, max: 255, why: "an exit status is 1 to 255" })
+    : undefined;
 
   const name = positionals[0] === undefined ? undefined : validateName(positionals[0]);
 

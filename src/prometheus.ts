@@ -33,7 +33,7 @@ export const FAMILIES: readonly Family[] = [
   { name: "waitlock_holders", help: "Processes holding a slot of the lock now (a slot inherited by several processes counts each).", value: (s) => s.holders },
   { name: "waitlock_waiters", help: "Processes queued for the lock now.", value: (s) => s.waiters },
   { name: "waitlock_oldest_holder_age_seconds", help: "Seconds since the longest-held slot of the lock was acquired.", value: (s, now) => age(s.oldestHolder, now) },
-  { name: "waitlock_oldest_waiter_age_seconds", help: "Seconds since the process waiting longest for the lock started.", value: (s, now) => age(s.oldestWaiter, now) },
+  { name: "waitlock_oldest_waiter_age_seconds", help: "Seconds since the longest waiter for the lock joined its queue.", value: (s, now) => age(s.oldestWaiter, now) },
   { name: "waitlock_stale_records", help: "Records of the lock whose slot nobody holds (a holder killed before it could clean up).", value: (s) => s.stale },
   { name: "waitlock_corrupt_records", help: "Slot files of the lock whose record does not decode.", value: (s) => s.corrupt },
 ];

@@ -15,7 +15,8 @@ export interface WaitStatus {
  */
 export function startWaitStatus(waiting: Waiting): WaitStatus {
   // [0]: who may write to stderr, a lock (0 free, 1 taken) that the worker takes for each
-  // drawing and this side takes for good when the wait ends; [1]: columns now shown.
+  // drawing and this side takes for good when the wait ends; [1]: the length of the line
+  // shown (under TERM=dumb the longest one, which the spaces that clear it must cover).
   const shared = new Int32Array(new SharedArrayBuffer(8));
   const worker = new Worker(new URL("./waitstatus-worker.ts", import.meta.url).href);
   worker.unref();
@@ -26,7 +27,10 @@ export function startWaitStatus(waiting: Waiting): WaitStatus {
       const shown = shared[1]!;
       if (shown > 0) {
         const { writeSync } = require("node:fs") as typeof import("node:fs");
-        writeSync(2, `\r${" ".repeat(shown)}\r`);
+        // The cursor rests at the start of the line, which fits on its row (src/waitstatus-worker.ts):
+        // erase the row (EL). A resize in the last moment before this, not redrawn yet, may
+        // leave the rows the terminal rewrapped the line onto.
+        writeSync(2, process.env.TERM === "dumb" ? `\r${" ".repeat(shown)}\r` : "\r\x1b[K");
       }
       worker.terminate();
     },

@@ -10,7 +10,7 @@ describe("usage errors: exit 3 and one line naming the offender", () => {
   const cases: [string[], string][] = [
     [["--bogus", "x"], "--bogus"],
     [["-z", "x"], "-z"],
-    [["-m", "0", "x"], "--allowMultiple"],
+    [["-m", "0", "x"], "-m: '0' is too small: at least 1"],
     [["-m", "two", "x"], "'two'"],
     [["-m", "1.5", "x"], "'1.5'"],
     [["-m"], "-m"],
@@ -18,8 +18,8 @@ describe("usage errors: exit 3 and one line naming the offender", () => {
     [["-t", "soon", "x"], "'soon'"],
     [["-t", "inf", "x"], "'inf'"],
     [["-c", "-x", "-2", "x"], "'-2'"],
-    [["-x", "1", "x"], "--excludeCPUs"],
-    [["-m", "2", "-c", "x"], "--allowMultiple and --onePerCPU"],
+    [["-x", "1", "x"], "-x: only makes sense with -c"],
+    [["-m", "2", "-c", "x"], "-m and -c: cannot be used together"],
     [["--list", "-f", "xml"], "'xml'"],
     [["--format", "csv", "x"], "--format"],
     [["--all", "x"], "--all"],
@@ -35,14 +35,15 @@ describe("usage errors: exit 3 and one line naming the offender", () => {
     [["bad name"], "'bad name'"],
     [[".."], "'..'"],
     [["a".repeat(241)], "longer than 240"],
-    [["-m", "4097", "x"], "'4097' is more slots than the maximum, 4096"],
-    [["--check", "-m", "100000000", "x"], "maximum, 4096"],
+    [["-m", "4097", "x"], "'4097' is too large: at most 4096 (the most slots a lock can have)"],
+    [["--check", "-m", "100000000", "x"], "at most 4096"],
     [["--check=yes", "x"], "--check"],
     [["--verbose", "--timeout"], "--timeout"],
     [["-E", "0", "x"], "'0'"],
     [["-E", "256", "x"], "'256'"],
     [["--conflict-exit-code", "2x", "x"], "'2x'"],
-    [["--check", "-E", "5", "x"], "--conflict-exit-code"],
+    [["--check", "-E", "5", "x"], "-E: only makes sense"],
+    [["--check", "--conflict-exit-code", "5", "x"], "--conflict-exit-code: only makes sense"],
   ];
   for (const [args, named] of cases) {
     test(args.join(" ").slice(0, 60), async () => {
@@ -54,9 +55,64 @@ describe("usage errors: exit 3 and one line naming the offender", () => {
     });
   }
 
+  // A long option is named in kebab case however it was spelt, a short one as given.
+  const spelt: [string[], string][] = [
+    [["--allowMultiple", "0", "x"], "--allow-multiple: '0' is too small"],
+    [["--allowMultiple=2", "-c", "x"], "--allow-multiple and -c: cannot be used together"],
+    [["--allowMultiple", "2", "--onePerCPU", "x"], "--allow-multiple and --one-per-cpu: cannot be used together"],
+    [["--excludeCPUs", "1", "x"], "--exclude-cpus: only makes sense with -c"],
+    [["--onePerCPU=yes", "x"], "--one-per-cpu: takes no value"],
+    [["--file", "/", "--allowMultiple", "2"], "--allow-multiple: a file is one lock"],
+    [["-l", "--check", "x"], "--check and -l: cannot be used together"],
+    [["-s", "-c", "x"], "-s: a shared lock has one slot"],
+    [["-l", "-fxml"], "-f: 'xml' is not one of"],
+  ];
+  // Each kind of bad number says what is wrong with it, and the limit when it is too large.
+  const numbers: [string[], string][] = [
+    [["-m", "99999999999999999999", "x"], "-m: '99999999999999999999' is too large: at most 4096"],
+    [["-m", "-3", "x"], "'-3' is negative"],
+    [["-m", "0x10", "x"], "'0x10' is hexadecimal"],
+    [["-m", "", "x"], "'' is empty"],
+    [["-m", "nan", "x"], "'nan' is not a number"],
+    [["-m", "1e3", "x"], "'1e3' is in exponent notation"],
+    [["-t", "99999999999999999999999", "x"], "-t: '99999999999999999999999' is too large: at most 9007199254740991 seconds"],
+    [["-t", "-1", "x"], "'-1' is negative"],
+    [["-t", "0x10", "x"], "'0x10' is hexadecimal"],
+    [["-t", "NaN", "x"], "'NaN' is not a number"],
+    [["-t", "", "x"], "'' is empty"],
+    [["-E", "99999999999999999999", "x"], "-E: '99999999999999999999' is too large: at most 255"],
+    [["-E", "-1", "x"], "'-1' is negative"],
+    [["--fd", "99999999999999999999"], "--fd: '99999999999999999999' is too large: at most 2147483647"],
+    [["--fd", "-1"], "'-1' is negative"],
+    [["--fd", "0x3"], "'0x3' is hexadecimal"],
+    [["--owner", "99999999999999999999", "x"], "--owner: '99999999999999999999' is too large: at most 2147483647"],
+    [["-c", "-x", "99999999999999999999", "x"], "-x: '99999999999999999999' is too large: at most 2147483647"],
+    [["--list", "--watch", "99999999999999999999"], "--watch: '99999999999999999999' is too large: at most 2147483 seconds"],
+    [["--list", "--watch=-2"], "'-2' is negative"],
+    [["--list", "--watch="], "'' is empty"],
+  ];
+  for (const [args, message] of [...spelt, ...numbers]) {
+    test(`${args.join(" ").slice(0, 50)}: ${message}`, async () => {
+      const r = await wl(["-d", lockDir(), ...args]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(ONE_LINE);
+      expect(r.stderr).toContain(message);
+      expect(r.stderr).not.toMatch(/--[a-z]+[A-Z]/);
+    });
+  }
+
   test("bad environment values are named too", async () => {
     const d = lockDir();
-    for (const [env, named] of [[{ WAITLOCK_TIMEOUT: "later" }, "WAITLOCK_TIMEOUT"], [{ WAITLOCK_SLOT: "x" }, "WAITLOCK_SLOT"], [{ WAITLOCK_SLOT: "3" }, "WAITLOCK_SLOT"]] as const) {
+    const cases = [
+      [{ WAITLOCK_TIMEOUT: "later" }, "WAITLOCK_TIMEOUT: 'later' is not a number"],
+      [{ WAITLOCK_TIMEOUT: "-5" }, "WAITLOCK_TIMEOUT: '-5' is negative"],
+      [{ WAITLOCK_SLOT: "x" }, "WAITLOCK_SLOT: 'x' is not a number"],
+      [{ WAITLOCK_SLOT: "3" }, "WAITLOCK_SLOT: slot 3 does not exist: lock has 3 slots (0..2)"],
+      [{ WAITLOCK_SLOT: "99999999999999999999" }, "WAITLOCK_SLOT: slot 99999999999999999999 does not exist: lock has 3 slots (0..2)"],
+      [{ WAITLOCK_SLOT: "-1" }, "WAITLOCK_SLOT: '-1' is negative"],
+      [{ WAITLOCK_SLOT: "0x1" }, "WAITLOCK_SLOT: '0x1' is hexadecimal"],
+    ] as const;
+    for (const [env, named] of cases) {
       const r = await wl(["-d", d, "-m", "3", "x", "--exec", "true"], { env });
       expect(r.code).toBe(3);
       expect(r.stderr).toMatch(ONE_LINE);

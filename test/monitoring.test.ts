@@ -65,7 +65,7 @@ describe("--list shows waiters", () => {
       expect(w).toMatchObject({ descriptor: "job", uid, command: `${BIN} -d ${d} -m 1 job --exec true waiter-${i}` });
       // Each waiter's node in the queue (src/turnstile.ts), named in ticket order.
       expect(w.file).toMatch(new RegExp(`^${d}/job\\.q[0-9a-z]{8}\\.lock$`));
-      // The process's start time (to the clock tick; the boot time the kernel gives is whole seconds).
+      // When it joined the queue (its node's modification time).
       expect(w.waitingSince!).toBeGreaterThanOrEqual(t0 - 1);
       expect(w.waitingSince!).toBeLessThanOrEqual(t1 + 1);
     }
@@ -142,6 +142,91 @@ describe("--list shows waiters", () => {
     const human = (await wl(["-d", d, "--list", "sem"])).stdout;
     expect(human.split("\n\n")).toHaveLength(2);
     expect(human.split("\n\n")[1]!.trimEnd().split("\n").slice(1).map((l) => Number(l.split(/\s+/)[2]))).toEqual(semWaiters);
+  }, 30_000);
+});
+
+describe("--list shows the waiters of --file and --fd locks", () => {
+  const withFlock = needsTool(tool("flock"));
+
+  withFlock("a flock(1) holder and waitlock waiters in FIFO order under the file's path, in every format; a killed waiter is gone at once", async () => {
+    const d = lockDir();
+    const file = join(d, "data");
+    await Bun.write(file, "");
+    // -o: the lock is flock(1)'s alone (its command does not inherit it), so killing flock(1) frees it.
+    const flock = start(["flock", "-o", file, "sleep", "60"]);
+    await waitFor("flock(1) to hold the file", () => readFileSync("/proc/locks", "utf8").includes(` ${flock.pid} `));
+    // Three waitlocks, one after another, each naming the file its own way: the path, a
+    // relative path, a descriptor.
+    const commands = [
+      () => start([BIN, "-d", d, "--file", file, "--exec", "true"]),
+      () => start([BIN, "-d", d, "--file", "./data", "--exec", "true"], { cwd: d }),
+      () => start(["sh", "-c", `exec 7<"$1"; exec "$2" -d "$3" --fd 7`, "sh", file, BIN, d]),
+    ];
+    const waiters = [];
+    for (const command of commands) {
+      waiters.push(command());
+      await waitFor(`waiter ${waiters.length} queued`, async () => (await waitingRows(d)).length === waiters.length);
+    }
+    const pids = waiters.map((w) => w.pid);
+
+    for (const extra of [[], ["--file", file]]) {
+      const json = JSON.parse((await wl(["-d", d, "--list", "-f", "json", ...extra])).stdout) as ListedRow[];
+      expect(json.map((r) => [r.descriptor, r.status, r.pid, r.status === "waiting" ? r.position : r.slot])).toEqual([
+        [file, "active", flock.pid, 0],
+        ...pids.map((pid, i) => [file, "waiting", pid, i + 1]),
+      ]);
+      // The kernel does not say when flock(1) took the lock: unknown, not the process's start.
+      expect(json[0]).toMatchObject({ maxHolders: 1, acquired: null, command: `flock -o ${file} sleep 60` });
+    }
+    const human = (await wl(["-d", d, "--list"])).stdout.trimEnd().split("\n");
+    expect(human[1]).toMatch(new RegExp(`^${file}\\s+0/1\\s+exclusive\\s+${flock.pid}\\s+-\\s+\\S+\\s+-\\s+flock `));
+    expect(human.slice(4).map((l) => Number(l.split(/\s+/)[2]))).toEqual(pids);
+    const csv = (await wl(["-d", d, "--list", "-f", "csv"])).stdout.trimEnd().split("\n");
+    expect(csv.slice(1).map((l) => l.split(",").slice(0, 3).join(","))).toEqual([`${file},${flock.pid},0`, ...pids.map((pid, i) => `${file},${pid},${i + 1}`)]);
+    expect(csv[1]!.split(",")[4]).toBe("");
+    const prometheus = (await wl(["-d", d, "--list", "-f", "prometheus"])).stdout;
+    expect(prometheus).toContain(`waitlock_waiters{lock_dir="${d}",lock="${file}"} 3\n`);
+    expect(prometheus).toContain(`waitlock_holders{lock_dir="${d}",lock="${file}"} 1\n`);
+    expect(prometheus).not.toContain(`waitlock_oldest_holder_age_seconds{lock_dir="${d}",lock="${file}"}`);
+
+    process.kill(pids[1]!, "SIGKILL");
+    await waiters[1]!.exited;
+    expect((await waitingRows(d)).map((r) => r.pid)).not.toContain(pids[1]);
+    flock.kill();
+    expect([await waiters[0]!.exited, await waiters[2]!.exited]).toEqual([0, 0]);
+  }, 30_000);
+
+  withFlock("a file no record or open descriptor names is shown by its identity, file@DEV-INO", async () => {
+    const d = lockDir();
+    const file = join(d, "gone");
+    await Bun.write(file, "");
+    const { dev, ino } = statSync(file);
+    // -o: the lock is flock(1)'s alone (its command does not inherit it), so killing flock(1) frees it.
+    const flock = start(["flock", "-o", file, "sleep", "60"]);
+    await waitFor("flock(1) to hold the file", () => readFileSync("/proc/locks", "utf8").includes(` ${flock.pid} `));
+    const w = start([BIN, "-d", d, "--file", file, "--exec", "true"]);
+    await waitFor("the waiter queued", async () => (await waitingRows(d)).length === 1);
+    // Removed: every link to it is " (deleted)" now.
+    (await import("node:fs")).unlinkSync(file);
+    const rows = JSON.parse((await wl(["-d", d, "--list", "-f", "json"])).stdout) as ListedRow[];
+    expect(rows.map((r) => [r.descriptor, r.status, r.pid])).toEqual([
+      [`file@${dev}-${ino}`, "active", flock.pid],
+      [`file@${dev}-${ino}`, "waiting", w.pid],
+    ]);
+    flock.kill();
+    expect(await w.exited).toBe(0);
+  }, 30_000);
+
+  test("waiting since is when the waiter joined the queue, not when its process started", async () => {
+    const d = lockDir();
+    await holder(d, "job");
+    const t0 = Date.now() / 1000;
+    // exec keeps the process (and its start time): it starts waiting 1.5 s after it started.
+    const w = startSh(`sleep 1.5; exec "$WL" -d "$D" job --exec true`, d);
+    await waitFor("the waiter queued", async () => (await waitingRows(d)).length === 1);
+    const [row] = await waitingRows(d);
+    expect(row!.pid).toBe(w.pid);
+    expect(row!.waitingSince!).toBeGreaterThanOrEqual(t0 + 1.4);
   }, 30_000);
 });
 

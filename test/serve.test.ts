@@ -2,7 +2,7 @@
 // for its client, driven through real pipes, real shells and real contention.
 import { expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { BIN, alive, held, listJson, lockDir, queuedInKernel, run, start, startSh, waitFor } from "./helpers";
+import { BIN, alive, held, listJson, lockDir, queuedInKernel, run, start, startSh, waitFor, type ListedRow } from "./helpers";
 
 /** A --serve process with a line-at-a-time client. */
 function server(env: Record<string, string> = {}) {
@@ -70,6 +70,11 @@ test("requests are answered with the CLI's exit statuses and slots; an acquire t
   s.send(`12 list -d ${d} sem`);
   const rows = JSON.parse((await s.answer("12")).slice("0 - ".length));
   expect(rows).toMatchObject([{ descriptor: "sem", slot: 2, pid: s.p.pid, owner: process.pid, status: "active" }]);
+  // Waiters too, as --list -f json shows them: here the coprocess itself waits for busy.
+  s.send(`12w list -d ${d} busy`);
+  const busy = JSON.parse((await s.answer("12w")).slice("0 - ".length)) as ListedRow[];
+  expect(busy.map((r) => [r.status, r.pid])).toEqual([["active", other.pid], ["waiting", s.p.pid]]);
+  expect(busy).toEqual(await listJson(d, ["busy"]));
   expect(s.lines.some((l) => l.startsWith("10 "))).toBe(false);
   (other.stdin as { end(): unknown }).end();
   expect(await s.answer("10")).toBe("0 0");

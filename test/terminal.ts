@@ -60,6 +60,11 @@ export function tmuxSession(dir: string, columns = 100) {
     async info(format: string): Promise<string> {
       return (await tmux("display-message", "-p", format)).stdout.trim();
     },
+    /** Makes the window `width` columns wide, as a user dragging the terminal's edge (the program gets SIGWINCH). */
+    async resize(width: number): Promise<void> {
+      const r = await tmux("resize-window", "-x", String(width));
+      if (r.code !== 0) throw new Error(`tmux resize-window: ${r.stderr}`);
+    },
     /** The PID of the window's shell. */
     async panePid(): Promise<number> {
       return Number((await tmux("display-message", "-p", "#{pane_pid}")).stdout.trim());

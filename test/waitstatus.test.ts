@@ -21,7 +21,7 @@ async function terminal(dir: string, cmd: string) {
     });
     return lines;
   };
-  return { until, history: () => t.screen(true), type: t.type };
+  return { until, history: () => t.screen(true), type: t.type, resize: t.resize };
 }
 
 const STATUS = /^waitlock: waiting (\d+)s for '(\S+)' slot (\d+)\/(\d+), held (\d+)s by PID (\d+) \((.*)\)$/;
@@ -99,4 +99,36 @@ test.skipIf(!tmux)("a waiter in the background draws nothing over the shell; bro
   holder.kill("SIGTERM");
   const after = await screen.until("the waiter's command", (l) => l.includes("got-it"));
   expect(after.filter((l) => l.includes("waitlock:"))).toEqual([]);
+}, 20_000);
+
+test.skipIf(!tmux)("a resized terminal gets the line redrawn to its new width at once, with nothing of the old one left wrapped", async () => {
+  const d = lockDir();
+  const holder = start([BIN, "-d", d, "db", "--exec", "sleep", "30"]);
+  await waitFor("the holder", () => held(d, "db"));
+  // Output before the wait fills the 10-row window: the line sits on its last row, as after
+  // any work in a terminal. (Near the top of an empty screen, tmux moves the rows it rewraps
+  // the line onto into its history, out of reach; README "Notes".)
+  const screen = await terminal(d, `seq 1 20; '${BIN}' -d '${d}' db --exec echo got-it`);
+  await screen.until("the status line", (l) => l.some((x) => STATUS.test(x)));
+  const before = Array.from({ length: 20 }, (_, i) => String(i + 1));
+  // Everything the terminal holds, scrolled off or not, but for blank lines.
+  const everything = async () => (await screen.history()).filter((l) => l !== "");
+  const statusOnly = (lines: string[], ok: (status: string) => boolean) =>
+    lines.length === 21 && Bun.deepEquals(lines.slice(0, 20), before) && lines[20]!.startsWith("waitlock: waiting ") && ok(lines[20]!);
+
+  // Narrower than the line: it is cut to the new width (and ends in "..."), and the rows the
+  // terminal rewrapped the old one onto are gone, well before the next second's redraw.
+  await screen.resize(50);
+  await waitFor("the line cut to 50 columns, alone", async () => statusOnly(await everything(), (l) => l.length === 49 && l.endsWith("...")), 900).catch(async (e) => {
+    throw new Error(`${(e as Error).message}\n${(await everything()).join("\n")}`);
+  });
+  await screen.resize(30);
+  await waitFor("the line cut to 30 columns, alone", async () => statusOnly(await everything(), (l) => l.length === 29), 900);
+  // Wider again: the whole line, once.
+  await screen.resize(120);
+  await waitFor("the whole line again", async () => statusOnly(await everything(), (l) => STATUS.test(l)), 900);
+
+  holder.kill("SIGTERM");
+  await screen.until("the command to run", (l) => l.includes("[exit 0]"));
+  expect(await everything()).toEqual([...before, "got-it", "[exit 0]"]);
 }, 20_000);

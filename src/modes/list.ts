@@ -1,8 +1,9 @@
 // waitlock --list: who holds what, and who waits for it.
 import { writeAtomically } from "../atomicfile";
 import { EXIT, WaitlockError } from "../errors";
-import { formatRows, type Listing, type Row, type Status, type WaiterRow } from "../format";
-import { ProcessCache, readLockTable, type LockMode } from "../holders";
+import { byName, formatRows, type Listing, type Row, type Status, type WaiterRow } from "../format";
+import { fileBaseName } from "../holderfiles";
+import { pathOpenBy, readLockTable, type LockMode } from "../holders";
 import type { Decoded, LockRecord } from "../record";
 import type { Format } from "../options";
 import { commandLine, processUid } from "../procinfo";
@@ -68,9 +69,11 @@ function rowOf(view: SlotView, source: Source, mode: LockMode | null, status: St
     owner,
     uid,
     user: uid === null ? null : (users.get(uid) ?? String(uid)),
+    // Only a record says when a lock was taken: the kernel keeps no time (a holder's start is not it).
     acquired: record?.acquiredAt ?? null,
     type: record?.type ?? null,
-    maxHolders: record?.maxHolders ?? null,
+    // A file is one lock, whoever holds it: slot 0 of 1.
+    maxHolders: record?.maxHolders ?? (view.kind === "file" ? 1 : null),
     hostname: record?.hostname ?? null,
     command: fromKernel && pid !== null ? commandLine(record || owner === null ? pid : owner) : (record?.command ?? null),
     format: "format" in source.decoded ? source.decoded.format : null,
@@ -108,19 +111,19 @@ function rowsOf(view: SlotView, users: Map<number, string>): { row: Row; bytes: 
   return rows;
 }
 
-/** The rows of one NAME's queue: its waiters in order, position 1 first. */
-function waiterRows(queue: QueueView, users: Map<number, string>, processes: ProcessCache, hostname: string): WaiterRow[] {
-  return queue.waiters.map(({ pid, path }, i) => {
+/** The rows of one lock's queue, shown as `descriptor`: its waiters in order, position 1 first. */
+function waiterRows(queue: QueueView, descriptor: string, users: Map<number, string>, hostname: string): WaiterRow[] {
+  return queue.waiters.map(({ pid, path, since }, i) => {
     const uid = pid === null ? null : (processUid(pid) ?? null);
     return {
-      descriptor: queue.name,
+      descriptor,
       status: "waiting",
       position: i + 1,
       file: path,
       pid,
       uid,
       user: uid === null ? null : (users.get(uid) ?? String(uid)),
-      waitingSince: pid === null ? null : (processes.startedAt(pid) ?? null),
+      waitingSince: since,
       hostname: pid === null ? null : hostname,
       command: pid === null ? null : commandLine(pid),
     };
@@ -128,11 +131,35 @@ function waiterRows(queue: QueueView, users: Map<number, string>, processes: Pro
 }
 
 /**
- * The holder rows --list shows for `opts` in the lock directory `dir` (undefined: it does
- * not exist), for the coprocess's list request. Throws as snapshot().
+ * The rows `--list -f json` shows for `opts` in the lock directory `dir` (undefined: it does
+ * not exist), holders and waiters, for the coprocess's list request. Throws as snapshot().
  */
-export async function listRows(dir: string | undefined, opts: ListOptions): Promise<Row[]> {
-  return (await snapshot(dir, opts, userNames())).holders;
+export async function listRows(dir: string | undefined, opts: ListOptions): Promise<(Row | WaiterRow)[]> {
+  return byName(await snapshot(dir, opts, userNames()));
+}
+
+/**
+ * Gives each file lock that no record names (its holders keep none, as flock(1), or have
+ * none yet) the path by which one of its holders or waiters has it open, where /proc shows
+ * it; else it stays "file@DEV-INO". Returns what each file's queue is shown as, by base.
+ */
+function nameFiles(views: SlotView[], queues: QueueView[]): Map<string, string> {
+  const waitersOf = new Map(queues.map((q) => [q.name, q.waiters]));
+  const names = new Map<string, string>();
+  for (const view of views) {
+    if (view.kind !== "file") continue;
+    const base = fileBaseName(view.dev, view.ino);
+    if (view.file.name === base) {
+      for (const pid of [...view.holders, ...(waitersOf.get(base) ?? []).map((w) => w.pid)]) {
+        const path = pid === null ? undefined : pathOpenBy(pid, view.dev, view.ino);
+        if (path === undefined) continue;
+        view.file = { name: path, slot: 0, path };
+        break;
+      }
+    }
+    names.set(base, view.file.name);
+  }
+  return names;
 }
 
 /**
@@ -148,7 +175,12 @@ export async function snapshot(dir: string | undefined, opts: ListOptions, users
   const table = readLockTable();
   const everything = opts.format === "prometheus";
   const select = opts.file !== undefined ? { file: opts.file } : { name: opts.name };
-  for (const view of await viewSlots(dir, select, table)) {
+  const views = await viewSlots(dir, select, table);
+  // --file PATH: its view comes first (viewSlots() always has one), and its queue is its identity's.
+  const onlyBase = opts.file !== undefined ? fileBaseName(views[0]!.dev, views[0]!.ino) : opts.name;
+  const queues = opts.staleOnly ? [] : viewQueues(dir, onlyBase, table);
+  const names = nameFiles(views, queues);
+  for (const view of views) {
     for (const { row, bytes } of rowsOf(view, users)) {
       const show = everything || (opts.staleOnly ? row.status !== "active" : opts.all || row.status === "active");
       if (!show) continue;
@@ -156,10 +188,8 @@ export async function snapshot(dir: string | undefined, opts: ListOptions, users
       listing.holders.push(row);
     }
   }
-  if (opts.staleOnly || opts.file !== undefined) return listing;
-  const processes = new ProcessCache();
   const { hostname } = require("node:os") as typeof import("node:os");
-  for (const queue of viewQueues(dir, opts.name, table)) listing.waiters.push(...waiterRows(queue, users, processes, hostname()));
+  for (const queue of queues) listing.waiters.push(...waiterRows(queue, names.get(queue.name) ?? queue.name, users, hostname()));
   return listing;
 }
 

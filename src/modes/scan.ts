@@ -5,12 +5,13 @@ import { close, fstat } from "../../ffi/libc";
 import { inspect, releasedSince } from "../engine";
 import { EXIT, WaitlockError } from "../errors";
 import { openFileToLock } from "../filelock";
-import { identityInBase, parseHolderFile, readHolderFile } from "../holderfiles";
+import { fileBaseName, identityInBase, parseHolderFile, readHolderFile } from "../holderfiles";
 import { ProcessCache, fileKey, findHolders, grantedLocks, readLockTable, type Granted, type LockMode, type LockTable } from "../holders";
 import { debug } from "../log";
 import { alive, parentOf } from "../procinfo";
 import { inspectRecord, type Decoded, type LockRecord } from "../record";
 import { runtimeError, sysError } from "../syserror";
+import { queueBaseOf } from "./queue";
 
 const SLOT_FILE = /^([A-Za-z0-9._-]+)\.slot(\d+)\.lock$/;
 const SLOT_BASE = /^([A-Za-z0-9._-]+)\.slot(\d+)$/;
@@ -129,7 +130,7 @@ function blankView(kind: SlotView["kind"], file: SlotFile, dev: number, ino: num
 
 /** The view of a file lock: its identity, its holder files, and how the kernel holds it. */
 function fileView(dev: number, ino: number, path: string | undefined, holderFiles: HolderFileView[], locks: Map<string, Granted> | undefined, processes: ProcessCache): SlotView {
-  const named = path ?? holderFiles.find((h) => h.record)?.record?.descriptor ?? `file@${dev}-${ino}`;
+  const named = path ?? holderFiles.find((h) => h.record)?.record?.descriptor ?? fileBaseName(dev, ino);
   const view = blankView("file", { name: named, slot: 0, path: named }, dev, ino);
   view.holderFiles = holderFiles;
   const granted = locks?.get(fileKey(dev, ino));
@@ -189,9 +190,17 @@ export async function viewSlots(dir: string | undefined, select: Selection = {},
   }
   // A NAME picks no file locks; a file picks its own (whatever path its holders used).
   if (onlyName === undefined) {
-    for (const [base, list] of holderFiles) {
+    // Files are known by their holders' records, and by the queues of waitlocks waiting for
+    // them: a file that a program keeping no record holds (flock(1)) has no holder files.
+    const bases = new Set(holderFiles.keys());
+    for (const entry of entries) {
+      const base = queueBaseOf(entry);
+      if (base?.startsWith("file@")) bases.add(base);
+    }
+    for (const base of bases) {
       const id = identityInBase(base);
       if (!id || (onlyFile && (id.dev !== onlyFile.dev || id.ino !== onlyFile.ino))) continue;
+      const list = holderFiles.get(base) ?? [];
       views.push(fileView(id.dev, id.ino, filePath, readHolderFiles(dir!, list, { name: base, slot: 0, path: base }, "file"), locks, processes));
     }
   }

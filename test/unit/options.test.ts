@@ -16,6 +16,7 @@ describe("tokenize", () => {
   test("everything after --exec is the command, options included", () => {
     expect(tokenize(["-t", "5", "n", "--exec", "cmd", "-t", "3", "--exec"])).toEqual({
       values: { timeout: "5" },
+      spelled: { timeout: "-t", exec: "--exec" },
       positionals: ["n"],
       command: ["cmd", "-t", "3", "--exec"],
     });
@@ -23,7 +24,7 @@ describe("tokenize", () => {
     expect(tokenize(["n", "--exec=ls", "-l"]).command).toEqual(["ls", "-l"]);
   });
   test("-- ends options, so a NAME may start with a dash", () => {
-    expect(tokenize(["-q", "--", "-name"])).toEqual({ values: { quiet: true }, positionals: ["-name"] });
+    expect(tokenize(["-q", "--", "-name"])).toEqual({ values: { quiet: true }, spelled: { quiet: "-q" }, positionals: ["-name"] });
   });
   test("short clusters and attached values", () => {
     expect(tokenize(["-qvm3", "-t0.5"]).values).toEqual({ quiet: true, verbose: true, allowMultiple: "3", timeout: "0.5" });
@@ -36,14 +37,16 @@ describe("tokenize", () => {
   });
 });
 
+const WATCH_SPELT = { list: "--list", watch: "--watch" };
+
 describe("--watch [SECONDS]", () => {
   test("takes the next word only when it is a number; =SECONDS always; a NAME of digits goes before it or after --", () => {
-    expect(tokenize(["--list", "--watch", "5", "job"])).toEqual({ values: { list: true, watch: "5" }, positionals: ["job"] });
-    expect(tokenize(["--list", "--watch", "job"])).toEqual({ values: { list: true, watch: true }, positionals: ["job"] });
+    expect(tokenize(["--list", "--watch", "5", "job"])).toEqual({ values: { list: true, watch: "5" }, spelled: WATCH_SPELT, positionals: ["job"] });
+    expect(tokenize(["--list", "--watch", "job"])).toEqual({ values: { list: true, watch: true }, spelled: WATCH_SPELT, positionals: ["job"] });
     expect(tokenize(["--list", "--watch", "-f", "human"]).values).toEqual({ list: true, watch: true, format: "human" });
-    expect(tokenize(["--list", "--watch=0.5", "42"])).toEqual({ values: { list: true, watch: "0.5" }, positionals: ["42"] });
-    expect(tokenize(["--list", "42", "--watch"])).toEqual({ values: { list: true, watch: true }, positionals: ["42"] });
-    expect(tokenize(["--list", "--watch", "--", "42"])).toEqual({ values: { list: true, watch: true }, positionals: ["42"] });
+    expect(tokenize(["--list", "--watch=0.5", "42"])).toEqual({ values: { list: true, watch: "0.5" }, spelled: WATCH_SPELT, positionals: ["42"] });
+    expect(tokenize(["--list", "42", "--watch"])).toEqual({ values: { list: true, watch: true }, spelled: WATCH_SPELT, positionals: ["42"] });
+    expect(tokenize(["--list", "--watch", "--", "42"])).toEqual({ values: { list: true, watch: true }, spelled: WATCH_SPELT, positionals: ["42"] });
   });
   test("default 2 seconds, at least 0.1; only with --list; machine formats only into -o FILE", () => {
     expect(parse(["--list", "--watch"]).watch).toBe(2);
@@ -54,7 +57,8 @@ describe("--watch [SECONDS]", () => {
     expect(contextOf(() => parse(["--watch", "n"]))).toBe("--watch");
     expect(contextOf(() => parse(["--list", "--watch", "-f", "prometheus"]))).toBe("--watch");
     expect(parse(["--list", "--watch", "-f", "prometheus", "-o", "/x/w.prom"])).toMatchObject({ watch: 2, format: "prometheus", output: "/x/w.prom" });
-    expect(contextOf(() => parse(["-o", "f", "n"]))).toBe("--output");
+    expect(contextOf(() => parse(["-o", "f", "n"]))).toBe("-o");
+    expect(contextOf(() => parse(["--output", "f", "n"]))).toBe("--output");
     expect(contextOf(() => parse(["--list", "-f", "prometheus", "--stale-only"]))).toBe("--stale-only");
   });
 });
@@ -91,14 +95,15 @@ describe("parseOptions", () => {
     // A semaphore's WAITLOCK_SLOT, inherited by a command, does not concern a file.
     expect(parse(["--file", "/x"], { WAITLOCK_SLOT: "3" }).preferredSlot).toBeUndefined();
     const refused: [string[], string][] = [
-      [["-s", "-m", "2", "n"], "--shared"],
-      [["-s", "-c", "n"], "--shared"],
-      [["-s", "--list"], "--shared"],
+      [["-s", "-m", "2", "n"], "-s"],
+      [["--shared", "-c", "n"], "--shared"],
+      [["-s", "--list"], "-s"],
       [["--unlock"], "--unlock"],
-      [["--fd", "9", "--unlock", "-t", "1"], "--timeout"],
+      [["--fd", "9", "--unlock", "-t", "1"], "-t"],
       [["--fd", "9", "n"], "n"],
       [["--file", "/x", "n"], "n"],
-      [["--file", "/x", "-m", "3"], "--allowMultiple"],
+      [["--file", "/x", "-m", "3"], "-m"],
+      [["--file", "/x", "--allowMultiple", "3"], "--allow-multiple"],
       [["--file", "/x", "--fd", "3"], "--file and --fd"],
       [["--fd", "3", "--exec", "true"], "--exec and --fd"],
       [["--fd", "-1"], "--fd"],
