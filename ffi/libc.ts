@@ -1,7 +1,7 @@
 // The one place that talks to libc. Everything returns plain numbers: a result, or a
 // negative errno; nothing here throws for a failed system call.
 import type { CString, Pointer } from "bun:ffi";
-import { platform as P, LOCK, LOG, POLLIN, WAIT, syslogFacilities, type ErrnoName, type Field, type Syscalls } from "./platform";
+import { platform as P, LOCK, LOG, POLLIN, WAIT, syslogFacilities, type ErrnoName, type Field, type SpawnAttrLayout, type Syscalls } from "./platform";
 
 export { LOCK, LOG, POLLIN, WAIT, syslogFacilities };
 export { platform } from "./platform";
@@ -572,23 +572,40 @@ export function syslog(priority: number, message: string): void {
 
 let spawnFns: Record<string, Fn> | undefined;
 /**
- * posix_spawn(3) and its attributes, bound on first use (only --exec starts a command), or
- * ahead of it by calling this: --exec binds them before it waits for the lock, so that
- * winning the lock and starting the command stay close.
+ * posix_spawn(3), and where the attributes cannot be written in place (see SpawnAttrLayout)
+ * the functions that set them, bound on first use (only --exec starts a command), or ahead
+ * of it by calling this: --exec binds them before it waits for the lock, so that winning the
+ * lock and starting the command stay close. (Bun compiles a trampoline per symbol.)
  */
 export const bindSpawn = (): Record<string, Fn> =>
   (spawnFns ??= load(
     {
       posix_spawn: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i32 },
-      posix_spawnattr_init: { args: [i64_fast], returns: i32 },
-      posix_spawnattr_setflags: { args: [i64_fast, i64_fast], returns: i32 },
-      posix_spawnattr_setpgroup: { args: [i64_fast, i64_fast], returns: i32 },
-      posix_spawnattr_setsigdefault: { args: [i64_fast, i64_fast], returns: i32 },
-      posix_spawnattr_setsigmask: { args: [i64_fast, i64_fast], returns: i32 },
-      posix_spawnattr_destroy: { args: [i64_fast], returns: i32 },
+      ...(!P.spawn.attr && {
+        posix_spawnattr_init: { args: [i64_fast], returns: i32 },
+        posix_spawnattr_setflags: { args: [i64_fast, i64_fast], returns: i32 },
+        posix_spawnattr_setpgroup: { args: [i64_fast, i64_fast], returns: i32 },
+        posix_spawnattr_setsigdefault: { args: [i64_fast, i64_fast], returns: i32 },
+        posix_spawnattr_setsigmask: { args: [i64_fast, i64_fast], returns: i32 },
+        posix_spawnattr_destroy: { args: [i64_fast], returns: i32 },
+      }),
     },
     ffi,
   ));
+
+/**
+ * A posix_spawnattr_t as posix_spawnattr_init and the setters of `flags`, process group 0
+ * (the child's own), `sigdefault` and `sigmask` (libc's sigset_t) leave it, written into
+ * `attr` (zeroed, at least `layout.bytes` long) by `layout`.
+ */
+export function writeSpawnAttr(attr: Uint8Array, layout: SpawnAttrLayout, flags: number, sigdefault: Uint8Array, sigmask: Uint8Array): void {
+  // Little-endian, byte by byte: asking a small typed array for its `.buffer` (a DataView)
+  // moves its bytes, and a pointer taken to them before would point to the old ones.
+  attr[layout.flags] = flags & 0xff;
+  attr[layout.flags + 1] = flags >> 8;
+  attr.set(sigdefault, layout.sigdefault);
+  attr.set(sigmask, layout.sigmask);
+}
 
 /**
  * `strings` as C strings in one buffer, and a NULL-terminated array of pointers to them (argv,
@@ -638,15 +655,23 @@ export function spawnInGroup(path: string, argv: string[], env: string[], defaul
   const args = stringArray(argv);
   const vars = stringArray(env);
   const pid = new Int32Array(1);
-  let r = fns.posix_spawnattr_init!(a) as number;
-  if (r !== 0) return -r;
-  r =
-    (fns.posix_spawnattr_setflags!(a, P.spawn.SETPGROUP | P.spawn.SETSIGDEF | P.spawn.SETSIGMASK) as number) ||
-    (fns.posix_spawnattr_setpgroup!(a, 0) as number) ||
-    (fns.posix_spawnattr_setsigdefault!(a, ffi.ptr(sigdefault)) as number) ||
-    (fns.posix_spawnattr_setsigmask!(a, ffi.ptr(sigmask)) as number) ||
-    (fns.posix_spawn!(ffi.ptr(pid), ffi.ptr(file), 0, a, ffi.ptr(args.pointers), ffi.ptr(vars.pointers)) as number);
-  fns.posix_spawnattr_destroy!(a);
+  const flags = P.spawn.SETPGROUP | P.spawn.SETSIGDEF | P.spawn.SETSIGMASK;
+  const spawn = () => fns.posix_spawn!(ffi.ptr(pid), ffi.ptr(file), 0, a, ffi.ptr(args.pointers), ffi.ptr(vars.pointers)) as number;
+  let r: number;
+  if (P.spawn.attr) {
+    writeSpawnAttr(attr, P.spawn.attr, flags, sigdefault, sigmask);
+    r = spawn();
+  } else {
+    r = fns.posix_spawnattr_init!(a) as number;
+    if (r !== 0) return -r;
+    r =
+      (fns.posix_spawnattr_setflags!(a, flags) as number) ||
+      (fns.posix_spawnattr_setpgroup!(a, 0) as number) ||
+      (fns.posix_spawnattr_setsigdefault!(a, ffi.ptr(sigdefault)) as number) ||
+      (fns.posix_spawnattr_setsigmask!(a, ffi.ptr(sigmask)) as number) ||
+      spawn();
+    fns.posix_spawnattr_destroy!(a);
+  }
   // What the pointers point into stays referenced until libc is done with it.
   void [file, args.bytes, vars.bytes];
   return r === 0 ? pid[0]! : -r;

@@ -54,7 +54,7 @@ export interface Platform {
    * itself, which its posix_spawn leaves ignored in the child unless they are asked to be
    * reset.
    */
-  spawn: { SETPGROUP: number; SETSIGDEF: number; SETSIGMASK: number; sigsetBytes: number; reserved: number[] };
+  spawn: { SETPGROUP: number; SETSIGDEF: number; SETSIGMASK: number; sigsetBytes: number; reserved: number[]; attr?: SpawnAttrLayout };
   /** sigprocmask(2)'s `how`; the ioctl that clears close-on-exec (FIONCLEX) */
   job: { SIG_BLOCK: number; SIG_SETMASK: number; FIONCLEX: number };
   /** libc's names for sigaction and sigprocmask, where calls go by name (NetBSD versions them) */
@@ -113,6 +113,21 @@ const f = (off: number, size: 2 | 4 | 8): Field => ({ off, size });
 // start-up (measured with callgrind), a literal a fifth of that. Still, each property of a
 // new literal costs ~1.8 K instructions (a structure transition), so a table the running
 // system or the lock path does not need is a function, built when asked for.
+/**
+ * Where libc's ABI fixes the layout of posix_spawnattr_t (Linux: glibc's struct and musl's
+ * agree: the flags at 0, a short in glibc and an int in musl, both little-endian here; the
+ * process group at 4; the default and mask sigset_t at 8 and 136), offsets in bytes.
+ * posix_spawnattr_init only zeroes the struct and the setters only store these fields, so
+ * the attributes are written in place and only posix_spawn itself is bound.
+ */
+export interface SpawnAttrLayout {
+  bytes: number;
+  flags: number;
+  pgroup: number;
+  sigdefault: number;
+  sigmask: number;
+}
+
 const linuxSignals = (): Record<string, number> => ({
   SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGUSR1: 10,
   SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGSTKFLT: 16, SIGCHLD: 17, SIGCONT: 18, SIGSTOP: 19,
@@ -186,7 +201,7 @@ const linux = (arch: string): Platform => {
     ownerWatch: "pidfd",
     // glibc and musl alike; libc's sigset_t is 1024 bits, the kernel's 64. glibc reserves
     // signals 32 and 33 (SIGCANCEL, SIGSETXID), musl 32 to 34.
-    spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 128, reserved: [32, 33, 34] },
+    spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 128, reserved: [32, 33, 34], attr: { bytes: 336, flags: 0, pgroup: 4, sigdefault: 8, sigmask: 136 } },
     job: { SIG_BLOCK: 0, SIG_SETMASK: 2, FIONCLEX: 0x5450 },
     SYS: arm ? linuxSysGeneric() : linuxSysX86_64(),
     IN: {
