@@ -78,6 +78,7 @@ export function enterTurnstile(base: string, shared: boolean): Turnstile | typeo
       if (r < 0) throw sysError(queuePath(base), r, "cannot lock");
       const ticket = Math.max(-1, ...ticketsLeft(base)) + 1;
       const node = makeNode(base, ticket, shared);
+      debug(`queued for '${base}' with ticket ${ticket}`);
       return { base, entry, ticket, node, passed: [], head: false };
     } finally {
       close(queue);
