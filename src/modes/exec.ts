@@ -2,7 +2,7 @@
 // How the command is started and supervised: src/child.ts.
 import { bindSpawn } from "../../ffi/libc";
 import type { Caller } from "../caller";
-import { notFound, startCommand } from "../child";
+import { commandSetting, notFound, startCommand } from "../child";
 import { debug } from "../log";
 import type { Claimed } from "./describe";
 import type { Events } from "./events";
@@ -43,6 +43,7 @@ export async function execUnderLock(descriptor: string, take: () => Claimed | Pr
   const argv = commandArgv(command);
   let path = resolve(argv[0]!);
   const env = callerEnv();
+  const setting = commandSetting();
   bindSpawn();
 
   const outcome = await take();
@@ -63,7 +64,7 @@ export async function execUnderLock(descriptor: string, take: () => Claimed | Pr
       inherit: [...caller.descriptors, held.fd],
       fileLimit: caller.fileLimit,
       mask: caller.mask,
-    });
+    }, setting);
   } catch (e) {
     held.release();
     throw e;
