@@ -4,6 +4,7 @@ import { cpus, release as kernel, tmpdir, totalmem } from "node:os";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RECORD_SIZE } from "../src/record";
+import { networkSection } from "./network";
 import { serveBench } from "./serve";
 
 const ROOT = join(import.meta.dir, "..");
@@ -418,6 +419,9 @@ try {
   script.stdin.end();
   await script.exited;
   out();
+
+  // ------------------------------------------------------------ network backends
+  for (const line of await networkSection(WL, tmp)) out(line);
 } finally {
   for (const p of started) p.kill("SIGKILL");
   rmSync(tmp, { recursive: true, force: true });

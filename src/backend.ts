@@ -49,7 +49,7 @@ export interface AcquireOptions {
   holder: HolderDescription;
 }
 
-/** One row of --list. Times in Unix seconds. Fields other than status and backendPid are null for an 'unknown' lock. */
+/** One row of --list. Times in Unix seconds. Fields other than status and backendPid are null for an 'unknown' lock (Redis still knows its name, slot and expiresIn). */
 export interface RemoteHolder {
   /** active: the session holds the slot; stale: described but nothing held; unknown: a lock in waitlock's space nobody described */
   status: "active" | "stale" | "unknown";
@@ -87,8 +87,12 @@ export interface Backend {
   readonly label: string;
   /** the URL without password or parameters */
   readonly url: string;
-  /** seconds: how often a lease is checked, when an unanswered check makes it lost, when the engine frees a silent host's locks */
-  readonly bounds: { heartbeat: number; confirmTimeout: number; releaseTimeout: number };
+  /**
+   * Seconds: how often a lease is checked, when an unanswered check makes it lost, when the
+   * engine frees a silent host's locks, and how long a lost lease's command has between
+   * SIGTERM and SIGKILL (confirmTimeout + grace < releaseTimeout).
+   */
+  readonly bounds: { heartbeat: number; confirmTimeout: number; releaseTimeout: number; grace: number };
   /**
    * Takes a slot of NAME on a session of its own. Throws BusyError (1) when `timeout` is 0
    * and every slot is held, TimeoutError (2) when the timeout passed (the request is
@@ -99,8 +103,11 @@ export interface Backend {
   acquire(name: string, opts: AcquireOptions): Promise<Lease>;
   /** How many of NAME's `slots` slots are free (0: all held). `timeout` bounds the call in seconds (default: the connect timeout). */
   check(name: string, slots: number, opts?: { timeout?: number }): Promise<number>;
-  /** Held slots (of NAME, or of every name); `all` adds stale descriptions and undescribed locks. */
-  list(opts?: { name?: string; all?: boolean }): Promise<RemoteHolder[]>;
+  /**
+   * Held slots (of NAME, or of every name); `all` adds stale descriptions and undescribed
+   * locks. `timeout` bounds the call in seconds (default: the connect timeout).
+   */
+  list(opts?: { name?: string; all?: boolean; timeout?: number }): Promise<RemoteHolder[]>;
   /**
    * Asks every holder of NAME to stop its work (holders whose owner is in `ancestors` on
    * `host`: only to release), then waits up to `timeout` seconds for their slots to be free.

@@ -1,6 +1,6 @@
 // The only module that prints results and decides the exit status.
 import { callerState } from "./caller";
-import { BusyError, EXIT, TimeoutError, UnknownOptionError, WaitlockError } from "./errors";
+import { BusyError, EXIT, TimeoutError, UnknownOptionError, UsageError, WaitlockError } from "./errors";
 import { resolveLockDir } from "./lockdir";
 import { colourOn, debug, error, notice, setVerbosity, usageError } from "./log";
 import { readNameFromStdin } from "./names";
@@ -18,7 +18,7 @@ import type { LockMode } from "./holders";
 // function costs on its first call in proportion to its size, taken branches or not, so the
 // --exec path calls only what it needs.
 function run(opts: Options): Promise<number> {
-  if (opts.mode !== "exec" || opts.shared || opts.file !== undefined) return runOther(opts);
+  if (opts.mode !== "exec" || opts.shared || opts.file !== undefined || opts.backend !== undefined) return runOther(opts);
   // What the command inherits is read before waitlock opens descriptors of its own.
   const caller = callerState();
   const req = slotRequest(opts);
@@ -45,6 +45,7 @@ const selfCommand = () => (Bun.main.startsWith("/$bunfs/") ? [process.execPath] 
 
 async function runOther(opts: Options): Promise<number> {
   const caller = opts.mode === "exec" ? callerState() : undefined;
+  if (opts.backend !== undefined && opts.mode !== "help" && opts.mode !== "version") return runOnBackend(opts, opts.backend, caller);
   switch (opts.mode) {
     case "help":
       const { helpText, helpWidth } = await import("./help");
@@ -99,6 +100,40 @@ async function runOther(opts: Options): Promise<number> {
   }
   if (opts.mode === "exec") return execUnderLock(name, () => take(), opts.command!, events, caller!);
   return hold.holdForCaller(take, name, opts.owner, events);
+}
+
+/** The modes on a network engine (--backend URL): the engine is chosen here, so that no mode imports one. */
+async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeof callerState> | undefined): Promise<number> {
+  const [{ connectBackend }, remote] = await Promise.all([import("./backends"), import("./modes/remote")]);
+  const backend = connectBackend(url);
+  const name = () => opts.name ?? readNameFromStdin();
+  switch (opts.mode) {
+    case "list":
+      return remote.listRemote(backend, { format: opts.format, all: opts.all, staleOnly: opts.staleOnly, name: opts.name, output: opts.output });
+    case "check":
+      return remote.checkRemote(backend, name(), opts.slots);
+    case "done":
+      return remote.doneRemote(backend, name(), opts.timeout ?? undefined);
+    case "acquire": {
+      const req = { name: name(), slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout: opts.timeout };
+      const { holdLeaseForCaller } = await import("./modes/lease-holder");
+      return holdLeaseForCaller(url, req, opts.owner, eventsFor(opts, req.name, req.slots));
+    }
+    case "exec": {
+      const lockName = name();
+      const events = eventsFor(opts, lockName, opts.slots);
+      const command = opts.command!.join(" ");
+      const take = async () => {
+        const holder = await remote.holderDescription(process.pid, process.pid, command);
+        const timeout = opts.timeout ?? undefined;
+        const lease = await backend.acquire(lockName, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder });
+        events.taken?.(lease.slot);
+        return { claim: remote.leaseHolding(lease, backend.bounds.grace) };
+      };
+      return execUnderLock(lockName, take, opts.command!, events, caller!);
+    }
+  }
+  throw new UsageError("--backend", `does not apply to --${opts.mode}`);
 }
 
 const modeOf = (opts: Options): LockMode => (opts.shared ? "shared" : "exclusive");

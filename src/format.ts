@@ -29,6 +29,10 @@ export interface Row {
   format: "binary" | "text" | null;
   /** SHA-256 of the stored record bytes (json only) */
   sha256?: string;
+  /** --backend: the lease's fencing token (null: not described) */
+  token?: string | null;
+  /** --backend redis://: seconds left on the lease before the engine frees it unrenewed */
+  expiresIn?: number | null;
 }
 
 /** A process waiting for a lock. No record is kept for a waiter: this is what the kernel and /proc say. */
@@ -85,7 +89,7 @@ export function csvField(v: string): string {
 const since = (from: number | null, now: number | undefined) => (from === null || now === undefined ? "-" : duration(now - from));
 
 /**
- * The seven fields of csv and null. A waiting row keeps the layout: its queue position
+ * The seven fields of csv and null (a network engine's holders add host and token). A waiting row keeps the layout: its queue position
  * (1 = next) stands in the slot field and the time it has waited since (whole Unix
  * seconds, as acquired) in the acquired one.
  */
@@ -138,16 +142,25 @@ const oneLine = (command: string | null) => (command ?? "").replace(/[\r\n\t]/g,
 
 function holderTable(rows: Row[], style: HumanStyle): string[] {
   const held = style.now !== undefined;
-  const header = ["DESCRIPTOR", "SLOT", "MODE", "PID", "OWNER", "USER", "ACQUIRED", ...(held ? ["HELD"] : []), ...(style.withStatus ? ["STATUS"] : []), "COMMAND"];
+  // Holders on a network engine run on many hosts and carry a fencing token.
+  const remote = rows.some((r) => r.token !== undefined);
+  const leased = rows.some((r) => r.expiresIn !== undefined);
+  const header = [
+    "DESCRIPTOR", "SLOT", "MODE", ...(remote ? ["HOST"] : []), "PID", "OWNER", "USER", "ACQUIRED",
+    ...(held ? ["HELD"] : []), ...(remote ? ["TOKEN"] : []), ...(leased ? ["EXPIRES IN"] : []), ...(style.withStatus ? ["STATUS"] : []), "COMMAND",
+  ];
   const cells = rows.map((r) => [
     r.descriptor,
     r.maxHolders === null ? String(r.slot) : `${r.slot}/${r.maxHolders}`,
     r.mode ?? "-",
+    ...(remote ? [r.hostname ?? "-"] : []),
     r.pid === null ? "-" : String(r.pid),
     r.owner === null ? "-" : String(r.owner),
     r.user ?? "-",
     localTime(r.acquired),
     ...(held ? [r.status === "active" ? since(r.acquired, style.now) : "-"] : []),
+    ...(remote ? [r.token ?? "-"] : []),
+    ...(leased ? [r.expiresIn === null || r.expiresIn === undefined ? "-" : `${r.expiresIn.toFixed(1)}s`] : []),
     ...(style.withStatus ? [r.status] : []),
     oneLine(r.command),
   ]);
@@ -184,13 +197,16 @@ export function humanLines(listing: Listing, style: HumanStyle = {}): string[] {
 /** csv, null and json: holders and waiters (each NAME's holders, then its waiters); human: humanLines(). */
 export function formatRows(rows: Row[], format: Exclude<Format, "prometheus">, withStatus = false, waiters: WaiterRow[] = []): string {
   const listing = { holders: rows, waiters };
+  // A network engine's holders run on many hosts and carry a fencing token: two fields more.
+  const remote = rows.some((r) => r.token !== undefined);
+  const fields = (r: Row | WaiterRow) => (remote && r.status !== "waiting" ? [...seven(r), text(r.hostname), text(r.token ?? null)] : seven(r));
   switch (format) {
     case "human":
       return humanLines(listing, { withStatus }).join("\n") + "\n";
     case "csv":
-      return ["descriptor,pid,slot,user,acquired,status,command", ...byName(listing).map((r) => seven(r).map(csvField).join(","))].join("\n") + "\n";
+      return [`descriptor,pid,slot,user,acquired,status,command${remote ? ",host,token" : ""}`, ...byName(listing).map((r) => fields(r).map(csvField).join(","))].join("\n") + "\n";
     case "null":
-      return byName(listing).map((r) => seven(r).map((f) => `${f}\0`).join("")).join("");
+      return byName(listing).map((r) => fields(r).map((f) => `${f}\0`).join("")).join("");
     case "json":
       return JSON.stringify(byName(listing), null, 2) + "\n";
   }

@@ -39,11 +39,13 @@ const EXIT_STATUS: readonly (readonly [string, string])[] = [
 /** Every environment variable waitlock reads or sets (test/help.test.ts checks the list against src/). */
 export const ENVIRONMENT: readonly (readonly [string, string])[] = [
   ["WAITLOCK_DIR", "Lock directory (--lock-dir wins)"],
+  ["WAITLOCK_BACKEND", "Network engine URL, as --backend (which wins; -d too)"],
   ["WAITLOCK_TIMEOUT", "Default --timeout, in seconds"],
   ["WAITLOCK_DEBUG", "1, true or yes: like --verbose"],
   ["WAITLOCK_SLOT", "Slot to try first (0-based); set for the command run by --exec to the slot it holds"],
   ["WAITLOCK_DESCRIPTOR", "Set for the command run by --exec: the lock NAME"],
   ["WAITLOCK_FD", "Set for the command run by --exec: the number of the locked descriptor"],
+  ["WAITLOCK_TOKEN", "Set for the command run by --exec on a backend: the lease's fencing token"],
   ["WAITLOCK_RECORD", "binary (default) or text: the form of the holder's record"],
   ["WAITLOCK_POLL", "1, true or yes: wait by polling, without inotify or pidfd"],
   ["NO_COLOR", "Set and not empty: no colour (neither with TERM=dumb nor off a terminal)"],

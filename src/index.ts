@@ -10,7 +10,7 @@
 // the program runs meanwhile. acquireAsync() waits in a thread of its own (offthread.ts),
 // so that timers, I/O and other tasks go on; an AbortSignal gives the wait up.
 import { acquire as take, release, slotPath, type Held, type Outcome, type SlotRequest } from "./engine";
-import { AlreadyHeldError, BusyError, CancelledError, UsageError } from "./errors";
+import { AlreadyHeldError, BusyError, CancelledError, UsageError, type LockLostError } from "./errors";
 import { MAX_SLOTS } from "./limits";
 import { resolveLockDir, type LockDir } from "./lockdir";
 import { claimSharedSlot } from "./modes/claims";
@@ -36,6 +36,11 @@ export interface AcquireOptions {
   record?: boolean;
   /** a shared (reader) lock: any number of shared holders, or one exclusive (slots must be 1; acquire only) */
   shared?: boolean;
+  /**
+   * a network engine's URL (postgres://...; default WAITLOCK_BACKEND unless `lockDir` is
+   * given): acquireAsync only, without `signal`
+   */
+  backend?: string;
 }
 
 export interface AsyncAcquireOptions extends AcquireOptions {
@@ -51,6 +56,10 @@ export interface Lock extends Disposable, AsyncDisposable {
   readonly released: boolean;
   /** Lets go of the slot; calling it again does nothing. */
   release(): void;
+  /** on a network backend: the fencing token (a decimal integer, larger for every later holder of the name) */
+  readonly token?: string;
+  /** on a network backend: resolves with the error (exit 7) once the lease is lost; never after release() */
+  readonly lost?: Promise<LockLostError>;
 }
 
 // Resolving a directory costs a few system calls; a program that locks in a loop asks once.
@@ -75,7 +84,6 @@ const holding = new Map<string, Set<number>>();
 function request(name: string, opts: AcquireOptions): SlotRequest {
   validateName(name);
   const slots = count(opts.slots, "slots", 1) ?? 1;
-  if (slots > MAX_SLOTS) throw new UsageError("slots", `${slots} is more than the maximum, ${MAX_SLOTS}`);
   if (slots > MAX_SLOTS) throw new UsageError("slots", `${slots} is more than the maximum, ${MAX_SLOTS}`);
   const preferred = count(opts.preferredSlot, "preferredSlot", 0);
   if (preferred !== undefined && preferred >= slots) throw new UsageError("preferredSlot", `slot ${preferred} does not exist (0..${slots - 1})`);
@@ -141,6 +149,7 @@ function lockHandle(name: string, slot: number, path: string, shared: boolean, l
  * be used. Every error names the lock (its `context`).
  */
 export function acquire(name: string, opts: AcquireOptions = {}): Lock {
+  if (backendOf(opts) !== undefined) throw new UsageError("backend", "a network backend answers asynchronously: use acquireAsync");
   const req = request(name, opts);
   if (opts.shared) return sharedLock(req, opts);
   return lockFor(req, take(req, opts.timeout ?? null), opts);
@@ -161,6 +170,8 @@ function sharedLock(req: SlotRequest, opts: AcquireOptions): Lock {
  * a slot granted as the wait was given up is released at once. `await using` releases it.
  */
 export async function acquireAsync(name: string, opts: AsyncAcquireOptions = {}): Promise<Lock> {
+  const url = backendOf(opts);
+  if (url !== undefined) return leaseLock(url, name, opts);
   if (opts.shared) throw new UsageError("shared", "acquireAsync takes exclusive locks only; use acquire for a shared one");
   const req = request(name, opts);
   if (opts.signal?.aborted) throw new CancelledError(name);
@@ -173,6 +184,31 @@ export async function acquireAsync(name: string, opts: AsyncAcquireOptions = {})
     outcome = await waitOffThread(req, { timeout, signal: opts.signal });
   }
   return lockFor(req, outcome, opts);
+}
+
+/** The engine `opts` asks for: `backend`, else WAITLOCK_BACKEND unless a lock directory is given. */
+const backendOf = (opts: AcquireOptions): string | undefined => opts.backend ?? (opts.lockDir === undefined ? process.env.WAITLOCK_BACKEND || undefined : undefined);
+
+/** A slot of `name` on the engine at `url`, held by this process until release() or its exit. */
+async function leaseLock(url: string, name: string, opts: AsyncAcquireOptions): Promise<Lock> {
+  if (opts.signal) throw new UsageError("signal", "not supported with a network backend: use timeout");
+  if (opts.lockDir !== undefined && opts.backend !== undefined) throw new UsageError("backend", "cannot be used with lockDir");
+  validateName(name);
+  const { connectBackend } = await import("./backends");
+  const { holderDescription } = await import("./modes/remote");
+  const backend = connectBackend(url);
+  const holder = await holderDescription(process.pid, process.pid, opts.command ?? process.argv.join(" "));
+  const timeout = opts.timeout ?? undefined;
+  const lease = await backend.acquire(name, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder });
+  const lock = lockHandle(name, lease.slot, backend.url, lease.shared, () => void lease.release());
+  return Object.assign(lock, {
+    token: lease.token,
+    lost: lease.lost,
+    async [Symbol.asyncDispose]() {
+      if (!lock.released) lock.release();
+      await lease.release();
+    },
+  });
 }
 
 /** acquire() that tries once and returns null when every slot is held. */

@@ -35,6 +35,7 @@ export const args = {
   format: { type: "enum", alias: "f", options: [...FORMATS], valueHint: "FORMAT", description: "With --list: human, csv, null, json or prometheus" },
   watch: { type: "string", valueHint: "[SECONDS]", description: "With --list: list again every SECONDS (default 2) until interrupted; live on a terminal" },
   output: { type: "string", alias: "o", valueHint: "FILE", description: "With --list: write to FILE, replaced atomically (a temporary file renamed over it)" },
+  backend: { type: "string", valueHint: "URL", description: "Keep locks in a network engine, postgres://... or redis://..., instead of the lock directory (default: WAITLOCK_BACKEND)" },
   "lock-dir": { type: "string", alias: "d", valueHint: "DIR", description: "Lock directory (default: WAITLOCK_DIR, then the first usable system directory)" },
   owner: { type: "string", valueHint: "PID", description: "Hold the lock until process PID exits (default: the calling process)" },
   "print-slot": { type: "boolean", description: "Print the slot taken (0-based) on stdout; with --exec before the command starts" },
@@ -212,6 +213,8 @@ export interface Options {
   /** -E: the exit status for busy and timed out, instead of 1 and 2 */
   conflictExitCode?: number;
   lockDir?: string;
+  /** --backend: the URL of a network engine (src/backend.ts); undefined: the lock directory */
+  backend?: string;
   owner?: number;
   format: Format;
   /** --list --watch: seconds between listings */
@@ -362,6 +365,18 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   const lockDir = given("lock-dir") ? str("lock-dir") : env.WAITLOCK_DIR || undefined;
   if (lockDir === "") throw new UsageError("--lock-dir", "must not be empty");
 
+  // An explicit -d beats WAITLOCK_BACKEND, as options beat the environment; a file lock is
+  // this machine's by nature, whatever the environment says.
+  const local = onFile || mode === "serve" || mode === "shell-init" || mode === "unlock";
+  const backend = given("backend") ? str("backend") : given("lock-dir") || local ? undefined : env.WAITLOCK_BACKEND || undefined;
+  if (backend !== undefined) {
+    if (backend.trim() === "") throw new UsageError("--backend", "must not be empty");
+    if (given("lock-dir")) throw new UsageError("--backend and --lock-dir", "cannot be used together");
+    if (onFile) throw new UsageError(`--backend and --${given("fd") ? "fd" : "file"}`, "cannot be used together: a file is locked on this machine");
+    if (mode === "serve" || mode === "shell-init") throw new UsageError(`--backend and --${mode}`, "cannot be used together: the coprocess keeps locks in the lock directory");
+    if (given("watch")) throw new UsageError("--backend and --watch", "cannot be used together: list again with watch(1)");
+  }
+
   const recordForm = (env.WAITLOCK_RECORD?.trim().toLowerCase() || "binary") as RecordForm;
   if (recordForm !== "binary" && recordForm !== "text") throw new UsageError("WAITLOCK_RECORD", `'${env.WAITLOCK_RECORD}' is not binary or text`);
 
@@ -394,6 +409,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     fd,
     conflictExitCode,
     lockDir,
+    backend,
     owner,
     format,
     watch,

@@ -98,8 +98,8 @@ const sources = (dir: string): string[] =>
   );
 
 test("6. errors are values: only the entry points print or exit", () => {
-  // The holder and the coprocess are processes of their own that end on signals.
-  const entryPoints = ["src/main.ts", "src/cli.ts", "src/log.ts", "src/modes/holder.ts", "src/modes/serve.ts"];
+  // The holders (of a slot file, of a lease) and the coprocess are processes of their own that end on signals.
+  const entryPoints = ["src/main.ts", "src/cli.ts", "src/log.ts", "src/modes/holder.ts", "src/modes/lease-holder.ts", "src/modes/serve.ts"];
   for (const file of [...sources("src"), ...sources("ffi")]) {
     if (entryPoints.includes(file)) continue;
     const text = readFileSync(join(SRC, file), "utf8");

@@ -1,70 +1,55 @@
 // The PostgreSQL backend against real throwaway servers (test/servers/postgres.ts): on
-// loopback from this process, and across simulated hosts (test/hosts.ts) through
-// test/fixtures/pg-lock.ts, which stands in for the CLI's modes until they use backends.
+// loopback from this process, and across simulated hosts (test/hosts.ts) through the
+// waitlock binary (test/backend-fixture.ts).
 import { SQL } from "bun";
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectPostgres, type Lease } from "../src/backends/postgres";
 import { CLASSID, lockKey } from "../src/backends/postgres/sql";
 import { dirs } from "./cleanup";
-import { alive, start, stderrOf, waitFor } from "./helpers";
-import { createHosts, netnsMissing, type Host } from "./hosts";
+import { fixture } from "./backend-fixture";
+import { alive, BIN, start, waitFor } from "./helpers";
+import { createHosts, netnsMissing } from "./hosts";
 import { pgbouncerMissing, startPgbouncer } from "./servers/pgbouncer";
 import { postgresMissing, startPostgres, type PostgresServer } from "./servers/postgres";
 import { skipping } from "./servers/skip";
 
-const FIXTURE = join(import.meta.dir, "fixtures/pg-lock.ts");
 const noPostgres = skipping("PostgreSQL backend tests", postgresMissing());
 const noHosts = noPostgres || skipping("PostgreSQL tests across simulated hosts", netnsMissing());
 const noPgbouncer = noPostgres || skipping("the PgBouncer test", pgbouncerMissing());
 
 const holder = { host: "tester", pid: process.pid, owner: process.ppid, uid: 0, user: "test", command: "bun test" };
 
-interface Event {
-  event: string;
-  at: number;
-  [k: string]: any;
-}
-
-/** Runs the fixture (in `host`, if given); its JSON events arrive in `events`. */
-function fixture(host: Host | undefined, mode: string, opts: object, command: string[] = []) {
-  const argv = [process.execPath, FIXTURE, mode, JSON.stringify(opts), ...command];
-  const p = start(host ? host.run(argv) : argv, { stdout: "pipe" });
-  const events: Event[] = [];
-  const reading = (async () => {
-    let buf = "";
-    for await (const chunk of p.stdout as ReadableStream<Uint8Array>) {
-      buf += new TextDecoder().decode(chunk);
-      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-        events.push(JSON.parse(buf.slice(0, i)));
-        buf = buf.slice(i + 1);
-      }
-    }
-  })();
-  const err = stderrOf(p);
-  return {
-    p,
-    events,
-    stderr: () => err.text,
-    event: async (name: string, ms = 15_000): Promise<Event> => {
-      await waitFor(`event '${name}' (stderr: ${err.text})`, () => events.some((e) => e.event === name), ms);
-      return events.find((e) => e.event === name)!;
-    },
-    exited: async () => {
-      const code = await p.exited;
-      await reading;
-      await err.done;
-      return code;
-    },
-  };
+/** `waitlock --backend URL --list -f json`, parsed. */
+async function wlList(url: string): Promise<{ descriptor: string; command: string; token: string }[]> {
+  const p = Bun.spawn([BIN, "--backend", url, "--list", "-f", "json"], { stdout: "pipe", stderr: "inherit" });
+  const text = await new Response(p.stdout).text();
+  expect(await p.exited).toBe(0);
+  return JSON.parse(text);
 }
 
 const waitingRequests = async (s: PostgresServer) =>
   (await s.admin`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`)[0].n as number;
 
 describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
+  test("the library: acquireAsync({ backend }) holds a lease with a token; another holder is busy; acquire() refuses a backend", async () => {
+    const s = await startPostgres();
+    const lib = await import("../src/index");
+    const first = await lib.acquireAsync("lib", { backend: s.url(), command: "library test" });
+    expect(first.token).toMatch(/^\d+$/);
+    expect(first.path).not.toContain("secret");
+    await expect(lib.acquireAsync("lib", { backend: s.url(), timeout: 0 })).rejects.toMatchObject({ exitCode: 1 });
+    const listed = await wlList(s.url());
+    expect(listed.map((r) => [r.descriptor, r.command, r.token])).toEqual([["lib", "library test", first.token!]]);
+    await first[Symbol.asyncDispose]();
+    const second = await lib.acquireAsync("lib", { backend: s.url(), timeout: 0 });
+    expect(BigInt(second.token!)).toBeGreaterThan(BigInt(first.token!));
+    await second[Symbol.asyncDispose]();
+    expect(() => lib.acquire("lib", { backend: s.url() })).toThrow("use acquireAsync");
+  }, 30_000);
+
   test("a slot is the documented advisory lock: another program taking it in SQL excludes waitlock, and the other way round", async () => {
     const s = await startPostgres();
     const b = connectPostgres(s.url());
@@ -179,7 +164,7 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     const w = fixture(undefined, "hold", { url: s.url(), name: "k" }, ["true"]);
     await waitFor("the waiter to queue", async () => (await waitingRequests(s)) === 1);
     const killedAt = Date.now();
-    h.p.kill("SIGKILL");
+    h.killHolder();
     const got = await w.event("acquired");
     expect(got.at - killedAt).toBeLessThan(500);
     expect(await w.exited()).toBe(0);
@@ -188,7 +173,7 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     expect(await b.list({ name: "k", all: true })).toEqual([]);
     const lone = fixture(undefined, "hold", { url: s.url(), name: "lone" });
     await lone.event("acquired");
-    lone.p.kill("SIGKILL");
+    lone.killHolder();
     await waitFor("the killed holder's slot to be free", async () => (await b.check("lone", 1)) === 1);
     expect((await b.list({ name: "lone", all: true })).map((r) => [r.status, r.pid])).toEqual([["stale", lone.p.pid]]);
     expect(await b.list({ name: "lone" })).toEqual([]);
@@ -235,6 +220,19 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     expect(await h.exited()).toBe(7);
     expect(h.events.some((e) => e.event === "stopped")).toBe(true);
     expect(h.stderr()).toContain("waitlock: term: lock lost");
+  }, 30_000);
+
+  test("a plain acquire whose session is terminated: the owner script gets SIGTERM", async () => {
+    const s = await startPostgres();
+    const script = start(["/bin/sh", "-c", `"$WL" --backend "$URL" plain && echo held && exec sleep 60`], { env: { WL: BIN, URL: s.url() }, stdout: "pipe" });
+    let out = "";
+    (async () => {
+      for await (const chunk of script.stdout as ReadableStream<Uint8Array>) out += new TextDecoder().decode(chunk);
+    })();
+    await waitFor("the script to hold the lock", () => out.includes("held"), 15_000);
+    const [row] = await s.admin`SELECT backend_pid FROM waitlock.holders WHERE name = 'plain'`;
+    await s.admin`SELECT pg_terminate_backend(${row.backend_pid})`;
+    expect(await script.exited).toBe(143);
   }, 30_000);
 
   test("a server restart: holders lose their lock (exit 7), waiters reconnect and keep waiting, tokens keep increasing", async () => {
@@ -288,11 +286,11 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
 
   test("--done from the holder's own owner only releases: the command keeps running, the slot is free", async () => {
     const s = await startPostgres();
-    const h = fixture(undefined, "hold", { url: s.url(), name: "own", host: "here" }, ["sleep", "60"]);
+    const h = fixture(undefined, "hold", { url: s.url(), name: "own" }, ["sleep", "60"]);
     await h.event("started");
     const b = connectPostgres(s.url());
-    // the fixture's owner is this process (its parent)
-    const r = await b.done("own", { host: "here", ancestors: [process.pid], timeout: 5 });
+    // --exec's waitlock describes itself as the owner: its command's --done spares it
+    const r = await b.done("own", { host: hostname(), ancestors: [h.p.pid], timeout: 5 });
     expect(r.asked.map((x) => x.pid)).toEqual([h.p.pid]);
     expect(r.remaining).toEqual([]);
     expect((await h.event("requested")).request).toBe("release");
@@ -307,7 +305,6 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     await h.event("started");
     const d = fixture(undefined, "done", { url: s.url(), name: "job" });
     expect(await d.exited()).toBe(0);
-    expect((await d.event("done")).asked).toEqual([h.p.pid]);
     expect((await h.event("requested")).request).toBe("stop");
     expect(await h.exited()).toBe(143);
     const nobody = fixture(undefined, "done", { url: s.url(), name: "job" });
@@ -369,7 +366,7 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     await lease.release();
   }, 30_000);
 
-  test("a server that hangs (stopped with SIGSTOP): -t 0 and a check with a 1 s bound give 75 within about a second", async () => {
+  test("a server that hangs (stopped with SIGSTOP): -t 0 and a check with a 1 s bound give 75 (the CLI's --check 2) within about a second", async () => {
     const s = await startPostgres();
     const b = connectPostgres(s.url());
     await (await b.acquire("warm", { holder })).release();
@@ -382,6 +379,18 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
       const t1 = performance.now();
       const c = await b.check("x", 1, { timeout: 1 }).catch((err) => err);
       expect({ exitCode: c.exitCode, ms: performance.now() - t1 < 1500 }).toEqual({ exitCode: 75, ms: true });
+      // The CLI: -t 0 of --exec and of a plain acquire (its same-owner look included) 75, --check 2 (cannot tell).
+      for (const [args, code] of [
+        [["-t", "0", "x", "--exec", "true"], 75],
+        [["-t", "0", "x"], 75],
+        [["--check", "x"], 2],
+      ] as const) {
+        const t = performance.now();
+        const p = Bun.spawn([BIN, "--backend", s.url(), ...args], { stdout: "ignore", stderr: "pipe" });
+        const stderr = await new Response(p.stderr).text();
+        expect({ args, code: await p.exited, quick: performance.now() - t < 2000 }).toEqual({ args, code, quick: true });
+        expect(stderr).toContain(`127.0.0.1:${s.port}`);
+      }
     } finally {
       process.kill(s.pid, "SIGCONT");
     }
@@ -448,22 +457,22 @@ describe.skipIf(noHosts)("PostgreSQL backend across simulated hosts", () => {
 
   test("SIGKILL of a holder on one host frees its lock for a waiter on the other in < 0.5 s", async () => {
     const { hosts, url } = await setUp();
-    const h = fixture(hosts.a, "hold", { url, name: "k", host: "a" });
+    const h = fixture(hosts.a, "hold", { url, name: "k" });
     await h.event("acquired");
-    const w = fixture(hosts.b, "hold", { url, name: "k", host: "b" }, ["true"]);
+    const w = fixture(hosts.b, "hold", { url, name: "k" }, ["true"]);
     await Bun.sleep(300);
     expect(w.events).toEqual([]);
     const killedAt = Date.now();
-    h.p.kill("SIGKILL");
+    h.killHolder();
     expect((await w.event("acquired")).at - killedAt).toBeLessThan(500);
     expect(await w.exited()).toBe(0);
   }, 60_000);
 
   test("a silent partition of the holder's host: its command is stopped (exit 7) before the other host's waiter acquires, with a larger token", async () => {
     const { hosts, url } = await setUp();
-    const h = fixture(hosts.a, "hold", { url, name: "part", host: "a" }, ["sleep", "60"]);
+    const h = fixture(hosts.a, "hold", { url, name: "part" }, ["sleep", "60"]);
     const first = await h.event("started");
-    const w = fixture(hosts.b, "hold", { url, name: "part", host: "b" }, ["true"]);
+    const w = fixture(hosts.b, "hold", { url, name: "part" }, ["true"]);
     await Bun.sleep(500);
     expect(w.events).toEqual([]);
     const cut = Date.now();
@@ -483,9 +492,9 @@ describe.skipIf(noHosts)("PostgreSQL backend across simulated hosts", () => {
 
   test("--done from another host stops the holder's command", async () => {
     const { hosts, url } = await setUp();
-    const h = fixture(hosts.a, "hold", { url, name: "job", host: "a" }, ["sleep", "60"]);
+    const h = fixture(hosts.a, "hold", { url, name: "job" }, ["sleep", "60"]);
     await h.event("started");
-    const d = fixture(hosts.b, "done", { url, name: "job", host: "b" });
+    const d = fixture(hosts.b, "done", { url, name: "job" });
     expect(await d.exited()).toBe(0);
     expect((await h.event("requested")).request).toBe("stop");
     expect(await h.exited()).toBe(143);
@@ -495,7 +504,7 @@ describe.skipIf(noHosts)("PostgreSQL backend across simulated hosts", () => {
     const { hosts, url } = await setUp();
     hosts.db!.partition();
     const t0 = Date.now();
-    const h = fixture(hosts.a, "hold", { url, name: "x", host: "a", timeout: 0 });
+    const h = fixture(hosts.a, "hold", { url, name: "x", timeout: 0 });
     expect(await h.exited()).toBe(75);
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(h.stderr()).toMatch(/^waitlock: 127\.1\.0\.1:5432: connecting: no answer within 1\.0 seconds/);

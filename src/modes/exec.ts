@@ -1,11 +1,33 @@
 // waitlock NAME --exec CMD: run CMD while holding a slot; release on every path (invariant 5).
 // How the command is started and supervised: src/child.ts.
-import { bindSpawn } from "../../ffi/libc";
+import { bindSpawn, kill, signalNumber } from "../../ffi/libc";
+import type { DoneRequest } from "../backend";
 import type { Caller } from "../caller";
 import { commandSetting, notFound, startCommand } from "../child";
+import type { LockLostError } from "../errors";
 import { debug } from "../log";
-import type { Claimed } from "./describe";
+import type { Claim } from "./describe";
 import type { Events } from "./events";
+
+/** A lease on a network engine (src/backend.ts), as --exec watches it. */
+export interface LeaseWatch {
+  /** the fencing token, for WAITLOCK_TOKEN */
+  token: string;
+  lost: Promise<LockLostError>;
+  requested: Promise<DoneRequest>;
+  /** seconds between SIGTERM and SIGKILL of the command's process group once the lease is lost */
+  grace: number;
+}
+
+/**
+ * What --exec holds while the command runs: a Claim in the lock directory (its descriptor
+ * inherited by the command), or a lease (with the session's descriptor, where there is one).
+ */
+export interface Holding extends Pick<Claim, "slot" | "describe"> {
+  fd: number | undefined;
+  lease?: LeaseWatch;
+  release(): void | Promise<void>;
+}
 
 /** ASCII white space (without a regex: compiling one costs start-up). */
 const hasBlank = (s: string) => {
@@ -25,7 +47,7 @@ const resolve = (name: string): string | null => (name.includes("/") ? name : Bu
 function callerEnv(): string[] {
   const env: string[] = [];
   for (const key in process.env)
-    if (key !== "WAITLOCK_SLOT" && key !== "WAITLOCK_DESCRIPTOR" && key !== "WAITLOCK_FD") env.push(`${key}=${process.env[key]}`);
+    if (key !== "WAITLOCK_SLOT" && key !== "WAITLOCK_DESCRIPTOR" && key !== "WAITLOCK_FD" && key !== "WAITLOCK_TOKEN") env.push(`${key}=${process.env[key]}`);
   return env;
 }
 
@@ -36,7 +58,7 @@ function callerEnv(): string[] {
  * 128 + N when signal N killed it. Throws what `take` throws (BusyError 1, TimeoutError 2,
  * ...), and 127/126/75 when the command cannot be started (the lock is released first).
  */
-export async function execUnderLock(descriptor: string, take: () => Claimed | Promise<Claimed>, command: string[], events: Events, caller: Caller): Promise<number> {
+export async function execUnderLock(descriptor: string, take: () => { claim: Holding } | { alreadyHeld: number } | Promise<{ claim: Holding }>, command: string[], events: Events, caller: Caller): Promise<number> {
   // Everything that does not depend on the lock is ready before the wait, so that the
   // moment between winning the lock and starting the command stays short. A command not
   // found now is looked for again then.
@@ -57,16 +79,19 @@ export async function execUnderLock(descriptor: string, take: () => Claimed | Pr
     if (path === null) throw notFound(argv[0]!);
     // The command inherits the locked descriptor, as under flock(1): if waitlock is killed
     // outright, the lock stays held until the command is gone too.
+    const vars = [`WAITLOCK_SLOT=${held.slot}`, `WAITLOCK_DESCRIPTOR=${descriptor}`];
+    if (held.fd !== undefined) vars.push(`WAITLOCK_FD=${held.fd}`);
+    if (held.lease) vars.push(`WAITLOCK_TOKEN=${held.lease.token}`);
     child = startCommand({
       path,
       argv,
-      env: env.concat(`WAITLOCK_SLOT=${held.slot}`, `WAITLOCK_DESCRIPTOR=${descriptor}`, `WAITLOCK_FD=${held.fd}`),
-      inherit: [...caller.descriptors, held.fd],
+      env: env.concat(vars),
+      inherit: held.fd === undefined ? caller.descriptors : [...caller.descriptors, held.fd],
       fileLimit: caller.fileLimit,
       mask: caller.mask,
     }, setting);
   } catch (e) {
-    held.release();
+    await held.release();
     throw e;
   }
 
@@ -75,9 +100,45 @@ export async function execUnderLock(descriptor: string, take: () => Claimed | Pr
   events.acquired(held.slot, commandText);
   debug(`running '${commandText}' as process ${child.pid} under '${descriptor}' slot ${held.slot}`);
 
+  const lost = held.lease ? superviseLease(held.lease, child.pid, () => held.release()) : undefined;
   const status = await child.ended;
-  held.release();
+  const loss = lost?.();
+  await held.release();
   events.released((Date.now() - started) / 1000);
   debug(`command ended with status ${status}`);
+  if (loss) throw loss;
   return status;
+}
+
+/**
+ * Races the command (process group `pid`) against its lease: once the lease is lost, the
+ * group gets SIGTERM, and SIGKILL `grace` seconds later (SPEC "Across machines"); a
+ * `--done` request stops the group too, or (asked by the command's own caller) only lets
+ * go. Returns, for after the command has ended, the loss to exit with (7), if any.
+ */
+function superviseLease(lease: LeaseWatch, pid: number, letGo: () => void | Promise<void>): () => LockLostError | undefined {
+  let loss: LockLostError | undefined;
+  let killer: Timer | undefined;
+  let over = false;
+  const group = (signal: string) => {
+    if (!over) kill(-pid, signalNumber(signal)!);
+  };
+  lease.lost.then((e) => {
+    if (over) return;
+    loss = e;
+    debug(`${e.message}: SIGTERM to process group ${pid}, SIGKILL in ${lease.grace} s`);
+    group("SIGTERM");
+    killer = setTimeout(() => group("SIGKILL"), lease.grace * 1000);
+  });
+  lease.requested.then((request) => {
+    if (over) return;
+    debug(`--done asked to ${request === "stop" ? "stop the command" : "release the lock"}`);
+    if (request === "stop") group("SIGTERM");
+    else letGo();
+  });
+  return () => {
+    over = true;
+    clearTimeout(killer);
+    return loss;
+  };
 }

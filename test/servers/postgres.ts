@@ -8,7 +8,7 @@ import { appendFileSync, chownSync, cpSync, existsSync, mkdtempSync, readdirSync
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { atTheEnd, teardowns } from "../cleanup";
-import { drainUntil } from "./drain";
+import { drainUntil, stopServer } from "./drain";
 
 export interface Found {
   bin: string;
@@ -199,13 +199,7 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PostgresSe
     },
     log: () => logText,
     async stop(crash = false) {
-      if (!child || child.exitCode !== null || child.signalCode !== null) return;
-      child.kill(crash ? "SIGQUIT" : "SIGINT");
-      const gone = await Promise.race([child.exited.then(() => true), Bun.sleep(10_000).then(() => false)]);
-      if (!gone) {
-        child.kill("SIGKILL");
-        await child.exited;
-      }
+      await stopServer(child, crash ? "SIGQUIT" : "SIGINT");
     },
     async start() {
       await launch();

@@ -23,24 +23,12 @@ interface Taken {
   slot: number;
 }
 
-interface Row {
-  status: RemoteHolder["status"];
+/** A row as the server sends it: RemoteHolder's fields, three under their SQL names. */
+type Row = Pick<RemoteHolder, "status" | "shared" | "name" | "slot" | "slots" | "token" | "host" | "pid" | "owner" | "uid" | "command" | "acquired" | "request"> & {
   backend_pid: number;
-  shared: boolean | null;
-  name: string | null;
-  slot: number | null;
-  slots: number | null;
-  token: string | null;
-  host: string | null;
-  pid: number | null;
-  owner: number | null;
-  uid: number | null;
   username: string | null;
-  command: string | null;
-  acquired: number | null;
-  request: RemoteHolder["request"];
   client_addr: string | null;
-}
+};
 
 const toHolder = (r: Row): RemoteHolder => ({
   status: r.status,
@@ -73,7 +61,7 @@ class Postgres implements Backend {
   constructor(private readonly target: PostgresTarget) {
     this.label = target.label;
     this.url = describeTarget(target);
-    this.bounds = { heartbeat: target.heartbeat, confirmTimeout: target.confirmTimeout, releaseTimeout: target.releaseTimeout };
+    this.bounds = { heartbeat: target.heartbeat, confirmTimeout: target.confirmTimeout, releaseTimeout: target.releaseTimeout, grace: target.grace };
   }
 
   private secret(): string | undefined {
@@ -237,13 +225,14 @@ class Postgres implements Backend {
     return row!.free;
   }
 
-  async list(opts: { name?: string; all?: boolean } = {}): Promise<RemoteHolder[]> {
+  async list(opts: { name?: string; all?: boolean; timeout?: number } = {}): Promise<RemoteHolder[]> {
+    const ms = (opts.timeout ?? this.target.connectTimeout) * 1000;
     try {
-      return (await this.ask<Row>(SQLText.LIST, [opts.name ?? null, opts.all ?? false], "listing locks")).map(toHolder);
+      return (await this.ask<Row>(SQLText.LIST, [opts.name ?? null, opts.all ?? false], "listing locks", ms)).map(toHolder);
     } catch (e) {
       if (!isMissingTable(sqlState(e))) throw e;
       if (!opts.all || opts.name) return [];
-      const rows = await this.ask<{ backend_pid: number; shared: boolean; client_addr: string | null }>(SQLText.LIST_UNDESCRIBED, [], "listing locks");
+      const rows = await this.ask<{ backend_pid: number; shared: boolean; client_addr: string | null }>(SQLText.LIST_UNDESCRIBED, [], "listing locks", ms);
       return rows.map((r) => ({ ...toHolder({ status: "unknown", backend_pid: r.backend_pid, shared: r.shared, client_addr: r.client_addr } as Row) }));
     }
   }

@@ -3,6 +3,7 @@
 // in a message: errors name the key or the part of the URL at fault, never its text.
 import { userInfo } from "node:os";
 import { UsageError } from "../../errors";
+import { decodePart, timings, type Timing } from "../url";
 
 export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
 const SSL_MODES: readonly SslMode[] = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
@@ -26,17 +27,20 @@ export interface PostgresTarget {
   confirmTimeout: number;
   /** the server frees the locks of a host that went silent between this long less 1 s and this long */
   releaseTimeout: number;
+  /** a lost lease's command gets SIGTERM, and SIGKILL this long after */
+  grace: number;
   /** `host:port`, for messages */
   label: string;
 }
 
 /** waitlock's own keys: name, default, least, most. */
-const TIMING = {
+const TIMING: Record<string, Timing> = {
   connect_timeout: ["connectTimeout", 10, 1, 3600],
   heartbeat: ["heartbeat", 1, 0.05, 1],
   confirm_timeout: ["confirmTimeout", 2, 0.1, 3600],
   release_timeout: ["releaseTimeout", 9, 2, 86400],
-} as const;
+  grace: ["grace", 5, 0, 3600],
+};
 const TLS_KEYS = ["sslrootcert", "sslcert", "sslkey", "sslpassword", "channel_binding"];
 
 /** Is this a URL for this backend? */
@@ -60,34 +64,19 @@ export function parsePostgresUrl(url: string, env: Record<string, string | undef
   if (!hostname || hostname.startsWith("/")) throw new UsageError(context, "the URL names no host (postgres://HOST[:PORT]/DATABASE)");
   const port = u.port ? Number(u.port) : env.PGPORT ? Number(env.PGPORT) : 5432;
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(context, "the port must be 1..65535");
-  const decode = (s: string, part: string) => {
-    try {
-      return decodeURIComponent(s);
-    } catch {
-      throw new UsageError(context, `the ${part} in the URL is not valid percent-encoding`);
-    }
-  };
-  const user = u.username ? decode(u.username, "user name") : env.PGUSER || userInfo().username;
-  const password = u.password ? decode(u.password, "password") : env.PGPASSWORD || undefined;
-  const path = decode(u.pathname.replace(/^\//, ""), "database name");
+  const user = u.username ? decodePart(u.username, "user name") : env.PGUSER || userInfo().username;
+  const password = u.password ? decodePart(u.password, "password") : env.PGPASSWORD || undefined;
+  const path = decodePart(u.pathname.replace(/^\//, ""), "database name");
   if (path.includes("/")) throw new UsageError(context, "the URL path must be one database name");
   const database = path || env.PGDATABASE || user;
 
-  const timing: Record<string, number> = {};
-  for (const [field, fallback] of Object.values(TIMING)) timing[field] = fallback;
   let sslmode = (env.PGSSLMODE || "prefer") as SslMode;
   const tls: Record<string, string> = {};
-  for (const [key, value] of u.searchParams) {
-    if (key in TIMING) {
-      const [field, , least, most] = TIMING[key as keyof typeof TIMING];
-      const n = Number(value);
-      if (value.trim() === "" || !Number.isFinite(n) || n < least || n > most)
-        throw new UsageError(context, `${key} must be a number of seconds from ${least} to ${most}`);
-      timing[field] = n;
-    } else if (key === "sslmode") sslmode = value as SslMode;
+  const timing = timings(u.searchParams, TIMING, (key, value) => {
+    if (key === "sslmode") sslmode = value as SslMode;
     else if (TLS_KEYS.includes(key)) tls[key] = value;
     else throw new UsageError(context, `unknown URL parameter '${key}' (known: ${[...Object.keys(TIMING), "sslmode", ...TLS_KEYS].join(", ")})`);
-  }
+  });
   if (!SSL_MODES.includes(sslmode)) throw new UsageError(context, `sslmode must be one of ${SSL_MODES.join(", ")}`);
   const target = {
     hostname,
@@ -101,11 +90,14 @@ export function parsePostgresUrl(url: string, env: Record<string, string | undef
     heartbeat: timing.heartbeat!,
     confirmTimeout: timing.confirmTimeout!,
     releaseTimeout: timing.releaseTimeout!,
+    grace: timing.grace!,
     label: `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
   };
   if (target.heartbeat >= target.confirmTimeout) throw new UsageError(context, "heartbeat must be shorter than confirm_timeout");
   if (target.confirmTimeout + 1 >= target.releaseTimeout)
     throw new UsageError(context, "confirm_timeout must be more than 1 second shorter than release_timeout (a lost lease must be noticed before the server frees the lock)");
+  if (target.confirmTimeout + target.grace >= target.releaseTimeout - 1)
+    throw new UsageError(context, "confirm_timeout + grace must stay below release_timeout - 1 (a lost lease's command must be killed before the server can free the lock)");
   return target;
 }
 

@@ -1,0 +1,120 @@
+// A held slot (or a shared hold of slot 0): a key with a time to live (ttl), extended every `heartbeat` seconds by
+// compare-and-extend. Lost when an extension finds the key no longer ours, or when none has
+// been confirmed within `confirm_timeout` of being sent: a deadline of our own, since
+// Bun's client has no per-command timeout, and shorter than the ttl, so that the holder
+// stops before the server can let the key expire and give the slot to another host.
+import type { DoneRequest, Lease } from "../../backend";
+import { LockLostError } from "../../errors";
+import { debug } from "../../log";
+import type { Connection } from "./connection";
+import { base, EXTEND, RELEASE, sharedKey, slotKey } from "./scripts";
+import type { RedisTarget } from "./url";
+
+export class RedisLease implements Lease {
+  readonly lost: Promise<LockLostError>;
+  readonly requested: Promise<DoneRequest>;
+  /** the lease lives in a key, not in the connection: nothing for a command to inherit */
+  readonly socketFd = undefined;
+  private declareLost!: (e: LockLostError) => void;
+  private declareRequest!: (r: DoneRequest) => void;
+  private state: "held" | "lost" | "released" = "held";
+  private beatTimer: Timer | undefined;
+  private watchdog: Timer | undefined;
+  private confirmedAt: number;
+  private extending = false;
+  private readonly key: string;
+
+  /** `confirmedAt`: performance.now() when the command that took the slot was sent. */
+  constructor(
+    private readonly conn: Connection,
+    private readonly target: RedisTarget,
+    /** the random id that marks the slot's key as ours */
+    private readonly id: string,
+    readonly name: string,
+    readonly slot: number,
+    readonly slots: number,
+    readonly shared: boolean,
+    readonly token: string,
+    confirmedAt: number,
+  ) {
+    this.key = shared ? sharedKey(name, id) : slotKey(name, slot);
+    this.confirmedAt = confirmedAt;
+    this.lost = new Promise((resolve) => (this.declareLost = resolve));
+    this.requested = new Promise((resolve) => (this.declareRequest = resolve));
+    this.arm();
+    this.beatTimer = setTimeout(this.beat, target.heartbeat * 1000);
+  }
+
+  private readonly beat = (): void => {
+    if (this.state !== "held") return;
+    if (!this.extending) {
+      this.extending = true;
+      this.extend().finally(() => (this.extending = false));
+    }
+    this.beatTimer = setTimeout(this.beat, this.target.heartbeat * 1000);
+  };
+
+  private async extend(): Promise<void> {
+    const left = () => this.confirmedAt + this.target.confirmTimeout * 1000 - performance.now();
+    try {
+      // A reconnect that finds the key still ours and extends it keeps the lease (SPEC).
+      if (!this.conn.connected) {
+        debug(`redis ${this.target.label}: '${this.name}': the connection closed; connecting again`);
+        await this.conn.reconnect(left());
+      }
+      const sentAt = performance.now();
+      const [ours, request] = await this.conn.eval<[number, string]>(EXTEND, [this.key, base(this.name)], [this.id, Math.round(this.target.ttl * 1000)], "extending the lease", Math.max(1, left()));
+      if (this.state !== "held") return;
+      if (ours !== 1) return this.lose("the server no longer holds it for us (it expired or was taken)");
+      this.confirm(sentAt);
+      if (request === "stop" || request === "release") this.declareRequest(request);
+    } catch (e) {
+      // The watchdog decides: an extension that failed may be followed by one that works.
+      debug(`redis ${this.target.label}: extending '${this.name}': ${(e as Error).message}`);
+    }
+  }
+
+  private confirm(sentAt: number): void {
+    if (sentAt <= this.confirmedAt) return;
+    this.confirmedAt = sentAt;
+    this.arm();
+  }
+
+  private arm(): void {
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(this.expire, Math.max(0, this.confirmedAt + this.target.confirmTimeout * 1000 - performance.now()));
+  }
+
+  // Unlike a PostgreSQL session, the key runs out on the server while this process is
+  // stopped: a watchdog that fires late is a loss all the same.
+  private readonly expire = (): void => this.lose(`not confirmed by the server within ${this.target.confirmTimeout} seconds`);
+
+  private lose(reason: string): void {
+    if (this.state !== "held") return;
+    this.state = "lost";
+    this.stopTimers();
+    debug(`redis ${this.target.label}: lock '${this.name}' slot ${this.slot} lost: ${reason}`);
+    this.conn.close();
+    this.declareLost(new LockLostError(this.name, `lock lost: ${reason}`));
+  }
+
+  private stopTimers(): void {
+    clearTimeout(this.beatTimer);
+    clearTimeout(this.watchdog);
+  }
+
+  async release(): Promise<void> {
+    if (this.state === "released") return;
+    const held = this.state === "held";
+    this.state = "released";
+    this.stopTimers();
+    if (held)
+      try {
+        if (!this.conn.connected) await this.conn.reconnect(this.target.connectTimeout * 1000);
+        await this.conn.eval(RELEASE, [this.key, base(this.name)], [this.id], "releasing");
+      } catch (e) {
+        debug(`redis ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; the lease runs out in ${this.target.ttl} seconds instead`);
+      }
+    this.conn.close();
+  }
+}

@@ -1,0 +1,166 @@
+// waitlock --backend URL NAME: a plain acquire on a network engine. A session cannot be
+// handed to another process as a locked descriptor can, so the detached holder takes the
+// lease itself and keeps its session (heartbeats, renewals) until the owner exits; the
+// waitlock the caller ran waits for its answer on a pipe and exits with it.
+import { closeSync, writeSync } from "node:fs";
+import { getppid, kill, signalNumber } from "../../ffi/libc";
+import type { Backend, Lease } from "../backend";
+import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../errors";
+import { sameProcess, startedAt } from "../holders";
+import { debug } from "../log";
+import { alive, commandLine } from "../procinfo";
+import type { Events } from "./events";
+import { syslogEvents } from "./events";
+import { holderDescription } from "./remote";
+
+/** What the detached holder is asked to take, and for whom (its one argument, as JSON). */
+interface LeaseOrder {
+  name: string;
+  slots: number;
+  preferred?: number;
+  shared: boolean;
+  /** seconds; null waits for ever */
+  timeout: number | null;
+  owner: number;
+  ownerStart?: number;
+  command: string;
+  /** the waitlock that waits for the answer: the holder gives up when it is gone */
+  parent: number;
+  /** syslog facility for the release line, "" for none */
+  facility: string;
+}
+
+/** The holder's one line of answer on its stdout. */
+type Answer = { slot: number; token: string } | { alreadyHeld: number } | { exit: number; context: string; message: string };
+
+/** How often the holder looks whether the owner (or, while waiting, the waitlock it answers) still runs. */
+const WATCH_MS = 100;
+
+const selfCommand = () => (Bun.main.startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, Bun.main]);
+
+/**
+ * Takes a slot of `req.name` on the engine at `url` for the owner (`ownerOption`, else the
+ * calling process) through a detached holder process, and returns 0 once it holds it
+ * (or the owner already held it). The URL reaches the holder in its environment, never its
+ * argv. Throws what the engine's acquire throws (BusyError 1, TimeoutError 2, 75, 5, 3),
+ * UsageError for a missing --owner, WaitlockError 4 when the caller is gone or the holder
+ * ended without an answer.
+ */
+export async function holdLeaseForCaller(
+  url: string,
+  req: { name: string; slots: number; preferred?: number; shared: boolean; timeout: number | null },
+  ownerOption: number | undefined,
+  events: Events,
+): Promise<number> {
+  const owner = ownerOption ?? getppid();
+  if (!alive(owner)) {
+    if (ownerOption !== undefined) throw new UsageError("--owner", `no process with PID ${owner}`);
+    throw new WaitlockError(EXIT.SYSTEM, req.name, "the calling process has already exited");
+  }
+  const command = commandLine(owner);
+  const order: LeaseOrder = { ...req, owner, ownerStart: startedAt(owner), command, parent: process.pid, facility: events.holderArgs() };
+  const holder = Bun.spawn([...selfCommand(), "__lease", JSON.stringify(order)], {
+    stdio: ["ignore", "pipe", "ignore"],
+    detached: true,
+    cwd: "/",
+    env: { ...process.env, WAITLOCK_BACKEND: url },
+  });
+  const text = await new Response(holder.stdout).text();
+  let answer: Answer;
+  try {
+    answer = JSON.parse(text);
+  } catch {
+    throw new WaitlockError(EXIT.SYSTEM, req.name, `the holder process ${holder.pid} ended without an answer`);
+  }
+  if ("exit" in answer) {
+    if (answer.exit === EXIT.BUSY) throw new BusyError(req.name);
+    if (answer.exit === EXIT.TIMEOUT && req.timeout !== null) throw new TimeoutError(req.name, req.timeout);
+    throw new WaitlockError(answer.exit, answer.context, answer.message);
+  }
+  holder.unref();
+  if ("alreadyHeld" in answer) {
+    debug(`'${req.name}' slot ${answer.alreadyHeld} is already held for process ${owner}`);
+    events.taken?.(answer.alreadyHeld);
+    return EXIT.OK;
+  }
+  debug(`holder process ${holder.pid} keeps '${req.name}' slot ${answer.slot} (token ${answer.token}) until process ${owner} exits`);
+  events.taken?.(answer.slot);
+  events.acquired(answer.slot, command);
+  return EXIT.OK;
+}
+
+/** Answers the waitlock that asked; false when it is gone (nobody reads the pipe). */
+function say(answer: Answer): boolean {
+  try {
+    writeSync(1, `${JSON.stringify(answer)}\n`);
+    closeSync(1);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The detached holder (`waitlock __lease ORDER`, started by holdLeaseForCaller): takes the
+ * lease on `backend`, answers, and keeps it until the owner exits, `waitlock --done` asks
+ * (a "stop" request SIGTERMs the owner first), or SIGTERM/SIGINT/SIGHUP. A lost lease
+ * SIGTERMs the owner (SPEC "Who is stopped") and exits 7. Returns the exit status.
+ */
+export async function runLeaseHolder(backend: Backend, orderText: string): Promise<number> {
+  const o = JSON.parse(orderText) as LeaseOrder;
+  const sigterm = signalNumber("SIGTERM")!;
+  // While waiting, a waitlock killed with ^C leaves no one to answer: give up the wait (the
+  // engine withdraws the request with the session).
+  const asker = setInterval(() => getppid() !== o.parent && process.exit(EXIT.OK), WATCH_MS);
+  let lease: Lease | undefined;
+  let acquiredAt = 0;
+  const finish = async (code: number) => {
+    await lease?.release();
+    if (o.facility) syslogEvents(o.facility, o.name, o.slots).released(acquiredAt ? (Date.now() - acquiredAt) / 1000 : 0);
+    process.exit(code);
+  };
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => finish(EXIT.OK));
+  try {
+    const started = performance.now();
+    const holder = await holderDescription(process.pid, o.owner, o.command);
+    // -t bounds the whole call, this look included (never below the second a round trip may take).
+    const left = () => (o.timeout === null ? undefined : Math.max(0, o.timeout - (performance.now() - started) / 1000));
+    const ours = async () => {
+      const rows = await backend.list({ name: o.name, timeout: o.timeout === null ? undefined : Math.max(1, left()!) });
+      await backend.close();
+      return rows.find((h) => h.status === "active" && h.host === holder.host && h.owner === o.owner && h.slots === o.slots && (o.shared || h.shared === false));
+    };
+    // A wait must not be for a lock the owner holds already; a single try looks only when busy.
+    let mine = o.timeout === 0 ? undefined : await ours();
+    const taken = mine
+      ? undefined
+      : await backend.acquire(o.name, { slots: o.slots, preferred: o.preferred, shared: o.shared, timeout: o.timeout === 0 ? 0 : left(), holder }).catch(async (e) => {
+          if (e instanceof BusyError && (mine = await ours())) return undefined;
+          throw e;
+        });
+    if (!taken) {
+      say({ alreadyHeld: mine?.slot ?? 0 });
+      return EXIT.OK;
+    }
+    lease = taken;
+  } catch (e) {
+    const err = e instanceof WaitlockError ? e : new WaitlockError(EXIT.SYSTEM, o.name, (e as Error).message);
+    say({ exit: err.exitCode, context: err.context, message: err.message });
+    return err.exitCode;
+  }
+  clearInterval(asker);
+  acquiredAt = Date.now();
+  // Killed before it could hear of the lock, the waitlock the caller ran failed: the
+  // caller must not be left holding a lock it does not know of.
+  if (getppid() !== o.parent || !say({ slot: lease.slot, token: lease.token })) return finish(EXIT.OK);
+  const owned = setInterval(() => !sameProcess(o.owner, o.ownerStart) && finish(EXIT.OK), WATCH_MS);
+  lease.requested.then((request) => {
+    if (request === "stop" && sameProcess(o.owner, o.ownerStart)) kill(o.owner, sigterm);
+    finish(EXIT.OK);
+  });
+  const lost = await lease.lost;
+  clearInterval(owned);
+  debug(`${lost.message}: SIGTERM to the owner, process ${o.owner}`);
+  if (sameProcess(o.owner, o.ownerStart)) kill(o.owner, sigterm);
+  return lost.exitCode;
+}

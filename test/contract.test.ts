@@ -1,0 +1,211 @@
+// The backend contract (ARCHITECTURE invariant 7): the same cases, through the compiled
+// binary, against every place locks can live: the lock directory, and each network engine
+// on a throwaway server of its own (test/servers/). A case says what a user sees; where an
+// engine must differ (a fencing token), the difference is asserted, not skipped.
+import { describe, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { BIN, lockDir, run, start, stderrOf, waitFor, wl } from "./helpers";
+import { postgresMissing, startPostgres } from "./servers/postgres";
+import { redisMissing, startRedis } from "./servers/redis";
+import { skipping } from "./servers/skip";
+
+/** Where one test's locks live: the arguments that select it, and whether holders carry a fencing token. */
+interface Place {
+  args: string[];
+  tokens: boolean;
+}
+
+interface Backend {
+  name: string;
+  missing: () => string | undefined;
+  place: () => Promise<Place>;
+}
+
+const BACKENDS: Backend[] = [
+  { name: "lock directory (flock)", missing: () => undefined, place: async () => ({ args: ["-d", lockDir()], tokens: false }) },
+  {
+    name: "PostgreSQL",
+    missing: postgresMissing,
+    place: async () => ({ args: ["--backend", (await startPostgres()).url()], tokens: true }),
+  },
+  {
+    name: "Redis",
+    missing: redisMissing,
+    place: async () => ({ args: ["--backend", (await startRedis()).url()], tokens: true }),
+  },
+];
+
+const T = 30_000;
+
+/** Reads a started process's stdout line by line. */
+function lines(p: { stdout: ReadableStream<Uint8Array> | number | undefined | null }) {
+  const seen: string[] = [];
+  let buf = "";
+  (async () => {
+    for await (const chunk of p.stdout as ReadableStream<Uint8Array>) {
+      buf += new TextDecoder().decode(chunk);
+      const parts = buf.split("\n");
+      buf = parts.pop()!;
+      seen.push(...parts);
+    }
+  })();
+  return seen;
+}
+
+/** A holder of NAME running `--exec sh -c SCRIPT` in the background, once it holds the lock (its script printed "in"). */
+async function holding(at: Place, extra: string[], script = "echo in; exec sleep 60") {
+  const p = start([BIN, ...at.args, ...extra, "--exec", "sh", "-c", script], { stdout: "pipe" });
+  const out = lines(p);
+  const err = stderrOf(p);
+  await waitFor(`the holder to start (stderr: ${err.text})`, () => out.includes("in"), 15_000);
+  return { p, out, err };
+}
+
+for (const backend of BACKENDS) {
+  const skip = skipping(`the backend contract on ${backend.name}`, backend.missing());
+  describe.skipIf(skip)(`backend contract: ${backend.name}`, () => {
+    test("--exec runs the command holding the lock, with WAITLOCK_SLOT (and WAITLOCK_TOKEN on an engine), and exits with its status", async () => {
+      const at = await backend.place();
+      const r = await wl([...at.args, "job", "--exec", "sh", "-c", 'echo "slot=$WAITLOCK_SLOT token=${WAITLOCK_TOKEN-none}"; exit 3']);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(3);
+      expect(r.stdout).toMatch(at.tokens ? /^slot=0 token=\d+\n$/ : /^slot=0 token=none\n$/);
+    }, T);
+
+    test("while held: -t 0 is busy (1, or -E N), -t 0.3 times out (2) within 0.1 s, --check says 1; once released --check says 0", async () => {
+      const at = await backend.place();
+      expect((await wl([...at.args, "--check", "job"])).code).toBe(0);
+      const h = await holding(at, ["job"]);
+      expect((await wl([...at.args, "--check", "job"])).code).toBe(1);
+      expect((await wl([...at.args, "-t", "0", "job", "--exec", "true"])).code).toBe(1);
+      expect((await wl([...at.args, "-t", "0", "-E", "9", "job", "--exec", "true"])).code).toBe(9);
+      const timed = await wl([...at.args, "-t", "0.3", "job", "--exec", "true"]);
+      expect(timed.code).toBe(2);
+      // 0.3 s, its 0.1 s, and the start of a process on a busy machine.
+      expect(timed.ms).toBeGreaterThanOrEqual(300);
+      expect(timed.ms).toBeLessThan(600);
+      process.kill(-h.p.pid, "SIGTERM");
+      await h.p.exited;
+      await waitFor("the lock to be free", async () => (await wl([...at.args, "--check", "job"])).code === 0);
+      // The timed-out request was withdrawn: nobody holds the lock now.
+      expect((await wl([...at.args, "-t", "0", "job", "--exec", "true"])).code).toBe(0);
+    }, T);
+
+    test("-m 2: two holders get slots 0 and 1, a third is busy; WAITLOCK_SLOT picks the slot tried first", async () => {
+      const at = await backend.place();
+      const first = await holding(at, ["-m", "2", "sem"], 'echo "in"; echo "slot $WAITLOCK_SLOT"; exec sleep 60');
+      const second = await holding(at, ["-m", "2", "sem"], 'echo "in"; echo "slot $WAITLOCK_SLOT"; exec sleep 60');
+      await waitFor("both slots", () => first.out.length === 2 && second.out.length === 2);
+      expect([first.out[1], second.out[1]].sort()).toEqual(["slot 0", "slot 1"]);
+      expect((await wl([...at.args, "-m", "2", "-t", "0", "sem", "--exec", "true"])).code).toBe(1);
+      expect((await wl([...at.args, "-m", "2", "--check", "sem"])).code).toBe(1);
+      process.kill(-first.p.pid, "SIGTERM");
+      await first.p.exited;
+      const again = await run([BIN, ...at.args, "-m", "3", "-t", "5", "pref", "--exec", "sh", "-c", "echo $WAITLOCK_SLOT"], { env: { WAITLOCK_SLOT: "2" } });
+      expect(again.stdout).toBe("2\n");
+    }, T);
+
+    test("a plain acquire holds the lock for the calling script until it exits; asking again from the same script answers 0 at once", async () => {
+      const at = await backend.place();
+      const args = at.args.map((a) => `'${a}'`).join(" ");
+      const script = start(["/bin/sh", "-c", `$WL ${args} plain && $WL ${args} -t 0 plain && echo held; read _`], { env: { WL: BIN }, stdin: "pipe", stdout: "pipe" });
+      const out = lines(script);
+      const err = stderrOf(script);
+      await waitFor(`the script to hold the lock (stderr: ${err.text})`, () => out.includes("held"), 15_000);
+      expect((await wl([...at.args, "-t", "0", "plain", "--exec", "true"])).code).toBe(1);
+      script.stdin!.end();
+      await script.exited;
+      await waitFor("the lock to be free after its owner exited", async () => (await wl([...at.args, "--check", "plain"])).code === 0, 5_000);
+    }, T);
+
+    test("--done on a plain acquire stops the owner script (SIGTERM) and frees the lock", async () => {
+      const at = await backend.place();
+      const args = at.args.map((a) => `'${a}'`).join(" ");
+      const script = start(["/bin/sh", "-c", `$WL ${args} owned && echo held && exec sleep 60`], { env: { WL: BIN }, stdout: "pipe" });
+      const out = lines(script);
+      await waitFor("the script to hold the lock", () => out.includes("held"), 15_000);
+      expect((await wl([...at.args, "--done", "owned"])).code).toBe(0);
+      expect(await script.exited).toBe(143);
+      expect((await wl([...at.args, "--check", "owned"])).code).toBe(0);
+    }, T);
+
+    test("--done stops an --exec holder and returns 0 once the lock is free; with nobody holding it, 1", async () => {
+      const at = await backend.place();
+      expect((await wl([...at.args, "--done", "job"])).code).toBe(1);
+      const h = await holding(at, ["job"]);
+      const done = await wl([...at.args, "--done", "job"]);
+      expect(done.code).toBe(0);
+      expect(await h.p.exited).toBe(143);
+      expect((await wl([...at.args, "--check", "job"])).code).toBe(0);
+    }, T);
+
+    test("--list -f json names the holder: NAME, slot, PID, command (and on an engine host and token)", async () => {
+      const at = await backend.place();
+      const h = await holding(at, ["listed"]);
+      const r = await wl([...at.args, "--list", "-f", "json"]);
+      expect(r.code).toBe(0);
+      const rows = JSON.parse(r.stdout);
+      const token = rows[0]?.token;
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({ descriptor: "listed", slot: 0, status: "active", pid: h.p.pid });
+      expect(rows[0].command).toContain("sleep 60");
+      if (at.tokens) expect(rows[0]).toMatchObject({ hostname: expect.any(String), token: expect.stringMatching(/^\d+$/) });
+      const human = await wl([...at.args, "--list"]);
+      expect(human.stdout).toContain("listed");
+      expect(human.stdout.split("\n")[0]).toMatch(at.tokens ? /HOST.*TOKEN/ : /^DESCRIPTOR +SLOT +MODE +PID/);
+      const csv = (await wl([...at.args, "--list", "-f", "csv"])).stdout.split("\n");
+      expect(csv[0]).toBe(`descriptor,pid,slot,user,acquired,status,command${at.tokens ? ",host,token" : ""}`);
+      expect(csv[1]).toMatch(at.tokens ? new RegExp(`^listed,${h.p.pid},0,[^,]+,\\d+,active,.*sleep 60,[^,]+,${token}$`) : new RegExp(`^listed,${h.p.pid},0,[^,]+,\\d+,active,`));
+    }, T);
+
+    test("shared (-s) holders share the lock; an exclusive request waits for them", async () => {
+      const at = await backend.place();
+      const a = await holding(at, ["-s", "rw"]);
+      const b = await holding(at, ["-s", "rw"]);
+      expect((await wl([...at.args, "-t", "0", "rw", "--exec", "true"])).code).toBe(1);
+      for (const h of [a, b]) {
+        process.kill(-h.p.pid, "SIGTERM");
+        await h.p.exited;
+      }
+      expect((await wl([...at.args, "-t", "5", "rw", "--exec", "true"])).code).toBe(0);
+    }, T);
+
+    test("4 processes x 10 increments of a file under the lock lose no update", async () => {
+      const at = await backend.place();
+      const file = join(lockDir(), "counter");
+      writeFileSync(file, "0\n");
+      const args = at.args.map((a) => `'${a}'`).join(" ");
+      const worker = `for i in 1 2 3 4 5 6 7 8 9 10; do $WL ${args} counter --exec sh -c 'n=$(cat "$F"); echo $((n + 1)) > "$F"' || exit 1; done`;
+      const codes = await Promise.all([0, 1, 2, 3].map(() => run(["/bin/sh", "-c", worker], { env: { WL: BIN, F: file }, deadlineMs: 60_000 })));
+      expect(codes.map((c) => c.code)).toEqual([0, 0, 0, 0]);
+      expect(readFileSync(file, "utf8")).toBe("40\n");
+    }, 90_000);
+  });
+}
+
+describe("--backend on the command line", () => {
+  test("usage errors (3), never echoing the URL: unknown scheme, with -d, --file, --fd, --serve, --watch; an explicit -d beats WAITLOCK_BACKEND", async () => {
+    const url = "postgres://u:hunter2@127.0.0.1:1/db";
+    const dir = lockDir();
+    for (const args of [
+      ["--backend", "mysql://u:hunter2@h/db", "x"],
+      ["--backend", url, "-d", dir, "x"],
+      ["--backend", url, "--file", dir],
+      ["--backend", url, "--fd", "0"],
+      ["--backend", url, "--serve"],
+      ["--backend", url, "--list", "--watch"],
+      ["--backend", `${url}?grace=7`, "x", "--exec", "true"],
+    ]) {
+      const r = await wl(args);
+      expect({ args, code: r.code }).toEqual({ args, code: 3 });
+      expect(r.stderr).not.toContain("hunter2");
+    }
+    const local = await run([BIN, "-d", dir, "x", "--exec", "true"], { env: { WAITLOCK_BACKEND: url } });
+    expect({ code: local.code, stderr: local.stderr }).toEqual({ code: 0, stderr: "" });
+    const unreachable = await run([BIN, "-t", "0", "x", "--exec", "true"], { env: { WAITLOCK_BACKEND: url } });
+    expect(unreachable.code).toBe(75);
+    expect(unreachable.stderr).toContain("127.0.0.1:1");
+    expect(unreachable.stderr).not.toContain("hunter2");
+  });
+});
