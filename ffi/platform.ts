@@ -91,6 +91,21 @@ export interface KeventLayout {
   EV_ONESHOT: number;
 }
 
+/**
+ * Where libc's ABI fixes the layout of posix_spawnattr_t (Linux: glibc's struct and musl's
+ * agree: the flags at 0, a short in glibc and an int in musl, both little-endian here; the
+ * process group at 4; the default and mask sigset_t at 8 and 136), offsets in bytes.
+ * posix_spawnattr_init only zeroes the struct and the setters only store these fields, so
+ * the attributes are written in place and only posix_spawn itself is bound.
+ */
+export interface SpawnAttrLayout {
+  bytes: number;
+  flags: number;
+  pgroup: number;
+  sigdefault: number;
+  sigmask: number;
+}
+
 export type ErrnoName =
   | "EPERM" | "ENOENT" | "ESRCH" | "EINTR" | "EBADF" | "EACCES" | "EEXIST" | "ENOTDIR" | "EISDIR"
   | "EINVAL" | "ENFILE" | "EMFILE" | "ENOSPC" | "EROFS" | "EAGAIN" | "ELOOP" | "ENOLCK" | "ENOSYS"
@@ -113,21 +128,6 @@ const f = (off: number, size: 2 | 4 | 8): Field => ({ off, size });
 // start-up (measured with callgrind), a literal a fifth of that. Still, each property of a
 // new literal costs ~1.8 K instructions (a structure transition), so a table the running
 // system or the lock path does not need is a function, built when asked for.
-/**
- * Where libc's ABI fixes the layout of posix_spawnattr_t (Linux: glibc's struct and musl's
- * agree: the flags at 0, a short in glibc and an int in musl, both little-endian here; the
- * process group at 4; the default and mask sigset_t at 8 and 136), offsets in bytes.
- * posix_spawnattr_init only zeroes the struct and the setters only store these fields, so
- * the attributes are written in place and only posix_spawn itself is bound.
- */
-export interface SpawnAttrLayout {
-  bytes: number;
-  flags: number;
-  pgroup: number;
-  sigdefault: number;
-  sigmask: number;
-}
-
 const linuxSignals = (): Record<string, number> => ({
   SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGUSR1: 10,
   SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGSTKFLT: 16, SIGCHLD: 17, SIGCONT: 18, SIGSTOP: 19,
