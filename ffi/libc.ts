@@ -1,7 +1,7 @@
 // The one place that talks to libc. Everything returns plain numbers: a result, or a
 // negative errno; nothing here throws for a failed system call.
 import type { CString, Pointer } from "bun:ffi";
-import { platform as P, LOCK, LOG, POLLIN, WAIT, syslogFacilities, type ErrnoName, type Field, type Syscalls } from "./platform";
+import { platform as P, LOCK, LOG, POLLIN, WAIT, syslogFacilities, type ErrnoName, type Field, type SpawnAttrLayout, type Syscalls } from "./platform";
 
 export { LOCK, LOG, POLLIN, WAIT, syslogFacilities };
 export { platform } from "./platform";
@@ -572,23 +572,40 @@ export function syslog(priority: number, message: string): void {
 
 let spawnFns: Record<string, Fn> | undefined;
 /**
- * posix_spawn(3) and its attributes, bound on first use (only --exec starts a command), or
- * ahead of it by calling this: --exec binds them before it waits for the lock, so that
- * winning the lock and starting the command stay close.
+ * posix_spawn(3), and where the attributes cannot be written in place (see SpawnAttrLayout)
+ * the functions that set them, bound on first use (only --exec starts a command), or ahead
+ * of it by calling this: --exec binds them before it waits for the lock, so that winning the
+ * lock and starting the command stay close. (Bun compiles a trampoline per symbol.)
  */
 export const bindSpawn = (): Record<string, Fn> =>
   (spawnFns ??= load(
     {
       posix_spawn: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i32 },
-      posix_spawnattr_init: { args: [i64_fast], returns: i32 },
-      posix_spawnattr_setflags: { args: [i64_fast, i64_fast], returns: i32 },
-      posix_spawnattr_setpgroup: { args: [i64_fast, i64_fast], returns: i32 },
-      posix_spawnattr_setsigdefault: { args: [i64_fast, i64_fast], returns: i32 },
-      posix_spawnattr_setsigmask: { args: [i64_fast, i64_fast], returns: i32 },
-      posix_spawnattr_destroy: { args: [i64_fast], returns: i32 },
+      ...(!P.spawn.attr && {
+        posix_spawnattr_init: { args: [i64_fast], returns: i32 },
+        posix_spawnattr_setflags: { args: [i64_fast, i64_fast], returns: i32 },
+        posix_spawnattr_setpgroup: { args: [i64_fast, i64_fast], returns: i32 },
+        posix_spawnattr_setsigdefault: { args: [i64_fast, i64_fast], returns: i32 },
+        posix_spawnattr_setsigmask: { args: [i64_fast, i64_fast], returns: i32 },
+        posix_spawnattr_destroy: { args: [i64_fast], returns: i32 },
+      }),
     },
     ffi,
   ));
+
+/**
+ * A posix_spawnattr_t as posix_spawnattr_init and the setters of `flags`, process group 0
+ * (the child's own), `sigdefault` and `sigmask` (libc's sigset_t) leave it, written into
+ * `attr` (zeroed, at least `layout.bytes` long) by `layout`.
+ */
+export function writeSpawnAttr(attr: Uint8Array, layout: SpawnAttrLayout, flags: number, sigdefault: Uint8Array, sigmask: Uint8Array): void {
+  // Little-endian, byte by byte: asking a small typed array for its `.buffer` (a DataView)
+  // moves its bytes, and a pointer taken to them before would point to the old ones.
+  attr[layout.flags] = flags & 0xff;
+  attr[layout.flags + 1] = flags >> 8;
+  attr.set(sigdefault, layout.sigdefault);
+  attr.set(sigmask, layout.sigmask);
+}
 
 /**
  * `strings` as C strings in one buffer, and a NULL-terminated array of pointers to them (argv,
@@ -638,15 +655,23 @@ export function spawnInGroup(path: string, argv: string[], env: string[], defaul
   const args = stringArray(argv);
   const vars = stringArray(env);
   const pid = new Int32Array(1);
-  let r = fns.posix_spawnattr_init!(a) as number;
-  if (r !== 0) return -r;
-  r =
-    (fns.posix_spawnattr_setflags!(a, P.spawn.SETPGROUP | P.spawn.SETSIGDEF | P.spawn.SETSIGMASK) as number) ||
-    (fns.posix_spawnattr_setpgroup!(a, 0) as number) ||
-    (fns.posix_spawnattr_setsigdefault!(a, ffi.ptr(sigdefault)) as number) ||
-    (fns.posix_spawnattr_setsigmask!(a, ffi.ptr(sigmask)) as number) ||
-    (fns.posix_spawn!(ffi.ptr(pid), ffi.ptr(file), 0, a, ffi.ptr(args.pointers), ffi.ptr(vars.pointers)) as number);
-  fns.posix_spawnattr_destroy!(a);
+  const flags = P.spawn.SETPGROUP | P.spawn.SETSIGDEF | P.spawn.SETSIGMASK;
+  const spawn = () => fns.posix_spawn!(ffi.ptr(pid), ffi.ptr(file), 0, a, ffi.ptr(args.pointers), ffi.ptr(vars.pointers)) as number;
+  let r: number;
+  if (P.spawn.attr) {
+    writeSpawnAttr(attr, P.spawn.attr, flags, sigdefault, sigmask);
+    r = spawn();
+  } else {
+    r = fns.posix_spawnattr_init!(a) as number;
+    if (r !== 0) return -r;
+    r =
+      (fns.posix_spawnattr_setflags!(a, flags) as number) ||
+      (fns.posix_spawnattr_setpgroup!(a, 0) as number) ||
+      (fns.posix_spawnattr_setsigdefault!(a, ffi.ptr(sigdefault)) as number) ||
+      (fns.posix_spawnattr_setsigmask!(a, ffi.ptr(sigmask)) as number) ||
+      spawn();
+    fns.posix_spawnattr_destroy!(a);
+  }
   // What the pointers point into stays referenced until libc is done with it.
   void [file, args.bytes, vars.bytes];
   return r === 0 ? pid[0]! : -r;
@@ -732,25 +757,56 @@ export function clearCloseOnExec(fd: number): number {
   return check(sys.clearCloseOnExec(fd));
 }
 
+/**
+ * Linux: calls `each` for every entry of the open directory `dir`, read with getdents64 in
+ * `bytes`-sized batches, with the batch and the offset of the entry's NUL-terminated name
+ * in it. 0, or a negative errno.
+ */
+function eachEntry(dir: number, bytes: number, each: (buf: Uint8Array, name: number) => void): number {
+  const buf = new Uint8Array(bytes);
+  const view = new DataView(buf.buffer);
+  for (;;) {
+    const n = check(syscall!(P.SYS!.getdents64, dir, ffi.ptr(buf), buf.byteLength, 0));
+    if (n <= 0) return n;
+    // struct linux_dirent64 { u64 ino; s64 off; u16 reclen; u8 type; char name[]; }
+    for (let off = 0; off < n; off += view.getUint16(off + 16, true)) each(buf, off + 19);
+  }
+}
+
 /** Linux: this process's open descriptors, from /proc/self/fd (getdents64); a negative errno elsewhere or on failure. */
 export function openDescriptors(): number[] | number {
   if (!P.SYS || !syscall) return -P.E.ENOSYS;
   const dir = open("/proc/self/fd", O.RDONLY | O.DIRECTORY | O.CLOEXEC);
   if (dir < 0) return dir;
   const fds: number[] = [];
-  const buf = new Uint8Array(4096);
-  const view = new DataView(buf.buffer);
-  for (let n; (n = syscall(P.SYS.getdents64, dir, ffi.ptr(buf), buf.byteLength, 0)) > 0; )
-    // struct linux_dirent64 { u64 ino; s64 off; u16 reclen; u8 type; char name[]; }: the
-    // names are decimal numbers, besides "." and "..".
-    for (let off = 0; off < n; off += view.getUint16(off + 16, true)) {
-      let fd = 0;
-      let at = off + 19;
-      for (; buf[at]! >= 0x30 && buf[at]! <= 0x39; at++) fd = fd * 10 + buf[at]! - 0x30;
-      if (at > off + 19 && fd !== dir) fds.push(fd);
-    }
+  const r = eachEntry(dir, 4096, (buf, name) => {
+    // The names are decimal numbers, besides "." and "..".
+    let fd = 0;
+    let at = name;
+    for (; buf[at]! >= 0x30 && buf[at]! <= 0x39; at++) fd = fd * 10 + buf[at]! - 0x30;
+    if (at > name && fd !== dir) fds.push(fd);
+  });
   close(dir);
-  return fds;
+  return r < 0 ? r : fds;
+}
+
+/**
+ * Linux: the names in the directory `path` that start with `prefix`, read with getdents64
+ * (node:fs would cost the process its ~2.7 M instructions of loading); a negative errno on
+ * failure, ENOSYS elsewhere.
+ */
+export function directoryNames(path: string, prefix: string): string[] | number {
+  if (!P.SYS || !syscall) return -P.E.ENOSYS;
+  const dir = open(path, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+  if (dir < 0) return dir;
+  const wanted = encoder.encode(prefix);
+  const names: string[] = [];
+  const r = eachEntry(dir, 32768, (buf, name) => {
+    for (let i = 0; i < wanted.length; i++) if (buf[name + i] !== wanted[i]) return;
+    names.push(decoder.decode(buf.subarray(name, buf.indexOf(0, name))));
+  });
+  close(dir);
+  return r < 0 ? r : names;
 }
 
 let linkBuf: Uint8Array | undefined;

@@ -54,7 +54,7 @@ export interface Platform {
    * itself, which its posix_spawn leaves ignored in the child unless they are asked to be
    * reset.
    */
-  spawn: { SETPGROUP: number; SETSIGDEF: number; SETSIGMASK: number; sigsetBytes: number; reserved: number[] };
+  spawn: { SETPGROUP: number; SETSIGDEF: number; SETSIGMASK: number; sigsetBytes: number; reserved: number[]; attr?: SpawnAttrLayout };
   /** sigprocmask(2)'s `how`; the ioctl that clears close-on-exec (FIONCLEX) */
   job: { SIG_BLOCK: number; SIG_SETMASK: number; FIONCLEX: number };
   /** libc's names for sigaction and sigprocmask, where calls go by name (NetBSD versions them) */
@@ -89,6 +89,21 @@ export interface KeventLayout {
   NOTE_EXIT: number;
   EV_ADD: number;
   EV_ONESHOT: number;
+}
+
+/**
+ * Where libc's ABI fixes the layout of posix_spawnattr_t (Linux: glibc's struct and musl's
+ * agree: the flags at 0, a short in glibc and an int in musl, both little-endian here; the
+ * process group at 4; the default and mask sigset_t at 8 and 136), offsets in bytes.
+ * posix_spawnattr_init only zeroes the struct and the setters only store these fields, so
+ * the attributes are written in place and only posix_spawn itself is bound.
+ */
+export interface SpawnAttrLayout {
+  bytes: number;
+  flags: number;
+  pgroup: number;
+  sigdefault: number;
+  sigmask: number;
 }
 
 export type ErrnoName =
@@ -186,7 +201,7 @@ const linux = (arch: string): Platform => {
     ownerWatch: "pidfd",
     // glibc and musl alike; libc's sigset_t is 1024 bits, the kernel's 64. glibc reserves
     // signals 32 and 33 (SIGCANCEL, SIGSETXID), musl 32 to 34.
-    spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 128, reserved: [32, 33, 34] },
+    spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 128, reserved: [32, 33, 34], attr: { bytes: 336, flags: 0, pgroup: 4, sigdefault: 8, sigmask: 136 } },
     job: { SIG_BLOCK: 0, SIG_SETMASK: 2, FIONCLEX: 0x5450 },
     SYS: arm ? linuxSysGeneric() : linuxSysX86_64(),
     IN: {

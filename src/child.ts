@@ -89,20 +89,38 @@ function cannotStart(command: string, errno: number): WaitlockError {
   return new WaitlockError(EXIT.CANNOT_EXECUTE, command, `cannot execute: ${strerror(n)}`);
 }
 
+/** What startCommand needs to know of waitlock's own situation (see commandSetting). */
+export interface Setting {
+  sig: Record<string, number>;
+  /** waitlock's process group */
+  own: number;
+  /** started as a background job by a shell without job control */
+  background: boolean;
+  /** the terminal the command may be handed, or -1 */
+  tty: number;
+}
+
 /**
- * Starts the command (see the header). Returns its PID and its end, to be awaited. Throws,
- * with nothing started, 127 when it is not found, 126 when it cannot be executed, 75 when
- * out of descriptors or processes.
+ * waitlock's process group, terminal and job state, looked at before the lock is won: none
+ * of it changes while waiting, and the moment between winning the lock and starting the
+ * command stays short.
  */
-export function startCommand(spec: CommandSpec): { pid: number; ended: Ended } {
+export function commandSetting(): Setting {
   const sig = platform.signals();
-  const own = processGroup();
   // A job that a shell without job control runs in the background starts with SIGINT and
   // SIGQUIT ignored, and leaves the terminal to that shell. (The runtime replaces an ignored
   // SIGINT by a handler of its own when a terminal is on stdio: SIGQUIT tells.)
   const background = signalIgnored(sig.SIGQUIT!);
+  return { sig, own: processGroup(), background, tty: background ? -1 : controllingTerminal() };
+}
+
+/**
+ * Starts the command (see the header) in `setting`. Returns its PID and its end, to be
+ * awaited. Throws, with nothing started, 127 when it is not found, 126 when it cannot be
+ * executed, 75 when out of descriptors or processes.
+ */
+export function startCommand(spec: CommandSpec, { sig, own, background, tty }: Setting): { pid: number; ended: Ended } {
   if (background) ignoreSignal(sig.SIGINT!);
-  const tty = background ? -1 : controllingTerminal();
   let pid = 0;
   let status: number | undefined;
   let resolve: ((status: number) => void) | undefined;

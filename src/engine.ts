@@ -254,7 +254,9 @@ class SlotFiles {
   }
 
   close(): void {
-    for (const i of [...this.fds.keys()]) this.drop(i);
+    // Spreading a Map's keys compiles JavaScriptCore's iteration builtin from source (once per
+    // process): the uncontended path, which has nothing open here by now, skips it.
+    if (this.fds.size > 0) for (const i of [...this.fds.keys()]) this.drop(i);
     this.waker?.close();
   }
 }
@@ -346,18 +348,20 @@ function timedOut(req: SlotRequest, timeout: number): TimeoutError {
 }
 
 /**
- * Releases a slot: closes our descriptor, then removes the file if nobody holds it any more
- * (invariant 2: a descendant that shares the locked open file description keeps it, and
- * its file, as do other shared holders), and the NAME's turnstile files if nobody is
- * queued. A holder handed only the descriptor asks for its inode. `whileAlone` runs when
- * the file is provably ours alone, just before it is removed (the last reader clears the
- * stale records of readers beside it then).
+ * Releases a slot: closes our descriptor; then, when nobody is queued for NAME, removes its
+ * turnstile files and the slot file if nobody holds it any more (invariant 2: a descendant
+ * that shares the locked open file description keeps it, and its file, as do other shared
+ * holders). While others are queued the slot file stays: the head waits in the kernel's
+ * queue for this very file, and removing it would only make the head find its new lock on
+ * a removed file and start over on a new one. A holder handed only the descriptor asks
+ * for its inode. `whileAlone` runs when the file is provably ours alone, just before it is
+ * removed (the last reader clears the stale records of readers beside it then).
  */
 export function release(held: Pick<Held, "fd" | "path"> & Partial<Pick<Held, "dev" | "ino">>, whileAlone?: () => void): void {
   const id = held.ino === undefined ? fstat(held.fd) : { dev: held.dev!, ino: held.ino };
   close(held.fd);
+  if (tidyTurnstile(baseOf(held.path))) return;
   if (typeof id !== "number") removeIfUnheld(held.path, id.dev, id.ino, whileAlone);
-  tidyTurnstile(baseOf(held.path));
 }
 
 /**

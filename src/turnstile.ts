@@ -23,7 +23,7 @@
 // and had removed every node before its own) or giving up or dying while queued (those
 // before it still count). Nobody can overtake: each waiter waits for exactly those queued
 // before it, and the kernel drops the node lock of a waiter that dies.
-import { E, LOCK, O, close, flock, flockWait, fstat, lstat, open, strerror, unlink } from "../ffi/libc";
+import { E, LOCK, O, close, directoryNames, flock, flockWait, fstat, lstat, open, strerror, unlink } from "../ffi/libc";
 import { debug, warn } from "./log";
 import { OPEN, lockBy, opened, openOrCreate, shareWithAll, tryLock } from "./lockfiles";
 import { runtimeError, sysError } from "./syserror";
@@ -78,6 +78,7 @@ export function enterTurnstile(base: string, shared: boolean): Turnstile | typeo
       if (r < 0) throw sysError(queuePath(base), r, "cannot lock");
       const ticket = Math.max(-1, ...ticketsLeft(base)) + 1;
       const node = makeNode(base, ticket, shared);
+      debug(`queued for '${base}' with ticket ${ticket}`);
       return { base, entry, ticket, node, passed: [], head: false };
     } finally {
       close(queue);
@@ -127,23 +128,28 @@ function enter(base: string, shared: boolean): number {
 
 /** The tickets of the nodes of BASE in its directory, in no order. Throws WaitlockError (4, 5). */
 function ticketsLeft(base: string): number[] {
-  const { readdirSync } = require("node:fs") as typeof import("node:fs");
   const slash = base.lastIndexOf("/");
-  const dir = base.slice(0, slash);
   const prefix = `${base.slice(slash + 1)}.q`;
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch (e) {
-    throw runtimeError(dir, e, "cannot read") ?? e;
-  }
   const tickets: number[] = [];
-  for (const name of names) {
+  for (const name of namesIn(base.slice(0, slash), prefix)) {
     if (!name.startsWith(prefix) || name.length !== prefix.length + 13) continue;
     const ticket = ticketOf(name);
     if (ticket !== undefined) tickets.push(ticket);
   }
   return tickets;
+}
+
+/** The names in `dir`, at least those that start with `prefix`. Throws WaitlockError (4, 5). */
+function namesIn(dir: string, prefix: string): string[] {
+  const names = directoryNames(dir, prefix);
+  if (typeof names !== "number") return names;
+  if (names !== -E.ENOSYS) throw sysError(dir, names, "cannot read");
+  const { readdirSync } = require("node:fs") as typeof import("node:fs");
+  try {
+    return readdirSync(dir);
+  } catch (e) {
+    throw runtimeError(dir, e, "cannot read") ?? e;
+  }
 }
 
 /** Makes and locks the node of `ticket`, one past every node there is. Throws WaitlockError (4, 5, 75). */
@@ -191,20 +197,22 @@ export function leaveTurnstile(t: Turnstile): void {
 /**
  * Removes the queue files of BASE when nobody is queued or entering: a process that holds
  * the entry file exclusively is provably alone. The nodes left are the last head's and
- * those of waiters that left after it.
+ * those of waiters that left after it. True when someone is queued or entering (the
+ * files stay), false when nobody is.
  */
-export function tidyTurnstile(base: string): void {
+export function tidyTurnstile(base: string): boolean {
   const fd = open(entryPath(base), OPEN | O.RDONLY);
-  if (fd < 0) return;
+  if (fd < 0) return false;
   try {
-    if (flock(fd, LOCK.EX | LOCK.NB) !== 0) return;
+    if (flock(fd, LOCK.EX | LOCK.NB) !== 0) return true;
     const st = fstat(fd);
-    if (typeof st === "number" || st.nlink === 0) return;
+    if (typeof st === "number" || st.nlink === 0) return false;
     for (const ticket of ticketsLeft(base)) unlink(nodePath(base, ticket));
     unlink(queuePath(base));
     const r = unlink(entryPath(base));
     if (r < 0) debug(`cannot remove ${entryPath(base)} (${strerror(r)}); leaving it`);
     else debug(`removed the queue files of ${base}`);
+    return false;
   } finally {
     close(fd);
   }

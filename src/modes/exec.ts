@@ -3,7 +3,7 @@
 import { bindSpawn, kill, signalNumber } from "../../ffi/libc";
 import type { DoneRequest } from "../backend";
 import type { Caller } from "../caller";
-import { notFound, startCommand } from "../child";
+import { commandSetting, notFound, startCommand } from "../child";
 import type { LockLostError } from "../errors";
 import { debug } from "../log";
 import type { Claim } from "./describe";
@@ -65,6 +65,7 @@ export async function execUnderLock(descriptor: string, take: () => { claim: Hol
   const argv = commandArgv(command);
   let path = resolve(argv[0]!);
   const env = callerEnv();
+  const setting = commandSetting();
   bindSpawn();
 
   const outcome = await take();
@@ -88,7 +89,7 @@ export async function execUnderLock(descriptor: string, take: () => { claim: Hol
       inherit: held.fd === undefined ? caller.descriptors : [...caller.descriptors, held.fd],
       fileLimit: caller.fileLimit,
       mask: caller.mask,
-    });
+    }, setting);
   } catch (e) {
     await held.release();
     throw e;

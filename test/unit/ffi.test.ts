@@ -20,3 +20,35 @@ needs(linux())("this Bun has the native FFI layer the Linux path calls", () => {
   expect(typeof native?.ptr).toBe("function");
   expect(typeof (native?.read as Record<string, unknown>)?.i32).toBe("function");
 });
+
+// spawnInGroup writes posix_spawnattr_t in place where platform.ts gives its layout, instead
+// of binding libc's setters: the bytes must be those the setters leave.
+needs(linux())("posix_spawnattr_t written in place is what libc's setters make", () => {
+  const { dlopen, ptr } = require("bun:ffi") as typeof import("bun:ffi");
+  const { platform } = require("../../ffi/platform") as typeof import("../../ffi/platform");
+  const { writeSpawnAttr } = require("../../ffi/libc") as typeof import("../../ffi/libc");
+  const layout = platform.spawn.attr!;
+  const fn = { args: ["ptr", "i32"], returns: "i32" } as const;
+  const set = { args: ["ptr", "ptr"], returns: "i32" } as const;
+  const { symbols: libc } = dlopen("libc.so.6", {
+    posix_spawnattr_init: { args: ["ptr"], returns: "i32" },
+    posix_spawnattr_setflags: fn,
+    posix_spawnattr_setpgroup: fn,
+    posix_spawnattr_setsigdefault: set,
+    posix_spawnattr_setsigmask: set,
+  });
+  // Every bit distinct, so that a sigset_t at the wrong place or of the wrong size shows.
+  const sigdefault = new Uint8Array(platform.spawn.sigsetBytes).map((_, i) => (i * 7 + 1) & 0xff);
+  const sigmask = new Uint8Array(platform.spawn.sigsetBytes).map((_, i) => (i * 13 + 5) & 0xff);
+  const flags = platform.spawn.SETPGROUP | platform.spawn.SETSIGDEF | platform.spawn.SETSIGMASK;
+  const byLibc = new Uint8Array(512).fill(0xaa);
+  const a = ptr(byLibc);
+  expect(libc.posix_spawnattr_init(a)).toBe(0);
+  expect(libc.posix_spawnattr_setflags(a, flags)).toBe(0);
+  expect(libc.posix_spawnattr_setpgroup(a, 0)).toBe(0);
+  expect(libc.posix_spawnattr_setsigdefault(a, ptr(sigdefault))).toBe(0);
+  expect(libc.posix_spawnattr_setsigmask(a, ptr(sigmask))).toBe(0);
+  const inPlace = new Uint8Array(512);
+  writeSpawnAttr(inPlace, layout, flags, sigdefault, sigmask);
+  expect([...inPlace.subarray(0, layout.bytes)]).toEqual([...byLibc.subarray(0, layout.bytes)]);
+});
