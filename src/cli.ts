@@ -117,7 +117,7 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
     case "acquire": {
       const req = { name: name(), slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout: opts.timeout };
       const { holdLeaseForCaller } = await import("./modes/lease-holder");
-      return holdLeaseForCaller(url, req, opts.owner, eventsFor(opts, req.name, req.slots));
+      return holdLeaseForCaller(url, backend, req, opts.owner, eventsFor(opts, req.name, req.slots));
     }
     case "exec": {
       const lockName = name();
@@ -126,9 +126,16 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
       const take = async () => {
         const holder = remote.holderDescription(process.pid, process.pid, command);
         const timeout = opts.timeout ?? undefined;
-        const lease = await backend.acquire(lockName, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder });
-        events.taken?.(lease.slot);
-        return { claim: remote.leaseHolding(lease, backend.bounds.grace) };
+        const waited = remote.waitingNotice(backend, lockName);
+        try {
+          const lease = await backend.acquire(lockName, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder });
+          events.taken?.(lease.slot);
+          return { claim: remote.leaseHolding(lease, backend.bounds.grace) };
+        } catch (e) {
+          throw await remote.namingHolders(e, backend, lockName, opts.timeout);
+        } finally {
+          waited();
+        }
       };
       return execUnderLock(lockName, take, opts.command!, events, caller!);
     }

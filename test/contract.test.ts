@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, lockDir, run, start, stderrOf, waitFor, wl } from "./helpers";
 import { postgresMissing, startPostgres } from "./servers/postgres";
+import { hasScript, needs, onTerminal } from "./terminal";
 import { redisMissing, startRedis } from "./servers/redis";
 import { skipping } from "./servers/skip";
 
@@ -82,6 +83,7 @@ for (const backend of BACKENDS) {
       expect((await wl([...at.args, "-t", "0", "-E", "9", "job", "--exec", "true"])).code).toBe(9);
       const timed = await wl([...at.args, "-t", "0.3", "job", "--exec", "true"]);
       expect(timed.code).toBe(2);
+      expect(timed.stderr).toContain(`timed out after 0.3 seconds; held by PID ${h.p.pid}`);
       // 0.3 s, its 0.1 s, and the start of a process on a busy machine.
       expect(timed.ms).toBeGreaterThanOrEqual(300);
       expect(timed.ms).toBeLessThan(600);
@@ -90,6 +92,19 @@ for (const backend of BACKENDS) {
       await waitFor("the lock to be free", async () => (await wl([...at.args, "--check", "job"])).code === 0);
       // The timed-out request was withdrawn: nobody holds the lock now.
       expect((await wl([...at.args, "-t", "0", "job", "--exec", "true"])).code).toBe(0);
+    }, T);
+
+    test.skipIf(!needs("script", hasScript))("on a terminal, -t 0 names the holder, and a wait says within about a second whom it waits for", async () => {
+      const at = await backend.place();
+      const h = await holding(at, ["term"]);
+      const busy = await onTerminal([BIN, ...at.args, "-t", "0", "term", "--exec", "true"]);
+      expect(busy.code).toBe(1);
+      expect(busy.stdout).toContain(`lock is busy; held by PID ${h.p.pid}`);
+      const waited = await onTerminal([BIN, ...at.args, "-t", "2.5", "term", "--exec", "true"]);
+      expect(waited.code).toBe(2);
+      expect(waited.stdout).toContain(`PID ${h.p.pid}`);
+      // The lock directory draws its status line; an engine prints one line that it waits.
+      if (at.tokens) expect(waited.stdout).toMatch(/waitlock: term: waiting on [^ ]+:\d+; held by PID \d+ on /);
     }, T);
 
     test("-m 2: two holders get slots 0 and 1, a third is busy; WAITLOCK_SLOT picks the slot tried first", async () => {

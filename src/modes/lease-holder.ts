@@ -11,7 +11,7 @@ import { debug } from "../log";
 import { alive, commandLine } from "../procinfo";
 import type { Events } from "./events";
 import { syslogEvents } from "./events";
-import { holderDescription } from "./remote";
+import { holderDescription, namingHolders, waitingNotice } from "./remote";
 
 /** What the detached holder is asked to take, and for whom (its one argument, as JSON). */
 interface LeaseOrder {
@@ -48,6 +48,7 @@ const selfCommand = () => (Bun.main.startsWith("/$bunfs/") ? [process.execPath] 
  */
 export async function holdLeaseForCaller(
   url: string,
+  backend: Backend,
   req: { name: string; slots: number; preferred?: number; shared: boolean; timeout: number | null },
   ownerOption: number | undefined,
   events: Events,
@@ -73,7 +74,9 @@ export async function holdLeaseForCaller(
     cwd: "/",
     env: { ...process.env, WAITLOCK_BACKEND: url },
   });
+  const waited = waitingNotice(backend, req.name);
   const text = await new Response(holder.stdout as ReadableStream<Uint8Array>).text();
+  waited();
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.off(signal, giveUp);
   let answer: Answer;
   try {
@@ -82,8 +85,8 @@ export async function holdLeaseForCaller(
     throw new WaitlockError(EXIT.SYSTEM, req.name, `the holder process ${holder.pid} ended without an answer`);
   }
   if ("exit" in answer) {
-    if (answer.exit === EXIT.BUSY) throw new BusyError(req.name);
-    if (answer.exit === EXIT.TIMEOUT && req.timeout !== null) throw new TimeoutError(req.name, req.timeout);
+    if (answer.exit === EXIT.BUSY) throw await namingHolders(new BusyError(req.name), backend, req.name, req.timeout);
+    if (answer.exit === EXIT.TIMEOUT && req.timeout !== null) throw await namingHolders(new TimeoutError(req.name, req.timeout), backend, req.name, req.timeout);
     throw new WaitlockError(answer.exit, answer.context, answer.message);
   }
   holder.unref();

@@ -3,16 +3,18 @@
 import { getuid, hostname } from "../../ffi/libc";
 import type { Backend, HolderDescription, Lease, RemoteHolder } from "../backend";
 import { writeAtomically } from "../atomicfile";
-import { EXIT, WaitlockError, secondsPhrase } from "../errors";
+import { BusyError, EXIT, TimeoutError, WaitlockError, secondsPhrase } from "../errors";
 import { formatRows, type Listing, type Row } from "../format";
 import { oneLine } from "../holdertext";
-import { debug, notice } from "../log";
+import { debug, notice, statusLineWanted } from "../log";
 import { ancestorsOfSelf } from "../procinfo";
 import type { Holding } from "./exec";
 import { userNames } from "../users";
 import { asListError, nothingListed, restoreJit, toStdout, type ListOptions } from "./list";
 
 const DONE_WAIT_SECONDS = 5;
+/** A wait this long (milliseconds) is worth a line on a terminal. */
+const WAITING_NOTICE_MS = 1000;
 
 /** `scheme://user:password@...` with the password replaced by `***` (a command line may hold a --backend URL). */
 export function withoutPasswords(text: string): string {
@@ -37,6 +39,42 @@ export function leaseHolding(lease: Lease, grace: number): Holding {
     lease: { token: lease.token, lost: lease.lost, requested: lease.requested, grace },
     describe: () => {},
     release: () => lease.release(),
+  };
+}
+
+/** `held by PID 12 on host-a (sleep 30)`: who holds NAME, asked within a second; "" when the engine cannot say. */
+async function heldByRemote(backend: Backend, name: string): Promise<string> {
+  try {
+    const rows = (await backend.list({ name, timeout: 1 })).filter((h) => h.status === "active");
+    return rows.length === 0 ? "" : `held by ${holdersOnHosts(rows)}`;
+  } catch {
+    return "";
+  } finally {
+    await backend.close();
+  }
+}
+
+/** A BusyError or TimeoutError of NAME (`timeout` in seconds) made to name the holders, as on one machine; other errors as they are. */
+export async function namingHolders(e: unknown, backend: Backend, name: string, timeout: number | null): Promise<unknown> {
+  if (e instanceof BusyError) return new BusyError(name, await heldByRemote(backend, name));
+  if (e instanceof TimeoutError && timeout !== null) return new TimeoutError(name, timeout, await heldByRemote(backend, name));
+  return e;
+}
+
+/**
+ * On a terminal (statusLineWanted), a second into a wait for NAME: one line saying where
+ * and for whom it waits. Returns what ends it (call it once the wait is over).
+ */
+export function waitingNotice(backend: Backend, name: string): () => void {
+  if (!statusLineWanted()) return () => {};
+  let over = false;
+  const timer = setTimeout(async () => {
+    const who = await heldByRemote(backend, name);
+    if (!over) notice(name, `waiting on ${backend.label}${who ? `; ${who}` : ""}`);
+  }, WAITING_NOTICE_MS);
+  return () => {
+    over = true;
+    clearTimeout(timer);
   };
 }
 
