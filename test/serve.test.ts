@@ -56,7 +56,7 @@ test("requests are answered with the CLI's exit statuses and slots; an acquire t
   s.send(`7 release -d ${d} nothing`);
   expect(await s.answer("7")).toBe("1 - nothing: not held through this coprocess");
   s.send(`8 frobnicate`);
-  expect(await s.answer("8")).toBe("3 - frobnicate: unknown request (acquire, release, check, list)");
+  expect(await s.answer("8")).toBe("3 - frobnicate: unknown request (acquire, release, check, list, cancel)");
 
   // A lock held by another process: the acquire waits, the next requests are answered meanwhile.
   const other = startSh(`exec "$WL" -d "$D" busy --exec sh -c 'touch "$D/held"; read -r _'`, d);

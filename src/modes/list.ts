@@ -2,7 +2,7 @@
 import { writeAtomically } from "../atomicfile";
 import { EXIT, WaitlockError } from "../errors";
 import { formatRows, type Listing, type Row, type Status, type WaiterRow } from "../format";
-import { ProcessCache, readLockTable, type LockMode } from "../holders";
+import { readLockTable, type LockMode } from "../holders";
 import type { Decoded, LockRecord } from "../record";
 import type { Format } from "../options";
 import { commandLine, processUid } from "../procinfo";
@@ -123,8 +123,8 @@ function rowsOf(view: SlotView, users: Map<number, string>): { row: Row; bytes: 
 }
 
 /** The rows of one NAME's queue: its waiters in order, position 1 first. */
-function waiterRows(queue: QueueView, users: Map<number, string>, processes: ProcessCache, hostname: string): WaiterRow[] {
-  return queue.waiters.map(({ pid, path }, i) => {
+function waiterRows(queue: QueueView, users: Map<number, string>, hostname: string): WaiterRow[] {
+  return queue.waiters.map(({ pid, path, since }, i) => {
     const uid = pid === null ? null : (processUid(pid) ?? null);
     return {
       descriptor: queue.name,
@@ -134,7 +134,7 @@ function waiterRows(queue: QueueView, users: Map<number, string>, processes: Pro
       pid,
       uid,
       user: uid === null ? null : (users.get(uid) ?? String(uid)),
-      waitingSince: pid === null ? null : (processes.startedAt(pid) ?? null),
+      waitingSince: since,
       hostname: pid === null ? null : hostname,
       command: pid === null ? null : commandLine(pid),
     };
@@ -171,9 +171,8 @@ export async function snapshot(dir: string | undefined, opts: ListOptions, users
     }
   }
   if (opts.staleOnly || opts.file !== undefined) return listing;
-  const processes = new ProcessCache();
   const { hostname } = require("node:os") as typeof import("node:os");
-  for (const queue of viewQueues(dir, opts.name, table)) listing.waiters.push(...waiterRows(queue, users, processes, hostname()));
+  for (const queue of viewQueues(dir, opts.name, table)) listing.waiters.push(...waiterRows(queue, users, hostname()));
   return listing;
 }
 

@@ -14,9 +14,12 @@ export interface QueueView {
   name: string;
   /**
    * The waiters in queue order, the head (served next) first: the process (null when the
-   * kernel does not name it to us: another PID namespace) and its node file.
+   * kernel does not name it to us: another PID namespace), its node file, and when it
+   * joined the queue (Unix seconds: the node's mtime; the node is made when its waiter
+   * joins and never written, so this is the wait's start even for a process that has
+   * waited for other locks before, such as a --serve coprocess).
    */
-  waiters: { pid: number | null; path: string }[];
+  waiters: { pid: number | null; path: string; since: number }[];
 }
 
 /**
@@ -34,7 +37,7 @@ export function viewQueues(dir: string, onlyName: string | undefined, table: Loc
     // The slots' scan of the same directory reports why it cannot be read.
     return [];
   }
-  const nodes = new Map<string, { ticket: number; path: string; pid: number | null }[]>();
+  const nodes = new Map<string, { ticket: number; path: string; pid: number | null; since: number }[]>();
   for (const entry of entries) {
     const m = NODE_FILE.exec(entry);
     if (!m || (onlyName !== undefined && m[1] !== onlyName)) continue;
@@ -49,13 +52,13 @@ export function viewQueues(dir: string, onlyName: string | undefined, table: Loc
     // two readings (readLockTable()) of a process that has exited since.
     if (pid > 0 && !alive(pid)) continue;
     const list = nodes.get(m[1]!) ?? [];
-    list.push({ ticket: ticketOf(entry)!, path, pid: pid > 0 ? pid : null });
+    list.push({ ticket: ticketOf(entry)!, path, pid: pid > 0 ? pid : null, since: st.mtimeMs / 1000 });
     nodes.set(m[1]!, list);
   }
   const queues: QueueView[] = [];
   for (const [name, list] of nodes) {
     list.sort((a, b) => a.ticket - b.ticket);
-    queues.push({ name, waiters: list.map(({ pid, path }) => ({ pid, path })) });
+    queues.push({ name, waiters: list.map(({ pid, path, since }) => ({ pid, path, since })) });
   }
   return queues.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
