@@ -97,21 +97,23 @@ export class RequestLines {
 
   /** Takes the next bytes read; calls back for every line they complete. */
   push(chunk: Uint8Array): void {
-    for (let from = 0; from <= chunk.length; ) {
+    for (let from = 0; from < chunk.length; ) {
       const nl = chunk.indexOf(10, from);
       const end = nl < 0 ? chunk.length : nl;
       if (!this.skipping) {
-        const piece = chunk.slice(from, end);
-        if (this.size + piece.length > this.max) {
+        if (this.size + (end - from) > this.max) {
           this.skipping = true;
-          this.tooLong(this.decoder.decode(this.take(piece).subarray(0, 256)));
+          this.tooLong(this.decoder.decode(this.take(chunk.subarray(from, end)).subarray(0, 256)));
+        } else if (nl >= 0) {
+          // The common case, a whole line in one read, is decoded without a copy.
+          this.line(this.decoder.decode(this.size === 0 ? chunk.subarray(from, end) : this.take(chunk.subarray(from, end))));
         } else {
-          this.parts.push(piece);
-          this.size += piece.length;
+          // Kept past this call: a copy, in case the reader reuses its buffer.
+          this.parts.push(chunk.slice(from, end));
+          this.size += end - from;
         }
       }
       if (nl < 0) return;
-      if (!this.skipping) this.line(this.decoder.decode(this.take()));
       this.skipping = false;
       from = nl + 1;
     }

@@ -22,7 +22,10 @@ const VARS = ["WAITLOCK_DIR", "WAITLOCK_TIMEOUT", "WAITLOCK_SLOT", "WAITLOCK_REC
 const ADD = `_waitlock_add() {
   local v=$1
   if [[ -z $v ]]; then _waitlock_req+=" %"; return 0; fi
-  v=\${v//\\%/%25}; v=\${v//\\ /%20}; v=\${v//$'\\t'/%09}; v=\${v//$'\\n'/%0A}; v=\${v//$'\\r'/%0D}
+  # One match is cheaper than five substitutions, and most words need none.
+  if [[ $v == *[%\\ $'\\t\\n\\r']* ]]; then
+    v=\${v//\\%/%25}; v=\${v//\\ /%20}; v=\${v//$'\\t'/%09}; v=\${v//$'\\n'/%0A}; v=\${v//$'\\r'/%0D}
+  fi
   _waitlock_req+=" $v"
 }`;
 
@@ -41,10 +44,10 @@ _waitlock_interrupted=
 ${ADD}
 _waitlock_cancel() {
   _waitlock_interrupted=1
-  printf '%s\\n' "c$_waitlock_n cancel $_waitlock_n" >&"\${_WAITLOCK[1]}" 2>/dev/null || :
+  printf '%s\\n' "c$_waitlock_n cancel w$_waitlock_n" >&"\${_WAITLOCK[1]}" 2>/dev/null || :
 }
 _waitlock_request() {
-  local _waitlock_req id st slot text line= more rc me=$BASHPID verb=$1 quick= old= trapped=
+  local _waitlock_req id st slot text first= rc=0 me=$BASHPID verb=$1 quick= old= trapped=
   if [[ $_waitlock_owner != "$me" ]]; then
     coproc _WAITLOCK { exec "\${_waitlock_cmd[@]}" --serve --owner "$me"; }
     _waitlock_owner=$me
@@ -58,7 +61,8 @@ _waitlock_request() {
   fi
   _waitlock_n=$((_waitlock_n + 1))
   _waitlock_interrupted=
-  _waitlock_req="$_waitlock_n $1"
+  # IDs of two characters at least: the quick read below takes the first alone.
+  _waitlock_req="w$_waitlock_n $1"
   if [[ $verb == acquire && $- != *i* ]]; then quick=${QUICK_SECONDS}; fi
   shift
 ${VARS.map((v) => `  if [[ -v ${v} && \${${v}@a} == *x* ]]; then _waitlock_add "${v}=$${v}"; fi`).join("\n")}
@@ -69,22 +73,24 @@ ${VARS.map((v) => `  if [[ -v ${v} && \${${v}@a} == *x* ]]; then _waitlock_add "
   fi
   if [[ $verb == acquire && -z $quick ]]; then old=$(trap -p INT); trapped=1; trap _waitlock_cancel INT; fi
   while :; do
-    # A read that times out keeps what it had read of the line: the next one goes on from there.
-    IFS= read -r \${quick:+-t "$quick"} more <&"\${_WAITLOCK[0]}" && rc=0 || rc=$?
-    line+=$more
-    if (( rc == 0 )); then
-      id=\${line%% *}; line=\${line#* }; st=\${line%% *}; line=\${line#* }; slot=\${line%% *}
-      if [[ $line == *" "* ]]; then text=\${line#* }; else text=; fi
-      line=
-      if [[ $id == "$_waitlock_n" ]]; then break; fi
-      continue
+    if [[ -n $quick ]]; then
+      # The first character, within the quick time: a read that times out has taken none.
+      IFS= read -r -n 1 -t "$quick" first <&"\${_WAITLOCK[0]}" && rc=0 || rc=$?
+      if (( rc > 128 )); then
+        # No answer yet: the acquire waits. From now on ^C withdraws it.
+        quick=
+        rc=0
+        old=$(trap -p INT)
+        trapped=1
+        trap _waitlock_cancel INT
+        continue
+      fi
     fi
-    if (( rc > 128 )) && [[ -n $quick ]]; then
-      # No answer yet: the acquire waits. From now on ^C withdraws it.
-      quick=
-      old=$(trap -p INT)
-      trapped=1
-      trap _waitlock_cancel INT
+    if (( rc == 0 )); then IFS=' ' read -r id st slot text <&"\${_WAITLOCK[0]}" && rc=0 || rc=$?; fi
+    if (( rc == 0 )); then
+      id=$first$id
+      first=
+      if [[ $id == "w$_waitlock_n" ]]; then break; fi
       continue
     fi
     if [[ -n $trapped ]]; then if [[ -n $old ]]; then eval "$old"; else trap - INT; fi; fi
