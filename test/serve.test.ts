@@ -204,6 +204,27 @@ test("--list shows a coprocess's waiter waiting since it asked, not since the co
   await s.p.exited;
 });
 
+test("--serve --owner PID: the end of input releases nothing while PID lives; PID's exit does, and so does SIGTERM meanwhile", async () => {
+  const d = lockDir();
+  for (const ending of ["owner exits", "SIGTERM"] as const) {
+    const owner = start(["sleep", "60"]);
+    const s = serverOf(start([BIN, "--serve", "--owner", String(owner.pid)], { stdin: "pipe", stdout: "pipe" }));
+    s.send(`1 acquire -d ${d} kept`);
+    expect(await s.answer("1")).toBe("0 0");
+    expect((await listJson(d))[0]).toMatchObject({ pid: s.p.pid, owner: owner.pid });
+    s.end();
+    // Nothing to wait for but time: the end of input must not release while the owner lives.
+    const until = performance.now() + 500;
+    while (performance.now() < until) expect(await held(d, "kept")).toBe(true);
+    if (ending === "owner exits") owner.kill("SIGKILL");
+    else s.p.kill("SIGTERM");
+    await waitFor(`the release (${ending})`, async () => !(await held(d, "kept")), 3000);
+    await s.p.exited;
+    owner.kill("SIGKILL");
+  }
+  expect((await run([BIN, "--serve", "--owner", "1"])).code).toBe(3);
+});
+
 // ---------------------------------------------------------------- the shells
 
 const SHELLS = ["bash", "zsh"] as const;

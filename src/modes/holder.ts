@@ -39,22 +39,22 @@ const OWNER_FD = 4;
 /**
  * Resolves when the process `owner` (started at `ownerStart`, Unix seconds; undefined: not
  * known) exits, watched by `watch`: "pidfd" (its pidfd is open at `pidfd`), "kqueue", or
- * anything else: polling every 250 ms. This thread sleeps in the kernel meanwhile, but
- * signal handlers still run: a blocking wait that a signal interrupts lets them.
+ * anything else: polling every 250 ms. This thread sleeps in the kernel meanwhile; a
+ * signal that interrupts the wait lets its handler run. `sliceMs` >= 0: wake up that often
+ * anyway (a process with other threads may have the signal taken by one of them, leaving
+ * this wait uninterrupted), polling where the wait cannot be bounded (kqueue).
  */
-export async function untilExit(owner: number, ownerStart: number | undefined, watch: string, pidfd: number): Promise<void> {
-  // A blocking wait returns -EINTR when a signal comes: then let its handler run.
-  const waitBlocking = async (wait: () => number) => {
-    while (wait() === -E.EINTR) await Bun.sleep(0);
-  };
-  const queue = watch === "kqueue" ? processExitQueue(owner) : -E.ENOSYS;
-  if (watch === "pidfd")
-    await waitBlocking(() => {
-      const r = pollReadable([pidfd], -1);
-      return typeof r === "number" ? r : 1;
-    });
-  else if (queue >= 0) await waitBlocking(() => waitQueue(queue));
-  else if (queue !== -E.ESRCH) while (sameProcess(owner, ownerStart)) await Bun.sleep(250);
+export async function untilExit(owner: number, ownerStart: number | undefined, watch: string, pidfd: number, sliceMs = -1): Promise<void> {
+  if (watch === "pidfd") {
+    for (;;) {
+      const r = pollReadable([pidfd], sliceMs);
+      if (typeof r === "number" ? r !== -E.EINTR : r.length > 0) return;
+      await Bun.sleep(0);
+    }
+  }
+  const queue = watch === "kqueue" && sliceMs < 0 ? processExitQueue(owner) : -E.ENOSYS;
+  if (queue >= 0) while (waitQueue(queue) === -E.EINTR) await Bun.sleep(0);
+  else if (queue !== -E.ESRCH) while (sameProcess(owner, ownerStart)) await Bun.sleep(sliceMs < 0 ? 250 : sliceMs);
 }
 
 export async function runHolder(args: string[]): Promise<number> {

@@ -55,6 +55,12 @@ interface Answer {
 /** The compiled executable's entry starts its waiting threads too (src/main.ts); from source, the default. */
 const WAIT_SCRIPT = Bun.main.startsWith("/$bunfs/") ? Bun.main : undefined;
 
+/**
+ * While it holds on after the end of input, how often the coprocess wakes to let a signal
+ * handler run: one of its threads may take the signal without interrupting the wait.
+ */
+const SIGNAL_SLICE_MS = 100;
+
 /** How many distinct requests keep their parsed options. */
 const PARSED_KEPT = 256;
 
@@ -382,6 +388,7 @@ export async function serve(settings: ServeSettings): Promise<number> {
     server.releaseAll();
     process.exit(status);
   };
+  if (settings.owner === process.pid) throw new UsageError("--owner", "a coprocess cannot hold locks for itself: they would never be released");
   // The owner's exit is watched from the start, so that its PID cannot be reused unseen.
   const watch = settings.owner === undefined ? undefined : exitWatch(settings.owner);
   if (watch?.kind === "gone") throw new UsageError("--owner", `no process with PID ${settings.owner}`);
@@ -413,7 +420,7 @@ export async function serve(settings: ServeSettings): Promise<number> {
     if (watch && server.outlivesInput) {
       await server.withdrawAll();
       debug(`end of input; holding on until process ${server.owner} exits`);
-      await untilExit(server.owner, server.ownerStart, watch.kind, watch.kind === "pidfd" ? watch.fd : -1);
+      await untilExit(server.owner, server.ownerStart, watch.kind, watch.kind === "pidfd" ? watch.fd : -1, SIGNAL_SLICE_MS);
     }
   } catch (e) {
     debug(`cannot go on serving: ${e instanceof Error ? e.message : String(e)}`);
