@@ -360,6 +360,18 @@ ${body}`;
     await waitFor("the coprocess to exit", () => !alive(coprocess), 5000);
   });
 
+  shellTest(`${shell}: the locks go when the shell exits, even if a command it left in the background keeps the coprocess's pipe open`, async () => {
+    const d = lockDir();
+    const r = await runShell(`waitlock_acquire bg; sleep 30 >/dev/null 2>&1 & echo $! > "$D/bg.pid"`, d);
+    expect(r.code).toBe(0);
+    const bg = Number(readFileSync(`${d}/bg.pid`, "utf8"));
+    try {
+      await waitFor("the release after the shell's exit", async () => !(await held(d, "bg")), 5000);
+    } finally {
+      process.kill(bg, "SIGKILL");
+    }
+  });
+
   shellTest(`${shell}: a bare 'wait' returns: the coprocess is not a job of the shell`, async () => {
     const d = lockDir();
     const r = await runShell(`waitlock_acquire a; sleep 0.1 & wait; echo waited; waitlock_release a; echo released`, d, 10_000);

@@ -22,7 +22,7 @@
 // the command it runs still counts on the locks). A request line is at most
 // MAX_REQUEST_BYTES long.
 import { writeSync } from "node:fs";
-import { getppid, leaveProcessGroup } from "../../ffi/libc";
+import { getppid, leaveProcessGroup, pollReadable } from "../../ffi/libc";
 import { acquire, release, type Held, type SlotRequest } from "../engine";
 import { BusyError, EXIT, UsageError, WaitlockError } from "../errors";
 import { resolveLockDir, type LockDir } from "../lockdir";
@@ -60,6 +60,9 @@ const WAIT_SCRIPT = Bun.main.startsWith("/$bunfs/") ? Bun.main : undefined;
  * handler run: one of its threads may take the signal without interrupting the wait.
  */
 const SIGNAL_SLICE_MS = 100;
+
+/** How often a coprocess with --owner checks that its owner is still there, while serving. */
+const OWNER_CHECK_MS = 1000;
 
 /** How many distinct requests keep their parsed options. */
 const PARSED_KEPT = 256;
@@ -406,6 +409,16 @@ export async function serve(settings: ServeSettings): Promise<number> {
     }
   }, settings);
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, stop(signal));
+  if (watch) {
+    // The owner's exit releases even while its pipe stays open (a command it started holds
+    // it: zsh's descriptors are inherited).
+    const ownerGone = (): boolean => {
+      if (watch.kind !== "pidfd") return !sameProcess(server.owner, server.ownerStart);
+      const r = pollReadable([watch.fd], 0);
+      return typeof r !== "number" && r.length > 0;
+    };
+    setInterval(() => ownerGone() && stop(`process ${server.owner} has exited`)(), OWNER_CHECK_MS).unref();
+  }
   debug(`serving requests for process ${server.owner}`);
   const lines = new RequestLines(
     MAX_REQUEST_BYTES,
