@@ -189,10 +189,10 @@ waitlock_release() {
 `;
 
 /**
- * The functions `waitlock_acquire [OPTIONS] NAME` (sets WAITLOCK_SLOT, 0-based) and
- * `waitlock_release [OPTIONS] NAME` for `shell`, running `command` (the program and its
- * leading arguments) as the coprocess. Their exit statuses are the plain form's; 4 when the
- * coprocess has died.
+ * The functions `waitlock_acquire [OPTIONS] NAME` (sets WAITLOCK_SLOT, 0-based, unless the
+ * caller exported it) and `waitlock_release [OPTIONS] NAME` for `shell`, running `command`
+ * (the program and its leading arguments) as the coprocess. Their exit statuses are the
+ * plain form's; 4 when the coprocess has died; 130 when ^C withdrew a waiting acquire.
  */
 export function shellFunctions(shell: Shell, command: string[]): string {
   const cmd = command.map(quote).join(" ");
