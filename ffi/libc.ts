@@ -74,6 +74,8 @@ interface Calls {
   tcgetpgrp(fd: number): number;
   tcsetpgrp(fd: number, pgid: number): number;
   getpgrp(): number;
+  /** setpgid(0, 0): the calling process leads a process group of its own */
+  newProcessGroup(): number;
   /** sigaction(sig, act, old): a struct sigaction starts with its handler on every system */
   sigaction(sig: number, act: Uint8Array | null, old: Uint8Array | null): number;
   /** sigprocmask(how, set, old), for the calling (JavaScript) thread */
@@ -141,6 +143,7 @@ function linuxCalls(S: Syscalls, ffi: FFI): { calls: Calls; errno: () => Pointer
         return sc(S.ioctl, fd, S.TIOCSPGRP, at(pgrp), 0);
       },
       getpgrp: () => sc(S.getpgid, 0, 0, 0, 0),
+      newProcessGroup: () => sc(S.setpgid, 0, 0, 0, 0),
       sigaction: (sig, act, old) => sc(S.rt_sigaction, sig, act ? at(act) : 0, old ? at(old) : 0, S.KERNEL_SIGSET_BYTES),
       sigprocmask: (how, set, old) => sc(S.rt_sigprocmask, how, set ? at(set) : 0, old ? at(old) : 0, S.KERNEL_SIGSET_BYTES),
       clearCloseOnExec: (fd) => sc(S.ioctl, fd, P.job.FIONCLEX, 0, 0),
@@ -180,6 +183,7 @@ function namedCalls(): { calls: Calls; errno: () => Pointer } {
       tcgetpgrp: { args: [i32], returns: i32 },
       tcsetpgrp: { args: [i32, i32], returns: i32 },
       getpgrp: { args: [], returns: i32 },
+      setpgid: { args: [i32, i32], returns: i32 },
       [P.sigactionFn ?? "sigaction"]: { args: [i32, ptr, ptr], returns: i32 },
       [P.sigprocmaskFn ?? "sigprocmask"]: { args: [i32, ptr, ptr], returns: i32 },
       // ioctl is variadic: FIONCLEX takes no third argument, so only the fixed ones are passed.
@@ -212,6 +216,7 @@ function namedCalls(): { calls: Calls; errno: () => Pointer } {
       tcgetpgrp: (fd) => C().tcgetpgrp!(fd),
       tcsetpgrp: (fd, pgid) => C().tcsetpgrp!(fd, pgid),
       getpgrp: () => C().getpgrp!(),
+      newProcessGroup: () => C().setpgid!(0, 0),
       sigaction: (sig, act, old) => C()[P.sigactionFn ?? "sigaction"]!(sig, act, old),
       sigprocmask: (how, set, old) => C()[P.sigprocmaskFn ?? "sigprocmask"]!(how, set, old),
       clearCloseOnExec: (fd) => C().ioctl!(fd, P.job.FIONCLEX),
@@ -724,6 +729,15 @@ export function setForegroundGroup(fd: number, pgid: number): number {
 
 export function processGroup(): number {
   return sys.getpgrp();
+}
+
+/**
+ * Makes the calling process lead a process group of its own (setpgid(0, 0)), so that a
+ * terminal's ^C for the group it was in no longer reaches it. 0, or -errno (EPERM: it
+ * leads a session).
+ */
+export function leaveProcessGroup(): number {
+  return check(sys.newProcessGroup());
 }
 
 /** The signal mask of the calling (JavaScript) thread now (empty when it cannot be read). */

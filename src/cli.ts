@@ -63,7 +63,7 @@ async function runOther(opts: Options): Promise<number> {
       return checkSlots(() => ({ dir: readOnlyDir(opts), name: opts.name ?? readNameFromStdin(), slots: opts.slots, mode: modeOf(opts) }));
     }
     case "serve":
-      return (await import("./modes/serve")).serve(opts.verbose);
+      return (await import("./modes/serve")).serve({ verbose: opts.verbose, lockDir: opts.lockDir, owner: opts.owner });
     case "shell-init":
       await Bun.write(Bun.stdout, (await import("./modes/shell-init")).shellFunctions(opts.shell!, selfCommand()));
       return EXIT.OK;

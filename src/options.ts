@@ -341,7 +341,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   only("format", ["list"], "with --list");
   only("watch", ["list"], "with --list");
   only("output", ["list"], "with --list");
-  only("owner", ["acquire"], "when acquiring for the caller (without --exec, --check, --done or --list)");
+  only("owner", ["acquire", "serve"], "when acquiring for the caller (without --exec, --check, --done or --list) or with --serve");
   only("timeout", ["acquire", "exec", "done", "fd"], "when acquiring or with --done");
   only("print-slot", ["acquire", "exec"], "when acquiring");
   only("conflict-exit-code", ["acquire", "exec", "fd"], "when acquiring (without --check, --done or --list)");

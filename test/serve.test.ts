@@ -6,7 +6,11 @@ import { BIN, alive, held, listJson, lockDir, queuedInKernel, run, start, startS
 
 /** A --serve process with a line-at-a-time client. */
 function server(env: Record<string, string> = {}) {
-  const p = start([BIN, "--serve"], { stdin: "pipe", stdout: "pipe", env });
+  return serverOf(start([BIN, "--serve"], { stdin: "pipe", stdout: "pipe", env }));
+}
+
+/** A line-at-a-time client of the --serve process `p`. */
+function serverOf(p: ReturnType<typeof start>) {
   const lines: string[] = [];
   const decoder = new TextDecoder();
   let partial = "";
@@ -56,7 +60,7 @@ test("requests are answered with the CLI's exit statuses and slots; an acquire t
   s.send(`7 release -d ${d} nothing`);
   expect(await s.answer("7")).toBe("1 - nothing: not held through this coprocess");
   s.send(`8 frobnicate`);
-  expect(await s.answer("8")).toBe("3 - frobnicate: unknown request (acquire, release, check, list)");
+  expect(await s.answer("8")).toBe("3 - frobnicate: unknown request (acquire, release, check, list, cancel)");
 
   // A lock held by another process: the acquire waits, the next requests are answered meanwhile.
   const other = startSh(`exec "$WL" -d "$D" busy --exec sh -c 'touch "$D/held"; read -r _'`, d);
@@ -108,6 +112,123 @@ for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
     expect(await held(d, "two", 1)).toBe(false);
   });
 }
+
+test("a bad %XX escape is answered with the request's ID; a line over the limit is refused by its ID and serving goes on with bounded memory", async () => {
+  const d = lockDir();
+  const s = server();
+  s.send(`1 check -d ${d} free`);
+  expect(await s.answer("1")).toBe("0 -");
+  const peakKbOf = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]);
+  const before = peakKbOf(s.p.pid);
+  s.send(`7 acquire -d ${d} bad%zzname`);
+  expect(await s.answer("7")).toBe("3 - bad%zzname: bad %XX escape in request (%XX is two hexadecimal digits; a percent sign is %25)");
+  // The ID is echoed as written, %XX and all.
+  s.send(`id%20x check -d ${d} free`);
+  expect(await s.answer("id%20x")).toBe("0 -");
+  const stdin = s.p.stdin as { write(b: string): unknown; flush(): unknown };
+  stdin.write(`8 acquire -d ${d} `);
+  // 64 MiB without a newline: kept whole, it would cost at least as much memory.
+  const mib = "x".repeat(1 << 20);
+  for (let i = 0; i < 64; i++) {
+    stdin.write(mib);
+    await stdin.flush();
+  }
+  s.send("");
+  expect(await s.answer("8")).toBe("3 - request: longer than 65536 bytes");
+  s.send(`9 acquire -d ${d} after`);
+  expect(await s.answer("9")).toBe("0 0");
+  expect(peakKbOf(s.p.pid) - before).toBeLessThan(32 * 1024);
+  s.end();
+  expect(await s.p.exited).toBe(0);
+}, 60_000);
+
+test("--serve -d DIR (and its WAITLOCK_DIR) is the lock directory of requests that name none", async () => {
+  const d = lockDir();
+  const other = lockDir();
+  const s = start([BIN, "--serve", "-d", d], { stdin: "pipe", stdout: "pipe" });
+  const byOption = serverOf(s);
+  byOption.send("1 acquire one");
+  expect(await byOption.answer("1")).toBe("0 0");
+  expect(await held(d, "one")).toBe(true);
+  byOption.send(`2 acquire -d ${other} two`);
+  expect(await byOption.answer("2")).toBe("0 0");
+  expect(await held(other, "two")).toBe(true);
+  byOption.send("3 check one");
+  expect(await byOption.answer("3")).toBe("1 -");
+  const byEnv = server({ WAITLOCK_DIR: other });
+  byEnv.send("1 acquire three");
+  expect(await byEnv.answer("1")).toBe("0 0");
+  expect(await held(other, "three")).toBe(true);
+  byOption.end();
+  byEnv.end();
+  expect([await s.exited, await byEnv.p.exited]).toEqual([0, 0]);
+});
+
+test("'cancel' withdraws a waiting acquire: answered with status 2, nothing left queued, never granted later", async () => {
+  const d = lockDir();
+  const s = server();
+  const other = startSh(`exec "$WL" -d "$D" busy --exec sh -c 'touch "$D/held"; read -r _'`, d);
+  await waitFor("the other holder", () => existsSync(`${d}/held`));
+  s.send(`w1 acquire -d ${d} busy`);
+  await waitFor("the wait in the kernel's queue", () => queuedInKernel(s.p.pid));
+  s.send("c1 cancel w1");
+  expect(await s.answer("c1")).toBe("0 -");
+  expect(await s.answer("w1")).toBe("2 - busy: gave up waiting: cancelled");
+  s.send("c2 cancel w1");
+  expect(await s.answer("c2")).toBe("1 - w1: no acquire with this ID is waiting");
+  expect((await listJson(d, ["--all"])).filter((r) => (r as { status?: string }).status === "waiting")).toEqual([]);
+  await waitFor("the wait to leave the kernel's queue", () => !queuedInKernel(s.p.pid));
+  (other.stdin as { end(): unknown }).end();
+  await waitFor("the other holder to go", async () => !(await held(d, "busy")));
+  s.send(`2 check -d ${d} busy`);
+  expect(await s.answer("2")).toBe("0 -");
+  s.end();
+  expect(await s.p.exited).toBe(0);
+});
+
+test("--list shows a coprocess's waiter waiting since it asked, not since the coprocess started", async () => {
+  const d = lockDir();
+  const startedMs = Date.now();
+  const s = server();
+  s.send(`1 check -d ${d} x`);
+  expect(await s.answer("1")).toBe("0 -");
+  await waitFor("the coprocess to be over a second old", () => Date.now() - startedMs > 1500, 5000);
+  const other = startSh(`exec "$WL" -d "$D" busy --exec sh -c 'touch "$D/held"; read -r _'`, d);
+  await waitFor("the other holder", () => existsSync(`${d}/held`));
+  const askedAt = Date.now() / 1000;
+  s.send(`2 acquire -d ${d} busy`);
+  await waitFor("the wait in the kernel's queue", () => queuedInKernel(s.p.pid));
+  const r = await run([BIN, "-d", d, "--list", "-f", "json"]);
+  const waiter = (JSON.parse(r.stdout) as { status: string; pid: number; waitingSince: number }[]).find((w) => w.status === "waiting");
+  expect(waiter?.pid).toBe(s.p.pid);
+  expect(waiter!.waitingSince).toBeGreaterThanOrEqual(askedAt - 0.05);
+  expect(waiter!.waitingSince).toBeLessThanOrEqual(Date.now() / 1000);
+  (other.stdin as { end(): unknown }).end();
+  expect(await s.answer("2")).toBe("0 0");
+  s.end();
+  await s.p.exited;
+});
+
+test("--serve --owner PID: the end of input releases nothing while PID lives; PID's exit does, and so does SIGTERM meanwhile", async () => {
+  const d = lockDir();
+  for (const ending of ["owner exits", "SIGTERM"] as const) {
+    const owner = start(["sleep", "60"]);
+    const s = serverOf(start([BIN, "--serve", "--owner", String(owner.pid)], { stdin: "pipe", stdout: "pipe" }));
+    s.send(`1 acquire -d ${d} kept`);
+    expect(await s.answer("1")).toBe("0 0");
+    expect((await listJson(d))[0]).toMatchObject({ pid: s.p.pid, owner: owner.pid });
+    s.end();
+    // Nothing to wait for but time: the end of input must not release while the owner lives.
+    const until = performance.now() + 500;
+    while (performance.now() < until) expect(await held(d, "kept")).toBe(true);
+    if (ending === "owner exits") owner.kill("SIGKILL");
+    else s.p.kill("SIGTERM");
+    await waitFor(`the release (${ending})`, async () => !(await held(d, "kept")), 3000);
+    await s.p.exited;
+    owner.kill("SIGKILL");
+  }
+  expect((await run([BIN, "--serve", "--owner", "1"])).code).toBe(3);
+});
 
 // ---------------------------------------------------------------- the shells
 
@@ -228,6 +349,123 @@ ${body}`;
     );
     expect(r.stdout).toBe("inner held=1\nouter from subshell=1\ninner free after the subshell\nouter still held=1\n");
     expect(r.code).toBe(0);
+  });
+
+  shellTest(`${shell}: the locks stay held while the shell's process lives, also after it exec'd its last command; released when that exits`, async () => {
+    const d = lockDir();
+    const sh = startShell(`waitlock_acquire job; touch "$D/locked"; exec sleep 30`, d);
+    await waitFor("the shell to exec sleep", () => existsSync(`${d}/locked`) && readFileSync(`/proc/${sh.pid}/cmdline`, "utf8").startsWith("sleep"));
+    const coprocess = (await listJson(d))[0]!.pid!;
+    // Nothing to wait for but time: the old coprocess let go as soon as the pipe closed.
+    const until = performance.now() + 700;
+    while (performance.now() < until) expect(await held(d, "job")).toBe(true);
+    expect(alive(coprocess)).toBe(true);
+    process.kill(sh.pid, "SIGKILL");
+    await waitFor("release after the exec'd command's death", async () => !(await held(d, "job")), 5000);
+    await waitFor("the coprocess to exit", () => !alive(coprocess), 5000);
+  });
+
+  shellTest(`${shell}: the locks go when the shell exits, even if a command it left in the background keeps the coprocess's pipe open`, async () => {
+    const d = lockDir();
+    const r = await runShell(`waitlock_acquire bg; sleep 30 >/dev/null 2>&1 & echo $! > "$D/bg.pid"`, d);
+    expect(r.code).toBe(0);
+    const bg = Number(readFileSync(`${d}/bg.pid`, "utf8"));
+    try {
+      await waitFor("the release after the shell's exit", async () => !(await held(d, "bg")), 5000);
+    } finally {
+      process.kill(bg, "SIGKILL");
+    }
+  });
+
+  shellTest(`${shell}: a bare 'wait' returns: the coprocess is not a job of the shell`, async () => {
+    const d = lockDir();
+    const r = await runShell(`waitlock_acquire a; sleep 0.1 & wait; echo waited; waitlock_release a; echo released`, d, 10_000);
+    expect(r.stdout).toBe("waited\nreleased\n");
+    expect(r.code).toBe(0);
+  });
+
+  shellTest(`${shell}: ^C withdraws a waiting acquire (nothing left queued), keeps the shell's other locks, and reaches the shell's own trap`, async () => {
+    const d = lockDir();
+    const other = startSh(`exec "$WL" -d "$D" busy --exec sh -c 'touch "$D/held"; read -r _'`, d);
+    await waitFor("the other holder", () => existsSync(`${d}/held`));
+    const sh = startShell(
+      `trap 'echo trapped >> "$D/traps"' INT
+      waitlock_acquire mine
+      rc=0; waitlock_acquire busy || rc=$?
+      echo "rc=$rc" > "$D/done"
+      read -r _
+      "$WL" --check mine || echo "mine still held"
+      "$WL" --check busy || echo "busy held"`,
+      d,
+    );
+    await waitFor("mine to be taken", () => held(d, "mine"));
+    const coprocess = (await listJson(d)).find((r) => r.descriptor === "mine")!.pid!;
+    await waitFor("the wait in the kernel's queue", () => queuedInKernel(coprocess));
+    // As a terminal's ^C: SIGINT to the shell's whole process group, again until the acquire
+    // returns (the bash functions catch it once the answer is late, 0.05 s).
+    const deadline = performance.now() + 10_000;
+    while (!existsSync(`${d}/done`)) {
+      expect(performance.now()).toBeLessThan(deadline);
+      process.kill(-sh.pid, "SIGINT");
+      await waitFor("the acquire to return", () => existsSync(`${d}/done`), 300).catch(() => {});
+    }
+    expect(readFileSync(`${d}/done`, "utf8")).toBe("rc=130\n");
+    expect(readFileSync(`${d}/traps`, "utf8")).toMatch(/^(trapped\n)+$/);
+    await waitFor("the wait to leave the queue", () => !queuedInKernel(coprocess));
+    (other.stdin as { end(): unknown }).end();
+    await waitFor("the other holder to go", async () => !(await held(d, "busy")));
+    const stdin = sh.stdin as { write(s: string): unknown; end(): unknown };
+    stdin.write("\n");
+    stdin.end();
+    expect(await sh.exited).toBe(0);
+    expect(await new Response(sh.stderr as ReadableStream).text()).toBe("");
+  });
+
+  shellTest(`${shell}: ^C in a script without a trap ends it, as it would end flock(1), and leaves nothing queued or held`, async () => {
+    const d = lockDir();
+    const other = startSh(`exec "$WL" -d "$D" busy --exec sh -c 'touch "$D/held"; read -r _'`, d);
+    await waitFor("the other holder", () => existsSync(`${d}/held`));
+    const sh = startShell(`waitlock_acquire mine; waitlock_acquire busy; echo not reached`, d);
+    await waitFor("mine to be taken", () => held(d, "mine"));
+    const coprocess = (await listJson(d)).find((r) => r.descriptor === "mine")!.pid!;
+    await waitFor("the wait in the kernel's queue", () => queuedInKernel(coprocess));
+    process.kill(-sh.pid, "SIGINT");
+    await sh.exited;
+    expect(sh.signalCode ?? sh.exitCode).toBeOneOf(["SIGINT", 130]);
+    await waitFor("the coprocess to exit", () => !alive(coprocess), 5000);
+    expect(await held(d, "mine")).toBe(false);
+    (other.stdin as { end(): unknown }).end();
+  });
+
+  shellTest(`${shell}: an exported WAITLOCK_SLOT (a preference) is left as it is; otherwise WAITLOCK_SLOT is set, not exported`, async () => {
+    const d = lockDir();
+    const other = startSh(`WAITLOCK_SLOT=1 exec "$WL" -d "$D" -m 4 pool --exec sh -c 'touch "$D/held"; read -r _'`, d);
+    await waitFor("the other holder of slot 1", () => existsSync(`${d}/held`));
+    const r = await runShell(
+      `export WAITLOCK_SLOT=1
+      waitlock_acquire -m 4 pool; echo "exported=$WAITLOCK_SLOT"; sh -c 'echo "child=$WAITLOCK_SLOT"'
+      waitlock_acquire -m 2 pair; echo "again=$WAITLOCK_SLOT"
+      unset WAITLOCK_SLOT
+      waitlock_acquire -m 4 other; echo "set=$WAITLOCK_SLOT"; sh -c 'echo "child=\${WAITLOCK_SLOT-unset}"'`,
+      d,
+    );
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("exported=1\nchild=1\nagain=1\nset=0\nchild=unset\n");
+    (other.stdin as { end(): unknown }).end();
+  });
+
+  shellTest(`${shell}: waitlock --done on a lock held through the coprocess stops the owner shell, as for a plain acquire; a script asking for its own is spared`, async () => {
+    const d = lockDir();
+    const sh = startShell(`waitlock_acquire job; touch "$D/locked"; while :; do read -r _ || break; done; echo survived`, d);
+    await waitFor("the shell to take its lock", () => existsSync(`${d}/locked`));
+    const done = await run([BIN, "-d", d, "--done", "job"]);
+    expect(done.code).toBe(0);
+    await sh.exited;
+    expect(sh.signalCode).toBe("SIGTERM");
+    expect(await held(d, "job")).toBe(false);
+
+    const own = await runShell(`waitlock_acquire own; "$WL" --done own; echo "done=$?"; "$WL" --check own && echo free`, d);
+    expect(own.stdout).toBe("done=0\nfree\n");
   });
 
   shellTest(`${shell}: a dead coprocess is a clear error (status 4), never a hang; the next call starts a new one`, async () => {

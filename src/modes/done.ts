@@ -32,7 +32,8 @@ function letGo(view: SlotView, signalled: Holder[]): boolean {
  * `--exec` waitlock forwards the signal to its command; a plain acquire's holder process
  * lets go, and the owner script it holds for is stopped too, so that its work does not run
  * on unprotected. Otherwise every process the kernel names as holding it (the command of a
- * killed waitlock, a daemon it left behind), and the owners of any holder processes among them.
+ * killed waitlock, a daemon it left behind), and the owners of any holder processes among them
+ * (a coprocess among them: the shell it holds for).
  */
 function targetsOf(view: SlotView, spared: ReadonlySet<number>): number[] {
   const records: LockRecord[] = [];
@@ -44,7 +45,7 @@ function targetsOf(view: SlotView, spared: ReadonlySet<number>): number[] {
     // A holder that is its own owner (the caller of `--fd N`, a library user) is an owner:
     // spared, as below, when it is this process or an ancestor.
     if (!(record && record.owner === pid && spared.has(pid))) targets.add(pid);
-    const owner = ownerOfHolder(pid);
+    const owner = ownerOfHolder(pid, record);
     if (owner === undefined || spared.has(owner)) continue;
     // A record names the owner with the time it was taken: a reused PID is left alone.
     const named = record ?? view.record;

@@ -6,6 +6,7 @@
 import { E, pollReadable, processExitQueue, waitQueue } from "../../ffi/libc";
 import { sameProcess } from "../holders";
 import { commandLine } from "../procinfo";
+import type { LockRecord } from "../record";
 import { letGo } from "./claims";
 import { noEvents, syslogEvents } from "./events";
 
@@ -17,15 +18,44 @@ import { noEvents, syslogEvents } from "./events";
 export const holderArgs = (owner: number, ownerStart: number | undefined, watch: string, acquiredMs: number, facility: string, name: string, handOver: string[]) =>
   ["__hold", String(owner), String(ownerStart ?? ""), watch, String(acquiredMs), facility, name, ...handOver];
 
-/** The owner a running holder process keeps its slot for, read from its arguments; else undefined. */
-export function ownerOfHolder(pid: number): number | undefined {
+/**
+ * The owner a running holder process keeps its slot for, read from its arguments: a
+ * plain acquire's holder, or a coprocess (`--serve`): its `--owner`, else the owner its
+ * own `record` names (the client that started it). Else undefined.
+ */
+export function ownerOfHolder(pid: number, record?: LockRecord): number | undefined {
   const argv = commandLine(pid).split(" ");
   const at = argv.indexOf("__hold");
-  return at < 0 ? undefined : Number(argv[at + 1]);
+  if (at >= 0) return Number(argv[at + 1]);
+  if (!argv.includes("--serve")) return undefined;
+  const owner = argv.indexOf("--owner");
+  if (owner >= 0) return Number(argv[owner + 1]);
+  return record?.pid === pid ? record.owner : undefined;
 }
 
 const LOCK_FD = 3;
 const OWNER_FD = 4;
+
+/**
+ * Resolves when the process `owner` (started at `ownerStart`, Unix seconds; undefined: not
+ * known) exits, watched by `watch`: "pidfd" (its pidfd is open at `pidfd`), "kqueue", or
+ * anything else: polling every 250 ms. This thread sleeps in the kernel meanwhile; a
+ * signal that interrupts the wait lets its handler run. `sliceMs` >= 0: wake up that often
+ * anyway (a process with other threads may have the signal taken by one of them, leaving
+ * this wait uninterrupted), polling where the wait cannot be bounded (kqueue).
+ */
+export async function untilExit(owner: number, ownerStart: number | undefined, watch: string, pidfd: number, sliceMs = -1): Promise<void> {
+  if (watch === "pidfd") {
+    for (;;) {
+      const r = pollReadable([pidfd], sliceMs);
+      if (typeof r === "number" ? r !== -E.EINTR : r.length > 0) return;
+      await Bun.sleep(0);
+    }
+  }
+  const queue = watch === "kqueue" && sliceMs < 0 ? processExitQueue(owner) : -E.ENOSYS;
+  if (queue >= 0) while (waitQueue(queue) === -E.EINTR) await Bun.sleep(0);
+  else if (queue !== -E.ESRCH) while (sameProcess(owner, ownerStart)) await Bun.sleep(sliceMs < 0 ? 250 : sliceMs);
+}
 
 export async function runHolder(args: string[]): Promise<number> {
   const [ownerArg = "", ownerStartArg = "", watch = "", acquiredArg = "", facility = "", name = "", ...handOver] = args;
@@ -45,18 +75,7 @@ export async function runHolder(args: string[]): Promise<number> {
   };
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, finish);
 
-  // A blocking wait returns -EINTR when a signal comes: then let its handler run.
-  const waitBlocking = async (wait: () => number) => {
-    while (wait() === -E.EINTR) await Bun.sleep(0);
-  };
-  const queue = watch === "kqueue" ? processExitQueue(owner) : -E.ENOSYS;
-  if (watch === "pidfd")
-    await waitBlocking(() => {
-      const r = pollReadable([OWNER_FD], -1);
-      return typeof r === "number" ? r : 1;
-    });
-  else if (queue >= 0) await waitBlocking(() => waitQueue(queue));
-  else if (queue !== -E.ESRCH) while (sameProcess(owner, ownerStart)) await Bun.sleep(250);
+  await untilExit(owner, ownerStart, watch, OWNER_FD);
   finish();
   return 0;
 }

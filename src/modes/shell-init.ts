@@ -3,9 +3,14 @@
 //
 // Each (sub)shell process has a coprocess of its own: bash closes a coprocess's pipes in
 // subshells, and a coprocess shared by several processes would hand one's answer to
-// another. A subshell's locks are released when it exits. Only exported WAITLOCK_*
-// variables are passed on, as the plain form sees only those. A dead coprocess is reported
-// once (its locks are gone with it); the next call starts a new one.
+// another. The coprocess holds its locks for the shell process (--owner): released when
+// that process exits, even if it exec'd its last command and so closed the pipe. It is
+// disowned, so that a bare 'wait' does not wait for it, and it leaves the shell's process
+// group, so that ^C reaches the shell alone: an acquire interrupted while it waits sends
+// 'cancel', then the shell gets its SIGINT back. Only exported WAITLOCK_* variables are
+// passed on, as the plain form sees only those; an exported WAITLOCK_SLOT (a preference)
+// is never overwritten. A dead coprocess is reported once (its locks are gone with it);
+// the next call starts a new one.
 import type { Shell } from "../options";
 
 /** `s` quoted for a POSIX shell: one word, whatever it holds. */
@@ -17,9 +22,17 @@ const VARS = ["WAITLOCK_DIR", "WAITLOCK_TIMEOUT", "WAITLOCK_SLOT", "WAITLOCK_REC
 const ADD = `_waitlock_add() {
   local v=$1
   if [[ -z $v ]]; then _waitlock_req+=" %"; return 0; fi
-  v=\${v//\\%/%25}; v=\${v//\\ /%20}; v=\${v//$'\\t'/%09}; v=\${v//$'\\n'/%0A}; v=\${v//$'\\r'/%0D}
+  # One match is cheaper than five substitutions, and most words need none.
+  if [[ $v == *[%\\ $'\\t\\n\\r']* ]]; then
+    v=\${v//\\%/%25}; v=\${v//\\ /%20}; v=\${v//$'\\t'/%09}; v=\${v//$'\\n'/%0A}; v=\${v//$'\\r'/%0D}
+  fi
   _waitlock_req+=" $v"
 }`;
+
+// How long an acquire's answer may take before the bash functions treat it as a wait: past
+// it, they catch ^C to withdraw the wait (saving the caller's trap costs a subshell, too
+// much for every call); before it, a ^C ends a script as it would end flock(1).
+const QUICK_SECONDS = "0.05";
 
 const BASH = (cmd: string) => `# waitlock shell functions for bash: eval "$(waitlock --shell-init bash)"
 _waitlock_cmd=(${cmd})
@@ -27,20 +40,30 @@ _waitlock_n=0
 _waitlock_owner=
 _waitlock_pid=
 _waitlock_slot=
+_waitlock_interrupted=
 ${ADD}
+_waitlock_cancel() {
+  _waitlock_interrupted=1
+  printf '%s\\n' "c$_waitlock_n cancel w$_waitlock_n" >&"\${_WAITLOCK[1]}" 2>/dev/null || :
+}
 _waitlock_request() {
-  local _waitlock_req id st slot text
-  if [[ $_waitlock_owner != "$BASHPID" ]]; then
-    coproc _WAITLOCK { exec "\${_waitlock_cmd[@]}" --serve; }
-    _waitlock_owner=$BASHPID
+  local _waitlock_req id st slot text first= rc=0 me=$BASHPID verb=$1 quick= old= trapped=
+  if [[ $_waitlock_owner != "$me" ]]; then
+    coproc _WAITLOCK { exec "\${_waitlock_cmd[@]}" --serve --owner "$me"; }
+    _waitlock_owner=$me
     _waitlock_pid=$_WAITLOCK_PID
+    # Not a job of the shell's: a bare 'wait' must not wait for it.
+    disown "$_waitlock_pid" 2>/dev/null || :
   elif [[ -z \${_WAITLOCK_PID-} ]] || ! kill -0 "$_WAITLOCK_PID" 2>/dev/null; then
     printf 'waitlock: coprocess %s has exited: the locks it held are released\\n' "$_waitlock_pid" >&2
     _waitlock_owner=
     return 4
   fi
   _waitlock_n=$((_waitlock_n + 1))
-  _waitlock_req="$_waitlock_n $1"
+  _waitlock_interrupted=
+  # IDs of two characters at least: the quick read below takes the first alone.
+  _waitlock_req="w$_waitlock_n $1"
+  if [[ $verb == acquire && $- != *i* ]]; then quick=${QUICK_SECONDS}; fi
   shift
 ${VARS.map((v) => `  if [[ -v ${v} && \${${v}@a} == *x* ]]; then _waitlock_add "${v}=$${v}"; fi`).join("\n")}
   for id in "$@"; do _waitlock_add "$id"; done
@@ -48,21 +71,47 @@ ${VARS.map((v) => `  if [[ -v ${v} && \${${v}@a} == *x* ]]; then _waitlock_add "
     printf 'waitlock: cannot reach coprocess %s\\n' "$_waitlock_pid" >&2
     return 4
   fi
+  if [[ $verb == acquire && -z $quick ]]; then old=$(trap -p INT); trapped=1; trap _waitlock_cancel INT; fi
   while :; do
-    if ! IFS=' ' read -r id st slot text <&"\${_WAITLOCK[0]}"; then
-      printf 'waitlock: coprocess %s exited without answering: the locks it held are released\\n' "$_waitlock_pid" >&2
-      _waitlock_owner=
-      return 4
+    if [[ -n $quick ]]; then
+      # The first character, within the quick time: a read that times out has taken none.
+      IFS= read -r -n 1 -t "$quick" first <&"\${_WAITLOCK[0]}" && rc=0 || rc=$?
+      if (( rc > 128 )); then
+        # No answer yet: the acquire waits. From now on ^C withdraws it.
+        quick=
+        rc=0
+        old=$(trap -p INT)
+        trapped=1
+        trap _waitlock_cancel INT
+        continue
+      fi
     fi
-    if [[ $id == "$_waitlock_n" ]]; then break; fi
+    if (( rc == 0 )); then IFS=' ' read -r id st slot text <&"\${_WAITLOCK[0]}" && rc=0 || rc=$?; fi
+    if (( rc == 0 )); then
+      id=$first$id
+      first=
+      if [[ $id == "w$_waitlock_n" ]]; then break; fi
+      continue
+    fi
+    if [[ -n $trapped ]]; then if [[ -n $old ]]; then eval "$old"; else trap - INT; fi; fi
+    printf 'waitlock: coprocess %s exited without answering: the locks it held are released\\n' "$_waitlock_pid" >&2
+    _waitlock_owner=
+    return 4
   done
+  if [[ -n $trapped ]]; then if [[ -n $old ]]; then eval "$old"; else trap - INT; fi; fi
+  if [[ -n $_waitlock_interrupted ]]; then
+    # As a ^C'd flock(1) would: the shell gets its SIGINT (a script ends, unless it traps it).
+    kill -INT "$me"
+    return 130
+  fi
   if [[ -n $text ]]; then printf 'waitlock: %s\\n' "$text" >&2; fi
   _waitlock_slot=$slot
   return "$st"
 }
 waitlock_acquire() {
   _waitlock_request acquire "$@" || return
-  WAITLOCK_SLOT=$_waitlock_slot
+  # An exported WAITLOCK_SLOT is the caller's slot preference: left as it is.
+  if [[ ! -v WAITLOCK_SLOT || \${WAITLOCK_SLOT@a} != *x* ]]; then WAITLOCK_SLOT=$_waitlock_slot; fi
 }
 waitlock_release() {
   _waitlock_request release "$@"
@@ -73,25 +122,34 @@ const ZSH = (cmd: string) => `# waitlock shell functions for zsh: eval "$(waitlo
 zmodload zsh/system
 typeset -ga _waitlock_cmd
 _waitlock_cmd=(${cmd})
-typeset -g _waitlock_n=0 _waitlock_owner= _waitlock_pid= _waitlock_in= _waitlock_out= _waitlock_slot=
+typeset -g _waitlock_n=0 _waitlock_owner= _waitlock_pid= _waitlock_in= _waitlock_out= _waitlock_slot= _waitlock_interrupted=
 ${ADD}
+_waitlock_cancel() {
+  _waitlock_interrupted=1
+  print -r -u $_waitlock_out -- "c$_waitlock_n cancel $_waitlock_n" 2>/dev/null
+}
 _waitlock_request() {
   setopt localoptions localtraps
   trap '' PIPE
-  local _waitlock_req id st slot text
-  if [[ $_waitlock_owner != $sysparams[pid] ]]; then
+  local _waitlock_req id st slot text me=$sysparams[pid]
+  if [[ $_waitlock_owner != $me ]]; then
     if [[ -n $_waitlock_out ]]; then exec {_waitlock_out}>&- {_waitlock_in}<&-; fi
-    coproc "\${_waitlock_cmd[@]}" --serve
+    coproc "\${_waitlock_cmd[@]}" --serve --owner $me
     _waitlock_pid=$!
     exec {_waitlock_out}>&p {_waitlock_in}<&p
-    _waitlock_owner=$sysparams[pid]
+    # Not a job of the shell's: a bare 'wait' must not wait for it.
+    disown %+ 2>/dev/null
+    _waitlock_owner=$me
   elif ! kill -0 "$_waitlock_pid" 2>/dev/null; then
     print -ru2 -- "waitlock: coprocess $_waitlock_pid has exited: the locks it held are released"
     _waitlock_owner=
     return 4
   fi
   _waitlock_n=$((_waitlock_n + 1))
+  _waitlock_interrupted=
   _waitlock_req="$_waitlock_n $1"
+  # localtraps: the caller's INT trap is back when this function returns.
+  if [[ $1 == acquire ]]; then trap _waitlock_cancel INT; fi
   shift
 ${VARS.map((v) => `  if (( \${+${v}} )) && [[ \${(t)${v}} == *export* ]]; then _waitlock_add "${v}=$${v}"; fi`).join("\n")}
   for id in "$@"; do _waitlock_add "$id"; done
@@ -108,13 +166,22 @@ ${VARS.map((v) => `  if (( \${+${v}} )) && [[ \${(t)${v}} == *export* ]]; then _
     fi
     if [[ $id == "$_waitlock_n" ]]; then break; fi
   done
+  if [[ -n $_waitlock_interrupted ]]; then return 130; fi
   if [[ -n $text ]]; then print -ru2 -- "waitlock: $text"; fi
   _waitlock_slot=$slot
   return $st
 }
 waitlock_acquire() {
-  _waitlock_request acquire "$@" || return
-  WAITLOCK_SLOT=$_waitlock_slot
+  _waitlock_request acquire "$@"
+  local st=$?
+  if [[ -n $_waitlock_interrupted ]]; then
+    # As a ^C'd flock(1) would: the shell gets its SIGINT (a script ends, unless it traps it).
+    kill -INT $sysparams[pid]
+    return 130
+  fi
+  (( st == 0 )) || return $st
+  # An exported WAITLOCK_SLOT is the caller's slot preference: left as it is.
+  if ! (( \${+WAITLOCK_SLOT} )) || [[ \${(t)WAITLOCK_SLOT} != *export* ]]; then WAITLOCK_SLOT=$_waitlock_slot; fi
 }
 waitlock_release() {
   _waitlock_request release "$@"
@@ -122,10 +189,10 @@ waitlock_release() {
 `;
 
 /**
- * The functions `waitlock_acquire [OPTIONS] NAME` (sets WAITLOCK_SLOT, 0-based) and
- * `waitlock_release [OPTIONS] NAME` for `shell`, running `command` (the program and its
- * leading arguments) as the coprocess. Their exit statuses are the plain form's; 4 when the
- * coprocess has died.
+ * The functions `waitlock_acquire [OPTIONS] NAME` (sets WAITLOCK_SLOT, 0-based, unless the
+ * caller exported it) and `waitlock_release [OPTIONS] NAME` for `shell`, running `command`
+ * (the program and its leading arguments) as the coprocess. Their exit statuses are the
+ * plain form's; 4 when the coprocess has died; 130 when ^C withdrew a waiting acquire.
  */
 export function shellFunctions(shell: Shell, command: string[]): string {
   const cmd = command.map(quote).join(" ");
