@@ -10,6 +10,7 @@ import { BIN, lockDir, run, start, stderrOf, waitFor, wl } from "./helpers";
 import { postgresMissing, startPostgres } from "./servers/postgres";
 import { redisMissing, startRedis } from "./servers/redis";
 import { skipping } from "./servers/skip";
+import { hasTmux, needs, tmuxSession } from "./terminal";
 
 /** Where one test's locks live: the arguments that select it, and whether holders carry a fencing token. */
 interface Place {
@@ -81,6 +82,8 @@ async function listed(at: Place, name: string): Promise<Listed[]> {
 }
 
 const waitingOf = async (at: Place, name: string) => (await listed(at, name)).filter((r) => r.status === "waiting");
+
+const tmux = needs("tmux", hasTmux, "--list --watch on a terminal, on every backend");
 
 for (const backend of BACKENDS) {
   const skip = skipping(`the backend contract on ${backend.name}`, backend.missing());
@@ -264,6 +267,29 @@ for (const backend of BACKENDS) {
         await w.p.exited;
       }
       expect(await listed(at, "fifo")).toEqual([]);
+    }, 60_000);
+
+    test.skipIf(!tmux)("--list --watch on a terminal: a holder and its waiter (of every host on an engine) appear and disappear; Ctrl-C exits 0", async () => {
+      const at = await backend.place();
+      const term = tmuxSession(lockDir(), 160);
+      await term.start(`"${BIN}" ${at.args.map((a) => `"${a}"`).join(" ")} --list --watch 0.2`);
+      await waitFor("the empty view", async () => (await term.screen()).some((l) => l.startsWith("no locks held")));
+      expect((await term.screen())[0]).toMatch(at.tokens ? /^Every 0\.2s: waitlock --list on 127\.0\.0\.1:\d+ .*0 held, 0 waiting/ : /^Every 0\.2s: waitlock --list in /);
+      const h = await holding(at, ["shown"]);
+      const w = start([BIN, ...at.args, "shown", "--exec", "true"]);
+      const holderRow = new RegExp(`^shown\\s+0/1\\s+exclusive\\s+${at.tokens ? `${hostname()}\\s+` : ""}${h.p.pid}\\s.*\\s\\d+s\\s`);
+      const waiterRow = new RegExp(`^shown\\s+1\\s+${at.tokens ? `${hostname()}\\s+` : ""}${w.pid}\\s.*\\s\\d+s\\s`);
+      await waitFor("the holder and the waiter on screen", async () => {
+        const screen = await term.screen();
+        return screen.some((l) => holderRow.test(l)) && screen.some((l) => waiterRow.test(l));
+      }, 15_000);
+      expect((await term.screen())[0]).toMatch(/1 held, 1 waiting/);
+      process.kill(-h.p.pid, "SIGTERM");
+      expect(await w.exited).toBe(0);
+      await waitFor("both gone", async () => (await term.screen()).some((l) => l.startsWith("no locks held")), 15_000);
+      await term.press("C-c");
+      await waitFor("exit 0", async () => (await term.screen()).includes("[exit 0]"));
+      await term.kill();
     }, 60_000);
 
     test("shared (-s) holders share the lock; an exclusive request waits for them; --check -s says 0, --check 1", async () => {
