@@ -269,6 +269,34 @@ for (const backend of BACKENDS) {
       expect(await listed(at, "fifo")).toEqual([]);
     }, 60_000);
 
+    test("-m 2 and -s: the waiters of a full semaphore and of a shared lock are listed in queue order, each until it is served", async () => {
+      const at = await backend.place();
+      const holders = [await holding(at, ["-m", "2", "pool"]), await holding(at, ["-m", "2", "pool"])];
+      const waiters: ReturnType<typeof start>[] = [];
+      for (const i of [1, 2]) {
+        waiters.push(start([BIN, ...at.args, "-m", "2", "pool", "--exec", "sleep", "60"]));
+        await waitFor(`semaphore waiter ${i} to be listed`, async () => (await waitingOf(at, "pool")).length === i, 15_000);
+      }
+      expect((await waitingOf(at, "pool")).map((r) => [r.position, r.pid])).toEqual(waiters.map((w, i) => [i + 1, w.pid]));
+      process.kill(-holders[0]!.p.pid, "SIGTERM");
+      await waitFor("the first waiter to be served", async () => (await waitingOf(at, "pool")).length === 1, 15_000);
+      expect((await waitingOf(at, "pool")).map((r) => [r.position, r.pid])).toEqual([[1, waiters[1]!.pid]]);
+      expect((await listed(at, "pool")).filter((r) => r.status === "active").map((r) => r.pid).sort()).toEqual([holders[1]!.p.pid, waiters[0]!.pid].sort());
+
+      const reader = await holding(at, ["-s", "rw"]);
+      const writer = start([BIN, ...at.args, "rw", "--exec", "true"]);
+      await waitFor("the writer to be listed", async () => (await waitingOf(at, "rw")).length === 1, 15_000);
+      const sharedWaiter = start([BIN, ...at.args, "-s", "rw", "--exec", "true"]);
+      await waitFor("the reader behind it to be listed", async () => (await waitingOf(at, "rw")).length === 2, 15_000);
+      expect((await waitingOf(at, "rw")).map((r) => [r.position, r.pid])).toEqual([
+        [1, writer.pid],
+        [2, sharedWaiter.pid],
+      ]);
+      process.kill(-reader.p.pid, "SIGTERM");
+      expect([await writer.exited, await sharedWaiter.exited]).toEqual([0, 0]);
+      for (const p of [holders[1]!.p, ...waiters]) process.kill(-p.pid, "SIGTERM");
+    }, 60_000);
+
     test.skipIf(!tmux)("--list --watch on a terminal: a holder and its waiter (of every host on an engine) appear and disappear; Ctrl-C exits 0", async () => {
       const at = await backend.place();
       const term = tmuxSession(lockDir(), 160);
