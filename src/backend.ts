@@ -74,6 +74,25 @@ export interface RemoteHolder {
   expiresIn?: number | null;
 }
 
+/** A request queued for a lock on a network engine, as --list shows it on every host. */
+export interface RemoteWaiter {
+  name: string;
+  /** 1-based place in NAME's queue: 1 is served next */
+  position: number;
+  /** the engine's id of the waiting session (PostgreSQL: the backend's PID; Redis: the client id) */
+  backendPid: number;
+  shared: boolean;
+  slots: number;
+  host: string;
+  pid: number;
+  owner: number;
+  uid: number;
+  user: string;
+  command: string;
+  /** Unix seconds (the server's clock): when it joined the queue */
+  since: number;
+}
+
 export interface DoneOutcome {
   /** the holders that were asked */
   asked: RemoteHolder[];
@@ -112,6 +131,13 @@ export interface Backend {
    * locks. `timeout` bounds the call in seconds (default: the connect timeout).
    */
   list(opts?: { name?: string; all?: boolean; timeout?: number }): Promise<RemoteHolder[]>;
+  /**
+   * The requests queued for NAME (or for every name) whose session is alive, each name's in
+   * queue order. A waiter describes itself only once its first try found the lock busy, so a
+   * request still on that first try is not among them. `timeout` bounds the call in seconds
+   * (default: the connect timeout).
+   */
+  waiters(opts?: { name?: string; timeout?: number }): Promise<RemoteWaiter[]>;
   /**
    * Asks every holder of NAME to stop its work (holders whose owner is in `ancestors` on
    * `host`: only to release), then waits up to `timeout` seconds for their slots to be free.

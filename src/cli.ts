@@ -54,9 +54,12 @@ async function runOther(opts: Options): Promise<number> {
     case "version":
       await Bun.write(Bun.stdout, `waitlock ${VERSION}\n`);
       return EXIT.OK;
-    case "list":
-      if (opts.watch !== undefined) return (await import("./modes/watch")).watchLocks(() => readOnlyDir(opts), opts, opts.watch);
-      return (await import("./modes/list")).listLocks(() => readOnlyDir(opts), opts);
+    case "list": {
+      const { listLocks, localListing } = await import("./modes/list");
+      const source = localListing(() => readOnlyDir(opts), opts);
+      if (opts.watch !== undefined) return (await import("./modes/watch")).watchLocks(source, opts, opts.watch);
+      return listLocks(source, opts);
+    }
     case "check": {
       const { checkFile, checkSlots } = await import("./modes/check");
       if (opts.file !== undefined) return checkFile(opts.file, modeOf(opts));
@@ -109,7 +112,7 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
   const name = () => opts.name ?? readNameFromStdin();
   switch (opts.mode) {
     case "list":
-      return remote.listRemote(backend, { format: opts.format, all: opts.all, staleOnly: opts.staleOnly, name: opts.name, output: opts.output });
+      return remote.listRemote(backend, { format: opts.format, all: opts.all, staleOnly: opts.staleOnly, name: opts.name, output: opts.output }, opts.watch);
     case "check":
       return remote.checkRemote(backend, name(), opts.slots, opts.shared);
     case "done":

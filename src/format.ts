@@ -35,23 +35,28 @@ export interface Row {
   expiresIn?: number | null;
 }
 
-/** A process waiting for a lock. No record is kept for a waiter: this is what the kernel and /proc say. */
+/**
+ * A process waiting for a lock. No record is kept for a waiter in the lock directory: this is
+ * what the kernel and /proc say; on a network engine, the description the waiter left there.
+ */
 export interface WaiterRow {
   descriptor: string;
   status: "waiting";
   /** place in the queue, 1-based: 1 is served next */
   position: number;
-  /** its node in the lock's queue (src/turnstile.ts) */
+  /** its node in the lock's queue (src/turnstile.ts); on a network engine, its URL */
   file: string;
   /** null: a process the kernel does not name to us (another PID namespace) */
   pid: number | null;
   uid: number | null;
   user: string | null;
-  /** Unix seconds: when it joined the queue (its node's modification time) */
+  /** Unix seconds: when it joined the queue (its node's modification time; on an engine, the server's clock) */
   waitingSince: number | null;
   /** the host the waiter runs on */
   hostname: string | null;
   command: string | null;
+  /** --backend: the engine's id of the waiting session (PostgreSQL: the backend's PID; Redis: the client id) */
+  session?: number;
 }
 
 /** What --list shows: holders and stale or corrupt records (one row per slot or holder), and waiters. */
@@ -86,7 +91,7 @@ export function csvField(v: string): string {
 const since = (from: number | null, now: number | undefined) => (from === null || now === undefined ? "-" : duration(now - from));
 
 /**
- * The seven fields of csv and null (a network engine's holders add host and token). A waiting row keeps the layout: its queue position
+ * The seven fields of csv and null (a network engine's rows add host and token). A waiting row keeps the layout: its queue position
  * (1 = next) stands in the slot field and the time it has waited since (whole Unix
  * seconds, as acquired) in the acquired one.
  */
@@ -166,10 +171,13 @@ function holderTable(rows: Row[], style: HumanStyle): string[] {
 
 function waiterTable(rows: WaiterRow[], style: HumanStyle): string[] {
   const waited = style.now !== undefined;
-  const header = ["DESCRIPTOR", "POSITION", "PID", "USER", "WAITING SINCE", ...(waited ? ["WAITED"] : []), "COMMAND"];
+  // Waiters on a network engine run on many hosts.
+  const remote = rows.some((r) => r.session !== undefined);
+  const header = ["DESCRIPTOR", "POSITION", ...(remote ? ["HOST"] : []), "PID", "USER", "WAITING SINCE", ...(waited ? ["WAITED"] : []), "COMMAND"];
   const cells = rows.map((r) => [
     r.descriptor,
     String(r.position),
+    ...(remote ? [r.hostname ?? "-"] : []),
     r.pid === null ? "-" : String(r.pid),
     r.user ?? "-",
     localTime(r.waitingSince === null ? null : Math.floor(r.waitingSince)),
@@ -194,9 +202,10 @@ export function humanLines(listing: Listing, style: HumanStyle = {}): string[] {
 /** csv, null and json: holders and waiters (each NAME's holders, then its waiters); human: humanLines(). */
 export function formatRows(rows: Row[], format: Exclude<Format, "prometheus">, withStatus = false, waiters: WaiterRow[] = []): string {
   const listing = { holders: rows, waiters };
-  // A network engine's holders run on many hosts and carry a fencing token: two fields more.
-  const remote = rows.some((r) => r.token !== undefined);
-  const fields = (r: Row | WaiterRow) => (remote && r.status !== "waiting" ? [...seven(r), text(r.hostname), text(r.token ?? null)] : seven(r));
+  // A network engine's holders and waiters run on many hosts, and holders carry a fencing
+  // token: two fields more (a waiter's token empty).
+  const remote = rows.some((r) => r.token !== undefined) || waiters.some((w) => w.session !== undefined);
+  const fields = (r: Row | WaiterRow) => (remote ? [...seven(r), text(r.hostname), r.status === "waiting" ? "" : text(r.token ?? null)] : seven(r));
   switch (format) {
     case "human":
       return humanLines(listing, { withStatus }).join("\n") + "\n";

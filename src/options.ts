@@ -415,7 +415,6 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     if (onFile) throw new UsageError(`--backend and --${given("fd") ? "fd" : "file"}`, "cannot be used together: a file is locked on this machine");
     if (mode === "serve" || mode === "shell-init")
       throw new UsageError(`${source} and --${mode}`, "cannot be used together: the coprocess keeps locks in the lock directory (-d DIR selects it)");
-    if (given("watch")) throw new UsageError(`${source} and --watch`, "cannot be used together: list again with watch(1)");
   }
 
   const recordForm = (env.WAITLOCK_RECORD?.trim().toLowerCase() || "binary") as RecordForm;

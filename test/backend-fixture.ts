@@ -1,7 +1,8 @@
 // The waitlock binary on a network backend (--backend URL), run as a user would, from this
 // machine or a simulated host (test/hosts.ts), its output read as events. Shared by the
 // tests of every network engine.
-import { BIN, start, waitFor } from "./helpers";
+import { expect } from "bun:test";
+import { BIN, run, start, waitFor } from "./helpers";
 import type { Host } from "./hosts";
 
 export interface Event {
@@ -100,4 +101,38 @@ export function fixture(host: Host | undefined, mode: "hold" | "count" | "done",
       if (started) process.kill(-started.command, "SIGKILL");
     },
   };
+}
+
+/** `waitlock --backend URL --list -f json NAME` run on `host`: its waiters as [position, pid]. */
+async function waitersSeenFrom(host: Host, url: string, name: string): Promise<[number, number][]> {
+  const r = await run(host.run([BIN, "--backend", url, "--list", "-f", "json", name]));
+  if (r.code !== 0) throw new Error(`--list on ${host.name}: ${r.code} ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { status: string; position: number; pid: number }[]).filter((w) => w.status === "waiting").map((w) => [w.position, w.pid]);
+}
+
+/**
+ * The engine at `url` (on host db) as --list shows it from host b: a holder on host a, a
+ * waiter on b, then one on a, in queue order; the one on b killed with SIGKILL drops out
+ * within about a second; the other is served once the holder is killed.
+ */
+export async function expectWaitersOfEveryHost(hosts: Record<string, Host>, url: string): Promise<void> {
+  const h = fixture(hosts.a, "hold", { url, name: "seen" });
+  await h.event("acquired");
+  const onB = fixture(hosts.b, "hold", { url, name: "seen" }, ["true"]);
+  await waitFor("the waiter on b to be listed", async () => (await waitersSeenFrom(hosts.b!, url, "seen")).length === 1, 15_000);
+  const onA = fixture(hosts.a, "hold", { url, name: "seen" }, ["true"]);
+  await waitFor("the waiter on a to be listed", async () => (await waitersSeenFrom(hosts.b!, url, "seen")).length === 2, 15_000);
+  expect(await waitersSeenFrom(hosts.b!, url, "seen")).toEqual([
+    [1, onB.p.pid],
+    [2, onA.p.pid],
+  ]);
+  onB.p.kill("SIGKILL");
+  await onB.p.exited;
+  const killed = performance.now();
+  await waitFor("the killed waiter to drop out", async () => (await waitersSeenFrom(hosts.b!, url, "seen")).length === 1, 10_000);
+  expect(performance.now() - killed).toBeLessThan(2_500);
+  expect(await waitersSeenFrom(hosts.b!, url, "seen")).toEqual([[1, onA.p.pid]]);
+  h.killHolder();
+  expect(await onA.exited()).toBe(0);
+  expect(await waitersSeenFrom(hosts.b!, url, "seen")).toEqual([]);
 }

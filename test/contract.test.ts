@@ -4,12 +4,13 @@
 // engine must differ (a fencing token), the difference is asserted, not skipped.
 import { describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { BIN, lockDir, run, start, stderrOf, waitFor, wl } from "./helpers";
 import { postgresMissing, startPostgres } from "./servers/postgres";
-import { hasScript, needs, onTerminal } from "./terminal";
 import { redisMissing, startRedis } from "./servers/redis";
 import { skipping } from "./servers/skip";
+import { hasScript, hasTmux, needs, onTerminal, tmuxSession } from "./terminal";
 
 /** Where one test's locks live: the arguments that select it, and whether holders carry a fencing token. */
 interface Place {
@@ -62,6 +63,27 @@ async function holding(at: Place, extra: string[], script = "echo in; exec sleep
   await waitFor(`the holder to start (stderr: ${err.text})`, () => out.includes("in"), 15_000);
   return { p, out, err };
 }
+
+interface Listed {
+  descriptor: string;
+  status: string;
+  position?: number;
+  pid: number;
+  hostname: string | null;
+  command: string | null;
+  waitingSince?: number;
+}
+
+/** --list -f json of NAME. */
+async function listed(at: Place, name: string): Promise<Listed[]> {
+  const r = await wl([...at.args, "--list", "-f", "json", name]);
+  if (r.code !== 0) throw new Error(`--list failed: ${r.code} ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+const waitingOf = async (at: Place, name: string) => (await listed(at, name)).filter((r) => r.status === "waiting");
+
+const tmux = needs("tmux", hasTmux, "--list --watch on a terminal, on every backend");
 
 for (const backend of BACKENDS) {
   const skip = skipping(`the backend contract on ${backend.name}`, backend.missing());
@@ -203,6 +225,115 @@ for (const backend of BACKENDS) {
       expect(csv[1]).toMatch(at.tokens ? new RegExp(`^listed,${h.p.pid},0,[^,]+,\\d+,active,.*sleep 60[^,]*,[^,]+,${token}$`) : new RegExp(`^listed,${h.p.pid},0,[^,]+,\\d+,active,`));
     }, T);
 
+    test("--list shows three waiters in queue order (position, host, PID, command, waiting since) in every format; a SIGKILLed waiter is gone (on an engine within about a second), a served one is a holder", async () => {
+      const at = await backend.place();
+      const h = await holding(at, ["fifo"]);
+      const waiters: { p: ReturnType<typeof start>; out: string[] }[] = [];
+      for (const i of [0, 1, 2]) {
+        const p = start([BIN, ...at.args, "fifo", "--exec", "sh", "-c", `echo in; exec sleep 60 # w${i}`], { stdout: "pipe" });
+        waiters.push({ p, out: lines(p) });
+        await waitFor(`waiter ${i + 1} to be listed`, async () => (await waitingOf(at, "fifo")).length === i + 1, 15_000);
+      }
+      const rows = await waitingOf(at, "fifo");
+      expect(rows.map((r) => [r.position, r.pid])).toEqual(waiters.map((w, i) => [i + 1, w.p.pid]));
+      rows.forEach((r, i) => {
+        expect([r.descriptor, r.hostname, typeof r.waitingSince]).toEqual(["fifo", hostname(), "number"]);
+        expect(r.command).toContain(`# w${i}`);
+      });
+      expect(rows[0]!.waitingSince!).toBeLessThanOrEqual(rows[1]!.waitingSince!);
+      expect(rows[1]!.waitingSince!).toBeLessThanOrEqual(rows[2]!.waitingSince!);
+      expect(Math.abs(rows[0]!.waitingSince! - Date.now() / 1000)).toBeLessThan(60);
+      const csv = (await wl([...at.args, "--list", "-f", "csv", "fifo"])).stdout.trimEnd().split("\n");
+      expect(csv.slice(2).map((l) => l.split(",").slice(0, 3).join(",") + "," + l.split(",")[5])).toEqual(waiters.map((w, i) => `fifo,${w.p.pid},${i + 1},waiting`));
+      if (at.tokens) expect(csv[2]).toMatch(new RegExp(`,${hostname()},$`));
+      const nul = (await wl([...at.args, "--list", "-f", "null", "fifo"])).stdout.split("\0");
+      expect(nul.filter((f) => f === "waiting")).toHaveLength(3);
+      const human = (await wl([...at.args, "--list", "fifo"])).stdout.split("\n");
+      const table = human.slice(human.findIndex((l) => l.startsWith("DESCRIPTOR  POSITION")));
+      expect(table[0]).toMatch(at.tokens ? /^DESCRIPTOR +POSITION +HOST +PID/ : /^DESCRIPTOR +POSITION +PID/);
+      expect(table.slice(1, 4).map((l) => l.split(/ +/).slice(0, 2).join(" "))).toEqual(["fifo 1", "fifo 2", "fifo 3"]);
+      const metrics = (await wl([...at.args, "--list", "-f", "prometheus"])).stdout;
+      expect(metrics).toMatch(/^waitlock_waiters\{[^}]*lock="fifo"\} 3$/m);
+
+      waiters[1]!.p.kill("SIGKILL");
+      await waiters[1]!.p.exited;
+      const killed = performance.now();
+      // Locally the kernel drops the queue node's lock with the process; an engine learns
+      // of it from the ended session (PostgreSQL) or the expired sign of life (Redis).
+      const bound = at.tokens ? 2_500 : 0;
+      await waitFor("the killed waiter to be gone from the list", async () => (await waitingOf(at, "fifo")).length === 2, bound + 5_000);
+      if (at.tokens) expect(performance.now() - killed).toBeLessThan(bound);
+      else expect(performance.now() - killed).toBeLessThan(1_000);
+      expect((await waitingOf(at, "fifo")).map((r) => [r.position, r.pid])).toEqual([
+        [1, waiters[0]!.p.pid],
+        [2, waiters[2]!.p.pid],
+      ]);
+
+      process.kill(-h.p.pid, "SIGTERM");
+      await waitFor("the first waiter to hold the lock", () => waiters[0]!.out.includes("in"), 15_000);
+      const now = await listed(at, "fifo");
+      expect(now.map((r) => [r.status, r.position ?? null, r.pid])).toEqual([
+        ["active", null, waiters[0]!.p.pid],
+        ["waiting", 1, waiters[2]!.p.pid],
+      ]);
+      for (const w of [waiters[0]!, waiters[2]!]) {
+        process.kill(-w.p.pid, "SIGTERM");
+        await w.p.exited;
+      }
+      expect(await listed(at, "fifo")).toEqual([]);
+    }, 60_000);
+
+    test("-m 2 and -s: the waiters of a full semaphore and of a shared lock are listed in queue order, each until it is served", async () => {
+      const at = await backend.place();
+      const holders = [await holding(at, ["-m", "2", "pool"]), await holding(at, ["-m", "2", "pool"])];
+      const waiters: ReturnType<typeof start>[] = [];
+      for (const i of [1, 2]) {
+        waiters.push(start([BIN, ...at.args, "-m", "2", "pool", "--exec", "sleep", "60"]));
+        await waitFor(`semaphore waiter ${i} to be listed`, async () => (await waitingOf(at, "pool")).length === i, 15_000);
+      }
+      expect((await waitingOf(at, "pool")).map((r) => [r.position, r.pid])).toEqual(waiters.map((w, i) => [i + 1, w.pid]));
+      process.kill(-holders[0]!.p.pid, "SIGTERM");
+      await waitFor("the first waiter to be served", async () => (await waitingOf(at, "pool")).length === 1, 15_000);
+      expect((await waitingOf(at, "pool")).map((r) => [r.position, r.pid])).toEqual([[1, waiters[1]!.pid]]);
+      expect((await listed(at, "pool")).filter((r) => r.status === "active").map((r) => r.pid).sort()).toEqual([holders[1]!.p.pid, waiters[0]!.pid].sort());
+
+      const reader = await holding(at, ["-s", "rw"]);
+      const writer = start([BIN, ...at.args, "rw", "--exec", "true"]);
+      await waitFor("the writer to be listed", async () => (await waitingOf(at, "rw")).length === 1, 15_000);
+      const sharedWaiter = start([BIN, ...at.args, "-s", "rw", "--exec", "true"]);
+      await waitFor("the reader behind it to be listed", async () => (await waitingOf(at, "rw")).length === 2, 15_000);
+      expect((await waitingOf(at, "rw")).map((r) => [r.position, r.pid])).toEqual([
+        [1, writer.pid],
+        [2, sharedWaiter.pid],
+      ]);
+      process.kill(-reader.p.pid, "SIGTERM");
+      expect([await writer.exited, await sharedWaiter.exited]).toEqual([0, 0]);
+      for (const p of [holders[1]!.p, ...waiters]) process.kill(-p.pid, "SIGTERM");
+    }, 60_000);
+
+    test.skipIf(!tmux)("--list --watch on a terminal: a holder and its waiter (of every host on an engine) appear and disappear; Ctrl-C exits 0", async () => {
+      const at = await backend.place();
+      const term = tmuxSession(lockDir(), 160);
+      await term.start(`"${BIN}" ${at.args.map((a) => `"${a}"`).join(" ")} --list --watch 0.2`);
+      await waitFor("the empty view", async () => (await term.screen()).some((l) => l.startsWith("no locks held")));
+      expect((await term.screen())[0]).toMatch(at.tokens ? /^Every 0\.2s: waitlock --list on 127\.0\.0\.1:\d+ .*0 held, 0 waiting/ : /^Every 0\.2s: waitlock --list in /);
+      const h = await holding(at, ["shown"]);
+      const w = start([BIN, ...at.args, "shown", "--exec", "true"]);
+      const holderRow = new RegExp(`^shown\\s+0/1\\s+exclusive\\s+${at.tokens ? `${hostname()}\\s+` : ""}${h.p.pid}\\s.*\\s\\d+s\\s`);
+      const waiterRow = new RegExp(`^shown\\s+1\\s+${at.tokens ? `${hostname()}\\s+` : ""}${w.pid}\\s.*\\s\\d+s\\s`);
+      await waitFor("the holder and the waiter on screen", async () => {
+        const screen = await term.screen();
+        return screen.some((l) => holderRow.test(l)) && screen.some((l) => waiterRow.test(l));
+      }, 15_000);
+      expect((await term.screen())[0]).toMatch(/1 held, 1 waiting/);
+      process.kill(-h.p.pid, "SIGTERM");
+      expect(await w.exited).toBe(0);
+      await waitFor("both gone", async () => (await term.screen()).some((l) => l.startsWith("no locks held")), 15_000);
+      await term.press("C-c");
+      await waitFor("exit 0", async () => (await term.screen()).includes("[exit 0]"));
+      await term.kill();
+    }, 60_000);
+
     test("shared (-s) holders share the lock; an exclusive request waits for them; --check -s says 0, --check 1", async () => {
       const at = await backend.place();
       const a = await holding(at, ["-s", "rw"]);
@@ -231,7 +362,7 @@ for (const backend of BACKENDS) {
 }
 
 describe("--backend on the command line", () => {
-  test("usage errors (3), never echoing the URL: unknown scheme, with -d, --file, --fd, --serve, --watch; an explicit -d beats WAITLOCK_BACKEND", async () => {
+  test("usage errors (3), never echoing the URL: unknown scheme, with -d, --file, --fd, --serve; an explicit -d beats WAITLOCK_BACKEND", async () => {
     const url = "postgres://u:hunter2@127.0.0.1:1/db";
     const dir = lockDir();
     for (const args of [
@@ -240,7 +371,6 @@ describe("--backend on the command line", () => {
       ["--backend", url, "--file", dir],
       ["--backend", url, "--fd", "0"],
       ["--backend", url, "--serve"],
-      ["--backend", url, "--list", "--watch"],
       ["--backend", `${url}?grace=7`, "x", "--exec", "true"],
     ]) {
       const r = await wl(args);

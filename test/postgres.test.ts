@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { connectPostgres, type Lease } from "../src/backends/postgres";
 import { CLASSID, lockKey } from "../src/backends/postgres/sql";
 import { dirs } from "./cleanup";
-import { fixture } from "./backend-fixture";
+import { expectWaitersOfEveryHost, fixture } from "./backend-fixture";
 import { alive, BIN, start, waitFor } from "./helpers";
 import { createHosts, netnsMissing } from "./hosts";
 import { pgbouncerMissing, startPgbouncer } from "./servers/pgbouncer";
@@ -520,6 +520,11 @@ describe.skipIf(noHosts)("PostgreSQL backend across simulated hosts", () => {
     expect(lost.at - cut).toBeLessThan(2500);
     expect(second.at - cut).toBeLessThan(9500);
     expect(first.at).toBeLessThan(cut);
+  }, 60_000);
+
+  test("--list from one host shows the waiters of every host in queue order; a waiter killed on another host drops out within about a second", async () => {
+    const { hosts, url } = await setUp();
+    await expectWaitersOfEveryHost(hosts, url);
   }, 60_000);
 
   test("--done from another host stops the holder's command", async () => {

@@ -7,7 +7,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Lease } from "../src/backend";
 import { connectRedis } from "../src/backends/redis";
-import { fixture } from "./backend-fixture";
+import { expectWaitersOfEveryHost, fixture } from "./backend-fixture";
 import { dirs } from "./cleanup";
 import { alive, waitFor, wl } from "./helpers";
 import { createHosts, netnsMissing } from "./hosts";
@@ -467,6 +467,11 @@ describe.skipIf(noHosts)("Redis backend across simulated hosts", () => {
     expect(lost.at - cut).toBeLessThan(2500);
     expect(second.at - cut).toBeLessThan(10_500);
     expect(first.at).toBeLessThan(cut);
+  }, 60_000);
+
+  test("--list from one host shows the waiters of every host in queue order; a waiter killed on another host drops out within about a second", async () => {
+    const { hosts, url } = await setUp();
+    await expectWaitersOfEveryHost(hosts, url);
   }, 60_000);
 
   test("--done from another host stops the holder's command", async () => {

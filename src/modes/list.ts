@@ -193,11 +193,32 @@ export async function snapshot(dir: string | undefined, opts: ListOptions, users
   return listing;
 }
 
-/** The listing as `opts.format` writes it, ages measured up to `now` (Unix seconds). */
-export async function listingText(dir: string | undefined, listing: Listing, opts: ListOptions, now: number): Promise<string> {
-  if (opts.format === "prometheus") return (await import("../prometheus")).prometheusText(listing, now, dir);
+/** One look at the locks, wherever they live: what --list and each --watch view show. */
+export interface ListingLook {
+  listing: Listing;
+  /** where the locks were looked for, for the human view: " in DIR", " on HOST:PORT" */
+  where: string;
+  /** -f prometheus's location label: the lock directory or the engine's URL (undefined: none) */
+  location: string | undefined;
+}
+
+/** Takes a fresh look each time it is called (the lock directory may come and go, holders change). */
+export type ListingSource = () => Promise<ListingLook>;
+
+/** The lock directory `lockDir()` (asked anew each time) as a source of listings for `opts`. Throws as snapshot(). */
+export function localListing(lockDir: () => string | undefined, opts: ListOptions): ListingSource {
+  const users = userNames();
+  return async () => {
+    const dir = lockDir();
+    return { listing: await snapshot(dir, opts, users), where: whereText(dir), location: dir };
+  };
+}
+
+/** The look as `opts.format` writes it, ages measured up to `now` (Unix seconds). */
+export async function listingText({ listing, where, location }: ListingLook, opts: ListOptions, now: number): Promise<string> {
+  if (opts.format === "prometheus") return (await import("../prometheus")).prometheusText(listing, now, location);
   // A person reading an empty table should not have to guess: the machine formats stay bare.
-  if (opts.format === "human" && listing.holders.length === 0 && listing.waiters.length === 0) return `${nothingListed(opts)}${whereText(dir)}\n`;
+  if (opts.format === "human" && listing.holders.length === 0 && listing.waiters.length === 0) return `${nothingListed(opts)}${where}\n`;
   return formatRows(listing.holders, opts.format, opts.all || opts.staleOnly, listing.waiters);
 }
 
@@ -234,15 +255,14 @@ export async function toStdout(text: string): Promise<boolean> {
 }
 
 /**
- * Lists the locks of `lockDir()` once, on stdout or into `opts.output`. `lockDir` is
- * resolved inside, so that a directory problem is also exit 1; throws WaitlockError with
- * exit 1 for every failure but a usage error (3).
+ * Lists the locks of `source` once, on stdout or into `opts.output`. The source looks
+ * inside, so that a problem finding the locks is also exit 1; throws WaitlockError with
+ * exit 1 for every failure but a usage error (3) and running out of descriptors (75).
  */
-export async function listLocks(lockDir: () => string | undefined, opts: ListOptions): Promise<number> {
+export async function listLocks(source: ListingSource, opts: ListOptions): Promise<number> {
   restoreJit();
   try {
-    const dir = lockDir();
-    const text = await listingText(dir, await snapshot(dir, opts, userNames()), opts, Date.now() / 1000);
+    const text = await listingText(await source(), opts, Date.now() / 1000);
     if (opts.output !== undefined) writeAtomically(opts.output, text);
     else await toStdout(text);
     return EXIT.OK;

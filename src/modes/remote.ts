@@ -1,16 +1,15 @@
 // The modes on a network engine (--backend): --exec's lease, --check, --done and --list.
 // They see only the seam (src/backend.ts); the CLI hands them the engine.
 import { getuid, hostname } from "../../ffi/libc";
-import type { Backend, HolderDescription, Lease, RemoteHolder } from "../backend";
-import { writeAtomically } from "../atomicfile";
+import type { Backend, HolderDescription, Lease, RemoteHolder, RemoteWaiter } from "../backend";
 import { BusyError, EXIT, TimeoutError, WaitlockError, secondsPhrase } from "../errors";
-import { formatRows, type Listing, type Row } from "../format";
+import type { Row, WaiterRow } from "../format";
 import { oneLine } from "../holdertext";
 import { debug, notice, statusLineWanted } from "../log";
 import { ancestorsOfSelf } from "../procinfo";
 import type { Holding } from "./exec";
 import { userNames } from "../users";
-import { asListError, nothingListed, restoreJit, toStdout, type ListOptions } from "./list";
+import { listLocks, type ListingSource, type ListOptions } from "./list";
 
 const DONE_WAIT_SECONDS = 5;
 /** A wait this long (milliseconds) is worth a line on a terminal. */
@@ -148,30 +147,51 @@ function rowOf(h: RemoteHolder, where: string): Row {
   };
 }
 
+/** One --list waiter row from the engine's. */
+function waiterRowOf(w: RemoteWaiter, where: string): WaiterRow {
+  return {
+    descriptor: w.name,
+    status: "waiting",
+    position: w.position,
+    file: where,
+    pid: w.pid,
+    uid: w.uid,
+    user: w.user,
+    waitingSince: w.since,
+    hostname: w.host,
+    command: w.command,
+    session: w.backendPid,
+  };
+}
+
 /**
- * --list on an engine: the holders of every host (of NAME, or of all names), in the format
- * `opts` asks for, on stdout or into `opts.output`. Waiters are not listed (the engine's
- * queue has no description of them). Throws WaitlockError 1 (usage errors stay 3).
+ * The engine as a source of listings for `opts`: the holders of every host (of NAME, or of
+ * all names; stale and undescribed ones as `opts` asks, all for -f prometheus), sorted by
+ * name and slot, and the waiters of every host in queue order (none with --stale-only).
+ * Throws what Backend.list and Backend.waiters throw.
  */
-export async function listRemote(backend: Backend, opts: ListOptions): Promise<number> {
-  restoreJit();
-  try {
+export function remoteListing(backend: Backend, opts: ListOptions): ListingSource {
+  return async () => {
     const everything = opts.format === "prometheus";
-    const rows = (await backend.list({ name: opts.name, all: everything || opts.all || opts.staleOnly }))
+    const holders = (await backend.list({ name: opts.name, all: everything || opts.all || opts.staleOnly }))
       .map((h) => rowOf(h, backend.url))
       .filter((r) => everything || !opts.staleOnly || r.status !== "active")
       .sort((a, b) => (a.descriptor < b.descriptor ? -1 : a.descriptor > b.descriptor ? 1 : a.slot - b.slot));
-    const listing: Listing = { holders: rows, waiters: [] };
-    const now = Date.now() / 1000;
-    let text: string;
-    if (opts.format === "prometheus") text = (await import("../prometheus")).prometheusText(listing, now, backend.url);
-    else if (opts.format === "human" && rows.length === 0) text = `${nothingListed(opts)} on ${backend.label}\n`;
-    else text = formatRows(rows, opts.format, opts.all || opts.staleOnly);
-    if (opts.output !== undefined) writeAtomically(opts.output, text);
-    else await toStdout(text);
-    return EXIT.OK;
-  } catch (e) {
-    throw asListError(e);
+    const waiters = opts.staleOnly ? [] : (await backend.waiters({ name: opts.name })).map((w) => waiterRowOf(w, backend.url));
+    return { listing: { holders, waiters }, where: ` on ${backend.label}`, location: backend.url };
+  };
+}
+
+/**
+ * --list on an engine: the holders and waiters of every host, in the format `opts` asks
+ * for, on stdout or into `opts.output`; with `watch` (seconds), again every `watch` seconds
+ * as --watch does. Throws WaitlockError 1 (usage errors stay 3).
+ */
+export async function listRemote(backend: Backend, opts: ListOptions, watch?: number): Promise<number> {
+  try {
+    const source = remoteListing(backend, opts);
+    if (watch !== undefined) return await (await import("./watch")).watchLocks(source, opts, watch);
+    return await listLocks(source, opts);
   } finally {
     await backend.close();
   }

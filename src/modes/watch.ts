@@ -1,19 +1,19 @@
-// waitlock --list --watch [SECONDS]: the listing again every SECONDS until SIGINT, SIGTERM
+// waitlock --list --watch [SECONDS]: the listing (of the lock directory or a network engine,
+// src/modes/list.ts ListingSource) again every SECONDS until SIGINT, SIGTERM
 // or SIGHUP (exit 0). With stdout a terminal, a live view redrawn in place on the
 // terminal's alternate screen, given back as it was on the way out; otherwise each
 // listing after a line with the time; with -o FILE, that file replaced each time.
 import { isatty } from "../../ffi/libc";
 import { writeAtomically } from "../atomicfile";
 import { EXIT } from "../errors";
-import { humanLines, localTime, type Listing } from "../format";
-import { userNames } from "../users";
-import { asListError, restoreJit, listingText, nothingListed, snapshot, toStdout, whereText, type ListOptions } from "./list";
+import { humanLines, localTime } from "../format";
+import { asListError, restoreJit, listingText, nothingListed, toStdout, type ListingLook, type ListingSource, type ListOptions } from "./list";
 
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 /** The view of one moment: a title line with the time, a blank line, the tables (with HELD and WAITED). */
-function viewLines(dir: string | undefined, listing: Listing, opts: ListOptions, interval: number, now: number, width?: number): string[] {
-  const left = `Every ${interval}s: waitlock --list${opts.name === undefined ? "" : ` ${opts.name}`}${whereText(dir)}`;
+function viewLines({ listing, where }: ListingLook, opts: ListOptions, interval: number, now: number, width?: number): string[] {
+  const left = `Every ${interval}s: waitlock --list${opts.name === undefined ? "" : ` ${opts.name}`}${where}`;
   const held = listing.holders.filter((r) => r.status === "active").length;
   const right = `${held} held, ${listing.waiters.length} waiting  ${localTime(now)}`;
   const gap = width === undefined ? 2 : Math.max(2, width - left.length - right.length);
@@ -57,14 +57,13 @@ class LiveScreen {
 }
 
 /**
- * Lists the locks of `lockDir()` (asked anew each time: it may come and go) every
- * `interval` seconds until a stop signal; returns 0 then. Each listing is taken afresh
- * (never two at once); a slow one delays the next rather than bunching them.
+ * Lists the locks of `source` (the lock directory or a network engine; a fresh look each
+ * time) every `interval` seconds until a stop signal; returns 0 then. Each look is taken
+ * afresh (never two at once); a slow one delays the next rather than bunching them.
  * Throws what listLocks throws (exit 1; 3 for usage), after giving the terminal back.
  */
-export async function watchLocks(lockDir: () => string | undefined, opts: ListOptions, interval: number): Promise<number> {
+export async function watchLocks(source: ListingSource, opts: ListOptions, interval: number): Promise<number> {
   restoreJit();
-  const users = userNames();
   const screen = opts.output === undefined && isatty(1) ? new LiveScreen() : undefined;
   let stopped = false;
   let wake = () => {};
@@ -81,11 +80,10 @@ export async function watchLocks(lockDir: () => string | undefined, opts: ListOp
     let due = performance.now();
     for (let first = true; !stopped; first = false) {
       const now = Date.now() / 1000;
-      const dir = lockDir();
-      const listing = await snapshot(dir, opts, users);
-      if (opts.output !== undefined) writeAtomically(opts.output, await listingText(dir, listing, opts, now));
-      else if (screen) screen.draw(viewLines(dir, listing, opts, interval, now, process.stdout.columns));
-      else if (!(await toStdout(`${first ? "" : "\n"}${viewLines(dir, listing, opts, interval, now).join("\n")}\n`))) break;
+      const look = await source();
+      if (opts.output !== undefined) writeAtomically(opts.output, await listingText(look, opts, now));
+      else if (screen) screen.draw(viewLines(look, opts, interval, now, process.stdout.columns));
+      else if (!(await toStdout(`${first ? "" : "\n"}${viewLines(look, opts, interval, now).join("\n")}\n`))) break;
       due = Math.max(due + interval * 1000, performance.now());
       if (stopped) break;
       await new Promise<void>((resolve) => {

@@ -4,7 +4,7 @@
 import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../../errors";
 import { debug } from "../../log";
 import { isConnectionError, isLockTimeout, isMissingTable } from "./errors";
-import type { AcquireOptions, Backend, DoneOutcome, HolderDescription, Lease, RemoteHolder } from "../../backend";
+import type { AcquireOptions, Backend, DoneOutcome, HolderDescription, Lease, RemoteHolder, RemoteWaiter } from "../../backend";
 import { PostgresLease } from "./lease";
 import { passwordFromFile } from "./pgpass";
 import { listen, Session } from "./session";
@@ -21,6 +21,8 @@ const RECONNECT_MS = 250;
 
 interface Taken {
   slot: number;
+  /** a waiter's description was written on the way */
+  described: boolean;
 }
 
 /** A row as the server sends it: RemoteHolder's fields, three under their SQL names. */
@@ -104,9 +106,9 @@ class Postgres implements Backend {
         continue;
       }
       try {
-        const { slot } = await this.take(session, name, slots, preferred, shared, deadline, opts.timeout);
+        const { slot, described } = await this.take(session, name, slots, preferred, shared, deadline, opts.timeout, opts.holder);
         const describedAt = performance.now();
-        const token = await this.describe(session, name, slot, slots, shared, opts.holder, this.connectMs(deadline));
+        const token = await this.describe(session, name, slot, slots, shared, opts.holder, this.connectMs(deadline), described);
         debug(`postgres ${this.label}: '${name}' slot ${slot}/${slots} taken, token ${token}`);
         return new PostgresLease(session, this.target, name, slot, slots, shared, token, describedAt);
       } catch (e) {
@@ -132,34 +134,47 @@ class Postgres implements Backend {
     return Number.isFinite(deadline) ? deadline - performance.now() + Math.min(1000, this.target.connectTimeout * 1000) : Infinity;
   }
 
-  private async take(session: Session, name: string, slots: number, preferred: number, shared: boolean, deadline: number, timeout: number | undefined): Promise<Taken> {
+  /**
+   * A slot of NAME for this session. The first try costs no more than an uncontended take
+   * needs; only a request that found the lock busy describes itself as a waiter (`described`:
+   * its row is to be dropped with the holder's description).
+   */
+  private async take(session: Session, name: string, slots: number, preferred: number, shared: boolean, deadline: number, timeout: number | undefined, holder: HolderDescription): Promise<Taken> {
     const timedOut = () => new TimeoutError(name, timeout ?? 0);
     const once = async (leaveQueue: boolean) =>
-      (await session.query<Taken>(SQLText.trySlots(shared, leaveQueue), [name, slots, preferred], `locking '${name}'`, this.connectMs(deadline)))[0];
-    if (timeout === 0 || performance.now() >= deadline) {
-      const got = await once(false);
-      if (got) return got;
-      throw timeout === 0 ? new BusyError(name) : timedOut();
-    }
-    if (slots === 1) {
+      (await session.query<{ slot: number }>(SQLText.trySlots(shared, leaveQueue), [name, slots, preferred], `locking '${name}'`, this.connectMs(deadline)))[0];
+    const waitFor = async (text: string, doing: string) => {
       try {
-        await session.query(SQLText.waitSlot0(shared), [name, this.lockTimeout(deadline)], `waiting for '${name}'`, this.waitMs(deadline));
-        return { slot: 0 };
+        await session.query(text, [name, this.lockTimeout(deadline)], doing, this.waitMs(deadline));
       } catch (e) {
         if (isLockTimeout(sqlState(e))) throw timedOut();
         throw e;
       }
+    };
+    const queued = () => this.describeWaiter(session, name, slots, shared, holder, deadline);
+    if (timeout === 0 || performance.now() >= deadline) {
+      const got = await once(false);
+      if (got) return { slot: got.slot, described: false };
+      throw timeout === 0 ? new BusyError(name) : timedOut();
     }
-    try {
-      await session.query(SQLText.WAIT_QUEUE, [name, this.lockTimeout(deadline)], `queueing for '${name}'`, this.waitMs(deadline));
-    } catch (e) {
-      if (isLockTimeout(sqlState(e))) throw timedOut();
-      throw e;
+    if (slots === 1) {
+      const got = await once(false);
+      if (got) return { slot: got.slot, described: false };
+      const described = await queued();
+      await waitFor(SQLText.waitSlot0(shared), `waiting for '${name}'`);
+      return { slot: 0, described };
+    }
+    let described = false;
+    const [turnstile] = await session.query<{ got: boolean }>(SQLText.TRY_QUEUE, [name], `queueing for '${name}'`, this.connectMs(deadline));
+    if (!turnstile!.got) {
+      described = await queued();
+      await waitFor(SQLText.WAIT_QUEUE, `queueing for '${name}'`);
     }
     // First in the queue: take a slot as soon as one is released. Listen before looking
     // again, so that a release between the look and the wait is not missed.
     const first = await once(true);
-    if (first) return first;
+    if (first) return { slot: first.slot, described };
+    if (!described) described = await queued();
     let wake: () => void = () => {};
     const listener = await listen(this.target, this.secret(), SQLText.releaseChannel(name), () => wake(), this.connectMs(deadline)).catch((e: Error) => {
       debug(`postgres ${this.label}: no notifications for '${name}' (${e.message}): looking every ${RECHECK_MS} ms only`);
@@ -168,7 +183,7 @@ class Postgres implements Backend {
     try {
       for (;;) {
         const got = await once(true);
-        if (got) return got;
+        if (got) return { slot: got.slot, described };
         const left = deadline - performance.now();
         if (left <= 0) {
           await session.query(SQLText.LEAVE_QUEUE, [name], `leaving the queue of '${name}'`);
@@ -187,12 +202,36 @@ class Postgres implements Backend {
     }
   }
 
-  /** Describes the holder; returns the fencing token. */
-  private async describe(session: Session, name: string, slot: number, slots: number, shared: boolean, h: HolderDescription, timeoutMs: number): Promise<string> {
+  /**
+   * Describes this session as a waiter of NAME for --list on every host; true when described.
+   * The description only informs: a table that cannot be made or written (an older setup, no
+   * privilege) leaves the waiter undescribed, still waiting. Lost connections are thrown.
+   */
+  private async describeWaiter(session: Session, name: string, slots: number, shared: boolean, h: HolderDescription, deadline: number): Promise<boolean> {
+    const params = [name, slots, shared, h.host, h.pid, h.owner, h.uid, h.user, h.command];
+    const describe = () => session.query(SQLText.DESCRIBE_WAITER, params, `describing a waiter of '${name}'`, this.connectMs(deadline));
+    try {
+      try {
+        await describe();
+      } catch (e) {
+        if (!isMissingTable(sqlState(e))) throw e;
+        await session.script(SQLText.SETUP, "creating table waitlock.waiters");
+        await describe();
+      }
+      return true;
+    } catch (e) {
+      if (session.isClosed || isConnectionError(sqlState(e)) || (e instanceof WaitlockError && e.exitCode === EXIT.TEMPFAIL)) throw e;
+      debug(`postgres ${this.label}: waiting for '${name}' undescribed: ${(e as Error).message}`);
+      return false;
+    }
+  }
+
+  /** Describes the holder (dropping its waiter description when `waited` wrote one); returns the fencing token. */
+  private async describe(session: Session, name: string, slot: number, slots: number, shared: boolean, h: HolderDescription, timeoutMs: number, waited: boolean): Promise<string> {
     const params = [name, slot, slots, shared, h.host, h.pid, h.owner, h.uid, h.user, h.command];
     const doing = `describing the holder of '${name}'`;
     try {
-      return (await session.query<{ token: string }>(SQLText.DESCRIBE, params, doing, timeoutMs))[0]!.token;
+      return (await session.query<{ token: string }>(waited ? SQLText.DESCRIBE_AFTER_WAIT : SQLText.DESCRIBE, params, doing, timeoutMs))[0]!.token;
     } catch (e) {
       if (!isMissingTable(sqlState(e))) throw this.privilegeHint(e);
       debug(`postgres ${this.label}: creating schema waitlock and table waitlock.holders`);
@@ -237,6 +276,19 @@ class Postgres implements Backend {
       if (!opts.all || opts.name) return [];
       const rows = await this.ask<{ backend_pid: number; shared: boolean; client_addr: string | null }>(SQLText.LIST_UNDESCRIBED, [], "listing locks", ms);
       return rows.map((r) => ({ ...toHolder({ status: "unknown", backend_pid: r.backend_pid, shared: r.shared, client_addr: r.client_addr } as Row) }));
+    }
+  }
+
+  async waiters(opts: { name?: string; timeout?: number } = {}): Promise<RemoteWaiter[]> {
+    const ms = (opts.timeout ?? this.target.connectTimeout) * 1000;
+    type WaiterRow = Omit<RemoteWaiter, "backendPid" | "user"> & { backend_pid: number; username: string };
+    try {
+      const rows = await this.ask<WaiterRow>(SQLText.LIST_WAITERS, [opts.name ?? null], "listing waiters", ms);
+      return rows.map(({ backend_pid, username, ...w }) => ({ ...w, backendPid: backend_pid, user: username }));
+    } catch (e) {
+      // Nobody has waited yet with this version: nothing is described.
+      if (isMissingTable(sqlState(e))) return [];
+      throw e;
     }
   }
 

@@ -7,7 +7,8 @@
 // so that it reads the same as a signed int4 argument and as pg_locks' unsigned objid.
 // Advisory locks belong to one database: the database in the URL is part of the lock space.
 // A semaphore's waiters queue on key 'NAME.queue' (a turnstile); releases notify the channel
-// 'waitlock_' || key('NAME.queue').
+// 'waitlock_' || key('NAME.queue'). A waiter that found the lock busy describes itself in
+// waitlock.waiters; --list shows a row only while its session waits in pg_locks.
 import { CryptoHasher } from "bun";
 
 export const CLASSID = 0x57414c4b;
@@ -55,6 +56,9 @@ export function waitSlot0(shared: boolean): string {
   set_config('lock_timeout', '0', false) AS reset, pg_backend_pid() AS pid`;
 }
 
+/** Take the turnstile of NAME ($1) if nobody is in it: a semaphore's first try. */
+export const TRY_QUEUE = `SELECT pg_try_advisory_lock(${CLASSID}, ${queueKey("$1::text")}) AS got`;
+
 /** Wait for the turnstile of NAME ($1), as waitSlot0 does ($2 lock_timeout). */
 export const WAIT_QUEUE = `SELECT set_config('lock_timeout', $2::text, false) AS timeout, pg_advisory_lock(${CLASSID}, ${queueKey("$1::text")}) AS granted,
   set_config('lock_timeout', '0', false) AS reset`;
@@ -62,7 +66,7 @@ export const WAIT_QUEUE = `SELECT set_config('lock_timeout', $2::text, false) AS
 /** Leave the turnstile of NAME ($1). */
 export const LEAVE_QUEUE = `SELECT pg_advisory_unlock(${CLASSID}, ${queueKey("$1::text")}) AS left_queue`;
 
-/** The holder descriptions. Only the table needs privileges (see the man page). */
+/** The holder and waiter descriptions. Only the tables need privileges (see the man page). */
 export const SETUP = `BEGIN;
 SELECT pg_advisory_xact_lock(${CLASSID}, 0);
 CREATE SCHEMA IF NOT EXISTS waitlock;
@@ -82,6 +86,19 @@ CREATE TABLE IF NOT EXISTS waitlock.holders (
   acquired timestamptz NOT NULL DEFAULT now(),
   request text CHECK (request IN ('stop', 'release'))
 );
+CREATE TABLE IF NOT EXISTS waitlock.waiters (
+  backend_pid integer PRIMARY KEY,
+  name text NOT NULL,
+  slots integer NOT NULL,
+  shared boolean NOT NULL,
+  host text NOT NULL,
+  pid integer NOT NULL,
+  owner integer NOT NULL,
+  uid integer NOT NULL,
+  username text NOT NULL,
+  command text NOT NULL,
+  since timestamptz NOT NULL DEFAULT clock_timestamp()
+);
 COMMIT`;
 
 /**
@@ -97,6 +114,28 @@ export const DESCRIBE = `INSERT INTO waitlock.holders (backend_pid, name, slot, 
     token = EXCLUDED.token, host = EXCLUDED.host, pid = EXCLUDED.pid, owner = EXCLUDED.owner, uid = EXCLUDED.uid,
     username = EXCLUDED.username, command = EXCLUDED.command, acquired = now(), request = NULL
   RETURNING token::text AS token`;
+
+/**
+ * After a granted wait: the same as DESCRIBE, and this session's waiter description dropped
+ * in the same statement.
+ */
+export const DESCRIBE_AFTER_WAIT = `WITH waited AS (DELETE FROM waitlock.waiters WHERE backend_pid = pg_backend_pid())
+  ${DESCRIBE}`;
+
+/**
+ * Describe this session as a waiter of NAME ($1 NAME, $2 N, $3 shared, $4 host, $5 pid, $6
+ * owner, $7 uid, $8 user, $9 command), joining the queue now (clock_timestamp(): --list
+ * orders a name's waiters by it, pg_locks showing no queue order). Replaces the row of an
+ * ended session that had this backend PID, and drops those of other ended sessions (killed
+ * waiters). Nothing here needs to survive a crash: the commit does not wait for the disk.
+ */
+export const DESCRIBE_WAITER = `WITH gone AS (DELETE FROM waitlock.waiters w WHERE w.backend_pid <> pg_backend_pid()
+    AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.backend_pid))
+  INSERT INTO waitlock.waiters (backend_pid, name, slots, shared, host, pid, owner, uid, username, command)
+  VALUES (pg_backend_pid(), $1::text, $2::int, $3::bool, $4::text, $5::int, $6::int, $7::int, $8::text, $9::text)
+  ON CONFLICT (backend_pid) DO UPDATE SET name = EXCLUDED.name, slots = EXCLUDED.slots, shared = EXCLUDED.shared, host = EXCLUDED.host,
+    pid = EXCLUDED.pid, owner = EXCLUDED.owner, uid = EXCLUDED.uid, username = EXCLUDED.username, command = EXCLUDED.command, since = clock_timestamp()
+  RETURNING set_config('synchronous_commit', 'off', true) AS async`;
 
 /** The heartbeat: still the same session, and has --done asked anything of it? */
 export const HEARTBEAT = `SELECT pg_backend_pid() AS pid, (SELECT request FROM waitlock.holders WHERE backend_pid = pg_backend_pid()) AS request`;
@@ -153,6 +192,19 @@ export const LIST = `WITH ${LOCKS},
 export const LIST_UNDESCRIBED = `WITH ${LOCKS}
   SELECT 'unknown' AS status, l.pid AS backend_pid, l.shared, l.objid, host(a.client_addr) AS client_addr
   FROM locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid`;
+
+/**
+ * The described waiters of NAME ($1, or NULL for every name) whose session waits now: in
+ * pg_locks, an ungranted request for slot 0 (a mutex) or the turnstile, or the turnstile
+ * held (a semaphore's first waiter, looking for a free slot). In arrival order per name.
+ */
+export const LIST_WAITERS = `WITH waiting AS MATERIALIZED (SELECT pid, objid::bigint AS objid, granted FROM pg_locks WHERE ${OURS})
+  SELECT w.backend_pid, w.name, w.slots, w.shared, w.host, w.pid, w.owner, w.uid, w.username, w.command,
+    extract(epoch FROM w.since)::float8 AS since, row_number() OVER (PARTITION BY w.name ORDER BY w.since, w.backend_pid)::int AS position
+  FROM waitlock.waiters w
+  WHERE ($1::text IS NULL OR w.name = $1::text) AND EXISTS (SELECT 1 FROM waiting l WHERE l.pid = w.backend_pid
+    AND (l.objid = ${queueKey("w.name")} OR (NOT l.granted AND w.slots = 1 AND l.objid = ${slotKey("w.name", "0")})))
+  ORDER BY w.name, position`;
 
 /**
  * Ask the holders of NAME ($1) to stop their work, or only to release when the holder is on

@@ -2,7 +2,7 @@
 // live, taken, extended and released by Lua scripts (scripts.ts says which keys; lease.ts
 // how a held slot is kept). One connection per lease; checks, lists and --done use one
 // more. Waiters queue in arrival order and are woken by a release's publication.
-import type { AcquireOptions, Backend, DoneOutcome, Lease, RemoteHolder } from "../../backend";
+import type { AcquireOptions, Backend, DoneOutcome, Lease, RemoteHolder, RemoteWaiter } from "../../backend";
 import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../../errors";
 import { debug } from "../../log";
 import { Connection } from "./connection";
@@ -192,27 +192,64 @@ class Redis implements Backend {
     return this.ask<number>(Script.FREE, [Script.base(name)], [slots, opts.shared ? 1 : 0], `checking '${name}'`, (opts.timeout ?? this.target.connectTimeout) * 1000);
   }
 
+  /** The keys of NAME (or of every name) that `parse` accepts, found by SCAN within the deadline (performance.now() ms). */
+  private async scan(name: string | undefined, parse: (key: string) => string | undefined, conn: Connection, deadline: number): Promise<string[]> {
+    const keys = new Set<string>();
+    let cursor = "0";
+    do {
+      const [next, batch] = await conn.send<[string, string[]]>("SCAN", [cursor, "MATCH", Script.namePattern(name), "COUNT", "1000"], "listing locks", Math.max(1, deadline - performance.now()));
+      for (const k of batch) {
+        const parsed = parse(k);
+        if (parsed !== undefined && (name === undefined || parsed === name)) keys.add(k);
+      }
+      cursor = String(next);
+    } while (cursor !== "0");
+    return [...keys].sort();
+  }
+
   /**
    * The holders of NAME (or of every name): their keys found by SCAN, then described in one
    * script, all within `timeoutMs` (default: connect_timeout).
    */
   private async holders(name?: string, timeoutMs = this.target.connectTimeout * 1000): Promise<Held[]> {
     const deadline = performance.now() + timeoutMs;
-    const left = () => Math.max(1, deadline - performance.now());
     const conn = await this.managementConnection(timeoutMs);
-    const keys = new Set<string>();
-    let cursor = "0";
-    do {
-      const [next, batch] = await conn.send<[string, string[]]>("SCAN", [cursor, "MATCH", Script.namePattern(name), "COUNT", "1000"], "listing locks", left());
-      for (const k of batch) {
-        const parsed = Script.parseHolderKey(k);
-        if (parsed && (name === undefined || parsed[0] === name)) keys.add(k);
-      }
-      cursor = String(next);
-    } while (cursor !== "0");
-    if (keys.size === 0) return [];
-    const rows = await conn.eval<(string | number)[][]>(Script.DESCRIBE, [...keys].sort(), [], "listing locks", left());
+    const keys = await this.scan(name, (k) => Script.parseHolderKey(k)?.[0], conn, deadline);
+    if (keys.length === 0) return [];
+    const rows = await conn.eval<(string | number)[][]>(Script.DESCRIBE, keys, [], "listing locks", Math.max(1, deadline - performance.now()));
     return rows.map(toHeld).filter((h): h is Held => h !== undefined);
+  }
+
+  /** The queues of NAME (or of every name) found by SCAN, then their live waiters in one script, all within the timeout. */
+  async waiters(opts: { name?: string; timeout?: number } = {}): Promise<RemoteWaiter[]> {
+    const timeoutMs = (opts.timeout ?? this.target.connectTimeout) * 1000;
+    const deadline = performance.now() + timeoutMs;
+    const conn = await this.managementConnection(timeoutMs);
+    const queues = await this.scan(opts.name, Script.parseQueueKey, conn, deadline);
+    if (queues.length === 0) return [];
+    const rows = await conn.eval<(string | number)[][]>(Script.WAITERS, queues, [], "listing waiters", Math.max(1, deadline - performance.now()));
+    const positions = new Map<string, number>();
+    return rows.map(([i, , score, ...pairs]) => {
+      const name = Script.parseQueueKey(queues[Number(i) - 1]!)!;
+      const f: Record<string, string> = {};
+      for (let k = 0; k + 1 < pairs.length; k += 2) f[String(pairs[k])] = String(pairs[k + 1]);
+      const position = (positions.get(name) ?? 0) + 1;
+      positions.set(name, position);
+      return {
+        name,
+        position,
+        backendPid: Number(f.client ?? 0),
+        shared: f.shared === "1",
+        slots: Number(f.slots ?? 1),
+        host: f.host ?? "",
+        pid: Number(f.pid ?? 0),
+        owner: Number(f.owner ?? 0),
+        uid: Number(f.uid ?? 0),
+        user: f.user ?? "",
+        command: f.command ?? "",
+        since: Number(score) / 1e6,
+      };
+    });
   }
 
   /** Holders of NAME (or of every name); with `all`, also slots held by keys waitlock did not write ('unknown'). */

@@ -18,7 +18,9 @@
 //   waitlock:{NAME}:queue     a sorted set of the waiters ('r' or 'w', then an id) by arrival
 //                             (server time, µs)
 //   waitlock:{NAME}:waiter:ID a waiter's sign of life ('r' or 'w' then its id), refreshed while it waits; a waiter
-//                             whose sign expired is dropped from the queue by the next look
+//                             whose sign expired is dropped from the queue by the next look.
+//                             A hash describing the waiter for --list: slots, shared, host,
+//                             pid, owner, uid, user, command, client
 //   channel waitlock:{NAME}:released   published on every release and every waiter leaving
 // No key equals NAME, and no other application's keys start with `waitlock:{`.
 
@@ -110,8 +112,13 @@ if slot then
   return {slot, token}
 end
 if waiter ~= '' then
-  redis.call('SET', base .. ':waiter:' .. waiter, '1', 'PX', ARGV[6])
-  if not rank then redis.call('ZADD', queue, now, waiter) end
+  local sign = base .. ':waiter:' .. waiter
+  if not rank then
+    redis.call('HSET', sign, 'slots', n, 'shared', shared and 1 or 0, 'host', ARGV[7], 'pid', ARGV[8], 'owner', ARGV[9], 'uid', ARGV[10],
+      'user', ARGV[11], 'command', ARGV[12], 'client', ARGV[13])
+    redis.call('ZADD', queue, now, waiter)
+  end
+  redis.call('PEXPIRE', sign, ARGV[6])
 end
 return false`;
 
@@ -168,6 +175,31 @@ for i, k in ipairs(KEYS) do
   end
 end
 return out`;
+
+/**
+ * The live waiters of the queues KEYS (each a base(NAME) .. ':queue'), in queue order:
+ * {i (1-based index of the queue in KEYS), waiter id, score (µs), field, value, ...} for
+ * each waiter whose sign of life is there; a waiter whose sign expired (killed) is left out.
+ */
+export const WAITERS = `local out = {}
+for i, q in ipairs(KEYS) do
+  local base = string.sub(q, 1, -7)
+  local ranked = redis.call('ZRANGE', q, 0, -1, 'WITHSCORES')
+  for j = 1, #ranked, 2 do
+    local sign = base .. ':waiter:' .. ranked[j]
+    if redis.call('TYPE', sign)['ok'] == 'hash' then
+      local row = {i, ranked[j], ranked[j + 1]}
+      for _, f in ipairs(redis.call('HGETALL', sign)) do row[#row + 1] = f end
+      out[#out + 1] = row
+    end
+  end
+end
+return out`;
+
+/** A queue's key, `waitlock:{NAME}:queue` → NAME; undefined for other keys. */
+export function parseQueueKey(key: string): string | undefined {
+  return /^waitlock:\{(.*)\}:queue$/s.exec(key)?.[1];
+}
 
 /**
  * --done: for KEYS[i] still held by lease ARGV[2i-1], sets request ARGV[2i] ('stop' or
