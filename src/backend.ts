@@ -21,7 +21,10 @@ export interface Lease {
   readonly lost: Promise<LockLostError>;
   /** resolves when `waitlock --done` asks this holder to stop (or only to release) */
   readonly requested: Promise<DoneRequest>;
-  /** Unlocks and ends the session; never throws (the engine frees what a dead session held). */
+  /**
+   * Unlocks and ends the session; never throws (the engine frees what a dead session held).
+   * When the engine says the lock was no longer ours, `lost` resolves before this does.
+   */
   release(): Promise<void>;
 }
 

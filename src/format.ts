@@ -140,7 +140,8 @@ function table(header: string[], cells: string[][]): string[] {
   return [line(header), ...cells.map(line)];
 }
 
-const oneLine = (command: string | null) => (command ?? "").replace(/[\r\n\t]/g, " ");
+/** A command on one line, for a terminal: every control character (C0, DEL, C1: line breaks, escape sequences a holder could plant) a space. */
+const oneLine = (command: string | null) => (command ?? "").replace(/[\x00-\x1f\x7f-\x9f]/g, " ");
 
 function holderTable(rows: Row[], style: HumanStyle): string[] {
   const held = style.now !== undefined;

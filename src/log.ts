@@ -89,5 +89,10 @@ export function warn(context: string, message: string): void {
 }
 
 export function debug(message: string): void {
-  if (level >= LEVEL.debug) consola().debug(message);
+  if (level >= LEVEL.debug) consola().debug(withoutPasswords(message));
+}
+
+/** `scheme://user:password@...` with the password replaced by `***` (a command line may hold a --backend URL). */
+export function withoutPasswords(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, "$1***@");
 }

@@ -219,6 +219,12 @@ for (const backend of BACKENDS) {
       if (at.tokens) expect(rows[0]).toMatchObject({ hostname: expect.any(String), token: expect.stringMatching(/^\d+$/) });
       const human = await wl([...at.args, "--list"]);
       expect(human.stdout).toContain("listed");
+      // A command line may carry escape sequences; a terminal reading --list must not get them.
+      const planted = await holding(at, ["planted"], "echo in; exec sleep 60 # \u001b]0;pwned\u0007 \u001b[2J");
+      const shown = (await wl([...at.args, "--list", "planted"])).stdout;
+      expect(shown).toContain("#  ]0;pwned   [2J");
+      expect(/[\u0000-\u0008\u000b-\u001f\u007f]/.test(shown)).toBe(false);
+      process.kill(-planted.p.pid, "SIGTERM");
       expect(human.stdout.split("\n")[0]).toMatch(at.tokens ? /HOST.*TOKEN/ : /^DESCRIPTOR +SLOT +MODE +PID/);
       const csv = (await wl([...at.args, "--list", "-f", "csv"])).stdout.split("\n");
       expect(csv[0]).toBe(`descriptor,pid,slot,user,acquired,status,command${at.tokens ? ",host,token" : ""}`);
@@ -379,6 +385,9 @@ describe("--backend on the command line", () => {
     }
     const local = await run([BIN, "-d", dir, "x", "--exec", "true"], { env: { WAITLOCK_BACKEND: url } });
     expect({ code: local.code, stderr: local.stderr }).toEqual({ code: 0, stderr: "" });
+    // Debug lines name the command run, with any password in it masked.
+    const verbose = await wl(["-v", "-d", dir, "x", "--exec", "sh", "-c", `: ${url}`]);
+    expect(verbose.stderr).toContain("running 'sh -c : postgres://u:***@127.0.0.1:1/db'");
     // A file is this machine's; the coprocess would take NAMEs elsewhere than asked.
     const file = await run([BIN, "--file", dir, "--exec", "true"], { env: { WAITLOCK_BACKEND: url } });
     expect({ code: file.code, stderr: file.stderr }).toEqual({ code: 0, stderr: "" });
@@ -387,7 +396,7 @@ describe("--backend on the command line", () => {
       expect({ mode, code: r.code }).toEqual({ mode, code: 3 });
       expect(r.stderr).toContain("WAITLOCK_BACKEND");
     }
-    const unreachable = await run([BIN, "-t", "0", "x", "--exec", "true"], { env: { WAITLOCK_BACKEND: url } });
+    const unreachable = await run([BIN, "-v", "-t", "0", "x", "--exec", "sh", "-c", `echo ${url}`], { env: { WAITLOCK_BACKEND: url } });
     expect(unreachable.code).toBe(75);
     expect(unreachable.stderr).toContain("127.0.0.1:1");
     expect(unreachable.stderr).not.toContain("hunter2");

@@ -102,8 +102,11 @@ export async function execUnderLock(descriptor: string, take: () => { claim: Hol
 
   const lost = held.lease ? superviseLease(held.lease, child.pid, () => held.release()) : undefined;
   const status = await child.ended;
-  const loss = lost?.();
+  const lostWhileRunning = lost?.();
   await held.release();
+  // A release that finds the lock no longer ours (taken from under a command that ended
+  // before its check could tell) is a loss too: the command ran unprotected.
+  const loss = lostWhileRunning ?? (held.lease ? await Promise.race([held.lease.lost, undefined]) : undefined);
   events.released((Date.now() - started) / 1000);
   debug(`command ended with status ${status}`);
   if (loss) throw loss;

@@ -5,7 +5,7 @@ import type { Backend, HolderDescription, Lease, RemoteHolder, RemoteWaiter } fr
 import { BusyError, EXIT, TimeoutError, WaitlockError, secondsPhrase } from "../errors";
 import type { Row, WaiterRow } from "../format";
 import { oneLine } from "../holdertext";
-import { debug, notice, statusLineWanted } from "../log";
+import { debug, notice, statusLineWanted, withoutPasswords } from "../log";
 import { ancestorsOfSelf } from "../procinfo";
 import type { Holding } from "./exec";
 import { userNames } from "../users";
@@ -14,11 +14,6 @@ import { listLocks, type ListingSource, type ListOptions } from "./list";
 const DONE_WAIT_SECONDS = 5;
 /** A wait this long (milliseconds) is worth a line on a terminal. */
 const WAITING_NOTICE_MS = 1000;
-
-/** `scheme://user:password@...` with the password replaced by `***` (a command line may hold a --backend URL). */
-export function withoutPasswords(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, "$1***@");
-}
 
 /**
  * How the engine's --list names a holder: this host, process `pid` holding for `owner`,
