@@ -249,7 +249,8 @@ for (const shell of SHELLS) {
 eval "$("$WL" --shell-init ${shell})"
 export WAITLOCK_DIR="$D"
 ${body}`;
-  const runShell = (body: string, d: string, deadlineMs = 20_000) => run([path ?? shell, "-c", script(body)], { env: { WL: BIN, D: d }, deadlineMs });
+  const runShell = (body: string, d: string, deadlineMs = 20_000, env: Record<string, string> = {}) =>
+    run([path ?? shell, "-c", script(body)], { env: { WL: BIN, D: d, ...env }, deadlineMs });
   const startShell = (body: string, d: string) => start([path ?? shell, "-c", script(body)], { env: { WL: BIN, D: d }, stdin: "pipe" });
 
   shellTest(`${shell}: 8 shells x 25 increments through waitlock_acquire/waitlock_release lose no update`, async () => {
@@ -305,6 +306,25 @@ ${body}`;
     process.kill(sh.pid, "SIGKILL");
     await waitFor("release after the shell's death", async () => !(await held(d, "job")) && !(await held(d, "other", 1)), 5000);
     await waitFor("the coprocess to exit", () => !alive(coprocess), 5000);
+  });
+
+  shellTest(`${shell}: under allexport WAITLOCK_SLOT still names the slot taken; WAITLOCK_DIR is read when asked, not when the coprocess started; --backend is refused`, async () => {
+    const d = lockDir();
+    const other = lockDir();
+    const r = await runShell(
+      `${shell === "bash" ? "set -a" : "setopt allexport"}
+      waitlock_acquire -m 4 sa; waitlock_release sa
+      "$WL" -m 4 sa --exec sleep 3 & sleep 0.5
+      waitlock_acquire -m 4 sa; echo "slot=$WAITLOCK_SLOT"; waitlock_release sa
+      export WAITLOCK_DIR="$OTHER"; waitlock_acquire moved; ls "$OTHER" | grep -c '^moved.slot0.lock$'
+      rc=0; waitlock_acquire --backend postgres://u:p@127.0.0.1:1/db remote || rc=$?; echo "backend=$rc"
+      kill $! 2>/dev/null || true`,
+      d,
+      20_000,
+      { OTHER: other },
+    );
+    expect(r.stdout).toBe("slot=1\n1\nbackend=3\n");
+    expect(r.stderr).toContain("--backend: not through the coprocess");
   });
 
   shellTest(`${shell}: exit statuses, timeouts and messages are the plain form's, under set -euo pipefail`, async () => {

@@ -266,6 +266,8 @@ export class Server {
   private run(id: string, verb: Verb, opts: Options, env: Record<string, string>): Answer | Promise<Answer> {
     if (opts.owner !== undefined) throw new UsageError("--owner", "a coprocess holds its locks for its client");
     if (opts.file !== undefined || opts.fd !== undefined) throw new UsageError(opts.file !== undefined ? "--file" : "--fd", "not through the coprocess: run waitlock itself");
+    // A lock asked for on a network engine must never be taken here instead.
+    if (opts.backend !== undefined) throw new UsageError("--backend", "not through the coprocess (it keeps locks in the lock directory): run waitlock itself");
     if (opts.shared && verb === "acquire") throw new UsageError("--shared", "the coprocess takes exclusive locks only; run waitlock -s itself");
     if (verb === "list") return this.list(opts);
     if (opts.name === undefined) throw new UsageError("lock name", "missing");

@@ -9,8 +9,10 @@
 // group, so that ^C reaches the shell alone: an acquire interrupted while it waits sends
 // 'cancel', then the shell gets its SIGINT back. Only exported WAITLOCK_* variables are
 // passed on, as the plain form sees only those; an exported WAITLOCK_SLOT (a preference)
-// is never overwritten. A dead coprocess is reported once (its locks are gone with it);
-// the next call starts a new one.
+// is never overwritten (one the functions set, exported by set -a, is theirs: updated,
+// and not passed on as a preference). The coprocess starts without WAITLOCK_DIR, so that
+// the shell's value when it asks counts. A dead coprocess is reported once (its locks are
+// gone with it); the next call starts a new one.
 import type { Shell } from "../options";
 
 /** `s` quoted for a POSIX shell: one word, whatever it holds. */
@@ -49,7 +51,7 @@ _waitlock_cancel() {
 _waitlock_request() {
   local _waitlock_req id st slot text first= rc=0 me=$BASHPID verb=$1 quick= old= trapped=
   if [[ $_waitlock_owner != "$me" ]]; then
-    coproc _WAITLOCK { exec "\${_waitlock_cmd[@]}" --serve --owner "$me"; }
+    coproc _WAITLOCK { WAITLOCK_DIR= exec "\${_waitlock_cmd[@]}" --serve --owner "$me"; }
     _waitlock_owner=$me
     _waitlock_pid=$_WAITLOCK_PID
     # Not a job of the shell's: a bare 'wait' must not wait for it.
@@ -65,7 +67,7 @@ _waitlock_request() {
   _waitlock_req="w$_waitlock_n $1"
   if [[ $verb == acquire && $- != *i* ]]; then quick=${QUICK_SECONDS}; fi
   shift
-${VARS.map((v) => `  if [[ -v ${v} && \${${v}@a} == *x* ]]; then _waitlock_add "${v}=$${v}"; fi`).join("\n")}
+${VARS.map((v) => `  if [[ -v ${v} && \${${v}@a} == *x*${v === "WAITLOCK_SLOT" ? ` && $${v} != "\${_waitlock_slot_set-}"` : ""} ]]; then _waitlock_add "${v}=$${v}"; fi`).join("\n")}
   for id in "$@"; do _waitlock_add "$id"; done
   if ! printf '%s\\n' "$_waitlock_req" >&"\${_WAITLOCK[1]}"; then
     printf 'waitlock: cannot reach coprocess %s\\n' "$_waitlock_pid" >&2
@@ -111,7 +113,8 @@ ${VARS.map((v) => `  if [[ -v ${v} && \${${v}@a} == *x* ]]; then _waitlock_add "
 waitlock_acquire() {
   _waitlock_request acquire "$@" || return
   # An exported WAITLOCK_SLOT is the caller's slot preference: left as it is.
-  if [[ ! -v WAITLOCK_SLOT || \${WAITLOCK_SLOT@a} != *x* ]]; then WAITLOCK_SLOT=$_waitlock_slot; fi
+  # (One the functions set themselves, exported by set -a, is theirs to update.)
+  if [[ ! -v WAITLOCK_SLOT || \${WAITLOCK_SLOT@a} != *x* || $WAITLOCK_SLOT == "\${_waitlock_slot_set-}" ]]; then WAITLOCK_SLOT=$_waitlock_slot; _waitlock_slot_set=$_waitlock_slot; fi
 }
 waitlock_release() {
   _waitlock_request release "$@"
@@ -134,7 +137,7 @@ _waitlock_request() {
   local _waitlock_req id st slot text me=$sysparams[pid]
   if [[ $_waitlock_owner != $me ]]; then
     if [[ -n $_waitlock_out ]]; then exec {_waitlock_out}>&- {_waitlock_in}<&-; fi
-    coproc "\${_waitlock_cmd[@]}" --serve --owner $me
+    coproc WAITLOCK_DIR= "\${_waitlock_cmd[@]}" --serve --owner $me
     _waitlock_pid=$!
     exec {_waitlock_out}>&p {_waitlock_in}<&p
     # Not a job of the shell's: a bare 'wait' must not wait for it.
@@ -151,7 +154,7 @@ _waitlock_request() {
   # localtraps: the caller's INT trap is back when this function returns.
   if [[ $1 == acquire ]]; then trap _waitlock_cancel INT; fi
   shift
-${VARS.map((v) => `  if (( \${+${v}} )) && [[ \${(t)${v}} == *export* ]]; then _waitlock_add "${v}=$${v}"; fi`).join("\n")}
+${VARS.map((v) => `  if (( \${+${v}} )) && [[ \${(t)${v}} == *export*${v === "WAITLOCK_SLOT" ? ` && $${v} != "\${_waitlock_slot_set-}"` : ""} ]]; then _waitlock_add "${v}=$${v}"; fi`).join("\n")}
   for id in "$@"; do _waitlock_add "$id"; done
   if ! print -r -u $_waitlock_out -- "$_waitlock_req" 2>/dev/null; then
     print -ru2 -- "waitlock: coprocess $_waitlock_pid has exited: the locks it held are released"
@@ -181,7 +184,8 @@ waitlock_acquire() {
   fi
   (( st == 0 )) || return $st
   # An exported WAITLOCK_SLOT is the caller's slot preference: left as it is.
-  if ! (( \${+WAITLOCK_SLOT} )) || [[ \${(t)WAITLOCK_SLOT} != *export* ]]; then WAITLOCK_SLOT=$_waitlock_slot; fi
+  # (One the functions set themselves, exported by allexport, is theirs to update.)
+  if ! (( \${+WAITLOCK_SLOT} )) || [[ \${(t)WAITLOCK_SLOT} != *export* || $WAITLOCK_SLOT == "\${_waitlock_slot_set-}" ]]; then WAITLOCK_SLOT=$_waitlock_slot; _waitlock_slot_set=$_waitlock_slot; fi
 }
 waitlock_release() {
   _waitlock_request release "$@"
