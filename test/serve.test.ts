@@ -308,6 +308,32 @@ ${body}`;
     await waitFor("the coprocess to exit", () => !alive(coprocess), 5000);
   });
 
+  if (shell === "bash")
+    shellTest("bash: a script that ignores ^C (trap '' INT) keeps waiting through a SIGINT, as flock(1) would", async () => {
+      const d = lockDir();
+      const holder = start([BIN, "-d", d, "ign", "--exec", "sleep", "30"]);
+      await waitFor("holder", () => held(d, "ign"));
+      // (A shell that finds SIGINT ignored on entry, as bun test leaves it, cannot trap it at all.)
+      const argv = ["env", "--default-signal=INT", path ?? shell, "-c", script(`trap '' INT; echo waiting; waitlock_acquire ign; echo "rc=$?"`)];
+      const sh = start(argv, { env: { WL: BIN, D: d }, stdout: "pipe" });
+      let out = "";
+      (async () => {
+        for await (const c of sh.stdout as ReadableStream<Uint8Array>) out += new TextDecoder().decode(c);
+      })();
+      await waitFor("the script to wait", () => out.includes("waiting"));
+      await waitFor("its acquire to queue", async () => (await run([BIN, "-d", d, "--list", "-f", "csv", "ign"])).stdout.includes(",waiting,"));
+      // Were the acquire withdrawn, the script would end at once (130, set -e): it must still
+      // be waiting after a second of ^Cs (repeated: the functions' own trap goes in only once
+      // an answer is 0.05 s late).
+      const interrupts = setInterval(() => sh.kill("SIGINT"), 100);
+      const ended = await waitFor("the script to end", () => sh.exitCode !== null, 1000).then(() => true, () => false);
+      clearInterval(interrupts);
+      expect(ended).toBe(false);
+      holder.kill("SIGTERM");
+      expect(await sh.exited).toBe(0);
+      expect(out).toBe("waiting\nrc=0\n");
+    });
+
   shellTest(`${shell}: under allexport WAITLOCK_SLOT still names the slot taken; WAITLOCK_DIR is read when asked, not when the coprocess started; --backend is refused`, async () => {
     const d = lockDir();
     const other = lockDir();

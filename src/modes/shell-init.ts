@@ -73,7 +73,8 @@ ${VARS.map((v) => `  if [[ -v ${v} && \${${v}@a} == *x*${v === "WAITLOCK_SLOT" ?
     printf 'waitlock: cannot reach coprocess %s\\n' "$_waitlock_pid" >&2
     return 4
   fi
-  if [[ $verb == acquire && -z $quick ]]; then old=$(trap -p INT); trapped=1; trap _waitlock_cancel INT; fi
+  # A shell that ignores ^C (trap '' INT) keeps waiting through it, as flock(1) would.
+  if [[ $verb == acquire && -z $quick ]]; then old=$(trap -p INT); if [[ $old != "trap -- '' SIGINT" ]]; then trapped=1; trap _waitlock_cancel INT; fi; fi
   while :; do
     if [[ -n $quick ]]; then
       # The first character, within the quick time: a read that times out has taken none.
@@ -83,8 +84,10 @@ ${VARS.map((v) => `  if [[ -v ${v} && \${${v}@a} == *x*${v === "WAITLOCK_SLOT" ?
         quick=
         rc=0
         old=$(trap -p INT)
-        trapped=1
-        trap _waitlock_cancel INT
+        if [[ $old != "trap -- '' SIGINT" ]]; then
+          trapped=1
+          trap _waitlock_cancel INT
+        fi
         continue
       fi
     fi
