@@ -108,7 +108,7 @@ async function runOther(opts: Options): Promise<number> {
 /** The modes on a network engine (--backend URL): the engine is chosen here, so that no mode imports one. */
 async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeof callerState> | undefined): Promise<number> {
   const [{ connectBackend }, remote] = await Promise.all([import("./backends"), import("./modes/remote")]);
-  const backend = connectBackend(url);
+  const backend = await connectBackend(url);
   const name = () => opts.name ?? readNameFromStdin();
   switch (opts.mode) {
     case "list":

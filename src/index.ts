@@ -196,7 +196,7 @@ async function leaseLock(url: string, name: string, opts: AsyncAcquireOptions): 
   validateName(name);
   const { connectBackend } = await import("./backends");
   const { holderDescription } = await import("./modes/remote");
-  const backend = connectBackend(url);
+  const backend = await connectBackend(url);
   const holder = holderDescription(process.pid, process.pid, opts.command ?? process.argv.join(" "));
   const timeout = opts.timeout ?? undefined;
   const lease = await backend.acquire(name, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder });

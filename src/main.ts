@@ -5,7 +5,7 @@ import { main } from "./cli";
 /** The detached holder of a plain acquire on a network engine (src/modes/lease-holder.ts). */
 async function leaseHolder(order: string): Promise<number> {
   const [{ connectBackend }, { runLeaseHolder }] = await Promise.all([import("./backends"), import("./modes/lease-holder")]);
-  return runLeaseHolder(connectBackend(process.env.WAITLOCK_BACKEND!), order);
+  return runLeaseHolder(await connectBackend(process.env.WAITLOCK_BACKEND!), order);
 }
 
 if (Bun.isMainThread) {

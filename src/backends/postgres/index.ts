@@ -12,7 +12,6 @@ import * as SQLText from "./sql";
 import { describeTarget, parsePostgresUrl, type PostgresTarget } from "./url";
 
 export type { Backend, DoneRequest, Lease } from "../../backend";
-export { isPostgresUrl } from "./url";
 
 /** How often a semaphore's first waiter looks again without a notification (a holder killed with SIGKILL notifies nobody). */
 const RECHECK_MS = 250;

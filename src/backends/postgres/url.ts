@@ -43,9 +43,6 @@ const TIMING: Record<string, Timing> = {
 };
 const TLS_KEYS = ["sslrootcert", "sslcert", "sslkey", "sslpassword", "channel_binding"];
 
-/** Is this a URL for this backend? */
-export const isPostgresUrl = (url: string): boolean => /^postgres(ql)?:\/\//i.test(url);
-
 /**
  * Parses and checks a backend URL. Defaults follow libpq: user PGUSER or the login name,
  * database PGDATABASE or the user, password PGPASSWORD, sslmode PGSSLMODE or `prefer`.

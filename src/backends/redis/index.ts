@@ -10,7 +10,6 @@ import { RedisLease } from "./lease";
 import * as Script from "./scripts";
 import { describeTarget, parseRedisUrl, type RedisTarget } from "./url";
 
-export { isRedisUrl } from "./url";
 
 /** How often a waiter looks again without a notification (an expired lease notifies nobody); also how often it renews its place in the queue. */
 const RECHECK_MS = 250;

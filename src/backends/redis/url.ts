@@ -42,9 +42,6 @@ const TIMING: Record<string, Timing> = {
   grace: ["grace", 5, 0, 3600],
 };
 
-/** Is this a URL for this backend? */
-export const isRedisUrl = (url: string): boolean => /^rediss?:\/\//i.test(url);
-
 /**
  * Parses and checks a backend URL. The password comes from the URL, else REDISCLI_AUTH
  * (redis-cli's own variable). `cacert=FILE` names a CA for rediss://. Throws UsageError
