@@ -7,6 +7,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Lease } from "../src/backend";
 import { connectRedis } from "../src/backends/redis";
+import { EXTEND } from "../src/backends/redis/scripts";
 import { expectWaitersOfEveryHost, fixture } from "./backend-fixture";
 import { dirs } from "./cleanup";
 import { alive, waitFor, wl } from "./helpers";
@@ -238,6 +239,69 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     expect(await h.exited()).toBe(7);
     expect(h.events.some((e) => e.event === "stopped")).toBe(true);
     expect(h.stderr()).toContain("waitlock: gone: lock lost");
+  }, 30_000);
+
+  test("compare-and-extend refuses a lease whose last extension is older than the confirm window (left in place), and a key that is not its hash", async () => {
+    const s = await startRedis();
+    const extend = (key: string) => s.admin(["EVAL", EXTEND, "2", key, "waitlock:{x}", "L", "4000", "1000"]);
+    await s.admin(["HSET", "waitlock:{x}:slot0", "lease", "L"]);
+    await s.admin(["PEXPIRE", "waitlock:{x}:slot0", "3500"]);
+    expect(await extend("waitlock:{x}:slot0")).toEqual([1, ""]);
+    expect((await s.admin(["PTTL", "waitlock:{x}:slot0"])) as number).toBeGreaterThan(3900);
+    await s.admin(["PEXPIRE", "waitlock:{x}:slot0", "2500"]);
+    expect(await extend("waitlock:{x}:slot0")).toEqual([2, ""]);
+    expect((await s.admin(["PTTL", "waitlock:{x}:slot0"])) as number).toBeLessThanOrEqual(2500);
+    expect(await s.admin(["HGET", "waitlock:{x}:slot0", "lease"])).toBe("L");
+    await s.admin(["SET", "waitlock:{x}:slot1", "L", "PX", "3000"]);
+    expect(await extend("waitlock:{x}:slot1")).toEqual([0, ""]);
+  }, 30_000);
+
+  test("a server that hangs longer than confirm_timeout: the lost holder's extension that runs when it resumes is refused, and the lock is free once the command is gone, not a ttl later", async () => {
+    const s = await startRedis();
+    const url = s.url({ ttl: "4", confirm_timeout: "1", heartbeat: "0.3", grace: "1" });
+    const h = fixture(undefined, "hold", { url, name: "late" }, ["sleep", "60"]);
+    await h.event("started");
+    const w = fixture(undefined, "hold", { url, name: "late" }, ["true"]);
+    await waitFor("the waiter to queue", async () => (await s.admin(["ZCARD", "waitlock:{late}:queue"])) === 1);
+    const t0 = Date.now();
+    process.kill(s.pid, "SIGSTOP");
+    let resumed: number;
+    try {
+      await h.event("stopped");
+      await Bun.sleep(Math.max(0, t0 + 1500 - Date.now()));
+    } finally {
+      process.kill(s.pid, "SIGCONT");
+      resumed = Date.now();
+    }
+    const got = await w.event("acquired");
+    console.log(`redis: server hung 1.5 s (confirm_timeout 1, ttl 4): the waiter got the lock ${got.at - resumed} ms after the server resumed`);
+    expect(await h.exited()).toBe(7);
+    expect((await h.event("stopped")).at).toBeLessThan(got.at);
+    expect(got.at - resumed).toBeLessThan(1500);
+    expect(await w.exited()).toBe(0);
+  }, 30_000);
+
+  test("a holder paused (SIGSTOP) longer than confirm_timeout: lost on resuming, its command stopped, and the lock free once the command is gone, not a ttl later", async () => {
+    const s = await startRedis();
+    const url = s.url({ ttl: "4", confirm_timeout: "1", heartbeat: "0.3", grace: "1" });
+    const h = fixture(undefined, "hold", { url, name: "paused" }, ["sleep", "60"]);
+    await h.event("started");
+    const w = fixture(undefined, "hold", { url, name: "paused" }, ["true"]);
+    await waitFor("the waiter to queue", async () => (await s.admin(["ZCARD", "waitlock:{paused}:queue"])) === 1);
+    h.p.kill("SIGSTOP");
+    let resumed: number;
+    try {
+      await Bun.sleep(1500);
+    } finally {
+      h.p.kill("SIGCONT");
+      resumed = Date.now();
+    }
+    const got = await w.event("acquired");
+    console.log(`redis: holder paused 1.5 s (confirm_timeout 1, ttl 4): the waiter got the lock ${got.at - resumed} ms after the holder resumed`);
+    expect(await h.exited()).toBe(7);
+    expect((await h.event("stopped")).at).toBeLessThan(got.at);
+    expect(got.at - resumed).toBeLessThan(1500);
+    expect(await w.exited()).toBe(0);
   }, 30_000);
 
   test("a connection closed under a holder (CLIENT KILL) is not a loss: it reconnects, finds the key still its own, and extends it", async () => {

@@ -10,6 +10,9 @@ import type { Connection } from "./connection";
 import { base, EXTEND, RELEASE, sharedKey, slotKey } from "./scripts";
 import type { RedisTarget } from "./url";
 
+/** How long a release may take (connecting again included) before the ttl is left to free the key. */
+const RELEASE_MS = 1000;
+
 export class RedisLease implements Lease {
   readonly lost: Promise<LockLostError>;
   readonly requested: Promise<DoneRequest>;
@@ -63,8 +66,12 @@ export class RedisLease implements Lease {
         await this.conn.reconnect(left());
       }
       const sentAt = performance.now();
-      const [ours, request] = await this.conn.eval<[number, string]>(EXTEND, [this.key, base(this.name)], [this.id, Math.round(this.target.ttl * 1000)], "extending the lease", Math.max(1, left()));
+      const [ours, request] = await this.conn.eval<[number, string]>(EXTEND, [this.key, base(this.name)], [this.id, Math.round(this.target.ttl * 1000), Math.round(this.target.confirmTimeout * 1000)],
+        "extending the lease",
+        Math.max(1, left()),
+      );
       if (this.state !== "held") return;
+      if (ours === 2) return this.lose(`not confirmed by the server within ${this.target.confirmTimeout} seconds (an extension ran late on the server and was refused)`);
       if (ours !== 1) return this.lose("the server no longer holds it for us (it expired or was taken)");
       this.confirm(sentAt);
       if (request === "stop" || request === "release") this.declareRequest(request);
@@ -103,18 +110,23 @@ export class RedisLease implements Lease {
     clearTimeout(this.watchdog);
   }
 
+  /**
+   * Compare-and-delete, within RELEASE_MS, also after a loss: the caller has ended the
+   * command by then, and a key still ours (an extension refused as late leaves it) is freed
+   * now rather than at its ttl. A server that does not answer in time is left to let the
+   * key expire.
+   */
   async release(): Promise<void> {
     if (this.state === "released") return;
-    const held = this.state === "held";
     this.state = "released";
     this.stopTimers();
-    if (held)
-      try {
-        if (!this.conn.connected) await this.conn.reconnect(this.target.connectTimeout * 1000);
-        await this.conn.eval(RELEASE, [this.key, base(this.name)], [this.id], "releasing");
-      } catch (e) {
-        debug(`redis ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; the lease runs out in ${this.target.ttl} seconds instead`);
-      }
+    const deadline = performance.now() + RELEASE_MS;
+    try {
+      if (!this.conn.connected) await this.conn.reconnect(RELEASE_MS);
+      await this.conn.eval<number>(RELEASE, [this.key, base(this.name)], [this.id], "releasing", Math.max(1, deadline - performance.now()));
+    } catch (e) {
+      debug(`redis ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; the lease runs out within ${this.target.ttl} seconds instead`);
+    }
     this.conn.close();
   }
 }

@@ -130,17 +130,29 @@ return 1`;
 
 /**
  * Compare-and-extend: KEYS[1] the holder's key, KEYS[2] base(NAME); ARGV lease id, ttl
- * (ms). Returns {1, request} ('' when none) while the key is still this lease's, {0, ''}
- * once it is not. A shared holder's expiry in the readers set moves with its key.
+ * (ms), the holder's confirm window (ms). Returns {1, request} ('' when none) while the key
+ * is still this lease's, {0, ''} once it is not (gone, another lease's, or not a hash:
+ * another program's SET). Returns {2, ''} without extending when the last extension ran
+ * longer ago than the confirm window (its age is ttl - PTTL): the holder has given the
+ * lease up as lost by then, and an extension that arrives that late (a paused process, a
+ * hung server, delayed packets) must not keep the slot blocked for another ttl. The key is
+ * left in place: the lost holder's command may still be in its grace period. A shared
+ * holder's expiry in the readers set moves with its key.
  */
 export const EXTEND = `${PRELUDE}
-if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return {0, ''} end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if redis.call('HGET', KEYS[1], 'shared') == '1' then redis.call('ZADD', KEYS[2] .. ':readers', now_ms + tonumber(ARGV[2]), ARGV[1]) end
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' or redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return {0, ''} end
+local ttl = tonumber(ARGV[2])
+local left = redis.call('PTTL', KEYS[1])
+if left >= 0 and ttl - left > tonumber(ARGV[3]) then return {2, ''} end
+redis.call('PEXPIRE', KEYS[1], ttl)
+if redis.call('HGET', KEYS[1], 'shared') == '1' then redis.call('ZADD', KEYS[2] .. ':readers', now_ms + ttl, ARGV[1]) end
 return {1, redis.call('HGET', KEYS[1], 'request') or ''}`;
 
-/** Compare-and-delete: KEYS[1] the holder's key, KEYS[2] base(NAME); ARGV lease id. 1 when released, 0 when it was no longer ours. */
-export const RELEASE = `if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end
+/**
+ * Compare-and-delete: KEYS[1] the holder's key, KEYS[2] base(NAME); ARGV lease id. 1 when
+ * released, 0 when it was no longer ours (gone, another lease's, or not a hash).
+ */
+export const RELEASE = `if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' or redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2] .. ':readers', ARGV[1])
 redis.call('PUBLISH', KEYS[2] .. ':released', 'released')
