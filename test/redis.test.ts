@@ -304,6 +304,20 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     expect(await w.exited()).toBe(0);
   }, 30_000);
 
+  test("a lease lost within the last heartbeat interval (the key deleted): the command ends normally, the release finds the key not ours, and waitlock exits 7, not 0", async () => {
+    const s = await startRedis();
+    const dir = mkdtempSync(join(tmpdir(), "waitlock-redis-"));
+    dirs.push(dir);
+    const go = join(dir, "go");
+    const h = fixture(undefined, "hold", { url: s.url(), name: "last" }, ["sh", "-c", `while [ ! -e ${go} ]; do sleep 0.01; done`]);
+    await h.event("started");
+    expect(await s.admin(["DEL", "waitlock:{last}:slot0"])).toBe(1);
+    writeFileSync(go, "");
+    expect(await h.exited()).toBe(7);
+    expect(h.stderr()).toContain("waitlock: last: lock lost: when released, the server no longer held it for us");
+    expect(h.events.some((e) => e.event === "stopped")).toBe(false);
+  }, 30_000);
+
   test("a connection closed under a holder (CLIENT KILL) is not a loss: it reconnects, finds the key still its own, and extends it", async () => {
     const s = await startRedis();
     const h = fixture(undefined, "hold", { url: s.url({ heartbeat: "0.2", confirm_timeout: "1" }), name: "kept" }, ["sleep", "60"]);

@@ -114,16 +114,20 @@ export class RedisLease implements Lease {
    * Compare-and-delete, within RELEASE_MS, also after a loss: the caller has ended the
    * command by then, and a key still ours (an extension refused as late leaves it) is freed
    * now rather than at its ttl. A server that does not answer in time is left to let the
-   * key expire.
+   * key expire. A held lease whose key proves no longer ours resolves `lost` first.
    */
   async release(): Promise<void> {
     if (this.state === "released") return;
+    const held = this.state === "held";
     this.state = "released";
     this.stopTimers();
     const deadline = performance.now() + RELEASE_MS;
     try {
       if (!this.conn.connected) await this.conn.reconnect(RELEASE_MS);
-      await this.conn.eval<number>(RELEASE, [this.key, base(this.name)], [this.id], "releasing", Math.max(1, deadline - performance.now()));
+      const released = await this.conn.eval<number>(RELEASE, [this.key, base(this.name)], [this.id], "releasing", Math.max(1, deadline - performance.now()));
+      // Lost since the last extension (deleted, expired, taken): the work done meanwhile was
+      // not protected, and the caller must hear of it (exit 7), not of success.
+      if (held && released !== 1) this.declareLost(new LockLostError(this.name, "lock lost: when released, the server no longer held it for us (it expired or was taken)"));
     } catch (e) {
       debug(`redis ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; the lease runs out within ${this.target.ttl} seconds instead`);
     }
