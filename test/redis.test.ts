@@ -318,6 +318,23 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     expect(h.events.some((e) => e.event === "stopped")).toBe(false);
   }, 30_000);
 
+  test("an acquire whose PEXPIRE is refused (an ACL) fails with 5 and leaves no key without an expiry but the token (holder and waiter alike)", async () => {
+    const s = await startRedis();
+    await s.admin(["ACL", "SETUSER", "nopx", "on", ">pw", "~*", "&*", "+@all", "-pexpire"]);
+    const url = `redis://nopx:pw@127.0.0.1:${s.port}/0`;
+    const persistent = async () => {
+      const out: string[] = [];
+      for (const k of await keys(s)) if ((await s.admin(["PTTL", k])) === -1) out.push(k);
+      return out;
+    };
+    const taking = await wl(["--backend", url, "-t", "0", "acl", "--exec", "true"]);
+    expect([taking.code, taking.stderr]).toEqual([5, expect.stringContaining("can't run this command")]);
+    expect(await persistent()).toEqual(["waitlock:{acl}:token"]);
+    await s.admin(["SET", "waitlock:{busy}:slot0", "x", "PX", "20000"]);
+    expect((await wl(["--backend", url, "-t", "1", "busy", "--exec", "true"])).code).toBe(5);
+    expect(await persistent()).toEqual(["waitlock:{acl}:token"]);
+  }, 30_000);
+
   test("a connection closed under a holder (CLIENT KILL) is not a loss: it reconnects, finds the key still its own, and extends it", async () => {
     const s = await startRedis();
     const h = fixture(undefined, "hold", { url: s.url({ heartbeat: "0.2", confirm_timeout: "1" }), name: "kept" }, ["sleep", "60"]);

@@ -54,13 +54,23 @@ local now_ms = math.floor(now / 1000)`;
  * exclusive holder while a shared one lives. A shared holder (one slot) joins the others
  * when no exclusive holder holds slot 0 and no exclusive waiter queued before it. Returns
  * {slot, token} when taken; otherwise queues the waiter (or refreshes its sign of life)
- * and returns false.
+ * and returns false. A refused PEXPIRE is answered as that error, the key it was for
+ * deleted.
  *
  * The fencing token is INCR of waitlock:{NAME}:token, raised to the server's clock in
  * microseconds when below it: a server restarted without persistence (the key lost) still
  * hands out larger tokens, as long as its clock does not go back.
  */
 export const ACQUIRE = `${PRELUDE}
+-- A key written here gets its expiry in this script or is removed: a PEXPIRE refused (an
+-- ACL) between the write and the expiry must not leave a key that never expires.
+local function expire(key, ms)
+  local r = redis.pcall('PEXPIRE', key, ms)
+  if type(r) == 'table' and r.err then
+    redis.call('DEL', key)
+    return r
+  end
+end
 local base = KEYS[1]
 local n, pref, shared = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[14] == '1'
 local waiter = ARGV[5]
@@ -102,7 +112,8 @@ if slot then
   local key = shared and (base .. ':shared:' .. ARGV[3]) or (base .. ':slot' .. slot)
   redis.call('HSET', key, 'lease', ARGV[3], 'token', token, 'slots', n, 'shared', shared and 1 or 0, 'host', ARGV[7], 'pid', ARGV[8],
     'owner', ARGV[9], 'uid', ARGV[10], 'user', ARGV[11], 'command', ARGV[12], 'client', ARGV[13], 'acquired', t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
-  redis.call('PEXPIRE', key, ARGV[4])
+  local failed = expire(key, ARGV[4])
+  if failed then return failed end
   if shared then redis.call('ZADD', readers, now_ms + tonumber(ARGV[4]), ARGV[3]) end
   if waiter ~= '' then
     redis.call('ZREM', queue, waiter)
@@ -118,7 +129,11 @@ if waiter ~= '' then
       'user', ARGV[11], 'command', ARGV[12], 'client', ARGV[13])
     redis.call('ZADD', queue, now, waiter)
   end
-  redis.call('PEXPIRE', sign, ARGV[6])
+  local failed = expire(sign, ARGV[6])
+  if failed then
+    redis.call('ZREM', queue, waiter)
+    return failed
+  end
 end
 return false`;
 
