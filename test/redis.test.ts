@@ -10,7 +10,7 @@ import { connectRedis } from "../src/backends/redis";
 import { EXTEND } from "../src/backends/redis/scripts";
 import { expectWaitersOfEveryHost, fixture } from "./backend-fixture";
 import { dirs } from "./cleanup";
-import { alive, waitFor, wl } from "./helpers";
+import { alive, BIN, run, waitFor, wl } from "./helpers";
 import { createHosts, netnsMissing } from "./hosts";
 import { redisMissing, startRedis, type RedisServer } from "./servers/redis";
 import { skipping } from "./servers/skip";
@@ -333,6 +333,25 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     await s.admin(["SET", "waitlock:{busy}:slot0", "x", "PX", "20000"]);
     expect((await wl(["--backend", url, "-t", "1", "busy", "--exec", "true"])).code).toBe(5);
     expect(await persistent()).toEqual(["waitlock:{acl}:token"]);
+  }, 30_000);
+
+  test("an ACL user with exactly the rights README lists: acquire, wait, release, --exec, --list, --check, --done, shared, another db", async () => {
+    const s = await startRedis();
+    const line = /^ACL SETUSER waitlock .*$/m.exec(readFileSync(join(import.meta.dir, "../README.md"), "utf8"))![0];
+    expect(await s.admin(line.replace(">PASSWORD", ">pw").split(" "))).toBe("OK");
+    const url = `redis://waitlock:pw@127.0.0.1:${s.port}/0`;
+    const inside = `"$WL" --backend "$URL" --list -f csv n | grep -c '^n,'; "$WL" --backend "$URL" --check n; echo check=$?; "$WL" --backend "$URL" -t 0.3 n; echo wait=$?`;
+    const r = await run([BIN, "--backend", url, "n", "--exec", "sh", "-c", inside], { env: { WL: BIN, URL: url } });
+    expect([r.code, r.stdout.trim().split("\n"), r.stderr]).toEqual([0, ["1", "check=1", "wait=2"], expect.stringContaining("timed out")]);
+    expect(await keys(s)).toEqual(["waitlock:{n}:token"]);
+    const h = fixture(undefined, "hold", { url, name: "job" }, ["sleep", "60"]);
+    await h.event("started");
+    expect(await fixture(undefined, "done", { url, name: "job" }).exited()).toBe(0);
+    expect(await h.exited()).toBe(143);
+    expect((await wl(["--backend", url, "-t", "0", "plain"])).code).toBe(0);
+    expect((await wl(["--backend", url, "-s", "r", "--exec", "true"])).code).toBe(0);
+    expect((await wl(["--backend", url.replace(/\/0$/, "/1"), "d1", "--exec", "true"])).code).toBe(0);
+    expect((await wl(["--backend", url, "--list"])).code).toBe(0);
   }, 30_000);
 
   test("a connection closed under a holder (CLIENT KILL) is not a loss: it reconnects, finds the key still its own, and extends it", async () => {

@@ -23,6 +23,8 @@
 //                             pid, owner, uid, user, command, client
 //   channel waitlock:{NAME}:released   published on every release and every waiter leaving
 // No key equals NAME, and no other application's keys start with `waitlock:{`.
+// README's ACL SETUSER line lists every command run here and by the client (tested): a
+// script given a new command needs it added there.
 
 /** The prefix of every key of NAME. */
 export const base = (name: string): string => `waitlock:{${name}}`;
