@@ -354,6 +354,35 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     expect((await wl(["--backend", url, "--list"])).code).toBe(0);
   }, 30_000);
 
+  test("a slot taken over by another program's plain SET: the holder loses it at its next extension as not ours (no WRONGTYPE, no timeout), and a release finds it not ours (exit 7)", async () => {
+    const s = await startRedis();
+    const h = fixture(undefined, "hold", { url: s.url(), name: "plain", grace: 1 }, ["sleep", "60"]);
+    await h.event("started");
+    const t0 = Date.now();
+    await s.admin(["SET", "waitlock:{plain}:slot0", "theirs", "PX", "20000"]);
+    const lost = await h.event("lost");
+    expect(lost.at - t0).toBeLessThan(1200);
+    expect(lost.message).toContain("no longer holds it");
+    expect(await h.exited()).toBe(7);
+    expect(await s.admin(["GET", "waitlock:{plain}:slot0"])).toBe("theirs");
+    const r = await wl(["--backend", s.url(), "plain2", "--exec", "sh", "-c", `redis-cli -p ${s.port} -a secret --no-auth-warning SET 'waitlock:{plain2}:slot0' theirs PX 20000 >/dev/null`]);
+    expect([r.code, r.stderr]).toEqual([7, expect.stringContaining("when released, the server no longer held it for us")]);
+    expect(await s.admin(["GET", "waitlock:{plain2}:slot0"])).toBe("theirs");
+  }, 30_000);
+
+  test("an extension the server refuses (EVAL taken from the holder's ACL user): lost at once, saying why, not after confirm_timeout", async () => {
+    const s = await startRedis();
+    await s.admin(["ACL", "SETUSER", "u", "on", ">pw", "~*", "&*", "+@all"]);
+    const h = fixture(undefined, "hold", { url: `redis://u:pw@127.0.0.1:${s.port}/0`, name: "refused", grace: 1 }, ["sleep", "60"]);
+    await h.event("started");
+    const t0 = Date.now();
+    await s.admin(["ACL", "SETUSER", "u", "-eval"]);
+    const lost = await h.event("lost");
+    expect(lost.at - t0).toBeLessThan(1200);
+    expect(lost.message).toContain("the server refused to extend it");
+    expect(await h.exited()).toBe(7);
+  }, 30_000);
+
   test("a connection closed under a holder (CLIENT KILL) is not a loss: it reconnects, finds the key still its own, and extends it", async () => {
     const s = await startRedis();
     const h = fixture(undefined, "hold", { url: s.url({ heartbeat: "0.2", confirm_timeout: "1" }), name: "kept" }, ["sleep", "60"]);

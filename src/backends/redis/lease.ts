@@ -4,7 +4,7 @@
 // Bun's client has no per-command timeout, and shorter than the ttl, so that the holder
 // stops before the server can let the key expire and give the slot to another host.
 import type { DoneRequest, Lease } from "../../backend";
-import { LockLostError } from "../../errors";
+import { EXIT, LockLostError, WaitlockError } from "../../errors";
 import { debug } from "../../log";
 import type { Connection } from "./connection";
 import { base, EXTEND, RELEASE, sharedKey, slotKey } from "./scripts";
@@ -76,7 +76,10 @@ export class RedisLease implements Lease {
       this.confirm(sentAt);
       if (request === "stop" || request === "release") this.declareRequest(request);
     } catch (e) {
-      // The watchdog decides: an extension that failed may be followed by one that works.
+      // An error reply that is not "try again" (a refused command, a script error) proves the
+      // server alive and the lease not extendable: lost now, saying why. For the rest (no
+      // answer, the connection gone) the watchdog decides: a later extension may work.
+      if (e instanceof WaitlockError && e.exitCode !== EXIT.TEMPFAIL) return this.lose(`the server refused to extend it: ${e.message}`);
       debug(`redis ${this.target.label}: extending '${this.name}': ${(e as Error).message}`);
     }
   }
