@@ -383,6 +383,28 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     expect(await h.exited()).toBe(7);
   }, 30_000);
 
+  test("a release when the server stops answering takes about a second, not connect_timeout: waitlock exits with the command's status and the key is left to its ttl", async () => {
+    const s = await startRedis();
+    const dir = mkdtempSync(join(tmpdir(), "waitlock-redis-"));
+    dirs.push(dir);
+    const go = join(dir, "go");
+    const h = fixture(undefined, "hold", { url: s.url(), name: "rel" }, ["sh", "-c", `while [ ! -e ${go} ]; do sleep 0.01; done`]);
+    await h.event("started");
+    process.kill(s.pid, "SIGSTOP");
+    try {
+      const t0 = Date.now();
+      writeFileSync(go, "");
+      expect(await h.exited()).toBe(0);
+      const ms = Date.now() - t0;
+      console.log(`redis: a release to a server that does not answer ended after ${ms} ms`);
+      expect(ms).toBeLessThan(1600);
+    } finally {
+      process.kill(s.pid, "SIGCONT");
+    }
+    // gone (the release sent ran once the server resumed) or running out: never kept
+    expect(await s.admin(["PTTL", "waitlock:{rel}:slot0"])).not.toBe(-1);
+  }, 30_000);
+
   test("a connection closed under a holder (CLIENT KILL) is not a loss: it reconnects, finds the key still its own, and extends it", async () => {
     const s = await startRedis();
     const h = fixture(undefined, "hold", { url: s.url({ heartbeat: "0.2", confirm_timeout: "1" }), name: "kept" }, ["sleep", "60"]);
