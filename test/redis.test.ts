@@ -405,6 +405,27 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     expect(await s.admin(["PTTL", "waitlock:{rel}:slot0"])).not.toBe(-1);
   }, 30_000);
 
+  test("nothing of killed waiters and killed readers stays on the server: the queue lapses about a second after its last waiter, the readers set with the last reader's lease; only the token key is kept", async () => {
+    const s = await startRedis();
+    const url = s.url({ ttl: "3", confirm_timeout: "1", heartbeat: "0.5", grace: "1" });
+    const b = connectRedis(url);
+    const held = await b.acquire("gone", { holder });
+    const w = fixture(undefined, "hold", { url, name: "gone" }, ["true"]);
+    await waitFor("the waiter to queue", async () => (await s.admin(["ZCARD", "waitlock:{gone}:queue"])) === 1);
+    w.p.kill("SIGKILL");
+    await w.p.exited;
+    const killed = performance.now();
+    await waitFor("the queue to lapse", async () => (await s.admin(["EXISTS", "waitlock:{gone}:queue"])) === 0, 5000);
+    expect(performance.now() - killed).toBeLessThan(2000);
+    await held.release();
+    await b.close();
+    const r = fixture(undefined, "hold", { url, name: "readers", shared: true });
+    await r.event("acquired");
+    r.killHolder();
+    await waitFor("the readers set to lapse", async () => (await s.admin(["EXISTS", "waitlock:{readers}:readers"])) === 0, 5000);
+    expect(await keys(s)).toEqual(["waitlock:{gone}:token", "waitlock:{readers}:token"]);
+  }, 30_000);
+
   test("a connection closed under a holder (CLIENT KILL) is not a loss: it reconnects, finds the key still its own, and extends it", async () => {
     const s = await startRedis();
     const h = fixture(undefined, "hold", { url: s.url({ heartbeat: "0.2", confirm_timeout: "1" }), name: "kept" }, ["sleep", "60"]);

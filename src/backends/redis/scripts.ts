@@ -13,10 +13,12 @@
 //   waitlock:{NAME}:shared:ID a shared (reader) holder's hash, the same fields, with its ttl
 //   waitlock:{NAME}:readers   a sorted set of the shared holders' lease ids by expiry (server
 //                             time, ms): slot 0 is not free for an exclusive holder while a
-//                             live one is there
-//   waitlock:{NAME}:token     the last fencing token given out (never deleted)
+//                             live one is there. It expires with the last of them
+//   waitlock:{NAME}:token     the last fencing token given out (never deleted, never expires:
+//                             a token must not go back while a resource may still hold one)
 //   waitlock:{NAME}:queue     a sorted set of the waiters ('r' or 'w', then an id) by arrival
-//                             (server time, µs)
+//                             (server time, µs); each look of a waiter renews its time to
+//                             live, the waiter's, so it lapses with the last waiter
 //   waitlock:{NAME}:waiter:ID a waiter's sign of life ('r' or 'w' then its id), refreshed while it waits; a waiter
 //                             whose sign expired is dropped from the queue by the next look.
 //                             A hash describing the waiter for --list: slots, shared, host,
@@ -116,7 +118,10 @@ if slot then
     'owner', ARGV[9], 'uid', ARGV[10], 'user', ARGV[11], 'command', ARGV[12], 'client', ARGV[13], 'acquired', t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
   local failed = expire(key, ARGV[4])
   if failed then return failed end
-  if shared then redis.call('ZADD', readers, now_ms + tonumber(ARGV[4]), ARGV[3]) end
+  if shared then
+    redis.call('ZADD', readers, now_ms + tonumber(ARGV[4]), ARGV[3])
+    if redis.call('PTTL', readers) < tonumber(ARGV[4]) then redis.call('PEXPIRE', readers, ARGV[4]) end
+  end
   if waiter ~= '' then
     redis.call('ZREM', queue, waiter)
     redis.call('DEL', base .. ':waiter:' .. waiter)
@@ -136,6 +141,7 @@ if waiter ~= '' then
     redis.call('ZREM', queue, waiter)
     return failed
   end
+  redis.call('PEXPIRE', queue, ARGV[6])
 end
 return false`;
 
@@ -162,7 +168,11 @@ local ttl = tonumber(ARGV[2])
 local left = redis.call('PTTL', KEYS[1])
 if left >= 0 and ttl - left > tonumber(ARGV[3]) then return {2, ''} end
 redis.call('PEXPIRE', KEYS[1], ttl)
-if redis.call('HGET', KEYS[1], 'shared') == '1' then redis.call('ZADD', KEYS[2] .. ':readers', now_ms + ttl, ARGV[1]) end
+if redis.call('HGET', KEYS[1], 'shared') == '1' then
+  local readers = KEYS[2] .. ':readers'
+  redis.call('ZADD', readers, now_ms + ttl, ARGV[1])
+  if redis.call('PTTL', readers) < ttl then redis.call('PEXPIRE', readers, ttl) end
+end
 return {1, redis.call('HGET', KEYS[1], 'request') or ''}`;
 
 /**
