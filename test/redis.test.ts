@@ -426,6 +426,20 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     expect(await keys(s)).toEqual(["waitlock:{gone}:token", "waitlock:{readers}:token"]);
   }, 30_000);
 
+  test("as documented: README's 3-second ttl URL is accepted (ttl=3 alone is refused, 3); a refused login is --check 2 and --list 1; --list shows EXPIRES IN and json expiresIn", async () => {
+    const s = await startRedis();
+    const readme = readFileSync(join(import.meta.dir, "../README.md"), "utf8");
+    const fast = /`redis:\/\/HOST\/0(\?ttl=3&[^`]*)`/.exec(readme)![1]!;
+    expect((await wl(["--backend", s.url() + fast, "fast", "--exec", "true"])).code).toBe(0);
+    expect((await wl(["--backend", s.url({ ttl: "3" }), "fast", "--exec", "true"])).code).toBe(3);
+    const refused = s.url({}, "wrong");
+    expect([(await wl(["--backend", refused, "--check", "x"])).code, (await wl(["--backend", refused, "--list"])).code]).toEqual([2, 1]);
+    const inside = `"$WL" --backend "$URL" --list; "$WL" --backend "$URL" --list -f json`;
+    const r = await run([BIN, "--backend", s.url(), "n", "--exec", "sh", "-c", inside], { env: { WL: BIN, URL: s.url() } });
+    expect(r.stdout).toMatch(/EXPIRES IN[\s\S]*\b(9|10)\.\ds\b/);
+    expect(r.stdout).toMatch(/"expiresIn": (9|10)(\.\d+)?\b/);
+  }, 30_000);
+
   test("a connection closed under a holder (CLIENT KILL) is not a loss: it reconnects, finds the key still its own, and extends it", async () => {
     const s = await startRedis();
     const h = fixture(undefined, "hold", { url: s.url({ heartbeat: "0.2", confirm_timeout: "1" }), name: "kept" }, ["sleep", "60"]);
