@@ -256,63 +256,61 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     expect(await extend("waitlock:{x}:slot1")).toEqual([0, ""]);
   }, 30_000);
 
-  test("a server that hangs longer than confirm_timeout: the lost holder's extension that runs when it resumes is refused, and the lock is free once the command is gone, not a ttl later", async () => {
-    const s = await startRedis();
+  /**
+   * A holder (ttl 4, confirm_timeout 1) and a queued waiter; `stall` for 1.5 s, then
+   * `resume`: the holder exits 7, its command stopped before the waiter is served. Returns
+   * the ms from the resume until the waiter got the lock.
+   */
+  async function servedAfterStall(s: RedisServer, name: string, stall: (holder: number) => void, resume: (holder: number) => void): Promise<number> {
     const url = s.url({ ttl: "4", confirm_timeout: "1", heartbeat: "0.3", grace: "1" });
-    const h = fixture(undefined, "hold", { url, name: "late" }, ["sleep", "60"]);
+    const h = fixture(undefined, "hold", { url, name }, ["sleep", "60"]);
     await h.event("started");
-    const w = fixture(undefined, "hold", { url, name: "late" }, ["true"]);
-    await waitFor("the waiter to queue", async () => (await s.admin(["ZCARD", "waitlock:{late}:queue"])) === 1);
-    const t0 = Date.now();
-    process.kill(s.pid, "SIGSTOP");
-    let resumed: number;
-    try {
-      await h.event("stopped");
-      await Bun.sleep(Math.max(0, t0 + 1500 - Date.now()));
-    } finally {
-      process.kill(s.pid, "SIGCONT");
-      resumed = Date.now();
-    }
-    const got = await w.event("acquired");
-    console.log(`redis: server hung 1.5 s (confirm_timeout 1, ttl 4): the waiter got the lock ${got.at - resumed} ms after the server resumed`);
-    expect(await h.exited()).toBe(7);
-    expect((await h.event("stopped")).at).toBeLessThan(got.at);
-    expect(got.at - resumed).toBeLessThan(1500);
-    expect(await w.exited()).toBe(0);
-  }, 30_000);
-
-  test("a holder paused (SIGSTOP) longer than confirm_timeout: lost on resuming, its command stopped, and the lock free once the command is gone, not a ttl later", async () => {
-    const s = await startRedis();
-    const url = s.url({ ttl: "4", confirm_timeout: "1", heartbeat: "0.3", grace: "1" });
-    const h = fixture(undefined, "hold", { url, name: "paused" }, ["sleep", "60"]);
-    await h.event("started");
-    const w = fixture(undefined, "hold", { url, name: "paused" }, ["true"]);
-    await waitFor("the waiter to queue", async () => (await s.admin(["ZCARD", "waitlock:{paused}:queue"])) === 1);
-    h.p.kill("SIGSTOP");
+    const w = fixture(undefined, "hold", { url, name }, ["true"]);
+    await waitFor("the waiter to queue", async () => (await s.admin(["ZCARD", `waitlock:{${name}}:queue`])) === 1);
+    stall(h.p.pid);
     let resumed: number;
     try {
       await Bun.sleep(1500);
     } finally {
-      h.p.kill("SIGCONT");
+      resume(h.p.pid);
       resumed = Date.now();
     }
     const got = await w.event("acquired");
-    console.log(`redis: holder paused 1.5 s (confirm_timeout 1, ttl 4): the waiter got the lock ${got.at - resumed} ms after the holder resumed`);
     expect(await h.exited()).toBe(7);
     expect((await h.event("stopped")).at).toBeLessThan(got.at);
-    expect(got.at - resumed).toBeLessThan(1500);
     expect(await w.exited()).toBe(0);
+    return got.at - resumed;
+  }
+
+  test("a server that hangs longer than confirm_timeout: the lost holder's extension that runs when it resumes is refused, and the lock is free once the command is gone, not a ttl later", async () => {
+    const s = await startRedis();
+    const ms = await servedAfterStall(s, "late", () => process.kill(s.pid, "SIGSTOP"), () => process.kill(s.pid, "SIGCONT"));
+    console.log(`redis: server hung 1.5 s (confirm_timeout 1, ttl 4): the waiter got the lock ${ms} ms after the server resumed`);
+    expect(ms).toBeLessThan(1500);
   }, 30_000);
+
+  test("a holder paused (SIGSTOP) longer than confirm_timeout: lost on resuming, its command stopped, and the lock free once the command is gone, not a ttl later", async () => {
+    const s = await startRedis();
+    const ms = await servedAfterStall(s, "paused", (pid) => process.kill(pid, "SIGSTOP"), (pid) => process.kill(pid, "SIGCONT"));
+    console.log(`redis: holder paused 1.5 s (confirm_timeout 1, ttl 4): the waiter got the lock ${ms} ms after the holder resumed`);
+    expect(ms).toBeLessThan(1500);
+  }, 30_000);
+
+  /** A holder under --exec whose command runs until go() is called, then ends with 0. */
+  async function holdUntilGo(s: RedisServer, name: string) {
+    const dir = mkdtempSync(join(tmpdir(), "waitlock-redis-"));
+    dirs.push(dir);
+    const file = join(dir, "go");
+    const h = fixture(undefined, "hold", { url: s.url(), name }, ["sh", "-c", `while [ ! -e ${file} ]; do sleep 0.01; done`]);
+    await h.event("started");
+    return { h, go: () => writeFileSync(file, "") };
+  }
 
   test("a lease lost within the last heartbeat interval (the key deleted): the command ends normally, the release finds the key not ours, and waitlock exits 7, not 0", async () => {
     const s = await startRedis();
-    const dir = mkdtempSync(join(tmpdir(), "waitlock-redis-"));
-    dirs.push(dir);
-    const go = join(dir, "go");
-    const h = fixture(undefined, "hold", { url: s.url(), name: "last" }, ["sh", "-c", `while [ ! -e ${go} ]; do sleep 0.01; done`]);
-    await h.event("started");
+    const { h, go } = await holdUntilGo(s, "last");
     expect(await s.admin(["DEL", "waitlock:{last}:slot0"])).toBe(1);
-    writeFileSync(go, "");
+    go();
     expect(await h.exited()).toBe(7);
     expect(h.stderr()).toContain("waitlock: last: lock lost: when released, the server no longer held it for us");
     expect(h.events.some((e) => e.event === "stopped")).toBe(false);
@@ -388,15 +386,11 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
 
   test("a release when the server stops answering takes about a second, not connect_timeout: waitlock exits with the command's status and the key is left to its ttl", async () => {
     const s = await startRedis();
-    const dir = mkdtempSync(join(tmpdir(), "waitlock-redis-"));
-    dirs.push(dir);
-    const go = join(dir, "go");
-    const h = fixture(undefined, "hold", { url: s.url(), name: "rel" }, ["sh", "-c", `while [ ! -e ${go} ]; do sleep 0.01; done`]);
-    await h.event("started");
+    const { h, go } = await holdUntilGo(s, "rel");
     process.kill(s.pid, "SIGSTOP");
     try {
       const t0 = Date.now();
-      writeFileSync(go, "");
+      go();
       expect(await h.exited()).toBe(0);
       const ms = Date.now() - t0;
       console.log(`redis: a release to a server that does not answer ended after ${ms} ms`);
