@@ -2,7 +2,9 @@
 // compare-and-extend. Lost when an extension finds the key no longer ours, or when none has
 // been confirmed within `confirm_timeout` of being sent: a deadline of our own, since
 // Bun's client has no per-command timeout, and shorter than the ttl, so that the holder
-// stops before the server can let the key expire and give the slot to another host.
+// stops before the server can let the key expire and give the slot to another host. The
+// server refuses an extension that arrives after that window (scripts.ts EXTEND), so a
+// lease this process gave up is never renewed behind its back.
 import type { DoneRequest, Lease } from "../../backend";
 import { EXIT, LockLostError, WaitlockError } from "../../errors";
 import { debug } from "../../log";
@@ -66,10 +68,8 @@ export class RedisLease implements Lease {
         await this.conn.reconnect(left());
       }
       const sentAt = performance.now();
-      const [ours, request] = await this.conn.eval<[number, string]>(EXTEND, [this.key, base(this.name)], [this.id, Math.round(this.target.ttl * 1000), Math.round(this.target.confirmTimeout * 1000)],
-        "extending the lease",
-        Math.max(1, left()),
-      );
+      const args = [this.id, Math.round(this.target.ttl * 1000), Math.round(this.target.confirmTimeout * 1000)];
+      const [ours, request] = await this.conn.eval<[number, string]>(EXTEND, [this.key, base(this.name)], args, "extending the lease", Math.max(1, left()));
       if (this.state !== "held") return;
       if (ours === 2) return this.lose(`not confirmed by the server within ${this.target.confirmTimeout} seconds (an extension ran late on the server and was refused)`);
       if (ours !== 1) return this.lose("the server no longer holds it for us (it expired or was taken)");
