@@ -17,7 +17,10 @@ export interface Lease {
   readonly token: string;
   /** our descriptor of the session's connection, for a command to inherit (Linux; else undefined) */
   readonly socketFd: number | undefined;
-  /** resolves (never rejects) with the error to exit with (7) once the lock is lost; never after release() */
+  /**
+   * resolves (never rejects) with the error to exit with (7) once the lock is lost, also
+   * when release() finds it no longer held (then before release() resolves); never after
+   */
   readonly lost: Promise<LockLostError>;
   /** resolves when `waitlock --done` asks this holder to stop (or only to release) */
   readonly requested: Promise<DoneRequest>;

@@ -7,9 +7,10 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Lease } from "../src/backend";
 import { connectRedis } from "../src/backends/redis";
+import { EXTEND } from "../src/backends/redis/scripts";
 import { expectWaitersOfEveryHost, fixture } from "./backend-fixture";
 import { dirs } from "./cleanup";
-import { alive, waitFor, wl } from "./helpers";
+import { alive, BIN, run, waitFor, wl } from "./helpers";
 import { createHosts, netnsMissing } from "./hosts";
 import { redisMissing, startRedis, type RedisServer } from "./servers/redis";
 import { skipping } from "./servers/skip";
@@ -238,6 +239,202 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     expect(await h.exited()).toBe(7);
     expect(h.events.some((e) => e.event === "stopped")).toBe(true);
     expect(h.stderr()).toContain("waitlock: gone: lock lost");
+  }, 30_000);
+
+  test("compare-and-extend refuses a lease whose last extension is older than the confirm window (left in place), and a key that is not its hash", async () => {
+    const s = await startRedis();
+    const extend = (key: string) => s.admin(["EVAL", EXTEND, "2", key, "waitlock:{x}", "L", "4000", "1000"]);
+    await s.admin(["HSET", "waitlock:{x}:slot0", "lease", "L"]);
+    await s.admin(["PEXPIRE", "waitlock:{x}:slot0", "3500"]);
+    expect(await extend("waitlock:{x}:slot0")).toEqual([1, ""]);
+    expect((await s.admin(["PTTL", "waitlock:{x}:slot0"])) as number).toBeGreaterThan(3900);
+    await s.admin(["PEXPIRE", "waitlock:{x}:slot0", "2500"]);
+    expect(await extend("waitlock:{x}:slot0")).toEqual([2, ""]);
+    expect((await s.admin(["PTTL", "waitlock:{x}:slot0"])) as number).toBeLessThanOrEqual(2500);
+    expect(await s.admin(["HGET", "waitlock:{x}:slot0", "lease"])).toBe("L");
+    await s.admin(["SET", "waitlock:{x}:slot1", "L", "PX", "3000"]);
+    expect(await extend("waitlock:{x}:slot1")).toEqual([0, ""]);
+  }, 30_000);
+
+  /**
+   * A holder (ttl 4, confirm_timeout 1) and a queued waiter; `stall` for 1.5 s, then
+   * `resume`: the holder exits 7, its command stopped before the waiter is served. Returns
+   * the ms from the resume until the waiter got the lock.
+   */
+  async function servedAfterStall(s: RedisServer, name: string, stall: (holder: number) => void, resume: (holder: number) => void): Promise<number> {
+    const url = s.url({ ttl: "4", confirm_timeout: "1", heartbeat: "0.3", grace: "1" });
+    const h = fixture(undefined, "hold", { url, name }, ["sleep", "60"]);
+    await h.event("started");
+    const w = fixture(undefined, "hold", { url, name }, ["true"]);
+    await waitFor("the waiter to queue", async () => (await s.admin(["ZCARD", `waitlock:{${name}}:queue`])) === 1);
+    stall(h.p.pid);
+    let resumed: number;
+    try {
+      await Bun.sleep(1500);
+    } finally {
+      resume(h.p.pid);
+      resumed = Date.now();
+    }
+    const got = await w.event("acquired");
+    expect(await h.exited()).toBe(7);
+    expect((await h.event("stopped")).at).toBeLessThan(got.at);
+    expect(await w.exited()).toBe(0);
+    return got.at - resumed;
+  }
+
+  test("a server that hangs longer than confirm_timeout: the lost holder's extension that runs when it resumes is refused, and the lock is free once the command is gone, not a ttl later", async () => {
+    const s = await startRedis();
+    const ms = await servedAfterStall(s, "late", () => process.kill(s.pid, "SIGSTOP"), () => process.kill(s.pid, "SIGCONT"));
+    console.log(`redis: server hung 1.5 s (confirm_timeout 1, ttl 4): the waiter got the lock ${ms} ms after the server resumed`);
+    expect(ms).toBeLessThan(1500);
+  }, 30_000);
+
+  test("a holder paused (SIGSTOP) longer than confirm_timeout: lost on resuming, its command stopped, and the lock free once the command is gone, not a ttl later", async () => {
+    const s = await startRedis();
+    const ms = await servedAfterStall(s, "paused", (pid) => process.kill(pid, "SIGSTOP"), (pid) => process.kill(pid, "SIGCONT"));
+    console.log(`redis: holder paused 1.5 s (confirm_timeout 1, ttl 4): the waiter got the lock ${ms} ms after the holder resumed`);
+    expect(ms).toBeLessThan(1500);
+  }, 30_000);
+
+  /** A holder under --exec whose command runs until go() is called, then ends with 0. */
+  async function holdUntilGo(s: RedisServer, name: string) {
+    const dir = mkdtempSync(join(tmpdir(), "waitlock-redis-"));
+    dirs.push(dir);
+    const file = join(dir, "go");
+    const h = fixture(undefined, "hold", { url: s.url(), name }, ["sh", "-c", `while [ ! -e ${file} ]; do sleep 0.01; done`]);
+    await h.event("started");
+    return { h, go: () => writeFileSync(file, "") };
+  }
+
+  test("a lease lost within the last heartbeat interval (the key deleted): the command ends normally, the release finds the key not ours, and waitlock exits 7, not 0", async () => {
+    const s = await startRedis();
+    const { h, go } = await holdUntilGo(s, "last");
+    expect(await s.admin(["DEL", "waitlock:{last}:slot0"])).toBe(1);
+    go();
+    expect(await h.exited()).toBe(7);
+    expect(h.stderr()).toContain("waitlock: last: lock lost: when released, the server no longer held it for us");
+    expect(h.events.some((e) => e.event === "stopped")).toBe(false);
+  }, 30_000);
+
+  test("an acquire whose PEXPIRE is refused (an ACL) fails with 5 and leaves no key without an expiry but the token (holder and waiter alike)", async () => {
+    const s = await startRedis();
+    await s.admin(["ACL", "SETUSER", "nopx", "on", ">pw", "~*", "&*", "+@all", "-pexpire"]);
+    const url = `redis://nopx:pw@127.0.0.1:${s.port}/0`;
+    const persistent = async () => {
+      const out: string[] = [];
+      for (const k of await keys(s)) if ((await s.admin(["PTTL", k])) === -1) out.push(k);
+      return out;
+    };
+    const taking = await wl(["--backend", url, "-t", "0", "acl", "--exec", "true"]);
+    expect([taking.code, taking.stderr]).toEqual([5, expect.stringContaining("can't run this command")]);
+    expect(await persistent()).toEqual(["waitlock:{acl}:token"]);
+    await s.admin(["SET", "waitlock:{busy}:slot0", "x", "PX", "20000"]);
+    expect((await wl(["--backend", url, "-t", "1", "busy", "--exec", "true"])).code).toBe(5);
+    expect(await persistent()).toEqual(["waitlock:{acl}:token"]);
+  }, 30_000);
+
+  test("an ACL user with exactly the rights README lists: acquire, wait, release, --exec, --list, --check, --done, shared, another db", async () => {
+    const s = await startRedis();
+    const line = /^ACL SETUSER waitlock .*$/m.exec(readFileSync(join(import.meta.dir, "../README.md"), "utf8"))![0];
+    expect(await s.admin(line.replace(">PASSWORD", ">pw").split(" "))).toBe("OK");
+    const url = `redis://waitlock:pw@127.0.0.1:${s.port}/0`;
+    const inside = `"$WL" --backend "$URL" --list -f csv n | grep -c '^n,'; "$WL" --backend "$URL" --check n; echo check=$?; "$WL" --backend "$URL" -t 0.3 n; echo wait=$?`;
+    const r = await run([BIN, "--backend", url, "n", "--exec", "sh", "-c", inside], { env: { WL: BIN, URL: url } });
+    expect([r.code, r.stdout.trim().split("\n"), r.stderr]).toEqual([0, ["1", "check=1", "wait=2"], expect.stringContaining("timed out")]);
+    expect(await keys(s)).toEqual(["waitlock:{n}:token"]);
+    const h = fixture(undefined, "hold", { url, name: "job" }, ["sleep", "60"]);
+    await h.event("started");
+    expect(await fixture(undefined, "done", { url, name: "job" }).exited()).toBe(0);
+    expect(await h.exited()).toBe(143);
+    // a plain acquire's holder lives for its caller: a shell that exits at once (the test
+    // runner as the owner would be sent SIGTERM once the server is gone)
+    const plain = await run(["sh", "-c", '"$WL" --backend "$URL" -t 0 plain'], { env: { WL: BIN, URL: url } });
+    expect([plain.code, plain.stderr]).toEqual([0, ""]);
+    expect((await wl(["--backend", url, "-s", "r", "--exec", "true"])).code).toBe(0);
+    expect((await wl(["--backend", url.replace(/\/0$/, "/1"), "d1", "--exec", "true"])).code).toBe(0);
+    expect((await wl(["--backend", url, "--list"])).code).toBe(0);
+  }, 30_000);
+
+  test("a slot taken over by another program's plain SET: the holder loses it at its next extension as not ours (no WRONGTYPE, no timeout), and a release finds it not ours (exit 7)", async () => {
+    const s = await startRedis();
+    const h = fixture(undefined, "hold", { url: s.url(), name: "plain", grace: 1 }, ["sleep", "60"]);
+    await h.event("started");
+    const t0 = Date.now();
+    await s.admin(["SET", "waitlock:{plain}:slot0", "theirs", "PX", "20000"]);
+    const lost = await h.event("lost");
+    expect(lost.at - t0).toBeLessThan(1200);
+    expect(lost.message).toContain("no longer holds it");
+    expect(await h.exited()).toBe(7);
+    expect(await s.admin(["GET", "waitlock:{plain}:slot0"])).toBe("theirs");
+    const r = await wl(["--backend", s.url(), "plain2", "--exec", "sh", "-c", `redis-cli -p ${s.port} -a secret --no-auth-warning SET 'waitlock:{plain2}:slot0' theirs PX 20000 >/dev/null`]);
+    expect([r.code, r.stderr]).toEqual([7, expect.stringContaining("when released, the server no longer held it for us")]);
+    expect(await s.admin(["GET", "waitlock:{plain2}:slot0"])).toBe("theirs");
+  }, 30_000);
+
+  test("an extension the server refuses (EVAL taken from the holder's ACL user): lost at once, saying why, not after confirm_timeout", async () => {
+    const s = await startRedis();
+    await s.admin(["ACL", "SETUSER", "u", "on", ">pw", "~*", "&*", "+@all"]);
+    const h = fixture(undefined, "hold", { url: `redis://u:pw@127.0.0.1:${s.port}/0`, name: "refused", grace: 1 }, ["sleep", "60"]);
+    await h.event("started");
+    const t0 = Date.now();
+    await s.admin(["ACL", "SETUSER", "u", "-eval"]);
+    const lost = await h.event("lost");
+    expect(lost.at - t0).toBeLessThan(1200);
+    expect(lost.message).toContain("the server refused to extend it");
+    expect(await h.exited()).toBe(7);
+  }, 30_000);
+
+  test("a release when the server stops answering takes about a second, not connect_timeout: waitlock exits with the command's status and the key is left to its ttl", async () => {
+    const s = await startRedis();
+    const { h, go } = await holdUntilGo(s, "rel");
+    process.kill(s.pid, "SIGSTOP");
+    try {
+      const t0 = Date.now();
+      go();
+      expect(await h.exited()).toBe(0);
+      const ms = Date.now() - t0;
+      console.log(`redis: a release to a server that does not answer ended after ${ms} ms`);
+      expect(ms).toBeLessThan(1600);
+    } finally {
+      process.kill(s.pid, "SIGCONT");
+    }
+    // gone (the release sent ran once the server resumed) or running out: never kept
+    expect(await s.admin(["PTTL", "waitlock:{rel}:slot0"])).not.toBe(-1);
+  }, 30_000);
+
+  test("nothing of killed waiters and killed readers stays on the server: the queue lapses about a second after its last waiter, the readers set with the last reader's lease; only the token key is kept", async () => {
+    const s = await startRedis();
+    const url = s.url({ ttl: "3", confirm_timeout: "1", heartbeat: "0.5", grace: "1" });
+    const b = connectRedis(url);
+    const held = await b.acquire("gone", { holder });
+    const w = fixture(undefined, "hold", { url, name: "gone" }, ["true"]);
+    await waitFor("the waiter to queue", async () => (await s.admin(["ZCARD", "waitlock:{gone}:queue"])) === 1);
+    w.p.kill("SIGKILL");
+    await w.p.exited;
+    const killed = performance.now();
+    await waitFor("the queue to lapse", async () => (await s.admin(["EXISTS", "waitlock:{gone}:queue"])) === 0, 5000);
+    expect(performance.now() - killed).toBeLessThan(2000);
+    await held.release();
+    await b.close();
+    const r = fixture(undefined, "hold", { url, name: "readers", shared: true });
+    await r.event("acquired");
+    r.killHolder();
+    await waitFor("the readers set to lapse", async () => (await s.admin(["EXISTS", "waitlock:{readers}:readers"])) === 0, 5000);
+    expect(await keys(s)).toEqual(["waitlock:{gone}:token", "waitlock:{readers}:token"]);
+  }, 30_000);
+
+  test("as documented: README's 3-second ttl URL is accepted (ttl=3 alone is refused, 3); a refused login is --check 2 and --list 1; --list shows EXPIRES IN and json expiresIn", async () => {
+    const s = await startRedis();
+    const readme = readFileSync(join(import.meta.dir, "../README.md"), "utf8");
+    const fast = /`redis:\/\/HOST\/0(\?ttl=3&[^`]*)`/.exec(readme)![1]!;
+    expect((await wl(["--backend", s.url() + fast, "fast", "--exec", "true"])).code).toBe(0);
+    expect((await wl(["--backend", s.url({ ttl: "3" }), "fast", "--exec", "true"])).code).toBe(3);
+    const refused = s.url({}, "wrong");
+    expect([(await wl(["--backend", refused, "--check", "x"])).code, (await wl(["--backend", refused, "--list"])).code]).toEqual([2, 1]);
+    const inside = `"$WL" --backend "$URL" --list; "$WL" --backend "$URL" --list -f json`;
+    const r = await run([BIN, "--backend", s.url(), "n", "--exec", "sh", "-c", inside], { env: { WL: BIN, URL: s.url() } });
+    expect(r.stdout).toMatch(/EXPIRES IN[\s\S]*\b(9|10)\.\ds\b/);
+    expect(r.stdout).toMatch(/"expiresIn": (9|10)(\.\d+)?\b/);
   }, 30_000);
 
   test("a connection closed under a holder (CLIENT KILL) is not a loss: it reconnects, finds the key still its own, and extends it", async () => {

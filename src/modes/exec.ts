@@ -100,13 +100,13 @@ export async function execUnderLock(descriptor: string, take: () => { claim: Hol
   events.acquired(held.slot, commandText);
   debug(`running '${commandText}' as process ${child.pid} under '${descriptor}' slot ${held.slot}`);
 
-  const lost = held.lease ? superviseLease(held.lease, child.pid, () => held.release()) : undefined;
+  const stopWatching = held.lease ? superviseLease(held.lease, child.pid, () => held.release()) : undefined;
   const status = await child.ended;
-  const lostWhileRunning = lost?.();
+  stopWatching?.();
   await held.release();
-  // A release that finds the lock no longer ours (taken from under a command that ended
-  // before its check could tell) is a loss too: the command ran unprotected.
-  const loss = lostWhileRunning ?? (held.lease ? await Promise.race([held.lease.lost, undefined]) : undefined);
+  // A lease found lost by the release itself (the last heartbeat interval) is a loss too:
+  // `lost` resolves before release() does, so it wins this race when it happened.
+  const loss = held.lease && (await Promise.race([held.lease.lost, undefined]));
   events.released((Date.now() - started) / 1000);
   debug(`command ended with status ${status}`);
   if (loss) throw loss;
@@ -117,10 +117,9 @@ export async function execUnderLock(descriptor: string, take: () => { claim: Hol
  * Races the command (process group `pid`) against its lease: once the lease is lost, the
  * group gets SIGTERM, and SIGKILL `grace` seconds later (SPEC "Across machines"); a
  * `--done` request stops the group too, or (asked by the command's own caller) only lets
- * go. Returns, for after the command has ended, the loss to exit with (7), if any.
+ * go. Returns the function that stops watching once the command has ended.
  */
-function superviseLease(lease: LeaseWatch, pid: number, letGo: () => void | Promise<void>): () => LockLostError | undefined {
-  let loss: LockLostError | undefined;
+function superviseLease(lease: LeaseWatch, pid: number, letGo: () => void | Promise<void>): () => void {
   let killer: Timer | undefined;
   let over = false;
   const group = (signal: string) => {
@@ -128,7 +127,6 @@ function superviseLease(lease: LeaseWatch, pid: number, letGo: () => void | Prom
   };
   lease.lost.then((e) => {
     if (over) return;
-    loss = e;
     debug(`${e.message}: SIGTERM to process group ${pid}, SIGKILL in ${lease.grace} s`);
     group("SIGTERM");
     killer = setTimeout(() => group("SIGKILL"), lease.grace * 1000);
@@ -142,6 +140,5 @@ function superviseLease(lease: LeaseWatch, pid: number, letGo: () => void | Prom
   return () => {
     over = true;
     clearTimeout(killer);
-    return loss;
   };
 }

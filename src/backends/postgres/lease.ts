@@ -127,7 +127,9 @@ export class PostgresLease implements Lease {
         // A server that does not answer at once is left to free the lock as the session
         // closes: the holder's command has ended, its waitlock should not linger.
         const [row] = await this.session.query<{ released: boolean }>(release(this.shared), [this.name, this.slot], "releasing", RELEASE_MS);
-        if (row?.released === false) this.declareLost(new LockLostError(this.name, "lock lost: the server no longer held it at the release"));
+        // The session no longer held the slot: the work done meanwhile was not protected, and
+        // the caller must hear of it (exit 7), not of success.
+        if (row?.released === false) this.declareLost(new LockLostError(this.name, "lock lost: when released, the session no longer held it"));
         await this.session.query(FORGET, [this.name], "forgetting the holder", RELEASE_MS);
       } catch (e) {
         debug(`postgres ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; closing the session instead`);

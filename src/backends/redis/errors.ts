@@ -21,7 +21,7 @@ export const isConnectionError = (e: unknown): boolean => /^ERR_REDIS_(CONNECTIO
 /** An error reply of the server, as exit status and message. */
 function serverError(message: string, label: string, doing: string): WaitlockError {
   const code = replyCode(message);
-  if (["WRONGPASS", "NOAUTH", "NOPERM"].includes(code) || /invalid (username-)?password|AUTH .*without any password/i.test(message))
+  if (["WRONGPASS", "NOAUTH", "NOPERM"].includes(code) || /invalid (username-)?password|AUTH .*without any password|user executing the script can't run/i.test(message))
     return new WaitlockError(EXIT.PERMISSION, label, `${doing}: login or command refused: ${message}`);
   if (["LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"].includes(code) || /max number of clients/i.test(message))
     return new WaitlockError(EXIT.TEMPFAIL, label, `${doing}: ${message} (try again)`);

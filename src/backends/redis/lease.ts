@@ -2,13 +2,18 @@
 // compare-and-extend. Lost when an extension finds the key no longer ours, or when none has
 // been confirmed within `confirm_timeout` of being sent: a deadline of our own, since
 // Bun's client has no per-command timeout, and shorter than the ttl, so that the holder
-// stops before the server can let the key expire and give the slot to another host.
+// stops before the server can let the key expire and give the slot to another host. The
+// server refuses an extension that arrives after that window (scripts.ts EXTEND), so a
+// lease this process gave up is never renewed behind its back.
 import type { DoneRequest, Lease } from "../../backend";
-import { LockLostError } from "../../errors";
+import { EXIT, LockLostError, WaitlockError } from "../../errors";
 import { debug } from "../../log";
 import type { Connection } from "./connection";
 import { base, EXTEND, RELEASE, sharedKey, slotKey } from "./scripts";
 import type { RedisTarget } from "./url";
+
+/** How long a release may take (connecting again included) before the ttl is left to free the key. */
+const RELEASE_MS = 1000;
 
 export class RedisLease implements Lease {
   readonly lost: Promise<LockLostError>;
@@ -63,13 +68,18 @@ export class RedisLease implements Lease {
         await this.conn.reconnect(left());
       }
       const sentAt = performance.now();
-      const [ours, request] = await this.conn.eval<[number, string]>(EXTEND, [this.key, base(this.name)], [this.id, Math.round(this.target.ttl * 1000)], "extending the lease", Math.max(1, left()));
+      const args = [this.id, Math.round(this.target.ttl * 1000), Math.round(this.target.confirmTimeout * 1000)];
+      const [ours, request] = await this.conn.eval<[number, string]>(EXTEND, [this.key, base(this.name)], args, "extending the lease", Math.max(1, left()));
       if (this.state !== "held") return;
+      if (ours === 2) return this.lose(`not confirmed by the server within ${this.target.confirmTimeout} seconds (an extension ran late on the server and was refused)`);
       if (ours !== 1) return this.lose("the server no longer holds it for us (it expired or was taken)");
       this.confirm(sentAt);
       if (request === "stop" || request === "release") this.declareRequest(request);
     } catch (e) {
-      // The watchdog decides: an extension that failed may be followed by one that works.
+      // An error reply that is not "try again" (a refused command, a script error) proves the
+      // server alive and the lease not extendable: lost now, saying why. For the rest (no
+      // answer, the connection gone) the watchdog decides: a later extension may work.
+      if (e instanceof WaitlockError && e.exitCode !== EXIT.TEMPFAIL) return this.lose(`the server refused to extend it: ${e.message}`);
       debug(`redis ${this.target.label}: extending '${this.name}': ${(e as Error).message}`);
     }
   }
@@ -103,18 +113,27 @@ export class RedisLease implements Lease {
     clearTimeout(this.watchdog);
   }
 
+  /**
+   * Compare-and-delete, within RELEASE_MS, also after a loss: the caller has ended the
+   * command by then, and a key still ours (an extension refused as late leaves it) is freed
+   * now rather than at its ttl. A server that does not answer in time is left to let the
+   * key expire. A held lease whose key proves no longer ours resolves `lost` first.
+   */
   async release(): Promise<void> {
     if (this.state === "released") return;
     const held = this.state === "held";
     this.state = "released";
     this.stopTimers();
-    if (held)
-      try {
-        if (!this.conn.connected) await this.conn.reconnect(this.target.connectTimeout * 1000);
-        await this.conn.eval(RELEASE, [this.key, base(this.name)], [this.id], "releasing");
-      } catch (e) {
-        debug(`redis ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; the lease runs out in ${this.target.ttl} seconds instead`);
-      }
+    const deadline = performance.now() + RELEASE_MS;
+    try {
+      if (!this.conn.connected) await this.conn.reconnect(RELEASE_MS);
+      const released = await this.conn.eval<number>(RELEASE, [this.key, base(this.name)], [this.id], "releasing", Math.max(1, deadline - performance.now()));
+      // Lost since the last extension (deleted, expired, taken): the work done meanwhile was
+      // not protected, and the caller must hear of it (exit 7), not of success.
+      if (held && released !== 1) this.declareLost(new LockLostError(this.name, "lock lost: when released, the server no longer held it for us (it expired or was taken)"));
+    } catch (e) {
+      debug(`redis ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; the lease runs out within ${this.target.ttl} seconds instead`);
+    }
     this.conn.close();
   }
 }

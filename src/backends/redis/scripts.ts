@@ -13,16 +13,20 @@
 //   waitlock:{NAME}:shared:ID a shared (reader) holder's hash, the same fields, with its ttl
 //   waitlock:{NAME}:readers   a sorted set of the shared holders' lease ids by expiry (server
 //                             time, ms): slot 0 is not free for an exclusive holder while a
-//                             live one is there
-//   waitlock:{NAME}:token     the last fencing token given out (never deleted)
+//                             live one is there. It expires with the last of them
+//   waitlock:{NAME}:token     the last fencing token given out (never deleted, never expires:
+//                             a token must not go back while a resource may still hold one)
 //   waitlock:{NAME}:queue     a sorted set of the waiters ('r' or 'w', then an id) by arrival
-//                             (server time, µs)
+//                             (server time, µs); each look of a waiter renews its time to
+//                             live, the waiter's, so it lapses with the last waiter
 //   waitlock:{NAME}:waiter:ID a waiter's sign of life ('r' or 'w' then its id), refreshed while it waits; a waiter
 //                             whose sign expired is dropped from the queue by the next look.
 //                             A hash describing the waiter for --list: slots, shared, host,
 //                             pid, owner, uid, user, command, client
 //   channel waitlock:{NAME}:released   published on every release and every waiter leaving
 // No key equals NAME, and no other application's keys start with `waitlock:{`.
+// README's ACL SETUSER line lists every command run here and by the client (tested): a
+// script given a new command needs it added there.
 
 /** The prefix of every key of NAME. */
 export const base = (name: string): string => `waitlock:{${name}}`;
@@ -54,13 +58,23 @@ local now_ms = math.floor(now / 1000)`;
  * exclusive holder while a shared one lives. A shared holder (one slot) joins the others
  * when no exclusive holder holds slot 0 and no exclusive waiter queued before it. Returns
  * {slot, token} when taken; otherwise queues the waiter (or refreshes its sign of life)
- * and returns false.
+ * and returns false. A refused PEXPIRE is answered as that error, the key it was for
+ * deleted.
  *
  * The fencing token is INCR of waitlock:{NAME}:token, raised to the server's clock in
  * microseconds when below it: a server restarted without persistence (the key lost) still
  * hands out larger tokens, as long as its clock does not go back.
  */
 export const ACQUIRE = `${PRELUDE}
+-- A key written here gets its expiry in this script or is removed: a PEXPIRE refused (an
+-- ACL) between the write and the expiry must not leave a key that never expires.
+local function expire(key, ms)
+  local r = redis.pcall('PEXPIRE', key, ms)
+  if type(r) == 'table' and r.err then
+    redis.call('DEL', key)
+    return r
+  end
+end
 local base = KEYS[1]
 local n, pref, shared = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[14] == '1'
 local waiter = ARGV[5]
@@ -102,8 +116,12 @@ if slot then
   local key = shared and (base .. ':shared:' .. ARGV[3]) or (base .. ':slot' .. slot)
   redis.call('HSET', key, 'lease', ARGV[3], 'token', token, 'slots', n, 'shared', shared and 1 or 0, 'host', ARGV[7], 'pid', ARGV[8],
     'owner', ARGV[9], 'uid', ARGV[10], 'user', ARGV[11], 'command', ARGV[12], 'client', ARGV[13], 'acquired', t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
-  redis.call('PEXPIRE', key, ARGV[4])
-  if shared then redis.call('ZADD', readers, now_ms + tonumber(ARGV[4]), ARGV[3]) end
+  local failed = expire(key, ARGV[4])
+  if failed then return failed end
+  if shared then
+    redis.call('ZADD', readers, now_ms + tonumber(ARGV[4]), ARGV[3])
+    if redis.call('PTTL', readers) < tonumber(ARGV[4]) then redis.call('PEXPIRE', readers, ARGV[4]) end
+  end
   if waiter ~= '' then
     redis.call('ZREM', queue, waiter)
     redis.call('DEL', base .. ':waiter:' .. waiter)
@@ -118,7 +136,12 @@ if waiter ~= '' then
       'user', ARGV[11], 'command', ARGV[12], 'client', ARGV[13])
     redis.call('ZADD', queue, now, waiter)
   end
-  redis.call('PEXPIRE', sign, ARGV[6])
+  local failed = expire(sign, ARGV[6])
+  if failed then
+    redis.call('ZREM', queue, waiter)
+    return failed
+  end
+  redis.call('PEXPIRE', queue, ARGV[6])
 end
 return false`;
 
@@ -130,17 +153,33 @@ return 1`;
 
 /**
  * Compare-and-extend: KEYS[1] the holder's key, KEYS[2] base(NAME); ARGV lease id, ttl
- * (ms). Returns {1, request} ('' when none) while the key is still this lease's, {0, ''}
- * once it is not. A shared holder's expiry in the readers set moves with its key.
+ * (ms), the holder's confirm window (ms). Returns {1, request} ('' when none) while the key
+ * is still this lease's, {0, ''} once it is not (gone, another lease's, or not a hash:
+ * another program's SET). Returns {2, ''} without extending when the last extension ran
+ * longer ago than the confirm window (its age is ttl - PTTL): the holder has given the
+ * lease up as lost by then, and an extension that arrives that late (a paused process, a
+ * hung server, delayed packets) must not keep the slot blocked for another ttl. The key is
+ * left in place: the lost holder's command may still be in its grace period. A shared
+ * holder's expiry in the readers set moves with its key.
  */
 export const EXTEND = `${PRELUDE}
-if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return {0, ''} end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if redis.call('HGET', KEYS[1], 'shared') == '1' then redis.call('ZADD', KEYS[2] .. ':readers', now_ms + tonumber(ARGV[2]), ARGV[1]) end
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' or redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return {0, ''} end
+local ttl = tonumber(ARGV[2])
+local left = redis.call('PTTL', KEYS[1])
+if left >= 0 and ttl - left > tonumber(ARGV[3]) then return {2, ''} end
+redis.call('PEXPIRE', KEYS[1], ttl)
+if redis.call('HGET', KEYS[1], 'shared') == '1' then
+  local readers = KEYS[2] .. ':readers'
+  redis.call('ZADD', readers, now_ms + ttl, ARGV[1])
+  if redis.call('PTTL', readers) < ttl then redis.call('PEXPIRE', readers, ttl) end
+end
 return {1, redis.call('HGET', KEYS[1], 'request') or ''}`;
 
-/** Compare-and-delete: KEYS[1] the holder's key, KEYS[2] base(NAME); ARGV lease id. 1 when released, 0 when it was no longer ours. */
-export const RELEASE = `if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end
+/**
+ * Compare-and-delete: KEYS[1] the holder's key, KEYS[2] base(NAME); ARGV lease id. 1 when
+ * released, 0 when it was no longer ours (gone, another lease's, or not a hash).
+ */
+export const RELEASE = `if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' or redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2] .. ':readers', ARGV[1])
 redis.call('PUBLISH', KEYS[2] .. ':released', 'released')
