@@ -12,6 +12,8 @@ import { execUnderLock } from "./modes/exec";
 import { claimSlot, type Claimed } from "./modes/describe";
 import type { SlotRequest } from "./engine";
 import type { LockMode } from "./holders";
+import type { Lease } from "./backend";
+import { signalNumber } from "../ffi/libc";
 
 // Every mode but --exec is a chunk of its own (the build splits at import()), evaluated only
 // when chosen: each function a module declares costs every start that evaluates it. And a
@@ -105,6 +107,9 @@ async function runOther(opts: Options): Promise<number> {
   return hold.holdForCaller(take, name, opts.owner, events);
 }
 
+/** The signals that end a waitlock that is waiting (a terminal's ^C, a service manager's stop, a hang-up). */
+const STOPPING = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
 /** The modes on a network engine (--backend URL): the engine is chosen here, so that no mode imports one. */
 async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeof callerState> | undefined): Promise<number> {
   const [{ connectBackend }, remote] = await Promise.all([import("./backends"), import("./modes/remote")]);
@@ -130,14 +135,24 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
         const holder = remote.holderDescription(process.pid, process.pid, command);
         const timeout = opts.timeout ?? undefined;
         const waited = remote.waitingNotice(backend, lockName);
+        // Until the command runs (src/child.ts then forwards signals to it), a signal ends
+        // waitlock, but lets go of a lease won meanwhile first: a Redis lease would otherwise
+        // outlive waitlock until its TTL.
+        let won: Lease | undefined;
+        const leave = async (signal: NodeJS.Signals) => {
+          await won?.release();
+          process.exit(128 + (signalNumber(signal) ?? 0));
+        };
+        for (const signal of STOPPING) process.on(signal, leave);
         try {
-          const lease = await backend.acquire(lockName, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder });
-          events.taken?.(lease.slot);
-          return { claim: remote.leaseHolding(lease, backend.bounds.grace) };
+          won = await backend.acquire(lockName, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder });
+          events.taken?.(won.slot);
+          return { claim: remote.leaseHolding(won, backend.bounds.grace) };
         } catch (e) {
           throw await remote.namingHolders(e, backend, lockName, opts.timeout);
         } finally {
           waited();
+          for (const signal of STOPPING) process.off(signal, leave);
         }
       };
       return execUnderLock(lockName, take, opts.command!, events, caller!);
