@@ -1,6 +1,7 @@
 // A held slot: its session checked every `heartbeat` seconds; lost when the session ends,
 // changes, or a check is not answered within `confirm_timeout` of being sent.
 import type { DoneRequest, Lease } from "../../backend";
+import { HeldLease } from "../held-lease";
 import { LockLostError } from "../../errors";
 import { debug } from "../../log";
 import { isConnectionError } from "./errors";
@@ -19,15 +20,8 @@ interface Beat {
   request: DoneRequest | null;
 }
 
-export class PostgresLease implements Lease {
-  readonly lost: Promise<LockLostError>;
-  readonly requested: Promise<DoneRequest>;
+export class PostgresLease extends HeldLease implements Lease {
   readonly socketFd: number | undefined;
-  private declareLost!: (e: LockLostError) => void;
-  private declareRequest!: (r: DoneRequest) => void;
-  private state: "held" | "lost" | "released" = "held";
-  private beatTimer: Timer | undefined;
-  private watchdog: Timer | undefined;
   private watchdogDue = 0;
   private confirmedAt: number;
   private checking = false;
@@ -36,17 +30,16 @@ export class PostgresLease implements Lease {
   constructor(
     private readonly session: Session,
     private readonly target: PostgresTarget,
-    readonly name: string,
-    readonly slot: number,
+    name: string,
+    slot: number,
     readonly slots: number,
     readonly shared: boolean,
     readonly token: string,
     confirmedAt: number,
   ) {
+    super(name, slot, `postgres ${target.label}`);
     this.socketFd = session.socketFd;
     this.confirmedAt = confirmedAt;
-    this.lost = new Promise((resolve) => (this.declareLost = resolve));
-    this.requested = new Promise((resolve) => (this.declareRequest = resolve));
     session.closed.then((reason) => this.lose(`the session ended (${reason})`));
     this.arm(confirmedAt + target.confirmTimeout * 1000 - performance.now());
     this.beatTimer = setTimeout(this.beat, target.heartbeat * 1000);
@@ -103,18 +96,8 @@ export class PostgresLease implements Lease {
     this.lose(`no answer from the server within ${this.target.confirmTimeout} seconds`);
   };
 
-  private lose(reason: string): void {
-    if (this.state !== "held") return;
-    this.state = "lost";
-    this.stopTimers();
-    debug(`postgres ${this.target.label}: lock '${this.name}' slot ${this.slot} lost: ${reason}`);
+  protected closeConnection(): void {
     this.session.close();
-    this.declareLost(new LockLostError(this.name, `lock lost: ${reason}`));
-  }
-
-  private stopTimers(): void {
-    clearTimeout(this.beatTimer);
-    clearTimeout(this.watchdog);
   }
 
   async release(): Promise<void> {

@@ -5,7 +5,8 @@
 // stops before the server can let the key expire and give the slot to another host. The
 // server refuses an extension that arrives after that window (scripts.ts EXTEND), so a
 // lease this process gave up is never renewed behind its back.
-import type { DoneRequest, Lease } from "../../backend";
+import type { Lease } from "../../backend";
+import { HeldLease } from "../held-lease";
 import { EXIT, LockLostError, WaitlockError } from "../../errors";
 import { debug } from "../../log";
 import type { Connection } from "./connection";
@@ -15,16 +16,9 @@ import type { RedisTarget } from "./url";
 /** How long a release may take (connecting again included) before the ttl is left to free the key. */
 const RELEASE_MS = 1000;
 
-export class RedisLease implements Lease {
-  readonly lost: Promise<LockLostError>;
-  readonly requested: Promise<DoneRequest>;
+export class RedisLease extends HeldLease implements Lease {
   /** the lease lives in a key, not in the connection: nothing for a command to inherit */
   readonly socketFd = undefined;
-  private declareLost!: (e: LockLostError) => void;
-  private declareRequest!: (r: DoneRequest) => void;
-  private state: "held" | "lost" | "released" = "held";
-  private beatTimer: Timer | undefined;
-  private watchdog: Timer | undefined;
   private confirmedAt: number;
   private extending = false;
   private readonly key: string;
@@ -35,17 +29,16 @@ export class RedisLease implements Lease {
     private readonly target: RedisTarget,
     /** the random id that marks the slot's key as ours */
     private readonly id: string,
-    readonly name: string,
-    readonly slot: number,
+    name: string,
+    slot: number,
     readonly slots: number,
     readonly shared: boolean,
     readonly token: string,
     confirmedAt: number,
   ) {
+    super(name, slot, `redis ${target.label}`);
     this.key = shared ? sharedKey(name, id) : slotKey(name, slot);
     this.confirmedAt = confirmedAt;
-    this.lost = new Promise((resolve) => (this.declareLost = resolve));
-    this.requested = new Promise((resolve) => (this.declareRequest = resolve));
     this.arm();
     this.beatTimer = setTimeout(this.beat, target.heartbeat * 1000);
   }
@@ -99,18 +92,8 @@ export class RedisLease implements Lease {
   // stopped: a watchdog that fires late is a loss all the same.
   private readonly expire = (): void => this.lose(`not confirmed by the server within ${this.target.confirmTimeout} seconds`);
 
-  private lose(reason: string): void {
-    if (this.state !== "held") return;
-    this.state = "lost";
-    this.stopTimers();
-    debug(`redis ${this.target.label}: lock '${this.name}' slot ${this.slot} lost: ${reason}`);
+  protected closeConnection(): void {
     this.conn.close();
-    this.declareLost(new LockLostError(this.name, `lock lost: ${reason}`));
-  }
-
-  private stopTimers(): void {
-    clearTimeout(this.beatTimer);
-    clearTimeout(this.watchdog);
   }
 
   /**
