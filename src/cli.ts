@@ -47,7 +47,7 @@ const selfCommand = () => (Bun.main.startsWith("/$bunfs/") ? [process.execPath] 
 
 async function runOther(opts: Options): Promise<number> {
   const caller = opts.mode === "exec" ? callerState() : undefined;
-  if (opts.backend !== undefined && opts.mode !== "help" && opts.mode !== "version") return runOnBackend(opts, opts.backend, caller);
+  if (opts.backend !== undefined) return runOnBackend(opts, opts.backend, caller);
   switch (opts.mode) {
     case "help":
       const { helpText, helpWidth } = await import("./help");
