@@ -80,8 +80,8 @@ export interface RemoteHolder {
   expiresIn?: number | null;
 }
 
-/** A request queued for a lock on a network engine, as --list shows it on every host. */
-export interface RemoteWaiter {
+/** A request queued for a lock on a network engine, as --list shows it on every host: who waits (as a holder is described), and where in the queue. */
+export interface RemoteWaiter extends HolderDescription {
   name: string;
   /** 1-based place in NAME's queue: 1 is served next */
   position: number;
@@ -89,12 +89,6 @@ export interface RemoteWaiter {
   backendPid: number;
   shared: boolean;
   slots: number;
-  host: string;
-  pid: number;
-  owner: number;
-  uid: number;
-  user: string;
-  command: string;
   /** Unix seconds (the server's clock): when it joined the queue */
   since: number;
 }

@@ -39,6 +39,23 @@ export abstract class HeldLease {
     this.declareLost(new LockLostError(this.name, `lock lost: ${reason}`));
   }
 
+  /** Ends the lease as held, once: returns the state it was in, undefined when it was released already. */
+  protected releasing(): "held" | "lost" | undefined {
+    if (this.state === "released") return undefined;
+    const was = this.state;
+    this.state = "released";
+    this.stopTimers();
+    return was;
+  }
+
+  /**
+   * The release found the lock no longer ours (`why`): the work done meanwhile was not
+   * protected, and the caller must hear of it (exit 7), not of success.
+   */
+  protected lostAtRelease(why: string): void {
+    this.declareLost(new LockLostError(this.name, `lock lost: when released, ${why}`));
+  }
+
   protected stopTimers(): void {
     clearTimeout(this.beatTimer);
     clearTimeout(this.watchdog);

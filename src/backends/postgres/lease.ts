@@ -2,7 +2,6 @@
 // changes, or a check is not answered within `confirm_timeout` of being sent.
 import type { DoneRequest, Lease } from "../../backend";
 import { HeldLease } from "../held-lease";
-import { LockLostError } from "../../errors";
 import { debug } from "../../log";
 import { isConnectionError } from "./errors";
 import type { Session } from "./session";
@@ -101,18 +100,14 @@ export class PostgresLease extends HeldLease implements Lease {
   }
 
   async release(): Promise<void> {
-    if (this.state === "released") return;
-    const held = this.state === "held";
-    this.state = "released";
-    this.stopTimers();
-    if (held)
+    const was = this.releasing();
+    if (was === undefined) return;
+    if (was === "held")
       try {
         // A server that does not answer at once is left to free the lock as the session
         // closes: the holder's command has ended, its waitlock should not linger.
         const [row] = await this.session.query<{ released: boolean }>(release(this.shared), [this.name, this.slot], "releasing", RELEASE_MS);
-        // The session no longer held the slot: the work done meanwhile was not protected, and
-        // the caller must hear of it (exit 7), not of success.
-        if (row?.released === false) this.declareLost(new LockLostError(this.name, "lock lost: when released, the session no longer held it"));
+        if (row?.released === false) this.lostAtRelease("the session no longer held it");
         await this.session.query(FORGET, [this.name], "forgetting the holder", RELEASE_MS);
       } catch (e) {
         debug(`postgres ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; closing the session instead`);

@@ -3,44 +3,24 @@
 // in a message: errors name the key or the part of the URL at fault, never its text.
 import { UsageError } from "../../errors";
 import { loginName } from "../../users";
-import { decodePart, timings, type Timing } from "../url";
+import { checkHeartbeat, checkPort, decodePart, hostLabel, LEASE_TIMING, parseUrl, timings, type LeaseTarget, type Timing } from "../url";
 
 export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
 const SSL_MODES: readonly SslMode[] = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
 
 /** Where locks live and how the sessions behave; every duration in seconds. */
-export interface PostgresTarget {
-  hostname: string;
-  port: number;
+export interface PostgresTarget extends LeaseTarget {
   user: string;
-  /** from the URL or PGPASSWORD; undefined: the password file is asked, then none is sent */
-  password: string | undefined;
   database: string;
   sslmode: SslMode;
   /** sslrootcert, sslcert, sslkey, sslpassword, channel_binding as given (Bun's own keys) */
   tls: Record<string, string>;
-  /** connecting, and every round trip but a wait for a lock, gives up after this long (exit 75) */
-  connectTimeout: number;
-  /** a holder's session is checked this often */
-  heartbeat: number;
-  /** a lease whose check is not answered within this long is lost (exit 7) */
-  confirmTimeout: number;
   /** the server frees the locks of a host that went silent between this long less 1 s and this long */
   releaseTimeout: number;
-  /** a lost lease's command gets SIGTERM, and SIGKILL this long after */
-  grace: number;
-  /** `host:port`, for messages */
-  label: string;
 }
 
 /** waitlock's own keys: name, default, least, most. */
-const TIMING: Record<string, Timing> = {
-  connect_timeout: ["connectTimeout", 10, 1, 3600],
-  heartbeat: ["heartbeat", 1, 0.05, 1],
-  confirm_timeout: ["confirmTimeout", 2, 0.1, 3600],
-  release_timeout: ["releaseTimeout", 9, 2, 86400],
-  grace: ["grace", 5, 0, 3600],
-};
+const TIMING: Record<string, Timing> = { ...LEASE_TIMING, release_timeout: ["releaseTimeout", 9, 2, 86400] };
 const TLS_KEYS = ["sslrootcert", "sslcert", "sslkey", "sslpassword", "channel_binding"];
 
 /**
@@ -50,17 +30,11 @@ const TLS_KEYS = ["sslrootcert", "sslcert", "sslkey", "sslpassword", "channel_bi
  */
 export function parsePostgresUrl(url: string, env: Record<string, string | undefined> = process.env): PostgresTarget {
   const context = "--backend";
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new UsageError(context, "not a valid postgres:// URL");
-  }
-  if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") throw new UsageError(context, `unsupported scheme '${u.protocol.slice(0, -1)}'`);
+  const u = parseUrl(url, ["postgres", "postgresql"]);
   const hostname = (u.hostname || env.PGHOST || "").replace(/^\[(.*)\]$/, "$1");
   if (!hostname || hostname.startsWith("/")) throw new UsageError(context, "the URL names no host (postgres://HOST[:PORT]/DATABASE)");
   const port = u.port ? Number(u.port) : env.PGPORT ? Number(env.PGPORT) : 5432;
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(context, "the port must be 1..65535");
+  checkPort(port);
   const user = u.username ? decodePart(u.username, "user name") : env.PGUSER || loginName(env);
   const password = u.password ? decodePart(u.password, "password") : env.PGPASSWORD || undefined;
   const path = decodePart(u.pathname.replace(/^\//, ""), "database name");
@@ -75,7 +49,7 @@ export function parsePostgresUrl(url: string, env: Record<string, string | undef
     else throw new UsageError(context, `unknown URL parameter '${key}' (known: ${[...Object.keys(TIMING), "sslmode", ...TLS_KEYS].join(", ")})`);
   });
   if (!SSL_MODES.includes(sslmode)) throw new UsageError(context, `sslmode must be one of ${SSL_MODES.join(", ")}`);
-  const target = {
+  const target: PostgresTarget = {
     hostname,
     port,
     user,
@@ -88,9 +62,9 @@ export function parsePostgresUrl(url: string, env: Record<string, string | undef
     confirmTimeout: timing.confirmTimeout!,
     releaseTimeout: timing.releaseTimeout!,
     grace: timing.grace!,
-    label: `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
+    label: hostLabel(hostname, port),
   };
-  if (target.heartbeat >= target.confirmTimeout) throw new UsageError(context, "heartbeat must be shorter than confirm_timeout");
+  checkHeartbeat(target);
   if (target.confirmTimeout + 1 >= target.releaseTimeout)
     throw new UsageError(context, "confirm_timeout must be more than 1 second shorter than release_timeout (a lost lease must be noticed before the server frees the lock)");
   if (target.confirmTimeout + target.grace >= target.releaseTimeout - 1)

@@ -7,7 +7,7 @@
 // lease this process gave up is never renewed behind its back.
 import type { Lease } from "../../backend";
 import { HeldLease } from "../held-lease";
-import { EXIT, LockLostError, WaitlockError } from "../../errors";
+import { EXIT, WaitlockError } from "../../errors";
 import { debug } from "../../log";
 import type { Connection } from "./connection";
 import { base, EXTEND, RELEASE, sharedKey, slotKey } from "./scripts";
@@ -103,17 +103,14 @@ export class RedisLease extends HeldLease implements Lease {
    * key expire. A held lease whose key proves no longer ours resolves `lost` first.
    */
   async release(): Promise<void> {
-    if (this.state === "released") return;
-    const held = this.state === "held";
-    this.state = "released";
-    this.stopTimers();
+    const was = this.releasing();
+    if (was === undefined) return;
     const deadline = performance.now() + RELEASE_MS;
     try {
       if (!this.conn.connected) await this.conn.reconnect(RELEASE_MS);
       const released = await this.conn.eval<number>(RELEASE, [this.key, base(this.name)], [this.id], "releasing", Math.max(1, deadline - performance.now()));
-      // Lost since the last extension (deleted, expired, taken): the work done meanwhile was
-      // not protected, and the caller must hear of it (exit 7), not of success.
-      if (held && released !== 1) this.declareLost(new LockLostError(this.name, "lock lost: when released, the server no longer held it for us (it expired or was taken)"));
+      // Lost since the last extension: deleted, expired, taken.
+      if (was === "held" && released !== 1) this.lostAtRelease("the server no longer held it for us (it expired or was taken)");
     } catch (e) {
       debug(`redis ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; the lease runs out within ${this.target.ttl} seconds instead`);
     }

@@ -4,43 +4,23 @@
 // name the key or the part of the URL at fault, never its text.
 import { readFileSync } from "node:fs";
 import { UsageError } from "../../errors";
-import { decodePart, timings, type Timing } from "../url";
+import { checkHeartbeat, checkPort, decodePart, hostLabel, LEASE_TIMING, parseUrl, timings, type LeaseTarget, type Timing } from "../url";
 
 /** Where locks live and how leases behave; every duration in seconds. */
-export interface RedisTarget {
-  hostname: string;
-  port: number;
+export interface RedisTarget extends LeaseTarget {
   /** the ACL user (undefined: the default user) */
   user: string | undefined;
-  /** from the URL or REDISCLI_AUTH; undefined: none is sent */
-  password: string | undefined;
   /** the logical database (SELECT): part of the lock space */
   db: number;
   tls: boolean;
   /** PEM text of the CA that signs the server's certificate (cacert=FILE); undefined: the system's CAs */
   ca: string | undefined;
-  /** connecting, and every round trip but a wait for a lock, gives up after this long (exit 75) */
-  connectTimeout: number;
-  /** a held lease is extended this often */
-  heartbeat: number;
-  /** a lease whose extension is not confirmed within this long of being sent is lost (exit 7) */
-  confirmTimeout: number;
   /** the lease's time to live on the server: a holder that stops extending it loses it this long after its last extension */
   ttl: number;
-  /** a lost lease's command gets SIGTERM, and SIGKILL this long after */
-  grace: number;
-  /** `host:port`, for messages */
-  label: string;
 }
 
 /** waitlock's own keys: name, default, least, most. */
-const TIMING: Record<string, Timing> = {
-  connect_timeout: ["connectTimeout", 10, 1, 3600],
-  heartbeat: ["heartbeat", 1, 0.05, 1],
-  confirm_timeout: ["confirmTimeout", 2, 0.1, 3600],
-  ttl: ["ttl", 10, 2, 86400],
-  grace: ["grace", 5, 0, 3600],
-};
+const TIMING: Record<string, Timing> = { ...LEASE_TIMING, ttl: ["ttl", 10, 2, 86400] };
 
 /**
  * Parses and checks a backend URL. The password comes from the URL, else REDISCLI_AUTH
@@ -49,17 +29,11 @@ const TIMING: Record<string, Timing> = {
  */
 export function parseRedisUrl(url: string, env: Record<string, string | undefined> = process.env): RedisTarget {
   const context = "--backend";
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new UsageError(context, "not a valid redis:// URL");
-  }
-  if (u.protocol !== "redis:" && u.protocol !== "rediss:") throw new UsageError(context, `unsupported scheme '${u.protocol.slice(0, -1)}'`);
+  const u = parseUrl(url, ["redis", "rediss"]);
   const hostname = u.hostname.replace(/^\[(.*)\]$/, "$1");
   if (!hostname) throw new UsageError(context, "the URL names no host (redis://HOST[:PORT][/DB])");
   const port = u.port ? Number(u.port) : 6379;
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(context, "the port must be 1..65535");
+  checkPort(port);
   const user = u.username ? decodePart(u.username, "user name") : undefined;
   const password = u.password ? decodePart(u.password, "password") : env.REDISCLI_AUTH || undefined;
   const path = u.pathname.replace(/^\//, "");
@@ -90,9 +64,9 @@ export function parseRedisUrl(url: string, env: Record<string, string | undefine
     confirmTimeout: timing.confirmTimeout!,
     ttl: timing.ttl!,
     grace: timing.grace!,
-    label: `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
+    label: hostLabel(hostname, port),
   };
-  if (target.heartbeat >= target.confirmTimeout) throw new UsageError(context, "heartbeat must be shorter than confirm_timeout");
+  checkHeartbeat(target);
   if (target.confirmTimeout + 1 >= target.ttl)
     throw new UsageError(context, "confirm_timeout must be more than 1 second shorter than ttl (a lost lease must be noticed before the server lets it expire)");
   if (target.confirmTimeout + target.grace >= target.ttl)
@@ -105,7 +79,6 @@ export const describeTarget = (t: RedisTarget): string => `${t.tls ? "rediss" : 
 
 /** The URL Bun's client is given (it carries the password: never shown). */
 export function clientUrl(t: RedisTarget): string {
-  const host = t.hostname.includes(":") ? `[${t.hostname}]` : t.hostname;
   const auth = t.password === undefined ? (t.user ? `${encodeURIComponent(t.user)}@` : "") : `${encodeURIComponent(t.user ?? "")}:${encodeURIComponent(t.password)}@`;
-  return `${t.tls ? "rediss" : "redis"}://${auth}${host}:${t.port}/${t.db}`;
+  return `${t.tls ? "rediss" : "redis"}://${auth}${t.label}/${t.db}`;
 }
