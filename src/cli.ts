@@ -42,8 +42,6 @@ function eventsFor(opts: Options, name: string, slots: number): Events {
   return opts.printSlot ? printingSlot(events) : events;
 }
 
-/** How to start this same program again (compiled, or run from source by bun). */
-const selfCommand = () => (Bun.main.startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, Bun.main]);
 
 async function runOther(opts: Options): Promise<number> {
   const caller = opts.mode === "exec" ? callerState() : undefined;
@@ -70,7 +68,8 @@ async function runOther(opts: Options): Promise<number> {
     case "serve":
       return (await import("./modes/serve")).serve({ verbose: opts.verbose, lockDir: opts.lockDir, owner: opts.owner });
     case "shell-init":
-      await Bun.write(Bun.stdout, (await import("./modes/shell-init")).shellFunctions(opts.shell!, selfCommand()));
+      const [{ shellFunctions }, { selfCommand }] = await Promise.all([import("./modes/shell-init"), import("./procinfo")]);
+      await Bun.write(Bun.stdout, shellFunctions(opts.shell!, selfCommand()));
       return EXIT.OK;
     case "done":
       return (await import("./modes/done")).signalHolders(

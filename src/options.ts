@@ -194,6 +194,9 @@ export type Shell = (typeof SHELLS)[number];
 /** "fd" and "unlock": --fd N, and --fd N --unlock. */
 export type Mode = "acquire" | "exec" | "check" | "done" | "list" | "fd" | "unlock" | "serve" | "shell-init" | "help" | "version";
 
+/** --done without -t: how long the holders have to let go after being asked, in seconds. */
+export const DONE_WAIT_SECONDS = 5;
+
 /** --watch without SECONDS: every 2 seconds, as watch(1). */
 export const WATCH_SECONDS = 2;
 /** The shortest --watch interval, as watch(1)'s. */

@@ -122,3 +122,6 @@ export function ancestorsOfSelf(): Set<number> {
   for (let pid = parentOf(getppid()); pid !== undefined && pid > 0 && !chain.has(pid); pid = parentOf(pid)) chain.add(pid);
   return chain;
 }
+
+/** How this same program is started again (compiled, or run from source by bun). */
+export const selfCommand = (): string[] => (Bun.main.startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, Bun.main]);

@@ -6,11 +6,10 @@ import { holdsLock, runningSince } from "../holders";
 import { holdersPhrase, type Holder } from "../holdertext";
 import { debug, notice } from "../log";
 import { alive, ancestorsOfSelf, commandLine } from "../procinfo";
+import { DONE_WAIT_SECONDS } from "../options";
 import type { LockRecord } from "../record";
 import { ownerOfHolder } from "./holder";
 import { releasedSinceSeen, viewSlots, type SlotView } from "./scan";
-
-const DONE_WAIT_SECONDS = 5;
 
 /**
  * Have the processes signalled for one slot let go of it? Asked of the kernel for each of

@@ -5,7 +5,7 @@ import { readRecordBytes } from "../engine";
 import { UsageError, WaitlockError, EXIT } from "../errors";
 import { debug } from "../log";
 import { fileKey, findHolders, grantedLocks, holdsLock, runningSince, startedAt, type LockMode } from "../holders";
-import { commandLine, exitWatch } from "../procinfo";
+import { commandLine, exitWatch, selfCommand } from "../procinfo";
 import { inspectRecord, type LockRecord } from "../record";
 import { fileBase } from "../holderfiles";
 import { runtimeError } from "../syserror";
@@ -13,11 +13,6 @@ import { holderRecords } from "./claims";
 import type { Claimed } from "./describe";
 import { holderArgs, ownerOfHolder } from "./holder";
 import type { Events } from "./events";
-
-/** How this same program is started again (compiled, or run from source by bun). */
-function selfCommand(): string[] {
-  return Bun.main.startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, Bun.main];
-}
 
 /** A record of one holder of a lock, and the mode that holder holds it in. */
 export interface HolderRecord {

@@ -8,7 +8,7 @@ import type { Backend, Lease } from "../backend";
 import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../errors";
 import { sameProcess, startedAt } from "../holders";
 import { debug } from "../log";
-import { alive, commandLine } from "../procinfo";
+import { alive, commandLine, selfCommand } from "../procinfo";
 import type { Events } from "./events";
 import { syslogEvents } from "./events";
 import { holderDescription, namingHolders, waitingNotice } from "./remote";
@@ -35,8 +35,6 @@ type Answer = { slot: number; token: string } | { alreadyHeld: number } | { exit
 
 /** How often the holder looks whether the owner (or, while waiting, the waitlock it answers) still runs. */
 const WATCH_MS = 100;
-
-const selfCommand = () => (Bun.main.startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, Bun.main]);
 
 /**
  * Takes a slot of `req.name` on the engine at `url` for the owner (`ownerOption`, else the

@@ -6,12 +6,12 @@ import { BusyError, EXIT, TimeoutError, WaitlockError, secondsPhrase } from "../
 import type { Row, WaiterRow } from "../format";
 import { oneLine } from "../holdertext";
 import { debug, notice, statusLineWanted, withoutPasswords } from "../log";
+import { DONE_WAIT_SECONDS } from "../options";
 import { ancestorsOfSelf } from "../procinfo";
 import type { Holding } from "./exec";
 import { userNames } from "../users";
 import { listLocks, type ListingSource, type ListOptions } from "./list";
 
-const DONE_WAIT_SECONDS = 5;
 /** A wait this long (milliseconds) is worth a line on a terminal. */
 const WAITING_NOTICE_MS = 1000;
 
