@@ -31,6 +31,9 @@ import { EXIT, WaitlockError } from "./errors";
 import { debug } from "./log";
 import { sysError } from "./syserror";
 
+/** The signals that end a waitlock process that holds or waits but runs no command: a terminal's ^C, a service manager's stop, a hang-up. */
+export const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
 /**
  * The signals waitlock handles while the command runs. Sent to waitlock, SIGTERM, SIGINT,
  * SIGHUP and SIGQUIT go to the command's process group, as a terminal or a group-wide kill

@@ -14,6 +14,7 @@ import type { SlotRequest } from "./engine";
 import type { LockMode } from "./holders";
 import type { Lease } from "./backend";
 import { signalNumber } from "../ffi/libc";
+import { STOP_SIGNALS } from "./child";
 
 // Every mode but --exec is a chunk of its own (the build splits at import()), evaluated only
 // when chosen: each function a module declares costs every start that evaluates it. And a
@@ -106,9 +107,6 @@ async function runOther(opts: Options): Promise<number> {
   return hold.holdForCaller(take, name, opts.owner, events);
 }
 
-/** The signals that end a waitlock that is waiting (a terminal's ^C, a service manager's stop, a hang-up). */
-const STOPPING = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
-
 /** The modes on a network engine (--backend URL): the engine is chosen here, so that no mode imports one. */
 async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeof callerState> | undefined): Promise<number> {
   const [{ connectBackend }, remote] = await Promise.all([import("./backends"), import("./modes/remote")]);
@@ -142,7 +140,7 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
           await won?.release();
           process.exit(128 + (signalNumber(signal) ?? 0));
         };
-        for (const signal of STOPPING) process.on(signal, leave);
+        for (const signal of STOP_SIGNALS) process.on(signal, leave);
         try {
           won = await backend.acquire(lockName, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder });
           events.taken?.(won.slot);
@@ -151,7 +149,7 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
           throw await remote.namingHolders(e, backend, lockName, opts.timeout);
         } finally {
           waited();
-          for (const signal of STOPPING) process.off(signal, leave);
+          for (const signal of STOP_SIGNALS) process.off(signal, leave);
         }
       };
       return execUnderLock(lockName, take, opts.command!, events, caller!);

@@ -12,6 +12,7 @@ import { alive, commandLine, selfCommand } from "../procinfo";
 import type { Events } from "./events";
 import { syslogEvents } from "./events";
 import { holderDescription, namingHolders, waitingNotice } from "./remote";
+import { STOP_SIGNALS } from "../child";
 
 /** What the detached holder is asked to take, and for whom (its one argument, as JSON). */
 interface LeaseOrder {
@@ -61,11 +62,11 @@ export async function holdLeaseForCaller(
   // Interrupted while the holder waits, the holder gives the wait up at once (its session
   // ends, and the engine withdraws the request) rather than win a lock nobody asked for.
   let holder: ReturnType<typeof Bun.spawn> | undefined;
-  const giveUp = (signal: "SIGINT" | "SIGTERM" | "SIGHUP") => {
+  const giveUp = (signal: (typeof STOP_SIGNALS)[number]) => {
     holder?.kill("SIGTERM");
     process.exit(128 + signalNumber(signal)!);
   };
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, giveUp);
+  for (const signal of STOP_SIGNALS) process.on(signal, giveUp);
   holder = Bun.spawn([...selfCommand(), "__lease", JSON.stringify(order)], {
     stdio: ["ignore", "pipe", "ignore"],
     detached: true,
@@ -75,7 +76,7 @@ export async function holdLeaseForCaller(
   const waited = waitingNotice(backend, req.name);
   const text = await new Response(holder.stdout as ReadableStream<Uint8Array>).text();
   waited();
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.off(signal, giveUp);
+  for (const signal of STOP_SIGNALS) process.off(signal, giveUp);
   let answer: Answer;
   try {
     answer = JSON.parse(text);
@@ -129,7 +130,7 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
     if (o.facility) syslogEvents(o.facility, o.name, o.slots).released(acquiredAt ? (Date.now() - acquiredAt) / 1000 : 0);
     process.exit(code);
   };
-  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => finish(EXIT.OK));
+  for (const signal of STOP_SIGNALS) process.on(signal, () => finish(EXIT.OK));
   try {
     const started = performance.now();
     const holder = holderDescription(process.pid, o.owner, o.command);

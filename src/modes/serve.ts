@@ -38,6 +38,7 @@ import { noEvents, syslogEvents, type Events } from "./events";
 import { slotHeldFor } from "./hold";
 import { untilExit } from "./holder";
 import { listRows } from "./list";
+import { STOP_SIGNALS } from "../child";
 
 interface Holding {
   held: Held;
@@ -410,7 +411,7 @@ export async function serve(settings: ServeSettings): Promise<number> {
       else stop("cannot answer (the client is gone)", EXIT.SYSTEM)();
     }
   }, settings);
-  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, stop(signal));
+  for (const signal of STOP_SIGNALS) process.on(signal, stop(signal));
   if (watch) {
     // The owner's exit releases even while its pipe stays open (a command it started holds
     // it: zsh's descriptors are inherited).

@@ -8,8 +8,8 @@ import { writeAtomically } from "../atomicfile";
 import { EXIT } from "../errors";
 import { humanLines, localTime } from "../format";
 import { asListError, restoreJit, listingText, nothingListed, toStdout, type ListingLook, type ListingSource, type ListOptions } from "./list";
+import { STOP_SIGNALS } from "../child";
 
-const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 /** The view of one moment: a title line with the time, a blank line, the tables (with HELD and WAITED). */
 function viewLines({ listing, where }: ListingLook, opts: ListOptions, interval: number, now: number, width?: number): string[] {
