@@ -1,6 +1,7 @@
 // --list output formats. Pure functions of the rows, so that they can be tested alone.
 import type { LockMode } from "./holders";
 import type { Format } from "./options";
+import { oneLine } from "./holdertext";
 import { duration } from "./statusline";
 
 export type Status = "active" | "stale" | "corrupt";
@@ -140,8 +141,8 @@ function table(header: string[], cells: string[][]): string[] {
   return [line(header), ...cells.map(line)];
 }
 
-/** A command on one line, for a terminal: every control character (C0, DEL, C1: line breaks, escape sequences a holder could plant) a space. */
-const oneLine = (command: string | null) => (command ?? "").replace(/[\x00-\x1f\x7f-\x9f]/g, " ");
+/** A command on one line, for a terminal, never cut (the last column is left ragged). */
+const commandCell = (command: string | null) => oneLine(command ?? "", Infinity);
 
 function holderTable(rows: Row[], style: HumanStyle): string[] {
   const held = style.now !== undefined;
@@ -165,7 +166,7 @@ function holderTable(rows: Row[], style: HumanStyle): string[] {
     ...(remote ? [r.token ?? "-"] : []),
     ...(leased ? [r.expiresIn === null || r.expiresIn === undefined ? "-" : `${r.expiresIn.toFixed(1)}s`] : []),
     ...(style.withStatus ? [r.status] : []),
-    oneLine(r.command),
+    commandCell(r.command),
   ]);
   return table(header, cells);
 }
@@ -183,7 +184,7 @@ function waiterTable(rows: WaiterRow[], style: HumanStyle): string[] {
     r.user ?? "-",
     localTime(r.waitingSince === null ? null : Math.floor(r.waitingSince)),
     ...(waited ? [since(r.waitingSince, style.now)] : []),
-    oneLine(r.command),
+    commandCell(r.command),
   ]);
   return table(header, cells);
 }

@@ -12,10 +12,13 @@ export interface Holder {
 /** The longest command shown in a one-line message. */
 const COMMAND_COLUMNS = 60;
 
-/** A command line on one line: control characters blanked, cut to `max` characters with "...". */
+/**
+ * A command line on one line, fit for a terminal: control characters (C0, DEL, C1: line
+ * breaks, escape sequences a holder could plant) blanked, cut to `max` characters with "...".
+ */
 export function oneLine(command: string, max = COMMAND_COLUMNS): string {
   let out = "";
-  for (const c of command) out += c < " " || c === "\x7f" ? " " : c;
+  for (const c of command) out += c < " " || (c >= "\x7f" && c <= "\x9f") ? " " : c;
   return out.length > max ? `${out.slice(0, max - 3)}...` : out;
 }
 
