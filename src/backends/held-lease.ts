@@ -16,10 +16,13 @@ export abstract class HeldLease {
   protected beatTimer: Timer | undefined;
   protected watchdog: Timer | undefined;
 
-  /** `engine`: how debug lines name the lease's server ("postgres HOST:PORT"). */
+  /** `slot` 0-based of `slots`; `token` the fencing token; `engine`: how debug lines name the lease's server ("postgres HOST:PORT"). */
   constructor(
     readonly name: string,
     readonly slot: number,
+    readonly slots: number,
+    readonly shared: boolean,
+    readonly token: string,
     private readonly engine: string,
   ) {
     this.lost = new Promise((resolve) => (this.declareLost = resolve));

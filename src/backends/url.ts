@@ -34,6 +34,11 @@ export const LEASE_TIMING: Record<string, Timing> = {
   grace: ["grace", 5, 0, 3600],
 };
 
+/** The durations every engine takes, from timings()' result. */
+export function leaseDurations(t: Record<string, number>): Pick<LeaseTarget, "connectTimeout" | "heartbeat" | "confirmTimeout" | "grace"> {
+  return { connectTimeout: t.connectTimeout!, heartbeat: t.heartbeat!, confirmTimeout: t.confirmTimeout!, grace: t.grace! };
+}
+
 /**
  * `url` parsed, its scheme one of `schemes` (without the colon; the first names the form in
  * messages). Throws UsageError (3) for anything else, never echoing the URL.

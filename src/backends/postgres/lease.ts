@@ -31,12 +31,12 @@ export class PostgresLease extends HeldLease implements Lease {
     private readonly target: PostgresTarget,
     name: string,
     slot: number,
-    readonly slots: number,
-    readonly shared: boolean,
-    readonly token: string,
+    slots: number,
+    shared: boolean,
+    token: string,
     confirmedAt: number,
   ) {
-    super(name, slot, `postgres ${target.label}`);
+    super(name, slot, slots, shared, token, `postgres ${target.label}`);
     this.socketFd = session.socketFd;
     this.confirmedAt = confirmedAt;
     session.closed.then((reason) => this.lose(`the session ended (${reason})`));

@@ -3,7 +3,7 @@
 // in a message: errors name the key or the part of the URL at fault, never its text.
 import { UsageError } from "../../errors";
 import { loginName } from "../../users";
-import { checkHeartbeat, checkPort, decodePart, hostLabel, LEASE_TIMING, parseUrl, timings, type LeaseTarget, type Timing } from "../url";
+import { checkHeartbeat, checkPort, decodePart, hostLabel, LEASE_TIMING, leaseDurations, parseUrl, timings, type LeaseTarget, type Timing } from "../url";
 
 export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
 const SSL_MODES: readonly SslMode[] = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
@@ -57,11 +57,8 @@ export function parsePostgresUrl(url: string, env: Record<string, string | undef
     database,
     sslmode,
     tls,
-    connectTimeout: timing.connectTimeout!,
-    heartbeat: timing.heartbeat!,
-    confirmTimeout: timing.confirmTimeout!,
+    ...leaseDurations(timing),
     releaseTimeout: timing.releaseTimeout!,
-    grace: timing.grace!,
     label: hostLabel(hostname, port),
   };
   checkHeartbeat(target);

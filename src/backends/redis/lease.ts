@@ -31,12 +31,12 @@ export class RedisLease extends HeldLease implements Lease {
     private readonly id: string,
     name: string,
     slot: number,
-    readonly slots: number,
-    readonly shared: boolean,
-    readonly token: string,
+    slots: number,
+    shared: boolean,
+    token: string,
     confirmedAt: number,
   ) {
-    super(name, slot, `redis ${target.label}`);
+    super(name, slot, slots, shared, token, `redis ${target.label}`);
     this.key = shared ? sharedKey(name, id) : slotKey(name, slot);
     this.confirmedAt = confirmedAt;
     this.arm();

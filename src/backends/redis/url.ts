@@ -4,7 +4,7 @@
 // name the key or the part of the URL at fault, never its text.
 import { readFileSync } from "node:fs";
 import { UsageError } from "../../errors";
-import { checkHeartbeat, checkPort, decodePart, hostLabel, LEASE_TIMING, parseUrl, timings, type LeaseTarget, type Timing } from "../url";
+import { checkHeartbeat, checkPort, decodePart, hostLabel, LEASE_TIMING, leaseDurations, parseUrl, timings, type LeaseTarget, type Timing } from "../url";
 
 /** Where locks live and how leases behave; every duration in seconds. */
 export interface RedisTarget extends LeaseTarget {
@@ -59,11 +59,8 @@ export function parseRedisUrl(url: string, env: Record<string, string | undefine
     db,
     tls,
     ca,
-    connectTimeout: timing.connectTimeout!,
-    heartbeat: timing.heartbeat!,
-    confirmTimeout: timing.confirmTimeout!,
+    ...leaseDurations(timing),
     ttl: timing.ttl!,
-    grace: timing.grace!,
     label: hostLabel(hostname, port),
   };
   checkHeartbeat(target);
