@@ -64,6 +64,8 @@ export interface WaiterRow {
 export interface Listing {
   holders: Row[];
   waiters: WaiterRow[];
+  /** the locks of a network engine: csv and null add host and token, also when nothing is listed */
+  network?: boolean;
 }
 
 /** How the human tables are drawn. */
@@ -202,17 +204,16 @@ export function humanLines(listing: Listing, style: HumanStyle = {}): string[] {
 }
 
 /** csv, null and json: holders and waiters (each NAME's holders, then its waiters); human: humanLines(). */
-export function formatRows(rows: Row[], format: Exclude<Format, "prometheus">, withStatus = false, waiters: WaiterRow[] = []): string {
+export function formatRows(rows: Row[], format: Exclude<Format, "prometheus">, withStatus = false, waiters: WaiterRow[] = [], network = false): string {
   const listing = { holders: rows, waiters };
   // A network engine's holders and waiters run on many hosts, and holders carry a fencing
   // token: two fields more (a waiter's token empty).
-  const remote = rows.some((r) => r.token !== undefined) || waiters.some((w) => w.session !== undefined);
-  const fields = (r: Row | WaiterRow) => (remote ? [...seven(r), text(r.hostname), r.status === "waiting" ? "" : text(r.token ?? null)] : seven(r));
+  const fields = (r: Row | WaiterRow) => (network ? [...seven(r), text(r.hostname), r.status === "waiting" ? "" : text(r.token ?? null)] : seven(r));
   switch (format) {
     case "human":
       return humanLines(listing, { withStatus }).join("\n") + "\n";
     case "csv":
-      return [`descriptor,pid,slot,user,acquired,status,command${remote ? ",host,token" : ""}`, ...byName(listing).map((r) => fields(r).map(csvField).join(","))].join("\n") + "\n";
+      return [`descriptor,pid,slot,user,acquired,status,command${network ? ",host,token" : ""}`, ...byName(listing).map((r) => fields(r).map(csvField).join(","))].join("\n") + "\n";
     case "null":
       return byName(listing).map((r) => fields(r).map((f) => `${f}\0`).join("")).join("");
     case "json":

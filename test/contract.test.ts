@@ -221,6 +221,9 @@ for (const backend of BACKENDS) {
 
     test("--list -f json names the holder: NAME, slot, PID, command (and on an engine host and token, passwords in command lines masked)", async () => {
       const at = await backend.place();
+      // One csv header per backend, rows or none (a consumer, or --watch -o, sees fixed columns).
+      const empty = (await wl([...at.args, "--list", "-f", "csv"])).stdout;
+      expect(empty).toBe(`descriptor,pid,slot,user,acquired,status,command${at.tokens ? ",host,token" : ""}\n`);
       const h = await holding(at, ["listed"], "echo in; exec sleep 60 # postgres://u:hunter2@x/db");
       const r = await wl([...at.args, "--list", "-f", "json"]);
       expect(r.code).toBe(0);

@@ -219,7 +219,7 @@ export async function listingText({ listing, where, location }: ListingLook, opt
   if (opts.format === "prometheus") return (await import("../prometheus")).prometheusText(listing, now, location);
   // A person reading an empty table should not have to guess: the machine formats stay bare.
   if (opts.format === "human" && listing.holders.length === 0 && listing.waiters.length === 0) return `${nothingListed(opts)}${where}\n`;
-  return formatRows(listing.holders, opts.format, opts.all || opts.staleOnly, listing.waiters);
+  return formatRows(listing.holders, opts.format, opts.all || opts.staleOnly, listing.waiters, listing.network);
 }
 
 /** " in DIR", or why there is no directory to look in. */

@@ -173,7 +173,7 @@ export function remoteListing(backend: Backend, opts: ListOptions): ListingSourc
       .filter((r) => everything || !opts.staleOnly || r.status !== "active")
       .sort((a, b) => (a.descriptor < b.descriptor ? -1 : a.descriptor > b.descriptor ? 1 : a.slot - b.slot));
     const waiters = opts.staleOnly ? [] : (await backend.waiters({ name: opts.name })).map((w) => waiterRowOf(w, backend.url));
-    return { listing: { holders, waiters }, where: ` on ${backend.label}`, location: backend.url };
+    return { listing: { holders, waiters, network: true }, where: ` on ${backend.label}`, location: backend.url };
   };
 }
 
