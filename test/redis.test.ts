@@ -10,7 +10,7 @@ import { connectRedis } from "../src/backends/redis";
 import { EXTEND } from "../src/backends/redis/scripts";
 import { expectWaitersOfEveryHost, fixture } from "./backend-fixture";
 import { dirs } from "./cleanup";
-import { alive, BIN, run, waitFor, wl } from "./helpers";
+import { alive, BIN, run, start, waitFor, wl } from "./helpers";
 import { createHosts, netnsMissing } from "./hosts";
 import { redisMissing, startRedis, type RedisServer } from "./servers/redis";
 import { skipping } from "./servers/skip";
@@ -261,6 +261,16 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
    * `resume`: the holder exits 7, its command stopped before the waiter is served. Returns
    * the ms from the resume until the waiter got the lock.
    */
+  /** A shell that takes NAME with a plain `waitlock --backend URL NAME`, says "held", and sleeps. */
+  function fixtureScript(url: string, name: string) {
+    const p = start(["/bin/sh", "-c", `"$WL" --backend "$URL" ${name} && echo held && exec sleep 60`], { env: { WL: BIN, URL: url }, stdout: "pipe" });
+    let text = "";
+    (async () => {
+      for await (const c of p.stdout as ReadableStream<Uint8Array>) text += new TextDecoder().decode(c);
+    })();
+    return { p, out: () => text };
+  }
+
   async function servedAfterStall(s: RedisServer, name: string, stall: (holder: number) => void, resume: (holder: number) => void): Promise<number> {
     const url = s.url({ ttl: "4", confirm_timeout: "1", heartbeat: "0.3", grace: "1" });
     const h = fixture(undefined, "hold", { url, name }, ["sleep", "60"]);
@@ -281,6 +291,30 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     expect(await w.exited()).toBe(0);
     return got.at - resumed;
   }
+
+  test("a plain acquire's holder paused longer than confirm_timeout: the owner script is stopped, and the lock is free once it is gone, not a ttl later", async () => {
+    const s = await startRedis();
+    const url = s.url({ ttl: "4", confirm_timeout: "1", heartbeat: "0.3", grace: "1" });
+    const script = fixtureScript(url, "plainpause");
+    await waitFor("the script to hold the lock", () => script.out().includes("held"), 15_000);
+    const listed = JSON.parse((await wl(["--backend", url, "--list", "-f", "json", "plainpause"])).stdout);
+    const holderPid = listed[0].pid as number;
+    const w = fixture(undefined, "hold", { url, name: "plainpause" }, ["true"]);
+    await waitFor("the waiter to queue", async () => (await s.admin(["ZCARD", "waitlock:{plainpause}:queue"])) === 1);
+    process.kill(holderPid, "SIGSTOP");
+    let resumed: number;
+    try {
+      await Bun.sleep(1500);
+    } finally {
+      process.kill(holderPid, "SIGCONT");
+      resumed = Date.now();
+    }
+    expect(await script.p.exited).toBe(143);
+    const got = await w.event("acquired");
+    console.log(`redis: a plain acquire's holder paused 1.5 s (ttl 4): the waiter got the lock ${got.at - resumed} ms after it resumed`);
+    expect(got.at - resumed).toBeLessThan(1500);
+    expect(await w.exited()).toBe(0);
+  }, 30_000);
 
   test("a server that hangs longer than confirm_timeout: the lost holder's extension that runs when it resumes is refused, and the lock is free once the command is gone, not a ttl later", async () => {
     const s = await startRedis();

@@ -115,7 +115,8 @@ function say(answer: Answer): boolean {
  * The detached holder (`waitlock __lease ORDER`, started by holdLeaseForCaller): takes the
  * lease on `backend`, answers, and keeps it until the owner exits, `waitlock --done` asks
  * (a "stop" request SIGTERMs the owner first), or SIGTERM/SIGINT/SIGHUP. A lost lease
- * SIGTERMs the owner (SPEC "Who is stopped") and exits 7. Returns the exit status.
+ * SIGTERMs the owner (SPEC "Who is stopped"), lets go once the owner is gone (within the
+ * grace period) and exits 7. Returns the exit status.
  */
 export async function runLeaseHolder(backend: Backend, orderText: string): Promise<number> {
   const o = JSON.parse(orderText) as LeaseOrder;
@@ -173,5 +174,10 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
   clearInterval(owned);
   debug(`${lost.message}: SIGTERM to the owner, process ${o.owner}`);
   if (sameProcess(o.owner, o.ownerStart)) kill(o.owner, sigterm);
+  // Once the owner is gone (within the grace period), let go at once, as --exec does after
+  // its command: a lease the engine still counts ours (Redis) is freed now, not at its ttl.
+  const until = performance.now() + backend.bounds.grace * 1000;
+  while (sameProcess(o.owner, o.ownerStart) && performance.now() < until) await Bun.sleep(WATCH_MS);
+  if (!sameProcess(o.owner, o.ownerStart)) await lease.release();
   return lost.exitCode;
 }
