@@ -28,8 +28,8 @@ export interface Row {
   command: string | null;
   /** the form the record was stored in */
   format: "binary" | "text" | null;
-  /** SHA-256 of the stored record bytes (json only) */
-  sha256?: string;
+  /** SHA-256 of the stored record bytes (json only; null when none is stored) */
+  sha256?: string | null;
   /** --backend: the lease's fencing token (null: not described) */
   token?: string | null;
   /** --backend redis://: seconds left on the lease before the engine frees it unrenewed */

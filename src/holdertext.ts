@@ -13,12 +13,19 @@ export interface Holder {
 const COMMAND_COLUMNS = 60;
 
 /**
+ * Unicode's format controls that reorder or hide text on a terminal: zero-width characters,
+ * bidirectional marks, overrides and isolates, the Arabic letter mark, line and paragraph
+ * separators, the byte-order mark.
+ */
+const INVISIBLE = "\u061c\u200b\u200c\u200d\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff";
+
+/**
  * A command line on one line, fit for a terminal: control characters (C0, DEL, C1: line
- * breaks, escape sequences a holder could plant) blanked, cut to `max` characters with "...".
+ * breaks, escape sequences a holder could plant) and INVISIBLE ones blanked, cut to `max` characters with "...".
  */
 export function oneLine(command: string, max = COMMAND_COLUMNS): string {
   let out = "";
-  for (const c of command) out += c < " " || (c >= "\x7f" && c <= "\x9f") ? " " : c;
+  for (const c of command) out += c < " " || (c >= "\x7f" && c <= "\x9f") || INVISIBLE.includes(c) ? " " : c;
   return out.length > max ? `${out.slice(0, max - 3)}...` : out;
 }
 

@@ -237,10 +237,10 @@ for (const backend of BACKENDS) {
       const human = await wl([...at.args, "--list"]);
       expect(human.stdout).toContain("listed");
       // A command line may carry escape sequences; a terminal reading --list must not get them.
-      const planted = await holding(at, ["planted"], "echo in; exec sleep 60 # \u001b]0;pwned\u0007 \u001b[2J");
+      const planted = await holding(at, ["planted"], "echo in; exec sleep 60 # \u001b]0;pwned\u0007 \u001b[2J \u202eRTL\u200b");
       const shown = (await wl([...at.args, "--list", "planted"])).stdout;
-      expect(shown).toContain("#  ]0;pwned   [2J");
-      expect(/[\u0000-\u0008\u000b-\u001f\u007f]/.test(shown)).toBe(false);
+      expect(shown).toContain("#  ]0;pwned   [2J  RTL");
+      expect(/[\u0000-\u0008\u000b-\u001f\u007f\u202e\u200b]/.test(shown)).toBe(false);
       process.kill(-planted.p.pid, "SIGTERM");
       expect(human.stdout.split("\n")[0]).toMatch(at.tokens ? /HOST.*TOKEN/ : /^DESCRIPTOR +SLOT +MODE +PID/);
       const csv = (await wl([...at.args, "--list", "-f", "csv"])).stdout.split("\n");

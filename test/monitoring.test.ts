@@ -177,6 +177,8 @@ describe("--list shows the waiters of --file and --fd locks", () => {
       ]);
       // The kernel does not say when flock(1) took the lock: unknown, not the process's start.
       expect(json[0]).toMatchObject({ maxHolders: 1, acquired: null, command: `flock -o ${file} sleep 60` });
+      // No record stored: no fingerprint (not the SHA-256 of nothing).
+      expect({ format: (json[0] as { format?: unknown }).format, sha256: (json[0] as { sha256?: unknown }).sha256 }).toEqual({ format: null, sha256: null });
     }
     const human = (await wl(["-d", d, "--list"])).stdout.trimEnd().split("\n");
     expect(human[1]).toMatch(new RegExp(`^${file}\\s+0/1\\s+exclusive\\s+${flock.pid}\\s+-\\s+\\S+\\s+-\\s+flock `));

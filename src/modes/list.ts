@@ -184,7 +184,8 @@ export async function snapshot(dir: string | undefined, opts: ListOptions, users
     for (const { row, bytes } of rowsOf(view, users)) {
       const show = everything || (opts.staleOnly ? row.status !== "active" : opts.all || row.status === "active");
       if (!show) continue;
-      if (opts.format === "json") row.sha256 = await sha256(bytes);
+      // No record stored (a flock(1) holder, say): nothing to fingerprint.
+      if (opts.format === "json") row.sha256 = bytes.byteLength === 0 ? null : await sha256(bytes);
       listing.holders.push(row);
     }
   }
