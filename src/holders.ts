@@ -324,12 +324,14 @@ export function runningSince(pid: number, seenAt: number): boolean {
 }
 
 /**
- * Is `pid` the very process that startedAt() said started at `start`? Where start times
- * cannot be read (`start` undefined, or not Linux), only whether some process has that PID.
+ * Is `pid` the very process that startedAt() said started at `start`, and still running
+ * (Linux: not a zombie)? Where start times cannot be read (`start` undefined, or not
+ * Linux), only whether some process has that PID.
  */
 export function sameProcess(pid: number, start: number | undefined): boolean {
-  if (start === undefined || platform.os !== "linux") return exists(pid);
-  return startedAt(pid) === start;
+  if (platform.os !== "linux") return exists(pid);
+  // A zombie has exited: only its parent has not looked yet (a pidfd says the same).
+  return (start === undefined ? exists(pid) : startedAt(pid) === start) && !hasExited(pid);
 }
 
 function exists(pid: number): boolean {
