@@ -292,21 +292,30 @@ function notANumber(value: string, whole: boolean): string {
 
 const because = (r: Range) => (r.why ? ` (${r.why})` : "");
 
-/** A whole number in `range`, given in decimal digits. Throws UsageError (3) naming `context` and what is wrong. */
+/**
+ * A whole number in `range`, given in decimal digits (blanks around them ignored, as for
+ * seconds). Throws UsageError (3) naming `context` and what is wrong.
+ */
 function integer(value: string, context: string, range: Range): number {
-  if (!allDigits(value)) throw new UsageError(context, `'${value}' ${notANumber(value, true)}; expected a whole number from ${range.min} to ${range.max}${because(range)}`);
-  const n = Number(value);
+  const v = value.trim();
+  if (!allDigits(v)) throw new UsageError(context, `'${value}' ${notANumber(value, true)}; expected a whole number from ${range.min} to ${range.max}${because(range)}`);
+  const n = Number(v);
   if (n > range.max) throw new UsageError(context, `'${value}' is too large: at most ${range.max}${because(range)}`);
   if (n < range.min) throw new UsageError(context, `'${value}' is too small: at least ${range.min}`);
   return n;
 }
 
-/** A number of seconds, 0 to `max`, fractions allowed. Throws UsageError (3) naming `context` and what is wrong. */
-export function seconds(value: string, context: string, max = TIMEOUT_MAX_SECONDS): number {
+/**
+ * A number of seconds, `min` to `max`, fractions allowed. Throws UsageError (3) naming
+ * `context` and what is wrong.
+ */
+export function seconds(value: string, context: string, max = TIMEOUT_MAX_SECONDS, min = 0): number {
   const v = value.trim();
-  if (!isDecimal(v)) throw new UsageError(context, `'${value}' ${notANumber(value, false)}; expected a number of seconds, 0 or more (such as 2.5)`);
+  const least = min === 0 ? "0 or more" : `at least ${min}`;
+  if (!isDecimal(v)) throw new UsageError(context, `'${value}' ${notANumber(value, false)}; expected a number of seconds, ${least} (such as 2.5)`);
   const n = Number(v);
   if (n > max) throw new UsageError(context, `'${value}' is too large: at most ${max} seconds`);
+  if (n < min) throw new UsageError(context, `'${value}' is too short: at least ${min} seconds`);
   return n;
 }
 
@@ -392,8 +401,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
 
   let watch: number | undefined;
   if (given("watch")) {
-    watch = v.watch === true ? WATCH_SECONDS : seconds(str("watch")!, flag("watch"), WATCH_MAX_SECONDS);
-    if (watch < WATCH_MIN_SECONDS) throw new UsageError(flag("watch"), `'${str("watch")}' is too short: at least ${WATCH_MIN_SECONDS} seconds`);
+    watch = v.watch === true ? WATCH_SECONDS : seconds(str("watch")!, flag("watch"), WATCH_MAX_SECONDS, WATCH_MIN_SECONDS);
   }
   const output = str("output");
   if (output === "") throw new UsageError(flag("output"), "must not be empty");
