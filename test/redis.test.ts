@@ -26,6 +26,22 @@ async function keys(s: RedisServer, db = 0): Promise<string[]> {
 }
 
 describe.skipIf(noRedis)("Redis backend on loopback", () => {
+  test("the library: aborting a waiting acquireAsync rejects with CancelledError and leaves the queue at once", async () => {
+    const s = await startRedis();
+    const lib = await import("../src/index");
+    const first = await lib.acquireAsync("abort", { backend: s.url() });
+    const giveUp = new AbortController();
+    const waiting = lib.acquireAsync("abort", { backend: s.url(), signal: giveUp.signal });
+    await waitFor("the request to be queued", async () => (await s.admin(["ZCARD", "waitlock:{abort}:queue"])) === 1);
+    giveUp.abort();
+    await expect(waiting).rejects.toBeInstanceOf(lib.CancelledError);
+    // Left, not lapsed a second later.
+    expect(await s.admin(["ZCARD", "waitlock:{abort}:queue"])).toBe(0);
+    await first[Symbol.asyncDispose]();
+    const next = await lib.acquireAsync("abort", { backend: s.url(), timeout: 0 });
+    await next[Symbol.asyncDispose]();
+  }, 30_000);
+
   test("a slot is the documented key: a hash waitlock:{NAME}:slotK with a time to live, never a key equal to NAME; the db number is part of the lock space", async () => {
     const s = await startRedis();
     const b = connectRedis(s.url({ ttl: "5", confirm_timeout: "2", grace: "1" }));
