@@ -265,7 +265,8 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     const s = await startPostgres();
     const b = connectPostgres(s.url());
     const before = await b.acquire("restart", { holder });
-    const h = fixture(undefined, "hold", { url: s.url(), name: "restart", grace: 1 }, ["sleep", "60"]);
+    // A waiter without -t reconnects for connect_timeout: long enough for a restart on a loaded machine.
+    const h = fixture(undefined, "hold", { url: s.url({ connect_timeout: "20" }), name: "restart", grace: 1 }, ["sleep", "60"]);
     await waitFor("the waiter to queue", async () => (await waitingRequests(s)) === 1);
     await s.stop();
     const lost = await before.lost;
