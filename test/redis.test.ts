@@ -608,6 +608,12 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     expect(unknownCa.message).toMatch(/TLS|certificate/i);
     const plain = await connectRedis(s.url().replace("rediss:", "redis:")).acquire("tls", { holder, timeout: 1 }).catch((e) => e);
     expect(plain).toMatchObject({ exitCode: 75, context: `127.0.0.1:${s.port}` });
+    // A refused login is 5 over TLS too, at once (it was 75 after connect_timeout).
+    const started = performance.now();
+    const refused = await connectRedis(s.url({ cacert: s.certificate! }, "hunter2")).acquire("tls", { holder }).catch((e) => e);
+    expect(refused).toMatchObject({ exitCode: 5, context: `127.0.0.1:${s.port}` });
+    expect(refused.message).toContain("WRONGPASS");
+    expect(performance.now() - started).toBeLessThan(2_000);
   }, 30_000);
 
   test("errors: unreachable 75 naming host:port, wrong or missing password 5, malformed URL 3; the password is never shown", async () => {
