@@ -51,6 +51,12 @@ _waitlock_cancel() {
 _waitlock_request() {
   local _waitlock_req id st slot text first= rc=0 me=$BASHPID verb=$1 quick= old= trapped=
   if [[ $_waitlock_owner != "$me" ]]; then
+    # A subshell inherits the parent's coprocess: closing its ends here (the parent keeps
+    # its own) tells bash it is gone, or bash warns that it still exists.
+    if [[ -n $_waitlock_owner && -n \${_WAITLOCK[1]-} ]]; then
+      local r=\${_WAITLOCK[0]} w=\${_WAITLOCK[1]}
+      { exec {r}<&- {w}>&-; } 2>/dev/null
+    fi
     coproc _WAITLOCK { WAITLOCK_DIR= exec "\${_waitlock_cmd[@]}" --serve --owner "$me"; }
     _waitlock_owner=$me
     _waitlock_pid=$_WAITLOCK_PID
@@ -125,7 +131,7 @@ waitlock_release() {
 `;
 
 const ZSH = (cmd: string) => `# waitlock shell functions for zsh: eval "$(waitlock --shell-init zsh)"
-zmodload zsh/system
+zmodload zsh/system zsh/parameter
 typeset -ga _waitlock_cmd
 _waitlock_cmd=(${cmd})
 typeset -g _waitlock_n=0 _waitlock_owner= _waitlock_pid= _waitlock_in= _waitlock_out= _waitlock_slot= _waitlock_interrupted=
@@ -143,8 +149,12 @@ _waitlock_request() {
     coproc WAITLOCK_DIR= "\${_waitlock_cmd[@]}" --serve --owner $me
     _waitlock_pid=$!
     exec {_waitlock_out}>&p {_waitlock_in}<&p
-    # Not a job of the shell's: a bare 'wait' must not wait for it.
-    disown %+ 2>/dev/null
+    # Not a job of the shell's: a bare 'wait' must not wait for it. Found by its PID: in a
+    # subshell it is not the current job (%+ there is the parent's, or none).
+    local job
+    for job in \${(k)jobstates}; do
+      if [[ $jobstates[$job] == *:$_waitlock_pid=* ]]; then disown %$job; fi
+    done
     _waitlock_owner=$me
   elif ! kill -0 "$_waitlock_pid" 2>/dev/null; then
     print -ru2 -- "waitlock: coprocess $_waitlock_pid has exited: the locks it held are released"
