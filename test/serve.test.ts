@@ -308,8 +308,7 @@ ${body}`;
     await waitFor("the coprocess to exit", () => !alive(coprocess), 5000);
   });
 
-  if (shell === "bash")
-    shellTest("bash: a script that ignores ^C (trap '' INT) keeps waiting through a SIGINT, as flock(1) would", async () => {
+  shellTest(`${shell}: a script that ignores ^C (trap '' INT) keeps waiting through a SIGINT, as flock(1) would`, async () => {
       const d = lockDir();
       const holder = start([BIN, "-d", d, "ign", "--exec", "sleep", "30"]);
       await waitFor("holder", () => held(d, "ign"));
