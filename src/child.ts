@@ -22,6 +22,7 @@ import {
   setFileLimit,
   setForegroundGroup,
   signalIgnored,
+  signalNumber,
   spawnInGroup,
   strerror,
   waitChild,
@@ -33,6 +34,14 @@ import { sysError } from "./syserror";
 
 /** The signals that end a waitlock process that holds or waits but runs no command: a terminal's ^C, a service manager's stop, a hang-up. */
 export const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/**
+ * STOP_SIGNALS but those this process ignores (the caller's `trap '' INT`, a background
+ * job's SIGINT): a handler would make them count again.
+ */
+export function heededStopSignals(): (typeof STOP_SIGNALS)[number][] {
+  return STOP_SIGNALS.filter((s) => !signalIgnored(signalNumber(s)!));
+}
 
 /**
  * The signals waitlock handles while the command runs. Sent to waitlock, SIGTERM, SIGINT,

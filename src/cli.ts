@@ -13,7 +13,7 @@ import { claimSlot, type Claimed } from "./modes/describe";
 import type { SlotRequest } from "./engine";
 import type { LockMode } from "./holders";
 import { signalNumber } from "../ffi/libc";
-import { STOP_SIGNALS } from "./child";
+import { heededStopSignals } from "./child";
 
 // Every mode but --exec is a chunk of its own (the build splits at import()), evaluated only
 // when chosen: each function a module declares costs every start that evaluates it. And a
@@ -134,27 +134,33 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
         // Until the command runs (src/child.ts then forwards signals to it), a signal ends
         // waitlock, but first withdraws the request, or lets go of a lease won meanwhile: a
         // Redis request would otherwise stay queued, and a lease outlive waitlock, until
-        // their expiry.
+        // their expiry. The command never starts once a signal came.
         const giveUp = new AbortController();
-        const acquiring = backend.acquire(lockName, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder, signal: giveUp.signal });
-        const leave = async (signal: NodeJS.Signals) => {
+        let stoppedBy: NodeJS.Signals | undefined;
+        const leave = (signal: NodeJS.Signals) => {
+          stoppedBy ??= signal;
           giveUp.abort();
-          await acquiring.then(
-            (won) => won.release(),
-            () => {},
-          );
-          process.exit(128 + (signalNumber(signal) ?? 0));
         };
-        for (const signal of STOP_SIGNALS) process.on(signal, leave);
+        const heeded = heededStopSignals();
+        for (const signal of heeded) process.on(signal, leave);
         try {
-          const won = await acquiring;
+          const won = await backend
+            .acquire(lockName, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder, signal: giveUp.signal })
+            .catch((e) => {
+              if (stoppedBy) return undefined;
+              throw e;
+            });
+          if (stoppedBy || !won) {
+            await won?.release();
+            process.exit(128 + (signalNumber(stoppedBy!) ?? 0));
+          }
           events.taken?.(won.slot);
           return { claim: remote.leaseHolding(won, backend.bounds.grace) };
         } catch (e) {
           throw await remote.namingHolders(e, backend, lockName, opts.timeout);
         } finally {
           waited();
-          for (const signal of STOP_SIGNALS) process.off(signal, leave);
+          for (const signal of heeded) process.off(signal, leave);
         }
       };
       return execUnderLock(lockName, take, opts.command!, events, caller!);

@@ -212,6 +212,42 @@ for (const backend of BACKENDS) {
       expect(out).toEqual([]);
     }, T);
 
+    test("a waiter whose caller ignores ^C (trap '' INT) keeps waiting through SIGINT, as flock(1) would, and runs its command once served", async () => {
+      const at = await backend.place();
+      const h = await holding(at, ["ignoring"]);
+      const args = at.args.map((a) => `'${a}'`).join(" ");
+      // (bun test starts processes with SIGINT ignored: the shell gets it back, then ignores it itself.)
+      const w = start(["env", "--default-signal=INT", "/bin/sh", "-c", `trap '' INT; exec "$WL" ${args} ignoring --exec echo ran`], { env: { WL: BIN }, stdout: "pipe" });
+      const out = lines(w);
+      await waitFor("the waiter to queue", async () => (await listed(at, "ignoring")).some((r) => r.status === "waiting"), 15_000);
+      w.kill("SIGINT");
+      const ended = await waitFor("the waiter to end", () => w.exitCode !== null, 1_000).then(
+        () => true,
+        () => false,
+      );
+      expect(ended).toBe(false);
+      process.kill(-h.p.pid, "SIGTERM");
+      expect(await w.exited).toBe(0);
+      expect(out).toEqual(["ran"]);
+    }, T);
+
+    test("a plain acquire whose script is killed (SIGKILL) while it waits is never served for the dead script", async () => {
+      const at = await backend.place();
+      const h = await holding(at, ["orphaned"]);
+      const args = at.args.map((a) => `'${a}'`).join(" ");
+      const script = start(["/bin/sh", "-c", `"$WL" ${args} orphaned; echo "rc=$?"; exec sleep 60`], { env: { WL: BIN } });
+      await waitFor("the request to be queued", async () => (await listed(at, "orphaned")).some((r) => r.status === "waiting"), 15_000);
+      script.kill("SIGKILL");
+      // An engine's holder process, waiting for the script, sees it gone and withdraws the
+      // request; waitlock itself on the lock directory waits in the kernel's queue, is
+      // served, and lets go at once for the dead owner.
+      if (at.tokens) await waitFor("the request to be withdrawn", async () => (await listed(at, "orphaned")).length === 1, 2_000);
+      process.kill(-h.p.pid, "SIGTERM");
+      await h.p.exited;
+      await waitFor("the lock to be free", async () => (await wl([...at.args, "-t", "0", "orphaned", "--exec", "true"])).code === 0, 2_000);
+      if (at.tokens) expect((await listed(at, "orphaned")).length).toBe(0);
+    }, T);
+
     test("--done stops an --exec holder and returns 0 once the lock is free; with nobody holding it, 1", async () => {
       const at = await backend.place();
       expect((await wl([...at.args, "--done", "job"])).code).toBe(1);

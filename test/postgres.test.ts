@@ -76,6 +76,22 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     await next[Symbol.asyncDispose]();
   }, 30_000);
 
+  test("the library: an abort while the session is still being opened is heard too (no request left queued, no promise left pending)", async () => {
+    const s = await startPostgres();
+    const lib = await import("../src/index");
+    const first = await lib.acquireAsync("early", { backend: s.url() });
+    // Aborts 0-12 ms after the call land in the login (which takes longer here) or just after.
+    for (let ms = 0; ms <= 12; ms += 2) {
+      const giveUp = new AbortController();
+      const waiting = lib.acquireAsync("early", { backend: s.url(), signal: giveUp.signal });
+      setTimeout(() => giveUp.abort(), ms);
+      const settled = await Promise.race([waiting.then(() => "taken", (e) => (e instanceof lib.CancelledError ? "cancelled" : String(e))), Bun.sleep(3_000).then(() => "pending")]);
+      expect({ ms, settled }).toEqual({ ms, settled: "cancelled" });
+    }
+    await waitFor("no request left on the server", async () => (await waitingRequests(s)) === 0, 2_000);
+    await first[Symbol.asyncDispose]();
+  }, 60_000);
+
   test("a slot is the documented advisory lock: another program taking it in SQL excludes waitlock, and the other way round", async () => {
     const s = await startPostgres();
     const b = connectPostgres(s.url());

@@ -9,7 +9,7 @@ import { commandLine } from "../procinfo";
 import type { LockRecord } from "../record";
 import { letGo } from "./claims";
 import { noEvents, syslogEvents } from "./events";
-import { STOP_SIGNALS } from "../child";
+import { heededStopSignals } from "../child";
 
 /**
  * The arguments that start a holder process, after the program itself (see runHolder): the
@@ -74,7 +74,7 @@ export async function runHolder(args: string[]): Promise<number> {
     }
     process.exit(0);
   };
-  for (const signal of STOP_SIGNALS) process.on(signal, finish);
+  for (const signal of heededStopSignals()) process.on(signal, finish);
 
   await untilExit(owner, ownerStart, watch, OWNER_FD);
   finish();

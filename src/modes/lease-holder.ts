@@ -12,7 +12,7 @@ import { alive, commandLine, selfCommand } from "../procinfo";
 import type { Events } from "./events";
 import { syslogEvents } from "./events";
 import { holderDescription, namingHolders, waitingNotice } from "./remote";
-import { STOP_SIGNALS } from "../child";
+import { heededStopSignals } from "../child";
 
 /** What the detached holder is asked to take, and for whom (its one argument, as JSON). */
 interface LeaseOrder {
@@ -62,11 +62,12 @@ export async function holdLeaseForCaller(
   // Interrupted while the holder waits, the holder gives the wait up at once (its session
   // ends, and the engine withdraws the request) rather than win a lock nobody asked for.
   let holder: ReturnType<typeof Bun.spawn> | undefined;
-  const giveUp = (signal: (typeof STOP_SIGNALS)[number]) => {
+  const giveUp = (signal: NodeJS.Signals) => {
     holder?.kill("SIGTERM");
     process.exit(128 + signalNumber(signal)!);
   };
-  for (const signal of STOP_SIGNALS) process.on(signal, giveUp);
+  const heeded = heededStopSignals();
+  for (const signal of heeded) process.on(signal, giveUp);
   holder = Bun.spawn([...selfCommand(), "__lease", JSON.stringify(order)], {
     stdio: ["ignore", "pipe", "ignore"],
     detached: true,
@@ -76,7 +77,7 @@ export async function holdLeaseForCaller(
   const waited = waitingNotice(backend, req.name);
   const text = await new Response(holder.stdout as ReadableStream<Uint8Array>).text();
   waited();
-  for (const signal of STOP_SIGNALS) process.off(signal, giveUp);
+  for (const signal of heeded) process.off(signal, giveUp);
   let answer: Answer;
   try {
     answer = JSON.parse(text);
@@ -121,10 +122,11 @@ function say(answer: Answer): boolean {
 export async function runLeaseHolder(backend: Backend, orderText: string): Promise<number> {
   const o = JSON.parse(orderText) as LeaseOrder;
   const sigterm = signalNumber("SIGTERM")!;
-  // While waiting, a waitlock killed with ^C leaves no one to answer, and a signal says to
-  // stop: either gives the wait up, withdrawn from the engine's queue at once.
+  // While waiting, a waitlock killed with ^C leaves no one to answer, an owner gone needs
+  // no lock, and a signal says to stop: each gives the wait up, withdrawn from the engine's
+  // queue at once.
   const giveUp = new AbortController();
-  const asker = setInterval(() => getppid() !== o.parent && giveUp.abort(), WATCH_MS);
+  const asker = setInterval(() => (getppid() !== o.parent || !sameProcess(o.owner, o.ownerStart)) && giveUp.abort(), WATCH_MS);
   let lease: Lease | undefined;
   let acquiredAt = 0;
   const finish = async (code: number): Promise<number> => {
@@ -136,7 +138,7 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
     if (o.facility) syslogEvents(o.facility, o.name, o.slots).released(acquiredAt ? (Date.now() - acquiredAt) / 1000 : 0);
     process.exit(code);
   };
-  for (const signal of STOP_SIGNALS) process.on(signal, () => finish(EXIT.OK));
+  for (const signal of heededStopSignals()) process.on(signal, () => finish(EXIT.OK));
   try {
     const started = performance.now();
     const holder = holderDescription(process.pid, o.owner, o.command);

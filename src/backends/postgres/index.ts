@@ -107,6 +107,8 @@ class Postgres implements Backend {
       }
       const stop = () => session.stop();
       opts.signal?.addEventListener("abort", stop);
+      // An abort while connecting came before the listener: it would never be heard.
+      if (opts.signal?.aborted) stop();
       try {
         const { slot, described } = await this.take(session, name, slots, preferred, shared, deadline, opts.timeout, opts.holder);
         const describedAt = performance.now();

@@ -51,13 +51,16 @@ interface Identity {
   user_timeout: string;
 }
 
+/** How long a stopped statement's query() waits for the server to confirm the cancel. */
+const STOP_ANSWER_MS = 1000;
+
 export class Session {
   /** resolves with the reason once the connection has closed, whoever closed it */
   readonly closed: Promise<string>;
   private ended = false;
   private stopped = false;
-  /** the statement in flight */
-  private running: { cancel(): unknown } | undefined;
+  /** the statement in flight, and how to stop waiting for it */
+  private running: { query: { cancel(): unknown }; abandon(): void } | undefined;
 
   private constructor(
     private readonly pool: SQL,
@@ -144,7 +147,9 @@ export class Session {
   async query<T>(text: string, params: unknown[], doing: string, timeoutMs = this.target.connectTimeout * 1000): Promise<T[]> {
     if (this.stopped) throw new WaitlockError(EXIT.TIMEOUT, this.target.label, `${doing}: given up`);
     let timer: Timer | undefined;
+    let abandon = () => {};
     const late = new Promise<never>((_, reject) => {
+      abandon = () => reject(new WaitlockError(EXIT.TIMEOUT, this.target.label, `${doing}: given up`));
       if (Number.isFinite(timeoutMs))
         timer = setTimeout(() => {
           this.close();
@@ -152,10 +157,13 @@ export class Session {
         }, timeoutMs);
     });
     const running = this.conn.unsafe(text, params as any[]);
-    this.running = running;
+    this.running = { query: running, abandon };
     try {
       return (await Promise.race([running, late])) as T[];
     } catch (e) {
+      // Stopped: the server's answer to the cancel request shows the wait withdrawn; a
+      // server that does not answer in time is left to notice the session's end.
+      if (this.stopped) await Promise.race([running.catch(() => {}), Bun.sleep(STOP_ANSWER_MS)]);
       if (isConnectionError(e)) this.close();
       throw e instanceof WaitlockError ? e : Object.assign(pgError(e, this.target.label, doing), { cause: e });
     } finally {
@@ -167,11 +175,13 @@ export class Session {
   /**
    * Gives up the statement in flight and refuses later ones: Bun asks the server to cancel
    * it (a cancel request on a second connection), so that a lock wait leaves the server's
-   * queue now rather than when the session is found dead.
+   * queue now rather than when the session is found dead; its query() rejects at once,
+   * whatever the server answers.
    */
   stop(): void {
     this.stopped = true;
-    this.running?.cancel();
+    this.running?.query.cancel();
+    this.running?.abandon();
   }
 
   /** Several statements in one round trip, with no parameters (setup). */

@@ -67,7 +67,8 @@ function nap(ms: number, waker: { wake: () => void }, signal?: AbortSignal): Pro
       resolve();
     };
     waker.wake = done;
-    signal?.addEventListener("abort", done);
+    if (signal?.aborted) done();
+    else signal?.addEventListener("abort", done);
   });
 }
 

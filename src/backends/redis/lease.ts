@@ -9,7 +9,7 @@ import type { Lease } from "../../backend";
 import { HeldLease } from "../held-lease";
 import { EXIT, WaitlockError } from "../../errors";
 import { debug } from "../../log";
-import type { Connection } from "./connection";
+import { Connection } from "./connection";
 import { base, EXTEND, RELEASE, sharedKey, slotKey } from "./scripts";
 import type { RedisTarget } from "./url";
 
@@ -106,14 +106,18 @@ export class RedisLease extends HeldLease implements Lease {
     const was = this.releasing();
     if (was === undefined) return;
     const deadline = performance.now() + RELEASE_MS;
+    let conn = this.conn;
     try {
-      if (!this.conn.connected) await this.conn.reconnect(RELEASE_MS);
-      const released = await this.conn.eval<number>(RELEASE, [this.key, base(this.name)], [this.id], "releasing", Math.max(1, deadline - performance.now()));
+      // A connection of its own when the lease's has closed: an extension still reconnecting
+      // the lease's (after a pause, say) must not race the release for it.
+      if (!conn.connected) conn = await Connection.open(this.target, RELEASE_MS);
+      const released = await conn.eval<number>(RELEASE, [this.key, base(this.name)], [this.id], "releasing", Math.max(1, deadline - performance.now()));
       // Lost since the last extension: deleted, expired, taken.
       if (was === "held" && released !== 1) this.lostAtRelease("the server no longer held it for us (it expired or was taken)");
     } catch (e) {
       debug(`redis ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; the lease runs out within ${this.target.ttl} seconds instead`);
     }
+    conn.close();
     this.conn.close();
   }
 }
