@@ -23,7 +23,7 @@ export interface LeaseWatch {
  * What --exec holds while the command runs: a Claim in the lock directory (its descriptor
  * inherited by the command), or a lease (with the session's descriptor, where there is one).
  */
-export interface Holding extends Pick<Claim, "slot" | "describe"> {
+export interface Holding extends Pick<Claim, "slot" | "describe" | "leaveQueue"> {
   fd: number | undefined;
   lease?: LeaseWatch;
   release(): void | Promise<void>;
@@ -68,7 +68,10 @@ export async function execUnderLock(descriptor: string, take: () => { claim: Hol
   const setting = commandSetting();
   bindSpawn();
 
-  const outcome = await take();
+  // A lock taken synchronously is used at once: an await would cost a turn of the event
+  // loop between winning it and starting the command.
+  const taken = take();
+  const outcome = taken instanceof Promise ? await taken : taken;
   if (!("claim" in outcome)) throw new Error("unreachable: exec never re-enters a lock");
   const held = outcome.claim;
   const started = Date.now();
@@ -98,6 +101,9 @@ export async function execUnderLock(descriptor: string, take: () => { claim: Hol
   const commandText = command.join(" ");
   held.describe(process.pid, child.pid, commandText);
   events.acquired(held.slot, commandText);
+  // Only now is the next waiter woken to wait for the slot: its work would have competed
+  // with ours, on the path from winning the lock to the command running.
+  held.leaveQueue?.();
   debug(`running '${commandText}' as process ${child.pid} under '${descriptor}' slot ${held.slot}`);
 
   const stopWatching = held.lease ? superviseLease(held.lease, child.pid, () => held.release()) : undefined;
