@@ -138,10 +138,9 @@ export function prepareCommand(spec: CommandSpec, { sig, own, background, tty }:
   let pid = 0;
   let status: number | undefined;
   let resolve: ((status: number) => void) | undefined;
-  // Signal handlers do not keep the event loop alive while the command runs: this does,
-  // from start() on.
+  // Signal handlers do not keep the event loop alive while the command runs: this does.
+  // (Made before the wait: every way out of waitlock ends in process.exit.)
   const alive = setInterval(() => {}, 2 ** 31 - 1);
-  alive.unref();
 
   // Set while the job is stopped: waitlock stopped its group (or itself) after the command.
   let jobStopped = false;
@@ -217,7 +216,6 @@ export function prepareCommand(spec: CommandSpec, { sig, own, background, tty }:
   return {
     start(vars, fd) {
       if (background) ignoreSignal(sig.SIGINT!);
-      alive.ref();
       // In place before the command exists: handlers run on a later turn of the event loop,
       // by which time it has been spawned. (A signal before this kills waitlock while no
       // command runs: the kernel frees the slot.)
