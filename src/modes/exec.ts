@@ -94,13 +94,14 @@ export async function execUnderLock(descriptor: string, take: () => { claim: Hol
     await held.release();
     throw e;
   }
+  // Only now is the next waiter woken to wait for the slot: its work would have competed
+  // with ours, on the path from winning the lock to the command running. Left at once, not
+  // after the record: a --list prompted by the command's first words sees us hold, not wait.
+  held.leaveQueue?.();
 
   const commandText = command.join(" ");
   held.describe(process.pid, child.pid, commandText);
   events.acquired(held.slot, commandText);
-  // Only now is the next waiter woken to wait for the slot: its work would have competed
-  // with ours, on the path from winning the lock to the command running.
-  held.leaveQueue?.();
   debug(`running '${commandText}' as process ${child.pid} under '${descriptor}' slot ${held.slot}`);
 
   const stopWatching = held.lease ? superviseLease(held.lease, child.pid, () => held.release()) : undefined;
