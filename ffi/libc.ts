@@ -656,9 +656,9 @@ export type SignalMask = Uint8Array;
  * (POSIX_SPAWN_SETSIGMASK). Everything else is this process's: every descriptor
  * without close-on-exec, ignored signals, resource limits, umask and working directory.
  * Made ready here (the strings encoded, the attributes written); the spawn happens when the
- * returned function is called, once, with `moreEnv` (at most 4 KEY=VALUE) after `env`. It returns the
- * child's PID, or a negative errno that libc reports once the exec was tried (ENOENT,
- * EACCES, ENOEXEC, EAGAIN ...). On Linux the child goes first then (sched_yield(2)).
+ * returned function is called, once, with `moreEnv` (at most 4 KEY=VALUE) after `env`. That
+ * returns the child's PID, or a negative errno that libc reports once the exec was tried
+ * (ENOENT, EACCES, ENOEXEC, EAGAIN ...); on Linux the child goes first then (sched_yield(2)).
  */
 export function prepareSpawnInGroup(path: string, argv: string[], env: string[], defaults: number[], mask: SignalMask): (moreEnv: string[]) => number {
   const fns = bindSpawn();
