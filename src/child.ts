@@ -229,10 +229,10 @@ export function prepareCommand(spec: CommandSpec, { sig, own, background, tty }:
       }
       pid = started;
       if (tty >= 0 && foregroundGroup(tty) === own) setForegroundGroup(tty, pid);
-      reap();
-      // The runtime compiles its path from a signal to its handler when the first one comes
-      // (~0.1 ms): taken once now, while the command runs, it is ready for the command's end.
-      setTimeout(() => process.emit("SIGCHLD", "SIGCHLD"), 0);
+      // A first look at the command (it may have ended or stopped already), through the
+      // runtime's dispatch of SIGCHLD: that path is compiled the first time a signal comes
+      // (~0.1 ms), and is then ready for the command's end.
+      process.emit("SIGCHLD", "SIGCHLD");
       return { pid, ended };
     },
   };
