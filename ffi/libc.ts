@@ -578,11 +578,10 @@ export function syslog(priority: number, message: string): void {
 let spawnFns: Record<string, Fn> | undefined;
 /**
  * posix_spawn(3), and where the attributes cannot be written in place (see SpawnAttrLayout)
- * the functions that set them, bound on first use (only --exec starts a command), or ahead
- * of it by calling this: --exec binds them before it waits for the lock, so that winning the
- * lock and starting the command stay close. (Bun compiles a trampoline per symbol.)
+ * the functions that set them, bound on first use (only --exec starts a command, and
+ * prepares it before it waits for the lock). (Bun compiles a trampoline per symbol.)
  */
-export const bindSpawn = (): Record<string, Fn> =>
+const bindSpawn = (): Record<string, Fn> =>
   (spawnFns ??= load(
     {
       posix_spawn: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i32 },
@@ -614,19 +613,31 @@ export function writeSpawnAttr(attr: Uint8Array, layout: SpawnAttrLayout, flags:
 
 /**
  * `strings` as C strings in one buffer, and a NULL-terminated array of pointers to them (argv,
- * envp) as 32-bit halves (no BigInt). The buffer must stay referenced while libc reads it.
- * (A C string holds no NUL, so joining on NUL and encoding once is enough.)
+ * envp) as 32-bit halves (no BigInt), with room for `room` more pointers before the NULL
+ * (pointStrings). The buffer must stay referenced while libc reads it.
  */
-function stringArray(strings: string[]): { bytes: Uint8Array; pointers: Uint32Array } {
+function stringArray(strings: string[], room = 0): { bytes: Uint8Array; pointers: Uint32Array } {
+  const pointers = new Uint32Array((strings.length + room) * 2 + 2);
+  return { bytes: pointStrings(strings, pointers, 0), pointers };
+}
+
+/**
+ * Encodes `strings` as C strings in one buffer, which it returns, and points `pointers`
+ * (32-bit halves) at them from pointer number `first` on. (A C string holds no NUL, so
+ * joining on NUL and encoding once is enough.)
+ */
+function pointStrings(strings: string[], pointers: Uint32Array, first: number): Uint8Array {
   const bytes = encoder.encode(strings.join("\0") + "\0");
   const base = ffi.ptr(bytes);
-  const pointers = new Uint32Array(strings.length * 2 + 2);
   for (let i = 0, at = 0; i < strings.length; i++, at = bytes.indexOf(0, at) + 1) {
-    pointers[i * 2] = (base + at) % 4294967296;
-    pointers[i * 2 + 1] = Math.floor((base + at) / 4294967296);
+    pointers[(first + i) * 2] = (base + at) % 4294967296;
+    pointers[(first + i) * 2 + 1] = Math.floor((base + at) / 4294967296);
   }
-  return { bytes, pointers };
+  return bytes;
 }
+
+/** How many variables the spawn of prepareSpawnInGroup may add to the environment. */
+const MORE_ENV = 4;
 
 /** libc's sigset_t holding the signals numbered `signals`: bit (n - 1), counted from the first byte. */
 function signalSet(signals: number[]): Uint8Array {
@@ -643,11 +654,13 @@ export type SignalMask = Uint8Array;
  * as the leader of a new process group (POSIX_SPAWN_SETPGROUP), with the signals numbered
  * `defaults` at their default action (POSIX_SPAWN_SETSIGDEF) and the signal mask `mask`
  * (POSIX_SPAWN_SETSIGMASK). Everything else is this process's: every descriptor
- * without close-on-exec, ignored signals, resource limits, umask and working directory. The
- * child's PID, or a negative errno that libc reports once the exec was tried (ENOENT, EACCES,
- * ENOEXEC, EAGAIN ...).
+ * without close-on-exec, ignored signals, resource limits, umask and working directory.
+ * Made ready here (the strings encoded, the attributes written); the spawn happens when the
+ * returned function is called, once, with `moreEnv` (at most 4 KEY=VALUE) after `env`. That
+ * returns the child's PID, or a negative errno that libc reports once the exec was tried
+ * (ENOENT, EACCES, ENOEXEC, EAGAIN ...); on Linux the child goes first then (sched_yield(2)).
  */
-export function spawnInGroup(path: string, argv: string[], env: string[], defaults: number[], mask: SignalMask): number {
+export function prepareSpawnInGroup(path: string, argv: string[], env: string[], defaults: number[], mask: SignalMask): (moreEnv: string[]) => number {
   const fns = bindSpawn();
   // posix_spawnattr_t is a struct on Linux and NetBSD, a pointer elsewhere: room for either.
   const attr = new Uint8Array(512);
@@ -658,28 +671,35 @@ export function spawnInGroup(path: string, argv: string[], env: string[], defaul
   sigmask.set(mask.subarray(0, Math.min(mask.byteLength, sigmask.byteLength)));
   const file = cstr(path);
   const args = stringArray(argv);
-  const vars = stringArray(env);
+  const vars = stringArray(env, MORE_ENV);
   const pid = new Int32Array(1);
   const flags = P.spawn.SETPGROUP | P.spawn.SETSIGDEF | P.spawn.SETSIGMASK;
-  const spawn = () => fns.posix_spawn!(ffi.ptr(pid), ffi.ptr(file), 0, a, ffi.ptr(args.pointers), ffi.ptr(vars.pointers)) as number;
-  let r: number;
-  if (P.spawn.attr) {
-    writeSpawnAttr(attr, P.spawn.attr, flags, sigdefault, sigmask);
-    r = spawn();
-  } else {
-    r = fns.posix_spawnattr_init!(a) as number;
-    if (r !== 0) return -r;
-    r =
-      (fns.posix_spawnattr_setflags!(a, flags) as number) ||
-      (fns.posix_spawnattr_setpgroup!(a, 0) as number) ||
-      (fns.posix_spawnattr_setsigdefault!(a, ffi.ptr(sigdefault)) as number) ||
-      (fns.posix_spawnattr_setsigmask!(a, ffi.ptr(sigmask)) as number) ||
-      spawn();
-    fns.posix_spawnattr_destroy!(a);
-  }
-  // What the pointers point into stays referenced until libc is done with it.
-  void [file, args.bytes, vars.bytes];
-  return r === 0 ? pid[0]! : -r;
+  if (P.spawn.attr) writeSpawnAttr(attr, P.spawn.attr, flags, sigdefault, sigmask);
+  return (moreEnv) => {
+    if (moreEnv.length > MORE_ENV) throw new Error(`more than ${MORE_ENV} variables added to a prepared environment`);
+    const more = pointStrings(moreEnv, vars.pointers, env.length);
+    const spawn = () => fns.posix_spawn!(ffi.ptr(pid), ffi.ptr(file), 0, a, ffi.ptr(args.pointers), ffi.ptr(vars.pointers)) as number;
+    let r: number;
+    if (P.spawn.attr) r = spawn();
+    else {
+      r = fns.posix_spawnattr_init!(a) as number;
+      if (r !== 0) return -r;
+      r =
+        (fns.posix_spawnattr_setflags!(a, flags) as number) ||
+        (fns.posix_spawnattr_setpgroup!(a, 0) as number) ||
+        (fns.posix_spawnattr_setsigdefault!(a, ffi.ptr(sigdefault)) as number) ||
+        (fns.posix_spawnattr_setsigmask!(a, ffi.ptr(sigmask)) as number) ||
+        spawn();
+      fns.posix_spawnattr_destroy!(a);
+    }
+    // posix_spawn returns once the child's exec has begun; our wake-up most often takes the
+    // CPU from it before its exec is done, and it would wait for all we do next (traced: 25
+    // of 40 handoffs; flock(1)'s fork, 2-5): let it go first.
+    if (r === 0 && P.SYS && syscall) syscall(P.SYS.sched_yield, 0, 0, 0, 0);
+    // What the pointers point into stays referenced until libc is done with it.
+    void [file, args.bytes, vars.bytes, more];
+    return r === 0 ? pid[0]! : -r;
+  };
 }
 
 /** What wait4/waitpid reported about a child. */

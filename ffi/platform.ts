@@ -70,6 +70,7 @@ export interface Syscalls {
   uname: number; ioctl: number; ppoll: number; inotify_init1: number; inotify_add_watch: number;
   inotify_rm_watch: number; pidfd_open: number; gettid: number; tgkill: number; wait4: number; rt_sigaction: number;
   rt_sigprocmask: number; getpgid: number; setpgid: number; getdents64: number; readlinkat: number; prlimit64: number;
+  sched_yield: number;
   /** the arguments that name "relative to the working directory", "do not follow", "is a terminal?" */
   AT_FDCWD: number; AT_SYMLINK_NOFOLLOW: number; TCGETS: number;
   /** a terminal's foreground process group: get, set */
@@ -171,13 +172,13 @@ const linuxSysX86_64 = (): Syscalls => ({
   read: 0, pread64: 17, pwrite64: 18, openat: 257, close: 3, flock: 73, fstat: 5, newfstatat: 262, ftruncate: 77,
   unlinkat: 263, faccessat: 269, mkdirat: 258, fchmodat: 268, fchmod: 91, kill: 62, getppid: 110, getuid: 102,
   uname: 63, ioctl: 16, ppoll: 271, inotify_init1: 294, inotify_add_watch: 254, inotify_rm_watch: 255, gettid: 186, tgkill: 234,
-  wait4: 61, rt_sigaction: 13, rt_sigprocmask: 14, getpgid: 121, setpgid: 109, getdents64: 217, readlinkat: 267, prlimit64: 302, ...LINUX_AT,
+  wait4: 61, rt_sigaction: 13, rt_sigprocmask: 14, getpgid: 121, setpgid: 109, getdents64: 217, readlinkat: 267, prlimit64: 302, sched_yield: 24, ...LINUX_AT,
 });
 const linuxSysGeneric = (): Syscalls => ({
   read: 63, pread64: 67, pwrite64: 68, openat: 56, close: 57, flock: 32, fstat: 80, newfstatat: 79, ftruncate: 46,
   unlinkat: 35, faccessat: 48, mkdirat: 34, fchmodat: 53, fchmod: 52, kill: 129, getppid: 173, getuid: 174,
   uname: 160, ioctl: 29, ppoll: 73, inotify_init1: 26, inotify_add_watch: 27, inotify_rm_watch: 28, gettid: 178, tgkill: 131,
-  wait4: 260, rt_sigaction: 134, rt_sigprocmask: 135, getpgid: 155, setpgid: 154, getdents64: 61, readlinkat: 78, prlimit64: 261, ...LINUX_AT,
+  wait4: 260, rt_sigaction: 134, rt_sigprocmask: 135, getpgid: 155, setpgid: 154, getdents64: 61, readlinkat: 78, prlimit64: 261, sched_yield: 124, ...LINUX_AT,
 });
 
 // O_NOFOLLOW and O_DIRECTORY are the two flags arm64 moved.

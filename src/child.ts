@@ -22,8 +22,8 @@ import {
   setFileLimit,
   setForegroundGroup,
   signalIgnored,
+  prepareSpawnInGroup,
   signalNumber,
-  spawnInGroup,
   strerror,
   waitChild,
   type SignalMask,
@@ -56,7 +56,7 @@ export interface CommandSpec {
   argv: string[];
   /** KEY=VALUE */
   env: string[];
-  /** descriptors above 2 the command inherits: the caller's, and the locked one */
+  /** descriptors above 2 the command inherits: the caller's (the locked one is given to start()) */
   inherit: number[];
   /** RLIMIT_NOFILE to hand down instead of this process's own */
   fileLimit?: { soft: number; hard: number };
@@ -126,17 +126,29 @@ export function commandSetting(): Setting {
   return { sig, own: processGroup(), background, tty: background ? -1 : controllingTerminal() };
 }
 
+/** A command made ready to start (prepareCommand). */
+export interface ReadyCommand {
+  /**
+   * Starts it, with `vars` (KEY=VALUE) added to its environment and the locked descriptor
+   * `fd` inherited besides the caller's. Returns its PID and its end, to be awaited. Throws,
+   * with nothing started, 127 when it is not found, 126 when it cannot be executed, 75 when
+   * out of descriptors or processes.
+   */
+  start(vars: string[], fd: number | undefined): { pid: number; ended: Ended };
+}
+
 /**
- * Starts the command (see the header) in `setting`. Returns its PID and its end, to be
- * awaited. Throws, with nothing started, 127 when it is not found, 126 when it cannot be
- * executed, 75 when out of descriptors or processes.
+ * Makes the command (see the header) ready to start in `setting`: whatever does not need the
+ * lock is done before the wait for it (encoding argv and the environment, the spawn's
+ * attributes, the caller's descriptors), so that winning the lock and starting the command
+ * stay close.
  */
-export function startCommand(spec: CommandSpec, { sig, own, background, tty }: Setting): { pid: number; ended: Ended } {
-  if (background) ignoreSignal(sig.SIGINT!);
+export function prepareCommand(spec: CommandSpec, { sig, own, background, tty }: Setting): ReadyCommand {
   let pid = 0;
   let status: number | undefined;
   let resolve: ((status: number) => void) | undefined;
   // Signal handlers do not keep the event loop alive while the command runs: this does.
+  // (Made before the wait: every way out of waitlock ends in process.exit.)
   const alive = setInterval(() => {}, 2 ** 31 - 1);
 
   // Set while the job is stopped: waitlock stopped its group (or itself) after the command.
@@ -188,32 +200,49 @@ export function startCommand(spec: CommandSpec, { sig, own, background, tty }: S
       kill(target, sig[name]!);
     }
   };
-  // In place before the command exists: handlers run on a later turn of the event loop, by
-  // which time it has been spawned. (A signal before this kills waitlock while no command
-  // runs: the kernel frees the slot.) A signal the caller ignores stays ignored, here and in
-  // the command.
-  for (const name of HANDLED) if (name === "SIGCHLD" || name === "SIGCONT" || !signalIgnored(sig[name]!)) process.on(name, onSignal);
+  // SIGCHLD and SIGCONT are handled from before the wait: their default actions (nothing;
+  // continue) are what the handler does while no command runs. The others go in when the
+  // command starts, so that until then they end a waiter as they would without waitlock.
+  // A signal the caller ignores stays ignored, here and in the command.
+  const later: (typeof HANDLED)[number][] = [];
+  for (const name of HANDLED) {
+    if (name === "SIGCHLD" || name === "SIGCONT") process.on(name, onSignal);
+    else if (!(background && name === "SIGINT") && !signalIgnored(sig[name]!)) later.push(name);
+  }
 
   for (const fd of spec.inherit) clearCloseOnExec(fd);
-  if (spec.fileLimit) setFileLimit(spec.fileLimit.soft, spec.fileLimit.hard);
   // exec itself resets every handled signal, and leaves ignored ones ignored: the caller's
   // (kept so above). Reset besides: SIGPIPE and SIGXFSZ, which the runtime ignores for
   // itself, and the signals libc reserves.
-  const started = spawnInGroup(spec.path, spec.argv, spec.env, [sig.SIGPIPE!, sig.SIGXFSZ!, ...platform.spawn.reserved], spec.mask);
-  if (started < 0) {
-    clearInterval(alive);
-    throw cannotStart(spec.argv[0]!, started);
-  }
-  pid = started;
-  if (tty >= 0 && foregroundGroup(tty) === own) setForegroundGroup(tty, pid);
-  reap();
+  const spawn = prepareSpawnInGroup(spec.path, spec.argv, spec.env, [sig.SIGPIPE!, sig.SIGXFSZ!, ...platform.spawn.reserved], spec.mask);
+  const ended: Ended = {
+    then(r) {
+      if (status === undefined) resolve = r;
+      else r(status);
+    },
+  };
+
   return {
-    pid,
-    ended: {
-      then(r) {
-        if (status === undefined) resolve = r;
-        else r(status);
-      },
+    start(vars, fd) {
+      if (background) ignoreSignal(sig.SIGINT!);
+      // In place before the command exists: handlers run on a later turn of the event loop,
+      // by which time it has been spawned. (A signal before this kills waitlock while no
+      // command runs: the kernel frees the slot.)
+      for (const name of later) process.on(name, onSignal);
+      if (fd !== undefined) clearCloseOnExec(fd);
+      if (spec.fileLimit) setFileLimit(spec.fileLimit.soft, spec.fileLimit.hard);
+      const started = spawn(vars);
+      if (started < 0) {
+        clearInterval(alive);
+        throw cannotStart(spec.argv[0]!, started);
+      }
+      pid = started;
+      if (tty >= 0 && foregroundGroup(tty) === own) setForegroundGroup(tty, pid);
+      // A first look at the command (it may have ended or stopped already), through the
+      // runtime's dispatch of SIGCHLD: that path is compiled the first time a signal comes
+      // (~0.1 ms), and is then ready for the command's end.
+      process.emit("SIGCHLD", "SIGCHLD");
+      return { pid, ended };
     },
   };
 }

@@ -24,6 +24,8 @@ function run(opts: Options): Promise<number> {
   // What the command inherits is read before waitlock opens descriptors of its own.
   const caller = callerState();
   const req = slotRequest(opts);
+  // Left once the command runs (execUnderLock).
+  req.keepPlace = true;
   const events = eventsFor(opts, req.name, req.slots);
   return execUnderLock(req.name, () => claimSlot(req, opts.timeout, opts.recordForm, events), opts.command!, events, caller);
 }

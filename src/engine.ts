@@ -56,6 +56,11 @@ export interface SlotRequest {
   preferred?: number;
   /** "shared": a reader's lock on a mutex (slots 1); default "exclusive" */
   mode?: LockMode;
+  /**
+   * Stay in the queue once a slot is won, until leaveQueue() (or release()): the next
+   * waiter, woken when we leave, then does its work after ours instead of beside it.
+   */
+  keepPlace?: boolean;
 }
 
 export interface Held {
@@ -69,6 +74,8 @@ export interface Held {
   dev: number;
   ino: number;
   mode: LockMode;
+  /** our place in the queue, kept at the request's asking (SlotRequest.keepPlace) */
+  place?: Turnstile;
 }
 
 export type Outcome = { held: Held } | { alreadyHeld: number };
@@ -331,8 +338,11 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
       }
       return (outcome = asHead());
     } finally {
-      leaveTurnstile(turnstile);
-      if (!outcome || !("held" in outcome)) tidyTurnstile(turnstile.base);
+      if (outcome && "held" in outcome && req.keepPlace) outcome.held.place = turnstile;
+      else {
+        leaveTurnstile(turnstile);
+        if (!outcome || !("held" in outcome)) tidyTurnstile(turnstile.base);
+      }
     }
   }
 }
@@ -348,7 +358,8 @@ function timedOut(req: SlotRequest, timeout: number): TimeoutError {
 }
 
 /**
- * Releases a slot: closes our descriptor; then, when nobody is queued for NAME, removes its
+ * Releases a slot: leaves the queue if it kept its place there (SlotRequest.keepPlace),
+ * closes our descriptor; then, when nobody is queued for NAME, removes its
  * turnstile files and the slot file if nobody holds it any more (invariant 2: a descendant
  * that shares the locked open file description keeps it, and its file, as do other shared
  * holders). While others are queued the slot file stays: the head waits in the kernel's
@@ -357,11 +368,19 @@ function timedOut(req: SlotRequest, timeout: number): TimeoutError {
  * for its inode. `whileAlone` runs when the file is provably ours alone, just before it is
  * removed (the last reader clears the stale records of readers beside it then).
  */
-export function release(held: Pick<Held, "fd" | "path"> & Partial<Pick<Held, "dev" | "ino">>, whileAlone?: () => void): void {
+export function release(held: Pick<Held, "fd" | "path"> & Partial<Pick<Held, "dev" | "ino" | "place">>, whileAlone?: () => void): void {
+  leaveQueue(held);
   const id = held.ino === undefined ? fstat(held.fd) : { dev: held.dev!, ino: held.ino };
   close(held.fd);
   if (tidyTurnstile(baseOf(held.path))) return;
   if (typeof id !== "number") removeIfUnheld(held.path, id.dev, id.ino, whileAlone);
+}
+
+/** Leaves the queue a held slot kept its place in (SlotRequest.keepPlace), if it still is in it. */
+export function leaveQueue(held: Partial<Pick<Held, "place">>): void {
+  if (!held.place) return;
+  leaveTurnstile(held.place);
+  held.place = undefined;
 }
 
 /**

@@ -103,14 +103,16 @@ describe("waiters are served in arrival order", () => {
   test("a waiter arriving while the lock passes from one waiter to the next never overtakes those queued before it", async () => {
     // The kernel alone does not keep this: a let-go flock(2) wakes its waiters to try again,
     // and a newcomer asking in that instant is served first. 30 waiters, each started once
-    // the one before is asleep, while the lock passes along the queue every 20 ms.
+    // the one before is asleep, while the lock passes along the queue every 50 ms: longer
+    // than a waiter takes to start on a busy machine, so that the queue never runs dry (a
+    // waiter served at once is never seen asleep; with 20 ms it ran dry under a full suite).
     for (let round = 0; round < 4; round++) {
       const d = lockDir();
       const holder = startSh(`exec "$WL" -d "$D" h --exec sh -c 'touch "$D/held"; read -r _'`, d);
       await waitFor("the holder", () => existsSync(`${d}/held`));
       const waiters = [];
       for (let i = 0; i < 30; i++) {
-        const w = start([BIN, "-d", d, "h", "--exec", "sh", "-c", `echo ${i} >> "$0/order"; sleep 0.02`, d]);
+        const w = start([BIN, "-d", d, "h", "--exec", "sh", "-c", `echo ${i} >> "$0/order"; sleep 0.05`, d]);
         await waitFor(`waiter ${i} asleep`, () => queuedInKernel(w.pid));
         waiters.push(w);
         if (i === 5) holder.stdin!.end();

@@ -3,7 +3,7 @@
 // however it was sent: to waitlock, to waitlock's process group, or by the terminal.
 import { expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { BIN, alive, lockDir, needs, run, sh, start, tool, waitFor } from "./helpers";
+import { BIN, alive, held, lockDir, needs, queuedInKernel, run, sh, start, startSh, tool, waitFor } from "./helpers";
 
 /** Signals as /proc/PID/status shows them: bit (n - 1) of a hex mask. */
 const signalsIn = (mask: string) => {
@@ -107,6 +107,27 @@ test("a signal sent to waitlock's process group, or to waitlock, reaches the com
   await c.send(c.waitlock.pid, "SIGUSR1");
   expect(await c.waitlock.exited).toBe(0);
   expect(c.lines()).toEqual(["INT", "TERM", "INT", "TERM", "USR1"]);
+});
+
+// --exec makes its command ready before it waits (src/child.ts prepareCommand), but handles
+// the signals it forwards only from the moment the command starts.
+test("a waiting --exec ends by each signal it would forward as it would without waitlock; SIGCHLD and SIGCONT leave it waiting", async () => {
+  const d = lockDir();
+  const holder = startSh(`exec "$WL" -d "$D" k --exec sh -c 'read -r _'`, d);
+  await waitFor("the holder", () => held(d, "k"));
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const) {
+    const waiter = start([BIN, "-d", d, "k", "--exec", "true"]);
+    await waitFor(`the waiter for ${signal} queued`, () => queuedInKernel(waiter.pid));
+    waiter.kill(signal);
+    await waiter.exited;
+    expect([signal, waiter.signalCode]).toEqual([signal, signal]);
+  }
+  const waiter = start([BIN, "-d", d, "k", "--exec", "true"]);
+  await waitFor("the last waiter queued", () => queuedInKernel(waiter.pid));
+  waiter.kill("SIGCHLD");
+  waiter.kill("SIGCONT");
+  holder.stdin!.end();
+  expect(await waiter.exited).toBe(0);
 });
 
 test("negative control: the counting command logs every delivery, two signals in a row as two lines", async () => {

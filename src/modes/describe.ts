@@ -1,6 +1,6 @@
 // What a holder writes about itself, how waiting is reported, and the lock a mode holds.
 import { getuid, hostname } from "../../ffi/libc";
-import { acquire, inspect, readRecordBytes, release, slotPath, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
+import { acquire, inspect, leaveQueue, readRecordBytes, release, slotPath, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
 import { BusyError, TimeoutError } from "../errors";
 import { heldBy, holderPhrase, type Holder } from "../holdertext";
 import { debug, statusLineWanted, toPerson, warn } from "../log";
@@ -24,6 +24,8 @@ export interface Claim {
   release(): void;
   /** How a holder process given only the descriptor lets go of it (holder.ts letGo). */
   handOver(): string[];
+  /** Leaves the queue, where the lock kept its place in it (SlotRequest.keepPlace). */
+  leaveQueue?(): void;
 }
 
 export type Claimed = { claim: Claim } | { alreadyHeld: number };
@@ -56,6 +58,7 @@ export function claimSlot(req: SlotRequest, timeout: number | null, form: Record
       describe: (pid, owner, command) => storeRecord(held, describeHolder(req.name, req.slots, held.slot, pid, owner, command), form),
       release: () => release(held),
       handOver: () => ["slot", held.path],
+      leaveQueue: () => leaveQueue(held),
     },
   };
 }

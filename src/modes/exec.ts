@@ -1,9 +1,9 @@
 // waitlock NAME --exec CMD: run CMD while holding a slot; release on every path (invariant 5).
 // How the command is started and supervised: src/child.ts.
-import { bindSpawn, kill, signalNumber } from "../../ffi/libc";
+import { kill, signalNumber } from "../../ffi/libc";
 import type { DoneRequest } from "../backend";
 import type { Caller } from "../caller";
-import { commandSetting, notFound, startCommand } from "../child";
+import { commandSetting, notFound, prepareCommand, type ReadyCommand } from "../child";
 import type { LockLostError } from "../errors";
 import { debug } from "../log";
 import type { Claim } from "./describe";
@@ -23,7 +23,7 @@ export interface LeaseWatch {
  * What --exec holds while the command runs: a Claim in the lock directory (its descriptor
  * inherited by the command), or a lease (with the session's descriptor, where there is one).
  */
-export interface Holding extends Pick<Claim, "slot" | "describe"> {
+export interface Holding extends Pick<Claim, "slot" | "describe" | "leaveQueue"> {
   fd: number | undefined;
   lease?: LeaseWatch;
   release(): void | Promise<void>;
@@ -63,37 +63,41 @@ export async function execUnderLock(descriptor: string, take: () => { claim: Hol
   // moment between winning the lock and starting the command stays short. A command not
   // found now is looked for again then.
   const argv = commandArgv(command);
-  let path = resolve(argv[0]!);
   const env = callerEnv();
   const setting = commandSetting();
-  bindSpawn();
+  const prepare = (path: string) => prepareCommand({ path, argv, env, inherit: caller.descriptors, fileLimit: caller.fileLimit, mask: caller.mask }, setting);
+  const path = resolve(argv[0]!);
+  let ready: ReadyCommand | undefined = path === null ? undefined : prepare(path);
 
-  const outcome = await take();
+  // A lock taken synchronously is used at once: an await would cost a turn of the event
+  // loop between winning it and starting the command.
+  const taken = take();
+  const outcome = taken instanceof Promise ? await taken : taken;
   if (!("claim" in outcome)) throw new Error("unreachable: exec never re-enters a lock");
   const held = outcome.claim;
   const started = Date.now();
 
   let child;
   try {
-    path ??= resolve(argv[0]!);
-    if (path === null) throw notFound(argv[0]!);
-    // The command inherits the locked descriptor, as under flock(1): if waitlock is killed
-    // outright, the lock stays held until the command is gone too.
+    if (!ready) {
+      const found = resolve(argv[0]!);
+      if (found === null) throw notFound(argv[0]!);
+      ready = prepare(found);
+    }
     const vars = [`WAITLOCK_SLOT=${held.slot}`, `WAITLOCK_DESCRIPTOR=${descriptor}`];
     if (held.fd !== undefined) vars.push(`WAITLOCK_FD=${held.fd}`);
     if (held.lease) vars.push(`WAITLOCK_TOKEN=${held.lease.token}`);
-    child = startCommand({
-      path,
-      argv,
-      env: env.concat(vars),
-      inherit: held.fd === undefined ? caller.descriptors : [...caller.descriptors, held.fd],
-      fileLimit: caller.fileLimit,
-      mask: caller.mask,
-    }, setting);
+    // The command inherits the locked descriptor, as under flock(1): if waitlock is killed
+    // outright, the lock stays held until the command is gone too.
+    child = ready.start(vars, held.fd);
   } catch (e) {
     await held.release();
     throw e;
   }
+  // Only now is the next waiter woken to wait for the slot: its work would have competed
+  // with ours, on the path from winning the lock to the command running. Left at once, not
+  // after the record: a --list prompted by the command's first words sees us hold, not wait.
+  held.leaveQueue?.();
 
   const commandText = command.join(" ");
   held.describe(process.pid, child.pid, commandText);
