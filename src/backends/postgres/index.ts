@@ -22,6 +22,8 @@ interface Taken {
   slot: number;
   /** a waiter's description was written on the way */
   described: boolean;
+  /** the fencing token, when the holder was described in the same round trip as the wait */
+  token?: string;
 }
 
 /** A row as the server sends it: RemoteHolder's fields, three under their SQL names. */
@@ -105,11 +107,11 @@ class Postgres implements Backend {
         continue;
       }
       try {
-        const { slot, described } = await this.take(session, name, slots, preferred, shared, deadline, opts.timeout, opts.holder);
+        const taken = await this.take(session, name, slots, preferred, shared, deadline, opts.timeout, opts.holder);
         const describedAt = performance.now();
-        const token = await this.describe(session, name, slot, slots, shared, opts.holder, this.connectMs(deadline), described);
-        debug(`postgres ${this.label}: '${name}' slot ${slot}/${slots} taken, token ${token}`);
-        return new PostgresLease(session, this.target, name, slot, slots, shared, token, describedAt);
+        const token = taken.token ?? (await this.describe(session, name, taken.slot, slots, shared, opts.holder, this.connectMs(deadline), taken.described));
+        debug(`postgres ${this.label}: '${name}' slot ${taken.slot}/${slots} taken, token ${token}`);
+        return new PostgresLease(session, this.target, name, taken.slot, slots, shared, token, describedAt);
       } catch (e) {
         const wasDropped = session.isClosed && isConnectionError(sqlState(e)) && opts.timeout !== 0;
         await session.close();
@@ -160,8 +162,11 @@ class Postgres implements Backend {
       const got = await once(false);
       if (got) return { slot: got.slot, described: false };
       const described = await queued();
-      await waitFor(SQLText.waitSlot0(shared), `waiting for '${name}'`);
-      return { slot: 0, described };
+      if (!described) {
+        await waitFor(SQLText.waitSlot0(shared), `waiting for '${name}'`);
+        return { slot: 0, described };
+      }
+      return { slot: 0, described, token: await this.waitDescribed(session, name, shared, deadline, timedOut) };
     }
     let described = false;
     const [turnstile] = await session.query<{ got: boolean }>(SQLText.TRY_QUEUE, [name], `queueing for '${name}'`, this.connectMs(deadline));
@@ -198,6 +203,25 @@ class Postgres implements Backend {
       }
     } finally {
       listener.close();
+    }
+  }
+
+  /**
+   * A described waiter's wait for slot 0 of NAME with its holder description in the same
+   * round trip: the fencing token, or undefined when granted but not described (the waiter
+   * row was gone, or the holders table missing: describe() then does it). Throws
+   * `timedOut()` when lock_timeout withdrew the request.
+   */
+  private async waitDescribed(session: Session, name: string, shared: boolean, deadline: number, timedOut: () => TimeoutError): Promise<string | undefined> {
+    const text = SQLText.waitSlot0Described(shared, SQLText.lockKey(`${name}.slot0`), this.lockTimeout(deadline));
+    try {
+      const [, described] = await session.statements<{ token: string }>(text, `waiting for '${name}'`, this.waitMs(deadline));
+      return described?.[0]?.token;
+    } catch (e) {
+      if (isLockTimeout(sqlState(e))) throw timedOut();
+      // The description is planned only once the wait was granted.
+      if (isMissingTable(sqlState(e))) return undefined;
+      throw e;
     }
   }
 

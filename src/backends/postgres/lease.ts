@@ -5,7 +5,7 @@ import { HeldLease } from "../held-lease";
 import { debug } from "../../log";
 import { isConnectionError } from "./errors";
 import type { Session } from "./session";
-import { FORGET, HEARTBEAT, release } from "./sql";
+import { FORGET_ENDED, HEARTBEAT, lockKey, release } from "./sql";
 import type { PostgresTarget } from "./url";
 
 /** How long a release waits for the server's answer before it closes the session instead. */
@@ -42,7 +42,24 @@ export class PostgresLease extends HeldLease implements Lease {
     session.closed.then((reason) => this.lose(`the session ended (${reason})`));
     this.arm(confirmedAt + target.confirmTimeout * 1000 - performance.now());
     this.beatTimer = setTimeout(this.beat, target.heartbeat * 1000);
+    // After the caller's next step (an --exec command is started synchronously once the
+    // lease is returned), not between the grant and it.
+    setTimeout(this.settle, 0);
   }
+
+  private releaseStatements: string | undefined;
+
+  private get releaseText(): string {
+    this.releaseStatements ??= release(this.shared, lockKey(`${this.name}.slot${this.slot}`), lockKey(`${this.name}.queue`));
+    return this.releaseStatements;
+  }
+
+  /** While the lock is held: the release prepared, and NAME's descriptions left by ended sessions dropped. */
+  private readonly settle = (): void => {
+    if (this.state !== "held") return;
+    void this.releaseText;
+    this.session.query(FORGET_ENDED, [this.name], "forgetting ended holders").catch((e: Error) => debug(`postgres ${this.target.label}: '${this.name}': ${e.message}`));
+  };
 
   private readonly beat = (): void => {
     if (this.state !== "held") return;
@@ -106,9 +123,8 @@ export class PostgresLease extends HeldLease implements Lease {
       try {
         // A server that does not answer at once is left to free the lock as the session
         // closes: the holder's command has ended, its waitlock should not linger.
-        const [row] = await this.session.query<{ released: boolean }>(release(this.shared), [this.name, this.slot], "releasing", RELEASE_MS);
-        if (row?.released === false) this.lostAtRelease("the session no longer held it");
-        await this.session.query(FORGET, [this.name], "forgetting the holder", RELEASE_MS);
+        const [unlocked] = await this.session.statements<{ released: boolean }>(this.releaseText, "releasing", RELEASE_MS);
+        if (unlocked?.[0]?.released === false) this.lostAtRelease("the session no longer held it");
       } catch (e) {
         debug(`postgres ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; closing the session instead`);
       }

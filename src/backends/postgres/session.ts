@@ -138,7 +138,20 @@ export class Session {
    * One statement, answered within `timeoutMs` (default: connect_timeout) or the session is
    * closed and 75 thrown; `doing` names the step in messages. Other failures as pgError.
    */
-  async query<T>(text: string, params: unknown[], doing: string, timeoutMs = this.target.connectTimeout * 1000): Promise<T[]> {
+  query<T>(text: string, params: unknown[], doing: string, timeoutMs = this.target.connectTimeout * 1000): Promise<T[]> {
+    return this.answered(this.conn.unsafe(text, params as any[]) as Promise<T[]>, doing, timeoutMs);
+  }
+
+  /**
+   * Several statements without parameters in one Query message (the simple protocol): one
+   * round trip, one transaction unless they say otherwise, and the first that fails ends
+   * the rest. Returns each statement's rows; bounded and failing as query().
+   */
+  statements<T>(text: string, doing: string, timeoutMs = this.target.connectTimeout * 1000): Promise<T[][]> {
+    return this.answered(this.conn.unsafe(text).simple() as Promise<T[][]>, doing, timeoutMs);
+  }
+
+  private async answered<T>(pending: Promise<T>, doing: string, timeoutMs: number): Promise<T> {
     let timer: Timer | undefined;
     const late = new Promise<never>((_, reject) => {
       if (Number.isFinite(timeoutMs))
@@ -148,7 +161,7 @@ export class Session {
         }, timeoutMs);
     });
     try {
-      return (await Promise.race([this.conn.unsafe(text, params as any[]), late])) as T[];
+      return await Promise.race([pending, late]);
     } catch (e) {
       if (isConnectionError(e)) this.close();
       throw e instanceof WaitlockError ? e : Object.assign(pgError(e, this.target.label, doing), { cause: e });

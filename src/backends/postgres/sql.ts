@@ -56,6 +56,24 @@ export function waitSlot0(shared: boolean): string {
   set_config('lock_timeout', '0', false) AS reset, pg_backend_pid() AS pid`;
 }
 
+/**
+ * waitSlot0 for a described waiter, and once granted its holder description in the same
+ * round trip: two statements in one Query message and one transaction, the second planned
+ * only after the first was granted (so no table lock is held while waiting), and not run at
+ * all when the wait failed (lock_timeout). The description is the waiter's row moved to
+ * waitlock.holders as slot 0, with the token drawn then (as DESCRIBE). No parameters: the
+ * lock's objid (lockKey of 'NAME.slot0') and `lockTimeout` ('0' or digits and 'ms') are
+ * written in. The second statement returns no row when this session has no waiter row.
+ */
+export function waitSlot0Described(shared: boolean, objid: number, lockTimeout: string): string {
+  const fn = shared ? "pg_advisory_lock_shared" : "pg_advisory_lock";
+  return `SELECT set_config('lock_timeout', '${lockTimeout}', false) AS timeout, ${fn}(${CLASSID}, ${objid}) AS granted, set_config('lock_timeout', '0', false) AS reset;
+WITH waited AS (DELETE FROM waitlock.waiters WHERE backend_pid = pg_backend_pid() RETURNING *)
+  ${DESCRIBED_COLUMNS}
+  SELECT backend_pid, name, 0, slots, shared, pg_current_xact_id()::text::bigint, host, pid, owner, uid, username, command FROM waited
+  ${REDESCRIBED}`;
+}
+
 /** Take the turnstile of NAME ($1) if nobody is in it: a semaphore's first try. */
 export const TRY_QUEUE = `SELECT pg_try_advisory_lock(${CLASSID}, ${queueKey("$1::text")}) AS got`;
 
@@ -101,6 +119,12 @@ CREATE TABLE IF NOT EXISTS waitlock.waiters (
 );
 COMMIT`;
 
+const DESCRIBED_COLUMNS = `INSERT INTO waitlock.holders (backend_pid, name, slot, slots, shared, token, host, pid, owner, uid, username, command)`;
+const REDESCRIBED = `ON CONFLICT (backend_pid) DO UPDATE SET name = EXCLUDED.name, slot = EXCLUDED.slot, slots = EXCLUDED.slots, shared = EXCLUDED.shared,
+    token = EXCLUDED.token, host = EXCLUDED.host, pid = EXCLUDED.pid, owner = EXCLUDED.owner, uid = EXCLUDED.uid,
+    username = EXCLUDED.username, command = EXCLUDED.command, acquired = now(), request = NULL
+  RETURNING token::text AS token`;
+
 /**
  * Describe this session's lease ($1 NAME, $2 slot, $3 N, $4 shared, $5 host, $6 pid, $7 owner,
  * $8 uid, $9 user, $10 command), replacing the row of an ended session that had this backend
@@ -108,12 +132,9 @@ COMMIT`;
  * a later holder of NAME always draws a larger one), 64 bits with the epoch, never reused,
  * also across a restart once committed (synchronous_commit is on for the session).
  */
-export const DESCRIBE = `INSERT INTO waitlock.holders (backend_pid, name, slot, slots, shared, token, host, pid, owner, uid, username, command)
+export const DESCRIBE = `${DESCRIBED_COLUMNS}
   VALUES (pg_backend_pid(), $1::text, $2::int, $3::int, $4::bool, pg_current_xact_id()::text::bigint, $5::text, $6::int, $7::int, $8::int, $9::text, $10::text)
-  ON CONFLICT (backend_pid) DO UPDATE SET name = EXCLUDED.name, slot = EXCLUDED.slot, slots = EXCLUDED.slots, shared = EXCLUDED.shared,
-    token = EXCLUDED.token, host = EXCLUDED.host, pid = EXCLUDED.pid, owner = EXCLUDED.owner, uid = EXCLUDED.uid,
-    username = EXCLUDED.username, command = EXCLUDED.command, acquired = now(), request = NULL
-  RETURNING token::text AS token`;
+  ${REDESCRIBED}`;
 
 /**
  * After a granted wait: the same as DESCRIBE, and this session's waiter description dropped
@@ -130,7 +151,7 @@ export const DESCRIBE_AFTER_WAIT = `WITH waited AS (DELETE FROM waitlock.waiters
  * waiters). Nothing here needs to survive a crash: the commit does not wait for the disk.
  */
 export const DESCRIBE_WAITER = `WITH gone AS (DELETE FROM waitlock.waiters w WHERE w.backend_pid <> pg_backend_pid()
-    AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.backend_pid))
+    AND NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(w.backend_pid)))
   INSERT INTO waitlock.waiters (backend_pid, name, slots, shared, host, pid, owner, uid, username, command)
   VALUES (pg_backend_pid(), $1::text, $2::int, $3::bool, $4::text, $5::int, $6::int, $7::int, $8::text, $9::text)
   ON CONFLICT (backend_pid) DO UPDATE SET name = EXCLUDED.name, slots = EXCLUDED.slots, shared = EXCLUDED.shared, host = EXCLUDED.host,
@@ -141,22 +162,24 @@ export const DESCRIBE_WAITER = `WITH gone AS (DELETE FROM waitlock.waiters w WHE
 export const HEARTBEAT = `SELECT pg_backend_pid() AS pid, (SELECT request FROM waitlock.holders WHERE backend_pid = pg_backend_pid()) AS request`;
 
 /**
- * Release slot $2 of NAME ($1) and say so to waiters and to --done. Kept to the two calls, so
- * that planning it delays the next holder as little as possible.
+ * Release slot `slot` of NAME, say so to waiters and to --done, and drop this session's
+ * description: one round trip, the unlock first (a mutex's next holder is granted at once,
+ * not at the commit). The NOTIFY is sent at the commit, which does not wait for the disk.
+ * No parameters: the objids (lockKey of 'NAME.slotK' and 'NAME.queue') are written in.
  */
-export function release(shared: boolean): string {
+export function release(shared: boolean, slotObjid: number, queueObjid: number): string {
   const fn = shared ? "pg_advisory_unlock_shared" : "pg_advisory_unlock";
-  return `SELECT ${fn}(${CLASSID}, ${slotKey("$1::text", "$2::int")}) AS released, pg_notify('waitlock_' || ${queueKey("$1::text")}, '') AS notified`;
+  return `SELECT ${fn}(${CLASSID}, ${slotObjid}) AS released, pg_notify('waitlock_${queueObjid}', '') AS notified, set_config('synchronous_commit', 'off', true) AS async;
+DELETE FROM waitlock.holders WHERE backend_pid = pg_backend_pid()`;
 }
 
 /**
- * After a release: drop this session's description and those of NAME ($1) whose sessions no
- * longer hold their slot (holders killed with SIGKILL). Nothing here needs to survive a
+ * Drop the descriptions of NAME ($1) left by sessions that have ended (holders killed with
+ * SIGKILL), sent by a new holder once its command runs. Nothing here needs to survive a
  * crash, so the commit does not wait for the disk.
  */
-export const FORGET = `WITH mine AS (DELETE FROM waitlock.holders WHERE backend_pid = pg_backend_pid())
-  DELETE FROM waitlock.holders h WHERE h.name = $1::text AND h.backend_pid <> pg_backend_pid()
-    AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE ${OURS} AND l.granted AND l.pid = h.backend_pid AND l.objid = ${slotKey("h.name", "h.slot")}::oid)
+export const FORGET_ENDED = `DELETE FROM waitlock.holders h WHERE h.name = $1::text AND h.backend_pid <> pg_backend_pid()
+    AND NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(h.backend_pid))
   RETURNING set_config('synchronous_commit', 'off', true) AS async`;
 
 /** How many of the N ($2) slots of NAME ($1) a request could take: nobody holds them, or (a shared request, $3) only readers. */
