@@ -7,7 +7,7 @@ import { isConnectionError, isLockTimeout, isMissingTable } from "./errors";
 import type { AcquireOptions, Backend, DoneOutcome, HolderDescription, Lease, RemoteHolder, RemoteWaiter } from "../../backend";
 import { PostgresLease } from "./lease";
 import { passwordFromFile } from "./pgpass";
-import { listen, Session } from "./session";
+import { listen, Session, userTimeout } from "./session";
 import * as SQLText from "./sql";
 import { describeTarget, parsePostgresUrl, type PostgresTarget } from "./url";
 
@@ -81,8 +81,8 @@ class Postgres implements Backend {
     return Number.isFinite(deadline) ? Math.min(limit, Math.max(1000, deadline - performance.now())) : limit;
   }
 
-  private open(deadline: number, findSocket: boolean): Promise<Session> {
-    return Session.open(this.target, this.secret(), this.connectMs(deadline), findSocket);
+  private open(deadline: number, findSocket: boolean, alongside?: string): Promise<Session> {
+    return Session.open(this.target, this.secret(), this.connectMs(deadline), findSocket, alongside);
   }
 
   async acquire(name: string, opts: AcquireOptions): Promise<Lease> {
@@ -93,11 +93,13 @@ class Postgres implements Backend {
     if (!Number.isInteger(preferred) || preferred < 0 || preferred >= slots) throw new UsageError("WAITLOCK_SLOT", `slot ${preferred} does not exist (0..${slots - 1})`);
     if (shared && slots > 1) throw new UsageError("--shared", "a shared lock has one slot");
     const deadline = opts.timeout === undefined ? Infinity : performance.now() + opts.timeout * 1000;
+    // A mutex's first try goes with the session's first statement.
+    const firstTry = slots === 1 ? SQLText.tryMutexChecked(shared, SQLText.lockKey(`${name}.slot0`), userTimeout(this.target)) : undefined;
     let dropped: number | undefined;
     for (;;) {
       let session: Session;
       try {
-        session = await this.open(deadline, true);
+        session = await this.open(deadline, true, firstTry);
       } catch (e) {
         // After a server restart ended our wait, connecting fails until the server is back.
         const retry = dropped !== undefined && e instanceof WaitlockError && e.exitCode === EXIT.TEMPFAIL;
@@ -143,7 +145,9 @@ class Postgres implements Backend {
   private async take(session: Session, name: string, slots: number, preferred: number, shared: boolean, deadline: number, timeout: number | undefined, holder: HolderDescription): Promise<Taken> {
     const timedOut = () => new TimeoutError(name, timeout ?? 0);
     const once = async (leaveQueue: boolean) =>
-      (await session.query<{ slot: number }>(SQLText.trySlots(shared, leaveQueue), [name, slots, preferred], `locking '${name}'`, this.connectMs(deadline)))[0];
+      slots === 1 && session.opening
+        ? (session.opening[0] as { slot: number } | undefined)
+        : (await session.query<{ slot: number }>(SQLText.trySlots(shared, leaveQueue), [name, slots, preferred], `locking '${name}'`, this.connectMs(deadline)))[0];
     const waitFor = async (text: string, doing: string) => {
       try {
         await session.query(text, [name, this.lockTimeout(deadline)], doing, this.waitMs(deadline));

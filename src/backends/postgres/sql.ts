@@ -33,6 +33,25 @@ const OURS = `locktype = 'advisory' AND classid = ${CLASSID} AND objsubid = 2 AN
 export const IDENTIFY = `SELECT pg_backend_pid() AS pid, pg_is_in_recovery() AS standby, current_setting('tcp_user_timeout') AS user_timeout`;
 
 /**
+ * The ways the server may show a tcp_user_timeout of `ms` milliseconds (SHOW picks the
+ * largest unit that divides it); anything else means the startup settings did not arrive.
+ */
+export const userTimeoutForms = (ms: number): string[] => [String(ms), `${ms}ms`, ...(ms % 1000 === 0 ? [`${ms / 1000}s`] : [])];
+
+/**
+ * A mutex's first try, sent with IDENTIFY in the same Query message: slot 0 of NAME (its objid,
+ * lockKey of 'NAME.slot0', written in) taken only when IDENTIFY would pass (no standby, the
+ * startup settings arrived: no pooler holds the session), so that a session waitlock is
+ * about to refuse never took a lock. CASE keeps that order (a WHERE's conditions have none).
+ * One row (slot 0) when taken.
+ */
+export function tryMutexChecked(shared: boolean, objid: number, userTimeoutMs: number): string {
+  const fn = shared ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock";
+  const forms = userTimeoutForms(userTimeoutMs).map((f) => `'${f}'`).join(", ");
+  return `SELECT 0 AS slot WHERE CASE WHEN NOT pg_is_in_recovery() AND current_setting('tcp_user_timeout') IN (${forms}) THEN ${fn}(${CLASSID}, ${objid}) ELSE false END`;
+}
+
+/**
  * Try slots in order (preferred first, then 0..N-1), taking the first free one and nothing
  * else: the filter runs row by row under LIMIT 1. $1 NAME, $2 N, $3 preferred slot.
  * `unlockQueue` also leaves the turnstile in the same step.
