@@ -93,8 +93,8 @@ class Postgres implements Backend {
     if (!Number.isInteger(preferred) || preferred < 0 || preferred >= slots) throw new UsageError("WAITLOCK_SLOT", `slot ${preferred} does not exist (0..${slots - 1})`);
     if (shared && slots > 1) throw new UsageError("--shared", "a shared lock has one slot");
     const deadline = opts.timeout === undefined ? Infinity : performance.now() + opts.timeout * 1000;
-    // A mutex's first try goes with the session's first statement.
-    const firstTry = slots === 1 ? SQLText.tryMutexChecked(shared, SQLText.lockKey(`${name}.slot0`), userTimeout(this.target)) : undefined;
+    // A mutex's first try, with the holder's description, goes with the session's first statement.
+    const firstTry = slots === 1 ? SQLText.tryMutexDescribed(shared, name, opts.holder, userTimeout(this.target)) : undefined;
     let dropped: number | undefined;
     for (;;) {
       let session: Session;
@@ -144,10 +144,13 @@ class Postgres implements Backend {
    */
   private async take(session: Session, name: string, slots: number, preferred: number, shared: boolean, deadline: number, timeout: number | undefined, holder: HolderDescription): Promise<Taken> {
     const timedOut = () => new TimeoutError(name, timeout ?? 0);
-    const once = async (leaveQueue: boolean) =>
-      slots === 1 && session.opening
-        ? (session.opening[0] as { slot: number } | undefined)
-        : (await session.query<{ slot: number }>(SQLText.trySlots(shared, leaveQueue), [name, slots, preferred], `locking '${name}'`, this.connectMs(deadline)))[0];
+    const once = async (leaveQueue: boolean): Promise<{ slot: number; token?: string } | undefined> => {
+      if (slots === 1 && session.opening) {
+        const taken = session.opening[0] as { token: string } | undefined;
+        return taken && { slot: 0, token: taken.token };
+      }
+      return (await session.query<{ slot: number }>(SQLText.trySlots(shared, leaveQueue), [name, slots, preferred], `locking '${name}'`, this.connectMs(deadline)))[0];
+    };
     const waitFor = async (text: string, doing: string) => {
       try {
         await session.query(text, [name, this.lockTimeout(deadline)], doing, this.waitMs(deadline));
@@ -159,12 +162,12 @@ class Postgres implements Backend {
     const queued = () => this.describeWaiter(session, name, slots, shared, holder, deadline);
     if (timeout === 0 || performance.now() >= deadline) {
       const got = await once(false);
-      if (got) return { slot: got.slot, described: false };
+      if (got) return { slot: got.slot, described: false, token: got.token };
       throw timeout === 0 ? new BusyError(name) : timedOut();
     }
     if (slots === 1) {
       const got = await once(false);
-      if (got) return { slot: got.slot, described: false };
+      if (got) return { slot: got.slot, described: false, token: got.token };
       const described = await queued();
       if (!described) {
         await waitFor(SQLText.waitSlot0(shared), `waiting for '${name}'`);

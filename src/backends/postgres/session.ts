@@ -81,7 +81,9 @@ export class Session {
    * Connects within `timeoutMs` milliseconds and checks what the session is: not a
    * standby, and the startup settings arrived (a pooler such as PgBouncer drops them).
    * `alongside`, a statement without parameters, goes in the same round trip (its rows:
-   * `opening`); it must itself do nothing on a session that fails the check.
+   * `opening`); it must itself do nothing on a session that fails the check. When the
+   * server refuses it (say, a missing table), IDENTIFY is sent alone and `opening` is
+   * undefined.
    * Throws WaitlockError: 75 unreachable or no answer in time, 5 login refused, 4 otherwise.
    */
   static async open(target: PostgresTarget, password: string | undefined, timeoutMs: number, findSocket: boolean, alongside?: string): Promise<Session> {
@@ -108,7 +110,16 @@ export class Session {
     try {
       conn = await pool.reserve();
       const fd = before && socketOpenedSince(before);
-      const [identified, opening] = alongside ? ((await conn.unsafe(`${IDENTIFY};\n${alongside}`).simple()) as [Identity[], unknown[]]) : [(await conn.unsafe(IDENTIFY)) as Identity[]];
+      let identified: Identity[] | undefined;
+      let opening: unknown[] | undefined;
+      if (alongside)
+        try {
+          [identified, opening] = (await conn.unsafe(`${IDENTIFY};\n${alongside}`).simple()) as [Identity[], unknown[]];
+        } catch (e) {
+          if (isConnectionError(e)) throw e;
+          debug(`postgres ${target.label}: ${(e as Error).message}`);
+        }
+      identified ??= (await conn.unsafe(IDENTIFY)) as Identity[];
       const id = identified?.[0];
       if (!id) throw new WaitlockError(EXIT.SYSTEM, target.label, "the server did not say who it is");
       if (id.standby)

@@ -10,6 +10,7 @@
 // 'waitlock_' || key('NAME.queue'). A waiter that found the lock busy describes itself in
 // waitlock.waiters; --list shows a row only while its session waits in pg_locks.
 import { CryptoHasher } from "bun";
+import type { HolderDescription } from "../../backend";
 
 export const CLASSID = 0x57414c4b;
 
@@ -37,19 +38,6 @@ export const IDENTIFY = `SELECT pg_backend_pid() AS pid, pg_is_in_recovery() AS 
  * largest unit that divides it); anything else means the startup settings did not arrive.
  */
 export const userTimeoutForms = (ms: number): string[] => [String(ms), `${ms}ms`, ...(ms % 1000 === 0 ? [`${ms / 1000}s`] : [])];
-
-/**
- * A mutex's first try, sent with IDENTIFY in the same Query message: slot 0 of NAME (its objid,
- * lockKey of 'NAME.slot0', written in) taken only when IDENTIFY would pass (no standby, the
- * startup settings arrived: no pooler holds the session), so that a session waitlock is
- * about to refuse never took a lock. CASE keeps that order (a WHERE's conditions have none).
- * One row (slot 0) when taken.
- */
-export function tryMutexChecked(shared: boolean, objid: number, userTimeoutMs: number): string {
-  const fn = shared ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock";
-  const forms = userTimeoutForms(userTimeoutMs).map((f) => `'${f}'`).join(", ");
-  return `SELECT 0 AS slot WHERE CASE WHEN NOT pg_is_in_recovery() AND current_setting('tcp_user_timeout') IN (${forms}) THEN ${fn}(${CLASSID}, ${objid}) ELSE false END`;
-}
 
 /**
  * Try slots in order (preferred first, then 0..N-1), taking the first free one and nothing
@@ -154,6 +142,28 @@ const REDESCRIBED = `ON CONFLICT (backend_pid) DO UPDATE SET name = EXCLUDED.nam
 export const DESCRIBE = `${DESCRIBED_COLUMNS}
   VALUES (pg_backend_pid(), $1::text, $2::int, $3::int, $4::bool, pg_current_xact_id()::text::bigint, $5::text, $6::int, $7::int, $8::int, $9::text, $10::text)
   ${REDESCRIBED}`;
+
+/** Text written into a statement as a literal that nothing in it can end: its UTF-8 in hex. */
+const textLiteral = (s: string): string => `convert_from(decode('${Buffer.from(s, "utf8").toString("hex")}', 'hex'), 'UTF8')`;
+
+/**
+ * A mutex's first try with the holder's description (DESCRIBE's row, token drawn after the
+ * try took slot 0), for the session's first round trip with IDENTIFY (no parameters: the
+ * text written in as textLiteral, the objid of 'NAME.slot0' as lockKey gives it). The try
+ * runs only when IDENTIFY would pass (no standby, the startup settings arrived: no pooler
+ * holds the session), so that a session waitlock is about to refuse never took a lock; CASE
+ * keeps that order, where a WHERE's conditions have none. A missing table or privilege
+ * fails the statement before the try. Returns the token when taken, no row when busy.
+ */
+export function tryMutexDescribed(shared: boolean, name: string, h: HolderDescription, userTimeoutMs: number): string {
+  const fn = shared ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock";
+  const forms = userTimeoutForms(userTimeoutMs).map((f) => `'${f}'`).join(", ");
+  const [pid, owner, uid] = [h.pid, h.owner, h.uid].map((n) => Math.trunc(n));
+  return `${DESCRIBED_COLUMNS}
+  SELECT pg_backend_pid(), ${textLiteral(name)}, 0, 1, ${shared}, pg_current_xact_id()::text::bigint, ${textLiteral(h.host)}, ${pid}, ${owner}, ${uid}, ${textLiteral(h.user)}, ${textLiteral(h.command)}
+  WHERE CASE WHEN NOT pg_is_in_recovery() AND current_setting('tcp_user_timeout') IN (${forms}) THEN ${fn}(${CLASSID}, ${lockKey(`${name}.slot0`)}) ELSE false END
+  ${REDESCRIBED}`;
+}
 
 /**
  * After a granted wait: the same as DESCRIBE, and this session's waiter description dropped
