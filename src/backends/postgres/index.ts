@@ -3,7 +3,7 @@
 // lease.ts how a held lock is watched). Checks, lists and --done use one more session.
 import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../../errors";
 import { debug } from "../../log";
-import { isConnectionError, isLockTimeout, isMissingTable } from "./errors";
+import { isConnectionError, isLockTimeout, isMissingTable, isPrivilegeError } from "./errors";
 import type { AcquireOptions, Backend, DoneOutcome, HolderDescription, Lease, RemoteHolder, RemoteWaiter } from "../../backend";
 import { PostgresLease } from "./lease";
 import { passwordFromFile } from "./pgpass";
@@ -168,12 +168,17 @@ class Postgres implements Backend {
     if (slots === 1) {
       const got = await once(false);
       if (got) return { slot: got.slot, described: false, token: got.token };
+      // The holders table took this session's row: describe the waiter in the wait's round trip.
+      if (session.opening) {
+        const waited = await this.waitDescribed(session, name, shared, deadline, timedOut, holder);
+        if (waited) return { slot: 0, described: true, token: waited.token };
+      }
       const described = await queued();
       if (!described) {
         await waitFor(SQLText.waitSlot0(shared), `waiting for '${name}'`);
         return { slot: 0, described };
       }
-      return { slot: 0, described, token: await this.waitDescribed(session, name, shared, deadline, timedOut) };
+      return { slot: 0, described, token: (await this.waitDescribed(session, name, shared, deadline, timedOut))!.token };
     }
     let described = false;
     const [turnstile] = await session.query<{ got: boolean }>(SQLText.TRY_QUEUE, [name], `queueing for '${name}'`, this.connectMs(deadline));
@@ -214,20 +219,24 @@ class Postgres implements Backend {
   }
 
   /**
-   * A described waiter's wait for slot 0 of NAME with its holder description in the same
-   * round trip: the fencing token, or undefined when granted but not described (the waiter
-   * row was gone, or the holders table missing: describe() then does it). Throws
-   * `timedOut()` when lock_timeout withdrew the request.
+   * A waiter's wait for slot 0 of NAME with its holder description in the same round trip;
+   * with `waiter`, its waiter description too (written before the wait). Resolves with the
+   * fencing token, no token when granted but not described (the waiter row was gone:
+   * describe() then does it), or undefined when the server refused `waiter`'s row (a missing
+   * table or privilege: nothing was waited for). Without `waiter` (a row written already),
+   * a missing holders table is that no token. Throws `timedOut()` when lock_timeout withdrew
+   * the request.
    */
-  private async waitDescribed(session: Session, name: string, shared: boolean, deadline: number, timedOut: () => TimeoutError): Promise<string | undefined> {
-    const text = SQLText.waitSlot0Described(shared, SQLText.lockKey(`${name}.slot0`), this.lockTimeout(deadline));
+  private async waitDescribed(session: Session, name: string, shared: boolean, deadline: number, timedOut: () => TimeoutError, waiter?: HolderDescription): Promise<{ token?: string } | undefined> {
+    const text = SQLText.waitSlot0Described(shared, name, this.lockTimeout(deadline), waiter);
     try {
-      const [, described] = await session.statements<{ token: string }>(text, `waiting for '${name}'`, this.waitMs(deadline));
-      return described?.[0]?.token;
+      const results = await session.statements<{ token: string }>(text, `waiting for '${name}'`, this.waitMs(deadline));
+      return { token: results.at(-1)?.[0]?.token };
     } catch (e) {
-      if (isLockTimeout(sqlState(e))) throw timedOut();
-      // The description is planned only once the wait was granted.
-      if (isMissingTable(sqlState(e))) return undefined;
+      const cause = sqlState(e);
+      if (isLockTimeout(cause)) throw timedOut();
+      // The waiter's row comes first, the holder's only once the wait was granted.
+      if (isMissingTable(cause) || (waiter && isPrivilegeError(cause))) return waiter ? undefined : {};
       throw e;
     }
   }

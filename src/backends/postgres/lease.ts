@@ -5,7 +5,7 @@ import { HeldLease } from "../held-lease";
 import { debug } from "../../log";
 import { isConnectionError } from "./errors";
 import type { Session } from "./session";
-import { FORGET_ENDED, HEARTBEAT, lockKey, release } from "./sql";
+import { HEARTBEAT, release } from "./sql";
 import type { PostgresTarget } from "./url";
 
 /** How long a release waits for the server's answer before it closes the session instead. */
@@ -42,24 +42,17 @@ export class PostgresLease extends HeldLease implements Lease {
     session.closed.then((reason) => this.lose(`the session ended (${reason})`));
     this.arm(confirmedAt + target.confirmTimeout * 1000 - performance.now());
     this.beatTimer = setTimeout(this.beat, target.heartbeat * 1000);
-    // After the caller's next step (an --exec command is started synchronously once the
-    // lease is returned), not between the grant and it.
-    setTimeout(this.settle, 0);
+    // Written after the caller's next step (an --exec command is started synchronously
+    // once the lease is returned), not between the grant and it.
+    setTimeout(() => void this.releaseText, 0);
   }
 
   private releaseStatements: string | undefined;
 
   private get releaseText(): string {
-    this.releaseStatements ??= release(this.shared, lockKey(`${this.name}.slot${this.slot}`), lockKey(`${this.name}.queue`));
+    this.releaseStatements ??= release(this.shared, this.name, this.slot);
     return this.releaseStatements;
   }
-
-  /** While the lock is held: the release prepared, and NAME's descriptions left by ended sessions dropped. */
-  private readonly settle = (): void => {
-    if (this.state !== "held") return;
-    void this.releaseText;
-    this.session.query(FORGET_ENDED, [this.name], "forgetting ended holders").catch((e: Error) => debug(`postgres ${this.target.label}: '${this.name}': ${e.message}`));
-  };
 
   private readonly beat = (): void => {
     if (this.state !== "held") return;

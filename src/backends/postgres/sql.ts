@@ -65,16 +65,26 @@ export function waitSlot0(shared: boolean): string {
 
 /**
  * waitSlot0 for a described waiter, and once granted its holder description in the same
- * round trip: two statements in one Query message and one transaction, the second planned
- * only after the first was granted (so no table lock is held while waiting), and not run at
- * all when the wait failed (lock_timeout). The description is the waiter's row moved to
- * waitlock.holders as slot 0, with the token drawn then (as DESCRIBE). No parameters: the
- * lock's objid (lockKey of 'NAME.slot0') and `lockTimeout` ('0' or digits and 'ms') are
- * written in. The second statement returns no row when this session has no waiter row.
+ * round trip: statements in one Query message, the wait and the description in one
+ * transaction, the description planned only after the wait was granted (so no table lock is
+ * held while waiting), and not run at all when the wait failed (lock_timeout). The
+ * description is the waiter's row moved to waitlock.holders as slot 0, with the token drawn
+ * then (as DESCRIBE). With `waiter`, the waiter's row is written first (DESCRIBE_WAITER)
+ * and committed before the wait, so that --list shows it meanwhile. No parameters: the
+ * lock's objid (lockKey of 'NAME.slot0'), `lockTimeout` ('0' or digits and 'ms') and text
+ * (textLiteral) are written in. The last statement returns the token, or no row when this
+ * session has no waiter row.
  */
-export function waitSlot0Described(shared: boolean, objid: number, lockTimeout: string): string {
+export function waitSlot0Described(shared: boolean, name: string, lockTimeout: string, waiter?: HolderDescription): string {
   const fn = shared ? "pg_advisory_lock_shared" : "pg_advisory_lock";
-  return `SELECT set_config('lock_timeout', '${lockTimeout}', false) AS timeout, ${fn}(${CLASSID}, ${objid}) AS granted, set_config('lock_timeout', '0', false) AS reset;
+  const described = waiter
+    ? `${describeWaiter(
+        `${textLiteral(name)}, 1, ${shared}, ${textLiteral(waiter.host)}, ${Math.trunc(waiter.pid)}, ${Math.trunc(waiter.owner)}, ${Math.trunc(waiter.uid)}, ${textLiteral(waiter.user)}, ${textLiteral(waiter.command)}`,
+      )};
+COMMIT;
+`
+    : "";
+  return `${described}SELECT set_config('lock_timeout', '${lockTimeout}', false) AS timeout, ${fn}(${CLASSID}, ${lockKey(`${name}.slot0`)}) AS granted, set_config('lock_timeout', '0', false) AS reset;
 WITH waited AS (DELETE FROM waitlock.waiters WHERE backend_pid = pg_backend_pid() RETURNING *)
   ${DESCRIBED_COLUMNS}
   SELECT backend_pid, name, 0, slots, shared, pg_current_xact_id()::text::bigint, host, pid, owner, uid, username, command FROM waited
@@ -179,37 +189,37 @@ export const DESCRIBE_AFTER_WAIT = `WITH waited AS (DELETE FROM waitlock.waiters
  * ended session that had this backend PID, and drops those of other ended sessions (killed
  * waiters). Nothing here needs to survive a crash: the commit does not wait for the disk.
  */
-export const DESCRIBE_WAITER = `WITH gone AS (DELETE FROM waitlock.waiters w WHERE w.backend_pid <> pg_backend_pid()
+export const DESCRIBE_WAITER = describeWaiter(`$1::text, $2::int, $3::bool, $4::text, $5::int, $6::int, $7::int, $8::text, $9::text`);
+
+/** DESCRIBE_WAITER with `values` (NAME, N, shared, host, pid, owner, uid, user, command) as SQL. */
+function describeWaiter(values: string): string {
+  return `WITH gone AS (DELETE FROM waitlock.waiters w WHERE w.backend_pid <> pg_backend_pid()
     AND NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(w.backend_pid)))
   INSERT INTO waitlock.waiters (backend_pid, name, slots, shared, host, pid, owner, uid, username, command)
-  VALUES (pg_backend_pid(), $1::text, $2::int, $3::bool, $4::text, $5::int, $6::int, $7::int, $8::text, $9::text)
+  VALUES (pg_backend_pid(), ${values})
   ON CONFLICT (backend_pid) DO UPDATE SET name = EXCLUDED.name, slots = EXCLUDED.slots, shared = EXCLUDED.shared, host = EXCLUDED.host,
     pid = EXCLUDED.pid, owner = EXCLUDED.owner, uid = EXCLUDED.uid, username = EXCLUDED.username, command = EXCLUDED.command, since = clock_timestamp()
   RETURNING set_config('synchronous_commit', 'off', true) AS async`;
+}
 
 /** The heartbeat: still the same session, and has --done asked anything of it? */
 export const HEARTBEAT = `SELECT pg_backend_pid() AS pid, (SELECT request FROM waitlock.holders WHERE backend_pid = pg_backend_pid()) AS request`;
 
 /**
- * Release slot `slot` of NAME, say so to waiters and to --done, and drop this session's
- * description: one round trip, the unlock first (a mutex's next holder is granted at once,
- * not at the commit). The NOTIFY is sent at the commit, which does not wait for the disk.
- * No parameters: the objids (lockKey of 'NAME.slotK' and 'NAME.queue') are written in.
+ * Release slot `slot` of NAME, say so to waiters and to --done, drop this session's
+ * description and those of NAME left by ended sessions (holders killed with SIGKILL): one
+ * round trip, the unlock first (a mutex's next holder is granted at once, not at the
+ * commit). The NOTIFY is sent at the commit, which does not wait for the disk: nothing here
+ * needs to survive a crash. No parameters: the objids (lockKey of 'NAME.slotK' and
+ * 'NAME.queue') and NAME (textLiteral) are written in.
  */
-export function release(shared: boolean, slotObjid: number, queueObjid: number): string {
+export function release(shared: boolean, name: string, slot: number): string {
   const fn = shared ? "pg_advisory_unlock_shared" : "pg_advisory_unlock";
-  return `SELECT ${fn}(${CLASSID}, ${slotObjid}) AS released, pg_notify('waitlock_${queueObjid}', '') AS notified, set_config('synchronous_commit', 'off', true) AS async;
-DELETE FROM waitlock.holders WHERE backend_pid = pg_backend_pid()`;
+  return `SELECT ${fn}(${CLASSID}, ${lockKey(`${name}.slot${slot}`)}) AS released, pg_notify('waitlock_${lockKey(`${name}.queue`)}', '') AS notified,
+  set_config('synchronous_commit', 'off', true) AS async;
+DELETE FROM waitlock.holders WHERE backend_pid = pg_backend_pid();
+DELETE FROM waitlock.holders h WHERE h.name = ${textLiteral(name)} AND NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(h.backend_pid))`;
 }
-
-/**
- * Drop the descriptions of NAME ($1) left by sessions that have ended (holders killed with
- * SIGKILL), sent by a new holder once its command runs. Nothing here needs to survive a
- * crash, so the commit does not wait for the disk.
- */
-export const FORGET_ENDED = `DELETE FROM waitlock.holders h WHERE h.name = $1::text AND h.backend_pid <> pg_backend_pid()
-    AND NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(h.backend_pid))
-  RETURNING set_config('synchronous_commit', 'off', true) AS async`;
 
 /** How many of the N ($2) slots of NAME ($1) a request could take: nobody holds them, or (a shared request, $3) only readers. */
 export const FREE_SLOTS = `WITH held AS MATERIALIZED (SELECT objid FROM pg_locks WHERE ${OURS} AND granted AND NOT ($3::bool AND mode = 'ShareLock'))
