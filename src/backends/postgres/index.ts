@@ -22,7 +22,7 @@ interface Taken {
   slot: number;
   /** a waiter's description was written on the way */
   described: boolean;
-  /** the fencing token, when the holder was described in the same round trip as the wait */
+  /** the fencing token, when the holder was described in the round trip that took the slot */
   token?: string;
 }
 
@@ -139,8 +139,9 @@ class Postgres implements Backend {
 
   /**
    * A slot of NAME for this session. The first try costs no more than an uncontended take
-   * needs; only a request that found the lock busy describes itself as a waiter (`described`:
-   * its row is to be dropped with the holder's description).
+   * needs (a mutex's came with the session's first message, `opening`, and described the
+   * holder when it took slot 0); only a request that found the lock busy describes itself
+   * as a waiter (`described`: its row is to be dropped with the holder's description).
    */
   private async take(session: Session, name: string, slots: number, preferred: number, shared: boolean, deadline: number, timeout: number | undefined, holder: HolderDescription): Promise<Taken> {
     const timedOut = () => new TimeoutError(name, timeout ?? 0);
