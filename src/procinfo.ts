@@ -1,5 +1,5 @@
 // What we can learn about other processes: their command lines, and when they exit.
-import { E, O, addressOfBuffer, close, getppid, kill, open, pidfdOpen, platform, readSome, strerror, sysctl } from "../ffi/libc";
+import { E, addressOfBuffer, getppid, kill, pidfdOpen, platform, readFileBytes, strerror, sysctl } from "../ffi/libc";
 import { warn } from "./log";
 import { sysError } from "./syserror";
 import { pollingForced } from "./waker";
@@ -49,24 +49,10 @@ export function commandLine(pid: number): string {
     const answer = sysctl(platform.procArgs.mib(pid));
     return typeof answer === "number" ? "" : decodeProcArgs(answer, platform.procArgs.layout, addressOfBuffer(answer));
   }
-  const fd = open(`/proc/${pid}/cmdline`, O.RDONLY | O.CLOEXEC);
-  if (fd < 0) return "";
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    const buf = new Uint8Array(4096);
-    for (let n; total < 65536 && (n = readSome(fd, buf)) > 0; total += n) chunks.push(buf.slice(0, n));
-  } finally {
-    close(fd);
-  }
-  // Loops rather than reduce or a regex: the holder for `waitlock NAME` reads this on start-up.
-  const all = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    all.set(c, off);
-    off += c.length;
-  }
-  let end = total;
+  const all = readFileBytes(`/proc/${pid}/cmdline`, 65536);
+  if (typeof all === "number") return "";
+  // A loop rather than a regex: the holder for `waitlock NAME` reads this on start-up.
+  let end = all.length;
   while (end > 0 && all[end - 1] === 0) end--;
   return new TextDecoder().decode(all.subarray(0, end)).replaceAll("\0", " ");
 }

@@ -1,18 +1,16 @@
 // User names, as getpwuid(3) would give them, read from /etc/passwd (no NSS: LDAP or
 // systemd-homed users are shown by number). Bun's os.userInfo() reads $USER instead.
-import { getuid } from "../ffi/libc";
+import { getuid, readFileBytes } from "../ffi/libc";
 
-/** User names by UID, from /etc/passwd; empty when it cannot be read. */
+/** User names by UID, from /etc/passwd (its first 16 MiB); empty when it cannot be read. */
 export function userNames(): Map<number, string> {
   const names = new Map<number, string>();
-  try {
-    const { readFileSync } = require("node:fs") as typeof import("node:fs");
-    for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
-      const [user, , uid] = line.split(":");
-      if (user && uid && /^\d+$/.test(uid) && !names.has(Number(uid))) names.set(Number(uid), user);
-    }
-  } catch {
-    // No passwd file: users are shown by number.
+  const passwd = readFileBytes("/etc/passwd", 1 << 24);
+  // No passwd file: users are shown by number.
+  if (typeof passwd === "number") return names;
+  for (const line of new TextDecoder().decode(passwd).split("\n")) {
+    const [user, , uid] = line.split(":");
+    if (user && uid && /^\d+$/.test(uid) && !names.has(Number(uid))) names.set(Number(uid), user);
   }
   return names;
 }

@@ -29,6 +29,9 @@ export const isConnectionError = (e: unknown): boolean => {
 /** The server withdrew a lock request at its lock_timeout. */
 export const isLockTimeout = (e: unknown): boolean => sqlState(e) === "55P03";
 
+/** The role may not do what the statement asked (insufficient_privilege). */
+export const isPrivilegeError = (e: unknown): boolean => sqlState(e) === "42501";
+
 /** The description table (or its schema) does not exist yet. */
 export const isMissingTable = (e: unknown): boolean => ["42P01", "3F000"].includes(sqlState(e));
 

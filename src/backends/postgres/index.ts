@@ -3,11 +3,11 @@
 // lease.ts how a held lock is watched). Checks, lists and --done use one more session.
 import { BusyError, CancelledError, EXIT, TimeoutError, UsageError, WaitlockError } from "../../errors";
 import { debug } from "../../log";
-import { isConnectionError, isLockTimeout, isMissingTable } from "./errors";
+import { isConnectionError, isLockTimeout, isMissingTable, isPrivilegeError } from "./errors";
 import type { AcquireOptions, Backend, DoneOutcome, HolderDescription, Lease, RemoteHolder, RemoteWaiter } from "../../backend";
 import { PostgresLease } from "./lease";
 import { passwordFromFile } from "./pgpass";
-import { listen, Session } from "./session";
+import { listen, Session, userTimeout } from "./session";
 import * as SQLText from "./sql";
 import { describeTarget, parsePostgresUrl, type PostgresTarget } from "./url";
 
@@ -22,6 +22,8 @@ interface Taken {
   slot: number;
   /** a waiter's description was written on the way */
   described: boolean;
+  /** the fencing token, when the holder was described in the round trip that took the slot */
+  token?: string;
 }
 
 /** A row as the server sends it: RemoteHolder's fields, three under their SQL names. */
@@ -79,8 +81,8 @@ class Postgres implements Backend {
     return Number.isFinite(deadline) ? Math.min(limit, Math.max(1000, deadline - performance.now())) : limit;
   }
 
-  private open(deadline: number, findSocket: boolean): Promise<Session> {
-    return Session.open(this.target, this.secret(), this.connectMs(deadline), findSocket);
+  private open(deadline: number, findSocket: boolean, alongside?: string): Promise<Session> {
+    return Session.open(this.target, this.secret(), this.connectMs(deadline), findSocket, alongside);
   }
 
   async acquire(name: string, opts: AcquireOptions): Promise<Lease> {
@@ -91,12 +93,14 @@ class Postgres implements Backend {
     if (!Number.isInteger(preferred) || preferred < 0 || preferred >= slots) throw new UsageError("WAITLOCK_SLOT", `slot ${preferred} does not exist (0..${slots - 1})`);
     if (shared && slots > 1) throw new UsageError("--shared", "a shared lock has one slot");
     const deadline = opts.timeout === undefined ? Infinity : performance.now() + opts.timeout * 1000;
+    // A mutex's first try, with the holder's description, goes with the session's first statement.
+    const firstTry = slots === 1 ? SQLText.tryMutexDescribed(shared, name, opts.holder, userTimeout(this.target)) : undefined;
     let dropped: number | undefined;
     for (;;) {
       if (opts.signal?.aborted) throw new CancelledError(name);
       let session: Session;
       try {
-        session = await this.open(deadline, true);
+        session = await this.open(deadline, true, firstTry);
       } catch (e) {
         // After a server restart ended our wait, connecting fails until the server is back.
         const retry = dropped !== undefined && e instanceof WaitlockError && e.exitCode === EXIT.TEMPFAIL;
@@ -110,11 +114,11 @@ class Postgres implements Backend {
       // An abort while connecting came before the listener: it would never be heard.
       if (opts.signal?.aborted) stop();
       try {
-        const { slot, described } = await this.take(session, name, slots, preferred, shared, deadline, opts.timeout, opts.holder);
+        const taken = await this.take(session, name, slots, preferred, shared, deadline, opts.timeout, opts.holder);
         const describedAt = performance.now();
-        const token = await this.describe(session, name, slot, slots, shared, opts.holder, this.connectMs(deadline), described);
-        debug(`postgres ${this.label}: '${name}' slot ${slot}/${slots} taken, token ${token}`);
-        return new PostgresLease(session, this.target, name, slot, slots, shared, token, describedAt);
+        const token = taken.token ?? (await this.describe(session, name, taken.slot, slots, shared, opts.holder, this.connectMs(deadline), taken.described));
+        debug(`postgres ${this.label}: '${name}' slot ${taken.slot}/${slots} taken, token ${token}`);
+        return new PostgresLease(session, this.target, name, taken.slot, slots, shared, token, describedAt);
       } catch (e) {
         const wasDropped = session.isClosed && isConnectionError(sqlState(e)) && opts.timeout !== 0;
         await session.close();
@@ -143,13 +147,19 @@ class Postgres implements Backend {
 
   /**
    * A slot of NAME for this session. The first try costs no more than an uncontended take
-   * needs; only a request that found the lock busy describes itself as a waiter (`described`:
-   * its row is to be dropped with the holder's description).
+   * needs (a mutex's came with the session's first message, `opening`, and described the
+   * holder when it took slot 0); only a request that found the lock busy describes itself
+   * as a waiter (`described`: its row is to be dropped with the holder's description).
    */
   private async take(session: Session, name: string, slots: number, preferred: number, shared: boolean, deadline: number, timeout: number | undefined, holder: HolderDescription): Promise<Taken> {
     const timedOut = () => new TimeoutError(name, timeout ?? 0);
-    const once = async (leaveQueue: boolean) =>
-      (await session.query<{ slot: number }>(SQLText.trySlots(shared, leaveQueue), [name, slots, preferred], `locking '${name}'`, this.connectMs(deadline)))[0];
+    const once = async (leaveQueue: boolean): Promise<{ slot: number; token?: string } | undefined> => {
+      if (slots === 1 && session.opening) {
+        const taken = session.opening[0] as { token: string } | undefined;
+        return taken && { slot: 0, token: taken.token };
+      }
+      return (await session.query<{ slot: number }>(SQLText.trySlots(shared, leaveQueue), [name, slots, preferred], `locking '${name}'`, this.connectMs(deadline)))[0];
+    };
     const waitFor = async (text: string, doing: string) => {
       try {
         await session.query(text, [name, this.lockTimeout(deadline)], doing, this.waitMs(deadline));
@@ -161,15 +171,23 @@ class Postgres implements Backend {
     const queued = () => this.describeWaiter(session, name, slots, shared, holder, deadline);
     if (timeout === 0 || performance.now() >= deadline) {
       const got = await once(false);
-      if (got) return { slot: got.slot, described: false };
+      if (got) return { slot: got.slot, described: false, token: got.token };
       throw timeout === 0 ? new BusyError(name) : timedOut();
     }
     if (slots === 1) {
       const got = await once(false);
-      if (got) return { slot: got.slot, described: false };
+      if (got) return { slot: got.slot, described: false, token: got.token };
+      // The holders table took this session's row: describe the waiter in the wait's round trip.
+      if (session.opening) {
+        const waited = await this.waitDescribed(session, name, shared, deadline, timedOut, holder);
+        if (waited) return { slot: 0, described: true, token: waited.token };
+      }
       const described = await queued();
-      await waitFor(SQLText.waitSlot0(shared), `waiting for '${name}'`);
-      return { slot: 0, described };
+      if (!described) {
+        await waitFor(SQLText.waitSlot0(shared), `waiting for '${name}'`);
+        return { slot: 0, described };
+      }
+      return { slot: 0, described, token: (await this.waitDescribed(session, name, shared, deadline, timedOut))!.token };
     }
     let described = false;
     const [turnstile] = await session.query<{ got: boolean }>(SQLText.TRY_QUEUE, [name], `queueing for '${name}'`, this.connectMs(deadline));
@@ -206,6 +224,29 @@ class Postgres implements Backend {
       }
     } finally {
       listener.close();
+    }
+  }
+
+  /**
+   * A waiter's wait for slot 0 of NAME with its holder description in the same round trip;
+   * with `waiter`, its waiter description too (written before the wait). Resolves with the
+   * fencing token, no token when granted but not described (the waiter row was gone:
+   * describe() then does it), or undefined when the server refused `waiter`'s row (a missing
+   * table or privilege: nothing was waited for). Without `waiter` (a row written already),
+   * a missing holders table is that no token. Throws `timedOut()` when lock_timeout withdrew
+   * the request.
+   */
+  private async waitDescribed(session: Session, name: string, shared: boolean, deadline: number, timedOut: () => TimeoutError, waiter?: HolderDescription): Promise<{ token?: string } | undefined> {
+    const text = SQLText.waitSlot0Described(shared, name, this.lockTimeout(deadline), waiter);
+    try {
+      const results = await session.statements<{ token: string }>(text, `waiting for '${name}'`, this.waitMs(deadline));
+      return { token: results.at(-1)?.[0]?.token };
+    } catch (e) {
+      const cause = sqlState(e);
+      if (isLockTimeout(cause)) throw timedOut();
+      // The waiter's row comes first, the holder's only once the wait was granted.
+      if (isMissingTable(cause) || (waiter && isPrivilegeError(cause))) return waiter ? undefined : {};
+      throw e;
     }
   }
 

@@ -5,7 +5,7 @@ import { HeldLease } from "../held-lease";
 import { debug } from "../../log";
 import { isConnectionError } from "./errors";
 import type { Session } from "./session";
-import { FORGET, HEARTBEAT, release } from "./sql";
+import { HEARTBEAT, release } from "./sql";
 import type { PostgresTarget } from "./url";
 
 /** How long a release waits for the server's answer before it closes the session instead. */
@@ -42,6 +42,16 @@ export class PostgresLease extends HeldLease implements Lease {
     session.closed.then((reason) => this.lose(`the session ended (${reason})`));
     this.arm(confirmedAt + target.confirmTimeout * 1000 - performance.now());
     this.beatTimer = setTimeout(this.beat, target.heartbeat * 1000);
+    // Written after the caller's next step (an --exec command is started synchronously
+    // once the lease is returned), not between the grant and it.
+    setTimeout(() => void this.releaseText, 0);
+  }
+
+  private releaseStatements: string | undefined;
+
+  private get releaseText(): string {
+    this.releaseStatements ??= release(this.shared, this.name, this.slot);
+    return this.releaseStatements;
   }
 
   private readonly beat = (): void => {
@@ -106,9 +116,8 @@ export class PostgresLease extends HeldLease implements Lease {
       try {
         // A server that does not answer at once is left to free the lock as the session
         // closes: the holder's command has ended, its waitlock should not linger.
-        const [row] = await this.session.query<{ released: boolean }>(release(this.shared), [this.name, this.slot], "releasing", RELEASE_MS);
-        if (row?.released === false) this.lostAtRelease("the session no longer held it");
-        await this.session.query(FORGET, [this.name], "forgetting the holder", RELEASE_MS);
+        const [unlocked] = await this.session.statements<{ released: boolean }>(this.releaseText, "releasing", RELEASE_MS);
+        if (unlocked?.[0]?.released === false) this.lostAtRelease("the session no longer held it");
       } catch (e) {
         debug(`postgres ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; closing the session instead`);
       }

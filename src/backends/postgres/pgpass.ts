@@ -1,8 +1,5 @@
 // libpq's password file (https://www.postgresql.org/docs/current/libpq-pgpass.html), so that
 // a password need not be written into the --backend URL or the environment.
-import { readFileSync, statSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
 import { debug } from "../../log";
 
 /** One line split at unescaped colons, with `\:` and `\\` unescaped. */
@@ -27,7 +24,10 @@ function fields(line: string): string[] {
  * may read is ignored (a debug line says so). undefined when there is none.
  */
 export function passwordFromFile(host: string, port: number, database: string, user: string, env: Record<string, string | undefined> = process.env): string | undefined {
-  const file = env.PGPASSFILE || join(env.HOME || homedir(), ".pgpass");
+  // Loaded here, not with the backend: a URL with a password never needs them.
+  const { readFileSync, statSync } = require("node:fs") as typeof import("node:fs");
+  const { homedir } = require("node:os") as typeof import("node:os");
+  const file = env.PGPASSFILE || `${env.HOME || homedir()}/.pgpass`;
   let text: string;
   try {
     const st = statSync(file);

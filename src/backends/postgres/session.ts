@@ -6,7 +6,7 @@ import { EXIT, WaitlockError } from "../../errors";
 import { debug } from "../../log";
 import { isConnectionError, pgError } from "./errors";
 import { socketOpenedSince, sockets } from "./socketfd";
-import { IDENTIFY } from "./sql";
+import { IDENTIFY, userTimeoutForms } from "./sql";
 import type { PostgresTarget } from "./url";
 
 /** Linux's limits for TCP_KEEPIDLE and TCP_KEEPCNT: the server fails a session asking for more. */
@@ -22,7 +22,7 @@ const MAX_KEEPCNT = 127;
  * statement_timeout and idle_session_timeout would end waits and idle holders: off.
  */
 export function sessionSettings(t: PostgresTarget): Record<string, string | number> {
-  const userTimeoutMs = Math.round((t.releaseTimeout - 1) * 1000);
+  const userTimeoutMs = userTimeout(t);
   return {
     application_name: "waitlock",
     tcp_user_timeout: userTimeoutMs,
@@ -37,6 +37,9 @@ export function sessionSettings(t: PostgresTarget): Record<string, string | numb
     synchronous_commit: "on",
   };
 }
+
+/** The session's tcp_user_timeout, milliseconds: the server frees a silent host's locks after it. */
+export const userTimeout = (t: PostgresTarget): number => Math.round((t.releaseTimeout - 1) * 1000);
 
 /** A URL that names only the server (and Bun's TLS keys), so that Bun reads no URL from the environment. */
 function serverUrl(t: PostgresTarget): string {
@@ -71,6 +74,8 @@ export class Session {
     readonly socketFd: number | undefined,
     closed: Promise<string>,
     private readonly target: PostgresTarget,
+    /** the rows of the statement open() sent with IDENTIFY */
+    readonly opening: unknown[] | undefined,
   ) {
     this.closed = closed.then((reason) => {
       this.ended = true;
@@ -81,9 +86,13 @@ export class Session {
   /**
    * Connects within `timeoutMs` milliseconds and checks what the session is: not a
    * standby, and the startup settings arrived (a pooler such as PgBouncer drops them).
+   * `alongside`, a statement without parameters, goes in the same round trip (its rows:
+   * `opening`); it must itself do nothing on a session that fails the check. When the
+   * server refuses it (say, a missing table), IDENTIFY is sent alone and `opening` is
+   * undefined.
    * Throws WaitlockError: 75 unreachable or no answer in time, 5 login refused, 4 otherwise.
    */
-  static async open(target: PostgresTarget, password: string | undefined, timeoutMs: number, findSocket: boolean): Promise<Session> {
+  static async open(target: PostgresTarget, password: string | undefined, timeoutMs: number, findSocket: boolean, alongside?: string): Promise<Session> {
     let onClosed!: (reason: string) => void;
     const closed = new Promise<string>((resolve) => (onClosed = resolve));
     const wanted = sessionSettings(target);
@@ -107,18 +116,28 @@ export class Session {
     try {
       conn = await pool.reserve();
       const fd = before && socketOpenedSince(before);
-      const [id] = (await conn.unsafe(IDENTIFY)) as Identity[];
+      let identified: Identity[] | undefined;
+      let opening: unknown[] | undefined;
+      if (alongside)
+        try {
+          [identified, opening] = (await conn.unsafe(`${IDENTIFY};\n${alongside}`).simple()) as [Identity[], unknown[]];
+        } catch (e) {
+          if (isConnectionError(e)) throw e;
+          debug(`postgres ${target.label}: ${(e as Error).message}`);
+        }
+      identified ??= (await conn.unsafe(IDENTIFY)) as Identity[];
+      const id = identified?.[0];
       if (!id) throw new WaitlockError(EXIT.SYSTEM, target.label, "the server did not say who it is");
       if (id.standby)
         throw new WaitlockError(EXIT.SYSTEM, target.label, "this server is a standby: its advisory locks are not shared with the primary (connect to the primary)");
-      if (id.user_timeout !== String(wanted.tcp_user_timeout) && id.user_timeout !== `${Number(wanted.tcp_user_timeout) / 1000}s`)
+      if (!userTimeoutForms(Number(wanted.tcp_user_timeout)).includes(id.user_timeout))
         throw new WaitlockError(
           EXIT.SYSTEM,
           target.label,
           `the session's tcp_user_timeout is ${id.user_timeout}, not the one waitlock asked for: a connection pooler (PgBouncer?) between waitlock and PostgreSQL would lose locks; connect to the server itself`,
         );
       debug(`postgres ${target.label}: session ${id.pid}${fd === undefined ? "" : ` on descriptor ${fd}`}`);
-      return new Session(pool, conn, id.pid, fd, closed, target);
+      return new Session(pool, conn, id.pid, fd, closed, target, opening);
     } catch (e) {
       conn?.close().catch(() => {});
       pool.close({ timeout: 0 }).catch(() => {});
@@ -144,7 +163,21 @@ export class Session {
    * One statement, answered within `timeoutMs` (default: connect_timeout) or the session is
    * closed and 75 thrown; `doing` names the step in messages. Other failures as pgError.
    */
-  async query<T>(text: string, params: unknown[], doing: string, timeoutMs = this.target.connectTimeout * 1000): Promise<T[]> {
+  query<T>(text: string, params: unknown[], doing: string, timeoutMs = this.target.connectTimeout * 1000): Promise<T[]> {
+    return this.answered<T[]>(() => this.conn.unsafe(text, params as any[]), doing, timeoutMs);
+  }
+
+  /**
+   * Several statements without parameters in one Query message (the simple protocol): one
+   * round trip, one transaction unless they say otherwise, and the first that fails ends
+   * the rest. Returns each statement's rows; bounded and failing as query().
+   */
+  statements<T>(text: string, doing: string, timeoutMs = this.target.connectTimeout * 1000): Promise<T[][]> {
+    return this.answered<T[][]>(() => this.conn.unsafe(text).simple(), doing, timeoutMs);
+  }
+
+  /** The answer to the statement `send` sends, as query() says (refused once stopped). */
+  private async answered<T>(send: () => PromiseLike<unknown> & { cancel(): unknown }, doing: string, timeoutMs: number): Promise<T> {
     if (this.stopped) throw new WaitlockError(EXIT.TIMEOUT, this.target.label, `${doing}: given up`);
     let timer: Timer | undefined;
     let abandon = () => {};
@@ -156,14 +189,14 @@ export class Session {
           reject(new WaitlockError(EXIT.TEMPFAIL, this.target.label, `${doing}: no answer within ${(timeoutMs / 1000).toFixed(1)} seconds`));
         }, timeoutMs);
     });
-    const running = this.conn.unsafe(text, params as any[]);
+    const running = send();
     this.running = { query: running, abandon };
     try {
-      return (await Promise.race([running, late])) as T[];
+      return (await Promise.race([running, late])) as T;
     } catch (e) {
       // Stopped: the server's answer to the cancel request shows the wait withdrawn; a
       // server that does not answer in time is left to notice the session's end.
-      if (this.stopped) await Promise.race([running.catch(() => {}), Bun.sleep(STOP_ANSWER_MS)]);
+      if (this.stopped) await Promise.race([Promise.resolve(running).catch(() => {}), Bun.sleep(STOP_ANSWER_MS)]);
       if (isConnectionError(e)) this.close();
       throw e instanceof WaitlockError ? e : Object.assign(pgError(e, this.target.label, doing), { cause: e });
     } finally {

@@ -3,25 +3,17 @@
 // appeared while the session connected. Linux only (/proc/self/fd); undefined elsewhere, or
 // when more than one socket appeared (another connection opened meanwhile). Reading
 // /proc/net/tcp to match ports instead costs tens of milliseconds on a busy machine.
-import { readdirSync, readlinkSync } from "node:fs";
+import { openDescriptors, readLink } from "../../../ffi/libc";
 
 /** This process's sockets: inode → descriptor. */
 export function sockets(): Map<string, number> {
   const found = new Map<string, number>();
-  if (process.platform !== "linux") return found;
-  let fds: string[];
-  try {
-    fds = readdirSync("/proc/self/fd");
-  } catch {
-    return found;
-  }
+  const fds = openDescriptors();
+  if (typeof fds === "number") return found;
   for (const fd of fds) {
-    try {
-      const link = readlinkSync(`/proc/self/fd/${fd}`);
-      if (link.startsWith("socket:[")) found.set(link, Number(fd));
-    } catch {
-      // closed meanwhile
-    }
+    const link = readLink(`/proc/self/fd/${fd}`, 64);
+    // A descriptor closed meanwhile gives a negative errno.
+    if (typeof link === "string" && link.startsWith("socket:[")) found.set(link, fd);
   }
   return found;
 }

@@ -10,6 +10,7 @@
 // 'waitlock_' || key('NAME.queue'). A waiter that found the lock busy describes itself in
 // waitlock.waiters; --list shows a row only while its session waits in pg_locks.
 import { CryptoHasher } from "bun";
+import type { HolderDescription } from "../../backend";
 
 export const CLASSID = 0x57414c4b;
 
@@ -33,6 +34,12 @@ const OURS = `locktype = 'advisory' AND classid = ${CLASSID} AND objsubid = 2 AN
 export const IDENTIFY = `SELECT pg_backend_pid() AS pid, pg_is_in_recovery() AS standby, current_setting('tcp_user_timeout') AS user_timeout`;
 
 /**
+ * The ways the server may show a tcp_user_timeout of `ms` milliseconds (SHOW picks the
+ * largest unit that divides it); anything else means the startup settings did not arrive.
+ */
+export const userTimeoutForms = (ms: number): string[] => [String(ms), `${ms}ms`, ...(ms % 1000 === 0 ? [`${ms / 1000}s`] : [])];
+
+/**
  * Try slots in order (preferred first, then 0..N-1), taking the first free one and nothing
  * else: the filter runs row by row under LIMIT 1. $1 NAME, $2 N, $3 preferred slot.
  * `unlockQueue` also leaves the turnstile in the same step.
@@ -54,6 +61,34 @@ export function waitSlot0(shared: boolean): string {
   const fn = shared ? "pg_advisory_lock_shared" : "pg_advisory_lock";
   return `SELECT set_config('lock_timeout', $2::text, false) AS timeout, ${fn}(${CLASSID}, ${slotKey("$1::text", "0")}) AS granted,
   set_config('lock_timeout', '0', false) AS reset, pg_backend_pid() AS pid`;
+}
+
+/**
+ * waitSlot0 for a described waiter, and once granted its holder description in the same
+ * round trip: statements in one Query message, the wait and the description in one
+ * transaction, the description planned only after the wait was granted (so no table lock is
+ * held while waiting), and not run at all when the wait failed (lock_timeout). The
+ * description is the waiter's row moved to waitlock.holders as slot 0, with the token drawn
+ * then (as DESCRIBE). With `waiter`, the waiter's row is written first (DESCRIBE_WAITER)
+ * and committed before the wait, so that --list shows it meanwhile. No parameters: the
+ * lock's objid (lockKey of 'NAME.slot0'), `lockTimeout` ('0' or digits and 'ms') and text
+ * (textLiteral) are written in. The last statement returns the token, or no row when this
+ * session has no waiter row.
+ */
+export function waitSlot0Described(shared: boolean, name: string, lockTimeout: string, waiter?: HolderDescription): string {
+  const fn = shared ? "pg_advisory_lock_shared" : "pg_advisory_lock";
+  const described = waiter
+    ? `${describeWaiter(
+        `${textLiteral(name)}, 1, ${shared}, ${textLiteral(waiter.host)}, ${Math.trunc(waiter.pid)}, ${Math.trunc(waiter.owner)}, ${Math.trunc(waiter.uid)}, ${textLiteral(waiter.user)}, ${textLiteral(waiter.command)}`,
+      )};
+COMMIT;
+`
+    : "";
+  return `${described}SELECT set_config('lock_timeout', '${lockTimeout}', false) AS timeout, ${fn}(${CLASSID}, ${lockKey(`${name}.slot0`)}) AS granted, set_config('lock_timeout', '0', false) AS reset;
+WITH waited AS (DELETE FROM waitlock.waiters WHERE backend_pid = pg_backend_pid() RETURNING *)
+  ${DESCRIBED_COLUMNS}
+  SELECT backend_pid, name, 0, slots, shared, pg_current_xact_id()::text::bigint, host, pid, owner, uid, username, command FROM waited
+  ${REDESCRIBED}`;
 }
 
 /** Take the turnstile of NAME ($1) if nobody is in it: a semaphore's first try. */
@@ -101,6 +136,12 @@ CREATE TABLE IF NOT EXISTS waitlock.waiters (
 );
 COMMIT`;
 
+const DESCRIBED_COLUMNS = `INSERT INTO waitlock.holders (backend_pid, name, slot, slots, shared, token, host, pid, owner, uid, username, command)`;
+const REDESCRIBED = `ON CONFLICT (backend_pid) DO UPDATE SET name = EXCLUDED.name, slot = EXCLUDED.slot, slots = EXCLUDED.slots, shared = EXCLUDED.shared,
+    token = EXCLUDED.token, host = EXCLUDED.host, pid = EXCLUDED.pid, owner = EXCLUDED.owner, uid = EXCLUDED.uid,
+    username = EXCLUDED.username, command = EXCLUDED.command, acquired = now(), request = NULL
+  RETURNING token::text AS token`;
+
 /**
  * Describe this session's lease ($1 NAME, $2 slot, $3 N, $4 shared, $5 host, $6 pid, $7 owner,
  * $8 uid, $9 user, $10 command), replacing the row of an ended session that had this backend
@@ -108,12 +149,31 @@ COMMIT`;
  * a later holder of NAME always draws a larger one), 64 bits with the epoch, never reused,
  * also across a restart once committed (synchronous_commit is on for the session).
  */
-export const DESCRIBE = `INSERT INTO waitlock.holders (backend_pid, name, slot, slots, shared, token, host, pid, owner, uid, username, command)
+export const DESCRIBE = `${DESCRIBED_COLUMNS}
   VALUES (pg_backend_pid(), $1::text, $2::int, $3::int, $4::bool, pg_current_xact_id()::text::bigint, $5::text, $6::int, $7::int, $8::int, $9::text, $10::text)
-  ON CONFLICT (backend_pid) DO UPDATE SET name = EXCLUDED.name, slot = EXCLUDED.slot, slots = EXCLUDED.slots, shared = EXCLUDED.shared,
-    token = EXCLUDED.token, host = EXCLUDED.host, pid = EXCLUDED.pid, owner = EXCLUDED.owner, uid = EXCLUDED.uid,
-    username = EXCLUDED.username, command = EXCLUDED.command, acquired = now(), request = NULL
-  RETURNING token::text AS token`;
+  ${REDESCRIBED}`;
+
+/** Text written into a statement as a literal that nothing in it can end: its UTF-8 in hex. */
+const textLiteral = (s: string): string => `convert_from(decode('${Buffer.from(s, "utf8").toString("hex")}', 'hex'), 'UTF8')`;
+
+/**
+ * A mutex's first try with the holder's description (DESCRIBE's row, token drawn after the
+ * try took slot 0), for the session's first round trip with IDENTIFY (no parameters: the
+ * text written in as textLiteral, the objid of 'NAME.slot0' as lockKey gives it). The try
+ * runs only when IDENTIFY would pass (no standby, the startup settings arrived: no pooler
+ * holds the session), so that a session waitlock is about to refuse never took a lock; CASE
+ * keeps that order, where a WHERE's conditions have none. A missing table or privilege
+ * fails the statement before the try. Returns the token when taken, no row when busy.
+ */
+export function tryMutexDescribed(shared: boolean, name: string, h: HolderDescription, userTimeoutMs: number): string {
+  const fn = shared ? "pg_try_advisory_lock_shared" : "pg_try_advisory_lock";
+  const forms = userTimeoutForms(userTimeoutMs).map((f) => `'${f}'`).join(", ");
+  const [pid, owner, uid] = [h.pid, h.owner, h.uid].map((n) => Math.trunc(n));
+  return `${DESCRIBED_COLUMNS}
+  SELECT pg_backend_pid(), ${textLiteral(name)}, 0, 1, ${shared}, pg_current_xact_id()::text::bigint, ${textLiteral(h.host)}, ${pid}, ${owner}, ${uid}, ${textLiteral(h.user)}, ${textLiteral(h.command)}
+  WHERE CASE WHEN NOT pg_is_in_recovery() AND current_setting('tcp_user_timeout') IN (${forms}) THEN ${fn}(${CLASSID}, ${lockKey(`${name}.slot0`)}) ELSE false END
+  ${REDESCRIBED}`;
+}
 
 /**
  * After a granted wait: the same as DESCRIBE, and this session's waiter description dropped
@@ -129,35 +189,37 @@ export const DESCRIBE_AFTER_WAIT = `WITH waited AS (DELETE FROM waitlock.waiters
  * ended session that had this backend PID, and drops those of other ended sessions (killed
  * waiters). Nothing here needs to survive a crash: the commit does not wait for the disk.
  */
-export const DESCRIBE_WAITER = `WITH gone AS (DELETE FROM waitlock.waiters w WHERE w.backend_pid <> pg_backend_pid()
-    AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.backend_pid))
+export const DESCRIBE_WAITER = describeWaiter(`$1::text, $2::int, $3::bool, $4::text, $5::int, $6::int, $7::int, $8::text, $9::text`);
+
+/** DESCRIBE_WAITER with `values` (NAME, N, shared, host, pid, owner, uid, user, command) as SQL. */
+function describeWaiter(values: string): string {
+  return `WITH gone AS (DELETE FROM waitlock.waiters w WHERE w.backend_pid <> pg_backend_pid()
+    AND NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(w.backend_pid)))
   INSERT INTO waitlock.waiters (backend_pid, name, slots, shared, host, pid, owner, uid, username, command)
-  VALUES (pg_backend_pid(), $1::text, $2::int, $3::bool, $4::text, $5::int, $6::int, $7::int, $8::text, $9::text)
+  VALUES (pg_backend_pid(), ${values})
   ON CONFLICT (backend_pid) DO UPDATE SET name = EXCLUDED.name, slots = EXCLUDED.slots, shared = EXCLUDED.shared, host = EXCLUDED.host,
     pid = EXCLUDED.pid, owner = EXCLUDED.owner, uid = EXCLUDED.uid, username = EXCLUDED.username, command = EXCLUDED.command, since = clock_timestamp()
   RETURNING set_config('synchronous_commit', 'off', true) AS async`;
+}
 
 /** The heartbeat: still the same session, and has --done asked anything of it? */
 export const HEARTBEAT = `SELECT pg_backend_pid() AS pid, (SELECT request FROM waitlock.holders WHERE backend_pid = pg_backend_pid()) AS request`;
 
 /**
- * Release slot $2 of NAME ($1) and say so to waiters and to --done. Kept to the two calls, so
- * that planning it delays the next holder as little as possible.
+ * Release slot `slot` of NAME, say so to waiters and to --done, drop this session's
+ * description and those of NAME left by ended sessions (holders killed with SIGKILL): one
+ * round trip, the unlock first (a mutex's next holder is granted at once, not at the
+ * commit). The NOTIFY is sent at the commit, which does not wait for the disk: nothing here
+ * needs to survive a crash. No parameters: the objids (lockKey of 'NAME.slotK' and
+ * 'NAME.queue') and NAME (textLiteral) are written in.
  */
-export function release(shared: boolean): string {
+export function release(shared: boolean, name: string, slot: number): string {
   const fn = shared ? "pg_advisory_unlock_shared" : "pg_advisory_unlock";
-  return `SELECT ${fn}(${CLASSID}, ${slotKey("$1::text", "$2::int")}) AS released, pg_notify('waitlock_' || ${queueKey("$1::text")}, '') AS notified`;
+  return `SELECT ${fn}(${CLASSID}, ${lockKey(`${name}.slot${slot}`)}) AS released, pg_notify('waitlock_${lockKey(`${name}.queue`)}', '') AS notified,
+  set_config('synchronous_commit', 'off', true) AS async;
+DELETE FROM waitlock.holders WHERE backend_pid = pg_backend_pid();
+DELETE FROM waitlock.holders h WHERE h.name = ${textLiteral(name)} AND NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(h.backend_pid))`;
 }
-
-/**
- * After a release: drop this session's description and those of NAME ($1) whose sessions no
- * longer hold their slot (holders killed with SIGKILL). Nothing here needs to survive a
- * crash, so the commit does not wait for the disk.
- */
-export const FORGET = `WITH mine AS (DELETE FROM waitlock.holders WHERE backend_pid = pg_backend_pid())
-  DELETE FROM waitlock.holders h WHERE h.name = $1::text AND h.backend_pid <> pg_backend_pid()
-    AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE ${OURS} AND l.granted AND l.pid = h.backend_pid AND l.objid = ${slotKey("h.name", "h.slot")}::oid)
-  RETURNING set_config('synchronous_commit', 'off', true) AS async`;
 
 /** How many of the N ($2) slots of NAME ($1) a request could take: nobody holds them, or (a shared request, $3) only readers. */
 export const FREE_SLOTS = `WITH held AS MATERIALIZED (SELECT objid FROM pg_locks WHERE ${OURS} AND granted AND NOT ($3::bool AND mode = 'ShareLock'))
