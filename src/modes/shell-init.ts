@@ -42,9 +42,9 @@ const QUICK_SECONDS = "0.05";
 // variable and command costs: waitlock_acquire and waitlock_release each hold the common
 // path of a request (no call in between), and what is rare (starting the coprocess, a
 // late or stray answer, waiting with ^C caught, a word to encode) lives in functions of its
-// own (bench/TUNING.md). IFS is their own, for the answer's fields.
+// own (bench/TUNING.md).
 const BASH_VERB = (verb: "acquire" | "release") => `waitlock_${verb}() {
-  local _waitlock_req="w$((++_waitlock_n)) ${verb}" v id st slot text first IFS=' '
+  local _waitlock_req="w$((++_waitlock_n)) ${verb}" v id st slot text first
   if [[ $_waitlock_owner != "$BASHPID" || -z \${_WAITLOCK_PID-} ]] || ! kill -0 "$_WAITLOCK_PID" 2>/dev/null; then _waitlock_start || return; fi
 ${[...VARS].reverse().map((v) => `  if [[ -v ${v} && \${${v}@a} == *x*${v === "WAITLOCK_SLOT" ? ` && $${v} != "\${_waitlock_slot_set-}"` : ""} ]]; then set -- "${v}=$${v}" "$@"; fi`).join("\n")}
 ${WORDS}
@@ -56,12 +56,12 @@ ${
   verb === "acquire"
     ? `  # IDs are of two characters at least: the quick read takes the first alone (and one that
   # timed out may have taken it: _waitlock_answer goes on from $first).
-  if [[ $- != *i* ]] && read -r -n 1 -t ${QUICK_SECONDS} -u "\${_WAITLOCK[0]}" first; then
-    read -r -u "\${_WAITLOCK[0]}" id st slot text && [[ $first$id == "w$_waitlock_n" ]] || _waitlock_answer quick || return
+  if [[ $- != *i* ]] && IFS= read -r -n 1 -t ${QUICK_SECONDS} -u "\${_WAITLOCK[0]}" first; then
+    IFS=' ' read -r -u "\${_WAITLOCK[0]}" id st slot text && [[ $first$id == "w$_waitlock_n" ]] || _waitlock_answer quick || return
   else
     _waitlock_answer wait || return
   fi`
-    : `  read -r -u "\${_WAITLOCK[0]}" id st slot text && [[ $id == "w$_waitlock_n" ]] || _waitlock_answer plain || return`
+    : `  IFS=' ' read -r -u "\${_WAITLOCK[0]}" id st slot text && [[ $id == "w$_waitlock_n" ]] || _waitlock_answer plain || return`
 }
   if [[ -n $text ]]; then printf 'waitlock: %s\\n' "$text" >&2; fi
 ${
@@ -120,11 +120,11 @@ _waitlock_answer() {
     elif [[ $mode == quick ]]; then
       # The first character, within the quick time. A read that times out may have taken
       # it all the same: it is in $first.
-      read -r -n 1 -t ${QUICK_SECONDS} -u "\${_WAITLOCK[0]}" first && rc=0 || rc=$?
+      IFS= read -r -n 1 -t ${QUICK_SECONDS} -u "\${_WAITLOCK[0]}" first && rc=0 || rc=$?
       # No answer yet: the acquire waits.
       if (( rc > 128 )); then mode=wait; continue; fi
     fi
-    if (( rc == 0 )); then read -r -u "\${_WAITLOCK[0]}" id st slot text && rc=0 || rc=$?; fi
+    if (( rc == 0 )); then IFS=' ' read -r -u "\${_WAITLOCK[0]}" id st slot text && rc=0 || rc=$?; fi
     if (( rc == 0 )); then
       id=$first$id
       first=
