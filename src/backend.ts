@@ -53,6 +53,11 @@ export interface AcquireOptions {
   /** seconds: undefined waits for ever, 0 tries once */
   timeout?: number;
   holder: HolderDescription;
+  /**
+   * Gives the request up (^C, the caller gone): the engine's queue is left at once, not when
+   * the session is found dead, and acquire rejects with CancelledError (2).
+   */
+  signal?: AbortSignal;
 }
 
 /** One row of --list. Times in Unix seconds. Fields other than status and backendPid are null for an 'unknown' lock (Redis still knows its name, slot and expiresIn). */

@@ -12,7 +12,6 @@ import { execUnderLock } from "./modes/exec";
 import { claimSlot, type Claimed } from "./modes/describe";
 import type { SlotRequest } from "./engine";
 import type { LockMode } from "./holders";
-import type { Lease } from "./backend";
 import { signalNumber } from "../ffi/libc";
 import { STOP_SIGNALS } from "./child";
 
@@ -133,16 +132,22 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
         const timeout = opts.timeout ?? undefined;
         const waited = remote.waitingNotice(backend, lockName);
         // Until the command runs (src/child.ts then forwards signals to it), a signal ends
-        // waitlock, but lets go of a lease won meanwhile first: a Redis lease would otherwise
-        // outlive waitlock until its TTL.
-        let won: Lease | undefined;
+        // waitlock, but first withdraws the request, or lets go of a lease won meanwhile: a
+        // Redis request would otherwise stay queued, and a lease outlive waitlock, until
+        // their expiry.
+        const giveUp = new AbortController();
+        const acquiring = backend.acquire(lockName, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder, signal: giveUp.signal });
         const leave = async (signal: NodeJS.Signals) => {
-          await won?.release();
+          giveUp.abort();
+          await acquiring.then(
+            (won) => won.release(),
+            () => {},
+          );
           process.exit(128 + (signalNumber(signal) ?? 0));
         };
         for (const signal of STOP_SIGNALS) process.on(signal, leave);
         try {
-          won = await backend.acquire(lockName, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder });
+          const won = await acquiring;
           events.taken?.(won.slot);
           return { claim: remote.leaseHolding(won, backend.bounds.grace) };
         } catch (e) {

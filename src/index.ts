@@ -38,7 +38,7 @@ export interface AcquireOptions {
   shared?: boolean;
   /**
    * a network engine's URL (postgres://...; default WAITLOCK_BACKEND unless `lockDir` is
-   * given): acquireAsync only, without `signal`
+   * given): acquireAsync only
    */
   backend?: string;
 }
@@ -191,7 +191,6 @@ const backendOf = (opts: AcquireOptions): string | undefined => opts.backend ?? 
 
 /** A slot of `name` on the engine at `url`, held by this process until release() or its exit. */
 async function leaseLock(url: string, name: string, opts: AsyncAcquireOptions): Promise<Lock> {
-  if (opts.signal) throw new UsageError("signal", "not supported with a network backend: use timeout");
   if (opts.lockDir !== undefined && opts.backend !== undefined) throw new UsageError("backend", "cannot be used with lockDir");
   validateName(name);
   const { connectBackend } = await import("./backends");
@@ -199,7 +198,11 @@ async function leaseLock(url: string, name: string, opts: AsyncAcquireOptions): 
   const backend = await connectBackend(url);
   const holder = holderDescription(process.pid, process.pid, opts.command ?? process.argv.join(" "));
   const timeout = opts.timeout ?? undefined;
-  const lease = await backend.acquire(name, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder });
+  const lease = await backend.acquire(name, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder, signal: opts.signal });
+  if (opts.signal?.aborted) {
+    await lease.release();
+    throw new CancelledError(name);
+  }
   const lock = lockHandle(name, lease.slot, backend.url, lease.shared, () => void lease.release());
   return Object.assign(lock, {
     token: lease.token,

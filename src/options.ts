@@ -292,52 +292,124 @@ function notANumber(value: string, whole: boolean): string {
 
 const because = (r: Range) => (r.why ? ` (${r.why})` : "");
 
-/** A whole number in `range`, given in decimal digits. Throws UsageError (3) naming `context` and what is wrong. */
+/**
+ * A whole number in `range`, given in decimal digits (blanks around them ignored, as for
+ * seconds). Throws UsageError (3) naming `context` and what is wrong.
+ */
 function integer(value: string, context: string, range: Range): number {
-  if (!allDigits(value)) throw new UsageError(context, `'${value}' ${notANumber(value, true)}; expected a whole number from ${range.min} to ${range.max}${because(range)}`);
-  const n = Number(value);
+  const v = value.trim();
+  if (!allDigits(v)) throw new UsageError(context, `'${value}' ${notANumber(value, true)}; expected a whole number from ${range.min} to ${range.max}${because(range)}`);
+  const n = Number(v);
   if (n > range.max) throw new UsageError(context, `'${value}' is too large: at most ${range.max}${because(range)}`);
   if (n < range.min) throw new UsageError(context, `'${value}' is too small: at least ${range.min}`);
   return n;
 }
 
-/** A number of seconds, 0 to `max`, fractions allowed. Throws UsageError (3) naming `context` and what is wrong. */
-export function seconds(value: string, context: string, max = TIMEOUT_MAX_SECONDS): number {
+/**
+ * A number of seconds, `min` to `max`, fractions allowed. Throws UsageError (3) naming
+ * `context` and what is wrong.
+ */
+export function seconds(value: string, context: string, max = TIMEOUT_MAX_SECONDS, min = 0): number {
   const v = value.trim();
-  if (!isDecimal(v)) throw new UsageError(context, `'${value}' ${notANumber(value, false)}; expected a number of seconds, 0 or more (such as 2.5)`);
+  const least = min === 0 ? "0 or more" : `at least ${min}`;
+  if (!isDecimal(v)) throw new UsageError(context, `'${value}' ${notANumber(value, false)}; expected a number of seconds, ${least} (such as 2.5)`);
   const n = Number(v);
   if (n > max) throw new UsageError(context, `'${value}' is too large: at most ${max} seconds`);
+  if (n < min) throw new UsageError(context, `'${value}' is too short: at least ${min} seconds`);
   return n;
 }
 
 const truthy = (v: string | undefined) => !!v && /^(1|true|yes)$/i.test(v.trim());
 
-export function parseOptions(argv: string[], env: Record<string, string | undefined>): Options {
-  const { values: v, spelled, positionals, command: cmd } = tokenize(argv);
-  const given = (k: Key) => v[k] !== undefined;
-  const str = (k: Key) => v[k] as string | undefined;
-  // Messages name an option as the user gave it: -m as -m, --allowMultiple as --allow-multiple.
-  const flag = (k: Key) => spelled[k] ?? `--${kebab(k)}`;
+/** The tokens of one command line, asked by option. */
+interface CommandLine {
+  given(k: Key): boolean;
+  str(k: Key): string | undefined;
+  /** the option as the user gave it, for messages: -m as -m, --allowMultiple as --allow-multiple */
+  flag(k: Key): string;
+  values: Tokens["values"];
+  positionals: string[];
+  command?: string[];
+}
 
-  if (given("help")) return blank("help");
-  if (given("version")) return blank("version");
+type Env = Record<string, string | undefined>;
 
-  // Each mode chosen, with the option that chose it.
+function commandLine(argv: string[]): CommandLine {
+  const { values, spelled, positionals, command } = tokenize(argv);
+  return {
+    given: (k) => values[k] !== undefined,
+    str: (k) => values[k] as string | undefined,
+    flag: (k) => spelled[k] ?? `--${kebab(k)}`,
+    values,
+    positionals,
+    command,
+  };
+}
+
+/**
+ * Reads the command line and the WAITLOCK_* environment (`env`) into Options. Throws
+ * UsageError (3) naming the option or variable at fault, UnknownOptionError (3) for an
+ * option the table does not have.
+ */
+export function parseOptions(argv: string[], env: Env): Options {
+  const c = commandLine(argv);
+  if (c.given("help")) return blank("help");
+  if (c.given("version")) return blank("version");
+  const mode = modeOf(c);
+  const onFile = c.given("file") || c.given("fd");
+  refuseMisplaced(c, mode, onFile);
+  const slots = slotsOf(c);
+  const listing = listingOf(c);
+  return {
+    mode,
+    command: c.command,
+    slots,
+    preferredSlot: (mode === "acquire" || mode === "exec") && !onFile ? preferredSlotOf(env, slots) : undefined,
+    timeout: timeoutOf(c, env, mode),
+    shared: c.given("shared"),
+    ...fileOf(c),
+    conflictExitCode: c.given("conflict-exit-code")
+      ? integer(c.str("conflict-exit-code")!, c.flag("conflict-exit-code"), { min: 1, max: 255, why: "an exit status is 1 to 255" })
+      : undefined,
+    ...placeOf(c, env, mode, onFile),
+    owner: ownerOf(c),
+    ...listing,
+    all: c.given("all"),
+    staleOnly: c.given("stale-only"),
+    quiet: c.given("quiet"),
+    verbose: c.given("verbose") || truthy(env.WAITLOCK_DEBUG),
+    syslog: c.given("syslog"),
+    facility: facilityOf(c),
+    recordForm: recordFormOf(env),
+    poll: truthy(env.WAITLOCK_POLL),
+    printSlot: c.given("print-slot"),
+    shell: c.str("shell-init") as Shell | undefined,
+    // Last: a message about an option comes before one about the NAME.
+    name: c.positionals[0] === undefined ? undefined : validateName(c.positionals[0]),
+  };
+}
+
+/** The mode the options choose (one at most), and what each mode refuses in its arguments. */
+function modeOf(c: CommandLine): Mode {
   const modes: [Mode, Key][] = [];
-  for (const m of ["check", "done", "list", "serve", "shell-init"] as const) if (given(m)) modes.push([m, m]);
-  if (cmd) modes.push(["exec", "exec"]);
-  if (given("fd")) modes.push([given("unlock") ? "unlock" : "fd", "fd"]);
-  if (modes.length > 1) throw new UsageError(modes.map(([, k]) => flag(k)).join(" and "), "cannot be used together");
-  const mode: Mode = cmd ? "exec" : (modes[0]?.[0] ?? "acquire");
-  const shell = str("shell-init");
-  if (shell !== undefined && !SHELLS.includes(shell as Shell)) throw new UsageError(flag("shell-init"), `'${shell}' is not one of ${SHELLS.join(", ")}`);
+  for (const m of ["check", "done", "list", "serve", "shell-init"] as const) if (c.given(m)) modes.push([m, m]);
+  if (c.command) modes.push(["exec", "exec"]);
+  if (c.given("fd")) modes.push([c.given("unlock") ? "unlock" : "fd", "fd"]);
+  if (modes.length > 1) throw new UsageError(modes.map(([, k]) => c.flag(k)).join(" and "), "cannot be used together");
+  const mode: Mode = c.command ? "exec" : (modes[0]?.[0] ?? "acquire");
+  const shell = c.str("shell-init");
+  if (shell !== undefined && !SHELLS.includes(shell as Shell)) throw new UsageError(c.flag("shell-init"), `'${shell}' is not one of ${SHELLS.join(", ")}`);
+  const [first, second] = c.positionals;
+  if (second !== undefined) throw new UsageError(second, "unexpected argument (one NAME only; commands go after --exec)");
+  if ((mode === "serve" || mode === "shell-init") && first !== undefined) throw new UsageError(first, `unexpected argument (${c.flag(mode)} takes no NAME)`);
+  if (c.command?.length === 0) throw new UsageError(c.flag("exec"), "needs a command");
+  return mode;
+}
 
-  if (positionals.length > 1) throw new UsageError(positionals[1]!, "unexpected argument (one NAME only; commands go after --exec)");
-  if ((mode === "serve" || mode === "shell-init") && positionals.length > 0) throw new UsageError(positionals[0]!, `unexpected argument (${flag(mode === "serve" ? "serve" : "shell-init")} takes no NAME)`);
-  if (cmd && cmd.length === 0) throw new UsageError(flag("exec"), "needs a command");
-
+/** Refuses options given where they mean nothing, and pairs that contradict each other. */
+function refuseMisplaced(c: CommandLine, mode: Mode, onFile: boolean): void {
   const only = (k: Key, allowed: Mode[], what: string) => {
-    if (given(k) && !allowed.includes(mode)) throw new UsageError(flag(k), `only makes sense ${what}`);
+    if (c.given(k) && !allowed.includes(mode)) throw new UsageError(c.flag(k), `only makes sense ${what}`);
   };
   only("all", ["list"], "with --list");
   only("stale-only", ["list"], "with --list");
@@ -350,122 +422,115 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   only("conflict-exit-code", ["acquire", "exec", "fd"], "when acquiring (without --check, --done or --list)");
   only("unlock", ["unlock"], "with --fd");
   only("shared", ["acquire", "exec", "check", "fd"], "when acquiring or with --check");
-  if (given("file") && given("fd")) throw new UsageError(`${flag("file")} and ${flag("fd")}`, "cannot be used together");
-  const onFile = given("file") || given("fd");
-  if (onFile && positionals.length > 0) throw new UsageError(positionals[0]!, `unexpected argument: ${flag(given("fd") ? "fd" : "file")} locks a file, not a NAME`);
-  if (onFile && (given("allowMultiple") || given("onePerCPU")))
-    throw new UsageError(flag(given("allowMultiple") ? "allowMultiple" : "onePerCPU"), "a file is one lock: no slots to choose from");
-  if (given("all") && given("stale-only")) throw new UsageError(`${flag("all")} and ${flag("stale-only")}`, "cannot be used together");
-  if (given("allowMultiple") && given("onePerCPU")) throw new UsageError(`${flag("allowMultiple")} and ${flag("onePerCPU")}`, "cannot be used together");
-  if (given("excludeCPUs") && !given("onePerCPU")) throw new UsageError(flag("excludeCPUs"), "only makes sense with -c (--one-per-cpu)");
+  const together = (a: Key, b: Key) => {
+    if (c.given(a) && c.given(b)) throw new UsageError(`${c.flag(a)} and ${c.flag(b)}`, "cannot be used together");
+  };
+  together("file", "fd");
+  together("all", "stale-only");
+  together("allowMultiple", "onePerCPU");
+  if (onFile && c.positionals.length > 0) throw new UsageError(c.positionals[0]!, `unexpected argument: ${c.flag(c.given("fd") ? "fd" : "file")} locks a file, not a NAME`);
+  if (onFile && (c.given("allowMultiple") || c.given("onePerCPU")))
+    throw new UsageError(c.flag(c.given("allowMultiple") ? "allowMultiple" : "onePerCPU"), "a file is one lock: no slots to choose from");
+  if (c.given("excludeCPUs") && !c.given("onePerCPU")) throw new UsageError(c.flag("excludeCPUs"), "only makes sense with -c (--one-per-cpu)");
+}
 
+/** N, the slots of the lock: -m N, or -c (the online CPUs less -x), else 1. */
+function slotsOf(c: CommandLine): number {
   let slots = 1;
-  if (given("allowMultiple")) slots = integer(str("allowMultiple")!, flag("allowMultiple"), { min: 1, max: MAX_SLOTS, why: "the most slots a lock can have" });
-  if (given("onePerCPU")) {
-    const exclude = given("excludeCPUs") ? integer(str("excludeCPUs")!, flag("excludeCPUs"), { min: 0, max: INT_MAX }) : 0;
+  if (c.given("allowMultiple")) slots = integer(c.str("allowMultiple")!, c.flag("allowMultiple"), { min: 1, max: MAX_SLOTS, why: "the most slots a lock can have" });
+  if (c.given("onePerCPU")) {
+    const exclude = c.given("excludeCPUs") ? integer(c.str("excludeCPUs")!, c.flag("excludeCPUs"), { min: 0, max: INT_MAX }) : 0;
     // A machine with more CPUs than MAX_SLOTS gets the maximum: -c names no number to refuse.
     slots = Math.min(MAX_SLOTS, Math.max(1, onlineCpus() - exclude));
   }
+  if (c.given("shared") && (slots > 1 || c.given("onePerCPU")))
+    throw new UsageError(c.flag("shared"), "a shared lock has one slot: it cannot be used with -m N > 1 or -c");
+  return slots;
+}
 
-  if (given("shared") && (slots > 1 || given("onePerCPU")))
-    throw new UsageError(flag("shared"), "a shared lock has one slot: it cannot be used with -m N > 1 or -c");
+/** WAITLOCK_SLOT, the 0-based slot to try first, when set. */
+function preferredSlotOf(env: Env, slots: number): number | undefined {
+  if (env.WAITLOCK_SLOT === undefined || env.WAITLOCK_SLOT === "") return undefined;
+  const slot = env.WAITLOCK_SLOT.trim();
+  const range = `lock has ${slots} slot${slots === 1 ? "" : "s"} (0..${slots - 1})`;
+  if (!allDigits(slot)) throw new UsageError("WAITLOCK_SLOT", `'${env.WAITLOCK_SLOT}' ${notANumber(slot, true)}; expected a slot number: ${range}`);
+  const preferred = Number(slot);
+  if (preferred >= slots) throw new UsageError("WAITLOCK_SLOT", `slot ${slot} does not exist: ${range}`);
+  return preferred;
+}
 
-  let preferredSlot: number | undefined;
-  if (env.WAITLOCK_SLOT !== undefined && env.WAITLOCK_SLOT !== "" && (mode === "acquire" || mode === "exec") && !onFile) {
-    const slot = env.WAITLOCK_SLOT.trim();
-    const range = `lock has ${slots} slot${slots === 1 ? "" : "s"} (0..${slots - 1})`;
-    if (!allDigits(slot)) throw new UsageError("WAITLOCK_SLOT", `'${env.WAITLOCK_SLOT}' ${notANumber(slot, true)}; expected a slot number: ${range}`);
-    preferredSlot = Number(slot);
-    if (preferredSlot >= slots) throw new UsageError("WAITLOCK_SLOT", `slot ${slot} does not exist: ${range}`);
-  }
+/** Seconds to wait: -t, else WAITLOCK_TIMEOUT where a mode waits; null: for ever. */
+function timeoutOf(c: CommandLine, env: Env, mode: Mode): number | null {
+  if (c.given("timeout")) return seconds(c.str("timeout")!, c.flag("timeout"));
+  if (env.WAITLOCK_TIMEOUT !== undefined && env.WAITLOCK_TIMEOUT.trim() !== "" && (mode === "acquire" || mode === "exec" || mode === "fd"))
+    return seconds(env.WAITLOCK_TIMEOUT, "WAITLOCK_TIMEOUT");
+  return null;
+}
 
-  let timeout: number | null = null;
-  if (given("timeout")) timeout = seconds(str("timeout")!, flag("timeout"));
-  else if (env.WAITLOCK_TIMEOUT !== undefined && env.WAITLOCK_TIMEOUT.trim() !== "" && (mode === "acquire" || mode === "exec" || mode === "fd"))
-    timeout = seconds(env.WAITLOCK_TIMEOUT, "WAITLOCK_TIMEOUT");
+/** --file PATH or --fd N. */
+function fileOf(c: CommandLine): Pick<Options, "file" | "fd"> {
+  const file = c.str("file");
+  if (file === "") throw new UsageError(c.flag("file"), "must not be empty");
+  const fd = c.given("fd") ? integer(c.str("fd")!, c.flag("fd"), { min: 0, max: INT_MAX, why: "the largest descriptor number" }) : undefined;
+  return { file, fd };
+}
 
-  const format = (str("format") ?? "human") as Format;
-  if (!FORMATS.includes(format)) throw new UsageError(flag("format"), `'${format}' is not one of ${FORMATS.join(", ")}`);
-
-  if (format === "prometheus" && (given("all") || given("stale-only")))
-    throw new UsageError(flag(given("all") ? "all" : "stale-only"), "does not apply to -f prometheus (its metrics count stale and corrupt records)");
-
-  let watch: number | undefined;
-  if (given("watch")) {
-    watch = v.watch === true ? WATCH_SECONDS : seconds(str("watch")!, flag("watch"), WATCH_MAX_SECONDS);
-    if (watch < WATCH_MIN_SECONDS) throw new UsageError(flag("watch"), `'${str("watch")}' is too short: at least ${WATCH_MIN_SECONDS} seconds`);
-  }
-  const output = str("output");
-  if (output === "") throw new UsageError(flag("output"), "must not be empty");
-  if (watch !== undefined && format !== "human" && output === undefined)
-    throw new UsageError(flag("watch"), `with -f ${format} needs -o FILE (each listing replaces the file); only the human view goes to stdout`);
-
-  const facility = (str("syslog-facility") ?? "daemon").toLowerCase();
-  if (!(FACILITIES as readonly string[]).includes(facility))
-    throw new UsageError(flag("syslog-facility"), `'${str("syslog-facility")}' is not a syslog facility (daemon, user, local0..local7, ...)`);
-
-  const lockDir = given("lock-dir") ? str("lock-dir") : env.WAITLOCK_DIR || undefined;
-  if (lockDir === "") throw new UsageError(given("lock-dir") ? flag("lock-dir") : "WAITLOCK_DIR", "must not be empty");
-
+/** Where the locks live: the lock directory (-d, WAITLOCK_DIR) or a network engine (--backend, WAITLOCK_BACKEND). */
+function placeOf(c: CommandLine, env: Env, mode: Mode, onFile: boolean): Pick<Options, "lockDir" | "backend"> {
+  const lockDir = c.given("lock-dir") ? c.str("lock-dir") : env.WAITLOCK_DIR || undefined;
+  if (lockDir === "") throw new UsageError(c.given("lock-dir") ? c.flag("lock-dir") : "WAITLOCK_DIR", "must not be empty");
   // An explicit -d beats WAITLOCK_BACKEND, as options beat the environment; a file lock is
   // this machine's by nature, whatever the environment says.
-  const fromEnv = !given("backend") && !given("lock-dir") && !onFile && mode !== "unlock" ? env.WAITLOCK_BACKEND || undefined : undefined;
-  const backend = given("backend") ? str("backend") : fromEnv;
+  const fromEnv = !c.given("backend") && !c.given("lock-dir") && !onFile && mode !== "unlock" ? env.WAITLOCK_BACKEND || undefined : undefined;
+  const backend = c.given("backend") ? c.str("backend") : fromEnv;
   if (backend !== undefined) {
-    const source = given("backend") ? "--backend" : "WAITLOCK_BACKEND";
+    const source = c.given("backend") ? "--backend" : "WAITLOCK_BACKEND";
     if (backend.trim() === "") throw new UsageError(source, "must not be empty");
-    if (given("lock-dir")) throw new UsageError("--backend and --lock-dir", "cannot be used together");
-    if (onFile) throw new UsageError(`--backend and --${given("fd") ? "fd" : "file"}`, "cannot be used together: a file is locked on this machine");
+    if (c.given("lock-dir")) throw new UsageError("--backend and --lock-dir", "cannot be used together");
+    if (onFile) throw new UsageError(`--backend and --${c.given("fd") ? "fd" : "file"}`, "cannot be used together: a file is locked on this machine");
     if (mode === "serve" || mode === "shell-init")
       throw new UsageError(`${source} and --${mode}`, "cannot be used together: the coprocess keeps locks in the lock directory (-d DIR selects it)");
   }
+  return { lockDir, backend };
+}
 
-  const recordForm = (env.WAITLOCK_RECORD?.trim().toLowerCase() || "binary") as RecordForm;
-  if (recordForm !== "binary" && recordForm !== "text") throw new UsageError("WAITLOCK_RECORD", `'${env.WAITLOCK_RECORD}' is not binary or text`);
-
-  let owner: number | undefined;
-  if (given("owner")) owner = integer(str("owner")!, flag("owner"), { min: 1, max: INT_MAX, why: "the largest PID" });
+/** --owner PID: never init, which never exits. */
+function ownerOf(c: CommandLine): number | undefined {
+  if (!c.given("owner")) return undefined;
+  const owner = integer(c.str("owner")!, c.flag("owner"), { min: 1, max: INT_MAX, why: "the largest PID" });
   // PID 1 is init, of the machine or of this PID namespace: the lock would outlive everything.
-  if (owner === 1) throw new UsageError(flag("owner"), "PID 1 (init) never exits: the lock would stay held until 'waitlock --done NAME'");
+  if (owner === 1) throw new UsageError(c.flag("owner"), "PID 1 (init) never exits: the lock would stay held until 'waitlock --done NAME'");
+  return owner;
+}
 
-  const file = str("file");
-  if (file === "") throw new UsageError(flag("file"), "must not be empty");
-  const fd = given("fd") ? integer(str("fd")!, flag("fd"), { min: 0, max: INT_MAX, why: "the largest descriptor number" }) : undefined;
+/** How --list writes: -f, --watch [SECONDS], -o FILE. */
+function listingOf(c: CommandLine): Pick<Options, "format" | "watch" | "output"> {
+  const format = (c.str("format") ?? "human") as Format;
+  if (!FORMATS.includes(format)) throw new UsageError(c.flag("format"), `'${format}' is not one of ${FORMATS.join(", ")}`);
+  if (format === "prometheus" && (c.given("all") || c.given("stale-only")))
+    throw new UsageError(c.flag(c.given("all") ? "all" : "stale-only"), "does not apply to -f prometheus (its metrics count stale and corrupt records)");
+  let watch: number | undefined;
+  if (c.given("watch")) watch = c.values.watch === true ? WATCH_SECONDS : seconds(c.str("watch")!, c.flag("watch"), WATCH_MAX_SECONDS, WATCH_MIN_SECONDS);
+  const output = c.str("output");
+  if (output === "") throw new UsageError(c.flag("output"), "must not be empty");
+  if (watch !== undefined && format !== "human" && output === undefined)
+    throw new UsageError(c.flag("watch"), `with -f ${format} needs -o FILE (each listing replaces the file); only the human view goes to stdout`);
+  return { format, watch, output };
+}
 
-  const conflictExitCode = given("conflict-exit-code")
-    ? integer(str("conflict-exit-code")!, flag("conflict-exit-code"), { min: 1, max: 255, why: "an exit status is 1 to 255" })
-    : undefined;
+/** --syslog-facility, lower case (default daemon). */
+function facilityOf(c: CommandLine): string {
+  const facility = (c.str("syslog-facility") ?? "daemon").toLowerCase();
+  if (!(FACILITIES as readonly string[]).includes(facility))
+    throw new UsageError(c.flag("syslog-facility"), `'${c.str("syslog-facility")}' is not a syslog facility (daemon, user, local0..local7, ...)`);
+  return facility;
+}
 
-  const name = positionals[0] === undefined ? undefined : validateName(positionals[0]);
-
-  return {
-    mode,
-    name,
-    command: cmd,
-    slots,
-    preferredSlot,
-    timeout,
-    shared: given("shared"),
-    file,
-    fd,
-    conflictExitCode,
-    lockDir,
-    backend,
-    owner,
-    format,
-    watch,
-    output,
-    all: given("all"),
-    staleOnly: given("stale-only"),
-    quiet: given("quiet"),
-    verbose: given("verbose") || truthy(env.WAITLOCK_DEBUG),
-    syslog: given("syslog"),
-    facility,
-    recordForm,
-    poll: truthy(env.WAITLOCK_POLL),
-    printSlot: given("print-slot"),
-    shell: shell as Shell | undefined,
-  };
+/** WAITLOCK_RECORD: binary (default) or text. */
+function recordFormOf(env: Env): RecordForm {
+  const form = (env.WAITLOCK_RECORD?.trim().toLowerCase() || "binary") as RecordForm;
+  if (form !== "binary" && form !== "text") throw new UsageError("WAITLOCK_RECORD", `'${env.WAITLOCK_RECORD}' is not binary or text`);
+  return form;
 }
 
 function blank(mode: Mode): Options {

@@ -66,7 +66,9 @@ function statsOf(listing: Listing): Map<string, LockStats> {
     const s = of(r.descriptor);
     if (r.status === "stale") s.stale++;
     else if (r.status === "corrupt") s.corrupt++;
-    else {
+    // On an engine, a corrupt row is a lock in waitlock's space that nobody described
+    // (another program's): held all the same.
+    if (r.status === "active" || (r.status === "corrupt" && listing.network)) {
       s.holders++;
       s.heldSlots.add(r.slot);
       s.oldestHolder = earlier(s.oldestHolder, r.acquired);

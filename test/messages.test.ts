@@ -1,4 +1,6 @@
 // What waitlock says, to a person on a terminal and to a script: --print-slot, --done's
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 // answers, busy, an empty --list, and the commands --exec cannot run.
 import { describe, expect, test } from "bun:test";
 import { BIN, held, lockDir, sh, start, waitFor, wl } from "./helpers";
@@ -92,6 +94,10 @@ describe("--list with nothing to list", () => {
     const d = lockDir();
     expect((await wl(["-d", d, "--list"])).stdout).toBe(`no locks held in ${d}\n`);
     expect((await wl(["-d", d, "--list", "db"])).stdout).toBe(`'db' is not held in ${d}\n`);
+    // A --file lock is where its file is: the lock directory is not named.
+    const file = join(d, "plain.file");
+    writeFileSync(file, "");
+    expect((await wl(["-d", d, "--list", "--file", file])).stdout).toBe(`${file} is not held\n`);
     expect((await wl(["-d", d, "--list", "--all"])).stdout).toBe(`no locks or records in ${d}\n`);
     expect((await wl(["-d", d, "--list", "--stale-only"])).stdout).toBe(`no stale or corrupt records in ${d}\n`);
     expect((await wl(["-d", d, "--list", "-f", "csv"])).stdout).toBe("descriptor,pid,slot,user,acquired,status,command\n");

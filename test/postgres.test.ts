@@ -60,6 +60,22 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     expect(() => lib.acquire("lib", { backend: s.url() })).toThrow("use acquireAsync");
   }, 30_000);
 
+  test("the library: aborting a waiting acquireAsync rejects with CancelledError and withdraws the request from the server at once", async () => {
+    const s = await startPostgres();
+    const lib = await import("../src/index");
+    const first = await lib.acquireAsync("abort", { backend: s.url() });
+    const giveUp = new AbortController();
+    const waiting = lib.acquireAsync("abort", { backend: s.url(), signal: giveUp.signal });
+    await waitFor("the request to wait on the server", async () => (await waitingRequests(s)) === 1);
+    giveUp.abort();
+    await expect(waiting).rejects.toBeInstanceOf(lib.CancelledError);
+    // Withdrawn by the cancel request, not when the server finds the session gone (~1 s later).
+    expect(await waitingRequests(s)).toBe(0);
+    await first[Symbol.asyncDispose]();
+    const next = await lib.acquireAsync("abort", { backend: s.url(), timeout: 0 });
+    await next[Symbol.asyncDispose]();
+  }, 30_000);
+
   test("a slot is the documented advisory lock: another program taking it in SQL excludes waitlock, and the other way round", async () => {
     const s = await startPostgres();
     const b = connectPostgres(s.url());
@@ -249,7 +265,8 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     const s = await startPostgres();
     const b = connectPostgres(s.url());
     const before = await b.acquire("restart", { holder });
-    const h = fixture(undefined, "hold", { url: s.url(), name: "restart", grace: 1 }, ["sleep", "60"]);
+    // A waiter without -t reconnects for connect_timeout: long enough for a restart on a loaded machine.
+    const h = fixture(undefined, "hold", { url: s.url({ connect_timeout: "20" }), name: "restart", grace: 1 }, ["sleep", "60"]);
     await waitFor("the waiter to queue", async () => (await waitingRequests(s)) === 1);
     await s.stop();
     const lost = await before.lost;

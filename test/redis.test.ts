@@ -26,6 +26,22 @@ async function keys(s: RedisServer, db = 0): Promise<string[]> {
 }
 
 describe.skipIf(noRedis)("Redis backend on loopback", () => {
+  test("the library: aborting a waiting acquireAsync rejects with CancelledError and leaves the queue at once", async () => {
+    const s = await startRedis();
+    const lib = await import("../src/index");
+    const first = await lib.acquireAsync("abort", { backend: s.url() });
+    const giveUp = new AbortController();
+    const waiting = lib.acquireAsync("abort", { backend: s.url(), signal: giveUp.signal });
+    await waitFor("the request to be queued", async () => (await s.admin(["ZCARD", "waitlock:{abort}:queue"])) === 1);
+    giveUp.abort();
+    await expect(waiting).rejects.toBeInstanceOf(lib.CancelledError);
+    // Left, not lapsed a second later.
+    expect(await s.admin(["ZCARD", "waitlock:{abort}:queue"])).toBe(0);
+    await first[Symbol.asyncDispose]();
+    const next = await lib.acquireAsync("abort", { backend: s.url(), timeout: 0 });
+    await next[Symbol.asyncDispose]();
+  }, 30_000);
+
   test("a slot is the documented key: a hash waitlock:{NAME}:slotK with a time to live, never a key equal to NAME; the db number is part of the lock space", async () => {
     const s = await startRedis();
     const b = connectRedis(s.url({ ttl: "5", confirm_timeout: "2", grace: "1" }));
@@ -592,6 +608,12 @@ describe.skipIf(noRedis)("Redis backend on loopback", () => {
     expect(unknownCa.message).toMatch(/TLS|certificate/i);
     const plain = await connectRedis(s.url().replace("rediss:", "redis:")).acquire("tls", { holder, timeout: 1 }).catch((e) => e);
     expect(plain).toMatchObject({ exitCode: 75, context: `127.0.0.1:${s.port}` });
+    // A refused login is 5 over TLS too, at once (it was 75 after connect_timeout).
+    const started = performance.now();
+    const refused = await connectRedis(s.url({ cacert: s.certificate! }, "hunter2")).acquire("tls", { holder }).catch((e) => e);
+    expect(refused).toMatchObject({ exitCode: 5, context: `127.0.0.1:${s.port}` });
+    expect(refused.message).toContain("WRONGPASS");
+    expect(performance.now() - started).toBeLessThan(2_000);
   }, 30_000);
 
   test("errors: unreachable 75 naming host:port, wrong or missing password 5, malformed URL 3; the password is never shown", async () => {

@@ -121,13 +121,18 @@ function say(answer: Answer): boolean {
 export async function runLeaseHolder(backend: Backend, orderText: string): Promise<number> {
   const o = JSON.parse(orderText) as LeaseOrder;
   const sigterm = signalNumber("SIGTERM")!;
-  // While waiting, a waitlock killed with ^C leaves no one to answer: give up the wait (the
-  // engine withdraws the request with the session).
-  const asker = setInterval(() => getppid() !== o.parent && process.exit(EXIT.OK), WATCH_MS);
+  // While waiting, a waitlock killed with ^C leaves no one to answer, and a signal says to
+  // stop: either gives the wait up, withdrawn from the engine's queue at once.
+  const giveUp = new AbortController();
+  const asker = setInterval(() => getppid() !== o.parent && giveUp.abort(), WATCH_MS);
   let lease: Lease | undefined;
   let acquiredAt = 0;
-  const finish = async (code: number) => {
-    await lease?.release();
+  const finish = async (code: number): Promise<number> => {
+    if (!lease) {
+      giveUp.abort();
+      return code;
+    }
+    await lease.release();
     if (o.facility) syslogEvents(o.facility, o.name, o.slots).released(acquiredAt ? (Date.now() - acquiredAt) / 1000 : 0);
     process.exit(code);
   };
@@ -146,7 +151,7 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
     let mine = o.timeout === 0 ? undefined : await ours();
     const taken = mine
       ? undefined
-      : await backend.acquire(o.name, { slots: o.slots, preferred: o.preferred, shared: o.shared, timeout: o.timeout === 0 ? 0 : left(), holder }).catch(async (e) => {
+      : await backend.acquire(o.name, { slots: o.slots, preferred: o.preferred, shared: o.shared, timeout: o.timeout === 0 ? 0 : left(), holder, signal: giveUp.signal }).catch(async (e) => {
           if (e instanceof BusyError && (mine = await ours())) return undefined;
           throw e;
         });
@@ -164,7 +169,7 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
   acquiredAt = Date.now();
   // Killed before it could hear of the lock, the waitlock the caller ran failed: the
   // caller must not be left holding a lock it does not know of.
-  if (getppid() !== o.parent || !say({ slot: lease.slot, token: lease.token })) return finish(EXIT.OK);
+  if (giveUp.signal.aborted || getppid() !== o.parent || !say({ slot: lease.slot, token: lease.token })) return finish(EXIT.OK);
   const owned = setInterval(() => !sameProcess(o.owner, o.ownerStart) && finish(EXIT.OK), WATCH_MS);
   lease.requested.then((request) => {
     if (request === "stop" && sameProcess(o.owner, o.ownerStart)) kill(o.owner, sigterm);

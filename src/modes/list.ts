@@ -211,7 +211,8 @@ export function localListing(lockDir: () => string | undefined, opts: ListOption
   const users = userNames();
   return async () => {
     const dir = lockDir();
-    return { listing: await snapshot(dir, opts, users), where: whereText(dir), location: dir };
+    // A file named by --file is where it is: the lock directory has no part in it.
+    return { listing: await snapshot(dir, opts, users), where: opts.file === undefined ? whereText(dir) : "", location: dir };
   };
 }
 

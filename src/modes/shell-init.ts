@@ -33,9 +33,9 @@ const ENCODE = `_waitlock_encode() {
   v=\${v//\\%/%25}; v=\${v//\\ /%20}; v=\${v//$'\\t'/%09}; v=\${v//$'\\n'/%0A}; v=\${v//$'\\r'/%0D}
 }`;
 
-// How long an acquire's answer may take before the bash functions treat it as a wait: past
-// it, they catch ^C to withdraw the wait (saving the caller's trap costs a subshell, too
-// much for every call); before it, a ^C ends a script as it would end flock(1).
+// How long an acquire's answer may take before a script's functions (bash and zsh) treat it
+// as a wait: past it, they catch ^C to withdraw the wait (seeing the caller's trap costs a
+// subshell, too much for every call); before it, a ^C ends a script as it would end flock(1).
 const QUICK_SECONDS = "0.05";
 
 // bash copies the whole body of a function each time it is called, and every local
@@ -95,6 +95,12 @@ _waitlock_start() {
     _waitlock_owner=
     return 4
   fi
+  # A subshell inherits the parent's coprocess: closing its ends here (the parent keeps
+  # its own) tells bash it is gone, or bash warns that it still exists.
+  if [[ -n $_waitlock_owner && -n \${_WAITLOCK[1]-} ]]; then
+    local r=\${_WAITLOCK[0]} w=\${_WAITLOCK[1]}
+    { exec {r}<&- {w}>&-; } 2>/dev/null
+  fi
   coproc _WAITLOCK { WAITLOCK_DIR= exec "\${_waitlock_cmd[@]}" --serve --owner "$me"; }
   _waitlock_owner=$me
   _waitlock_pid=$_WAITLOCK_PID
@@ -148,26 +154,38 @@ ${BASH_VERB("release")}
 `;
 
 const ZSH = (cmd: string) => `# waitlock shell functions for zsh: eval "$(waitlock --shell-init zsh)"
-zmodload zsh/system
+zmodload zsh/system zsh/parameter
 typeset -ga _waitlock_cmd
 _waitlock_cmd=(${cmd})
 typeset -g _waitlock_n=0 _waitlock_owner= _waitlock_pid= _waitlock_in= _waitlock_out= _waitlock_slot= _waitlock_interrupted=
 ${ENCODE}
 _waitlock_cancel() {
   _waitlock_interrupted=1
-  print -r -u $_waitlock_out -- "c$_waitlock_n cancel $_waitlock_n" 2>/dev/null
+  print -r -u $_waitlock_out -- "c$_waitlock_n cancel w$_waitlock_n" 2>/dev/null
+}
+# True when the shell ignores ^C (trap '' INT). The kernel's SigIgn mask says so (Linux):
+# zsh lists no traps in a subshell, so $(trap) cannot. Elsewhere taken as not ignored.
+_waitlock_int_ignored() {
+  [[ -r /proc/$sysparams[pid]/status ]] || return 1
+  local st=$(</proc/$sysparams[pid]/status)
+  st=\${\${(M)\${(f)st}:#SigIgn:*}#SigIgn:}
+  (( 16#\${st//[[:space:]]/} & 2 ))
 }
 _waitlock_request() {
   setopt localoptions localtraps
   trap '' PIPE
-  local _waitlock_req id st slot text v me=$sysparams[pid]
+  local _waitlock_req id st slot text v first= quick= me=$sysparams[pid]
   if [[ $_waitlock_owner != $me ]]; then
     if [[ -n $_waitlock_out ]]; then exec {_waitlock_out}>&- {_waitlock_in}<&-; fi
     coproc WAITLOCK_DIR= "\${_waitlock_cmd[@]}" --serve --owner $me
     _waitlock_pid=$!
     exec {_waitlock_out}>&p {_waitlock_in}<&p
-    # Not a job of the shell's: a bare 'wait' must not wait for it.
-    disown %+ 2>/dev/null
+    # Not a job of the shell's: a bare 'wait' must not wait for it. Found by its PID: in a
+    # subshell it is not the current job (%+ there is the parent's, or none).
+    local job
+    for job in \${(k)jobstates}; do
+      if [[ $jobstates[$job] == *:$_waitlock_pid=* ]]; then disown %$job; fi
+    done
     _waitlock_owner=$me
   elif ! kill -0 "$_waitlock_pid" 2>/dev/null; then
     print -ru2 -- "waitlock: coprocess $_waitlock_pid has exited: the locks it held are released"
@@ -176,9 +194,19 @@ _waitlock_request() {
   fi
   _waitlock_n=$((_waitlock_n + 1))
   _waitlock_interrupted=
-  _waitlock_req="$_waitlock_n $1"
-  # localtraps: the caller's INT trap is back when this function returns.
-  if [[ $1 == acquire ]]; then trap _waitlock_cancel INT; fi
+  # IDs of two characters at least: the quick read below takes the first alone.
+  _waitlock_req="w$_waitlock_n $1"
+  # ^C withdraws a waiting acquire (localtraps: the caller's INT trap is back when this
+  # function returns), unless the shell ignores it (trap '' INT), as flock(1) would keep
+  # waiting. Looking costs a few system calls: a script's acquire first waits
+  # ${QUICK_SECONDS} s for its answer without a trap.
+  if [[ $1 == acquire ]]; then
+    if [[ -o interactive ]]; then
+      _waitlock_int_ignored || trap _waitlock_cancel INT
+    else
+      quick=${QUICK_SECONDS}
+    fi
+  fi
   shift
 ${[...VARS].reverse().map((v) => `  if (( \${+${v}} )) && [[ \${(t)${v}} == *export*${v === "WAITLOCK_SLOT" ? ` && $${v} != "\${_waitlock_slot_set-}"` : ""} ]]; then set -- "${v}=$${v}" "$@"; fi`).join("\n")}
 ${WORDS}
@@ -188,12 +216,23 @@ ${WORDS}
     return 4
   fi
   while :; do
+    if [[ -n $quick ]]; then
+      # No first character within the quick time (or the end of the coprocess's output,
+      # which the read below reports): the acquire waits, and from now on ^C withdraws it.
+      if ! read -t $quick -k 1 -u $_waitlock_in first; then
+        first=
+        _waitlock_int_ignored || trap _waitlock_cancel INT
+      fi
+      quick=
+    fi
     if ! IFS=' ' read -r -u $_waitlock_in id st slot text; then
       print -ru2 -- "waitlock: coprocess $_waitlock_pid exited without answering: the locks it held are released"
       _waitlock_owner=
       return 4
     fi
-    if [[ $id == "$_waitlock_n" ]]; then break; fi
+    id=$first$id
+    first=
+    if [[ $id == "w$_waitlock_n" ]]; then break; fi
   done
   if [[ -n $_waitlock_interrupted ]]; then return 130; fi
   if [[ -n $text ]]; then print -ru2 -- "waitlock: $text"; fi

@@ -13,7 +13,8 @@ import { STOP_SIGNALS } from "../child";
 
 /** The view of one moment: a title line with the time, a blank line, the tables (with HELD and WAITED). */
 function viewLines({ listing, where }: ListingLook, opts: ListOptions, interval: number, now: number, width?: number): string[] {
-  const left = `Every ${interval}s: waitlock --list${opts.name === undefined ? "" : ` ${opts.name}`}${where}`;
+  const what = opts.file !== undefined ? ` --file ${opts.file}` : opts.name === undefined ? "" : ` ${opts.name}`;
+  const left = `Every ${interval}s: waitlock --list${what}${where}`;
   const held = listing.holders.filter((r) => r.status === "active").length;
   const right = `${held} held, ${listing.waiters.length} waiting  ${localTime(now)}`;
   const gap = width === undefined ? 2 : Math.max(2, width - left.length - right.length);

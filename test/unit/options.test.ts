@@ -10,6 +10,14 @@ function contextOf(f: () => unknown): string | undefined {
   }
 }
 
+function messageOf(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    return (e as UsageError).message;
+  }
+}
+
 const parse = (argv: string[], env: Record<string, string> = {}) => parseOptions(argv, env);
 
 describe("tokenize", () => {
@@ -53,6 +61,9 @@ describe("--watch [SECONDS]", () => {
     expect(parse(["--list", "--watch", "0.5"]).watch).toBe(0.5);
     expect(parse(["--list"]).watch).toBeUndefined();
     expect(contextOf(() => parse(["--list", "--watch=0.05"]))).toBe("--watch");
+    // The message gives the real lower bound, whatever is wrong with the value.
+    expect(messageOf(() => parse(["--list", "--watch=0.05"]))).toContain("'0.05' is too short: at least 0.1 seconds");
+    expect(messageOf(() => parse(["--list", "--watch="]))).toContain("is empty; expected a number of seconds, at least 0.1");
     expect(contextOf(() => parse(["--list", "--watch=soon"]))).toBe("--watch");
     expect(contextOf(() => parse(["--watch", "n"]))).toBe("--watch");
     expect(contextOf(() => parse(["--list", "--watch", "-f", "prometheus"]))).toBe("--watch");
@@ -78,6 +89,8 @@ describe("parseOptions", () => {
     expect(parse(["n"], { WAITLOCK_TIMEOUT: "2.5", WAITLOCK_DIR: "/x", WAITLOCK_DEBUG: "yes" })).toMatchObject({ timeout: 2.5, lockDir: "/x", verbose: true });
     expect(parse(["-t", "1", "-d", "/y", "n"], { WAITLOCK_TIMEOUT: "2.5", WAITLOCK_DIR: "/x" })).toMatchObject({ timeout: 1, lockDir: "/y" });
     expect(parse(["-m", "4", "n"], { WAITLOCK_SLOT: "3" }).preferredSlot).toBe(3);
+    // Blanks around a number count for nothing, in whole numbers as in seconds.
+    expect(parse(["-m", " 4 ", "-t", " 1", "n"])).toMatchObject({ slots: 4, timeout: 1 });
     expect(contextOf(() => parse(["-m", "4", "n"], { WAITLOCK_SLOT: "4" }))).toBe("WAITLOCK_SLOT");
   });
   test("the name is optional (stdin) and validated when given", () => {

@@ -60,3 +60,15 @@ test("per lock: slots, held slots, holders, waiters, ages at `now`, stale and co
   expect(text.split("\n").filter((l) => l.startsWith("# TYPE")).every((l) => l.endsWith(" gauge"))).toBe(true);
   expect(prometheusText({ holders: [], waiters: [] }, 0, undefined).split("\n").filter((l) => l && !l.startsWith("#"))).toEqual([]);
 });
+
+test("on an engine, a lock nobody described (another program's, listed as corrupt) is held all the same", () => {
+  const text = prometheusText(
+    { holders: [row({ descriptor: "other", status: "corrupt", maxHolders: null, acquired: null, pid: null })], waiters: [], network: true },
+    1100,
+    undefined,
+  );
+  const samples = text.split("\n").filter((l) => l && !l.startsWith("#"));
+  expect(samples).toContain('waitlock_held_slots{lock="other"} 1');
+  expect(samples).toContain('waitlock_holders{lock="other"} 1');
+  expect(samples).toContain('waitlock_corrupt_records{lock="other"} 1');
+});

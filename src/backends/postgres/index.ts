@@ -1,7 +1,7 @@
 // waitlock's locks in PostgreSQL: session advisory locks through Bun's SQL client.
 // One session per lease (sql.ts says which locks; session.ts how the session is set up;
 // lease.ts how a held lock is watched). Checks, lists and --done use one more session.
-import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../../errors";
+import { BusyError, CancelledError, EXIT, TimeoutError, UsageError, WaitlockError } from "../../errors";
 import { debug } from "../../log";
 import { isConnectionError, isLockTimeout, isMissingTable } from "./errors";
 import type { AcquireOptions, Backend, DoneOutcome, HolderDescription, Lease, RemoteHolder, RemoteWaiter } from "../../backend";
@@ -93,6 +93,7 @@ class Postgres implements Backend {
     const deadline = opts.timeout === undefined ? Infinity : performance.now() + opts.timeout * 1000;
     let dropped: number | undefined;
     for (;;) {
+      if (opts.signal?.aborted) throw new CancelledError(name);
       let session: Session;
       try {
         session = await this.open(deadline, true);
@@ -104,6 +105,8 @@ class Postgres implements Backend {
         await Bun.sleep(RECONNECT_MS);
         continue;
       }
+      const stop = () => session.stop();
+      opts.signal?.addEventListener("abort", stop);
       try {
         const { slot, described } = await this.take(session, name, slots, preferred, shared, deadline, opts.timeout, opts.holder);
         const describedAt = performance.now();
@@ -113,9 +116,12 @@ class Postgres implements Backend {
       } catch (e) {
         const wasDropped = session.isClosed && isConnectionError(sqlState(e)) && opts.timeout !== 0;
         await session.close();
+        if (opts.signal?.aborted) throw new CancelledError(name);
         if (!wasDropped || performance.now() >= deadline) throw e;
         debug(`postgres ${this.label}: the session ended while waiting for '${name}' (${(e as Error).message}); connecting again`);
         dropped = performance.now();
+      } finally {
+        opts.signal?.removeEventListener("abort", stop);
       }
     }
   }

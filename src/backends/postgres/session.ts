@@ -55,6 +55,9 @@ export class Session {
   /** resolves with the reason once the connection has closed, whoever closed it */
   readonly closed: Promise<string>;
   private ended = false;
+  private stopped = false;
+  /** the statement in flight */
+  private running: { cancel(): unknown } | undefined;
 
   private constructor(
     private readonly pool: SQL,
@@ -139,6 +142,7 @@ export class Session {
    * closed and 75 thrown; `doing` names the step in messages. Other failures as pgError.
    */
   async query<T>(text: string, params: unknown[], doing: string, timeoutMs = this.target.connectTimeout * 1000): Promise<T[]> {
+    if (this.stopped) throw new WaitlockError(EXIT.TIMEOUT, this.target.label, `${doing}: given up`);
     let timer: Timer | undefined;
     const late = new Promise<never>((_, reject) => {
       if (Number.isFinite(timeoutMs))
@@ -147,14 +151,27 @@ export class Session {
           reject(new WaitlockError(EXIT.TEMPFAIL, this.target.label, `${doing}: no answer within ${(timeoutMs / 1000).toFixed(1)} seconds`));
         }, timeoutMs);
     });
+    const running = this.conn.unsafe(text, params as any[]);
+    this.running = running;
     try {
-      return (await Promise.race([this.conn.unsafe(text, params as any[]), late])) as T[];
+      return (await Promise.race([running, late])) as T[];
     } catch (e) {
       if (isConnectionError(e)) this.close();
       throw e instanceof WaitlockError ? e : Object.assign(pgError(e, this.target.label, doing), { cause: e });
     } finally {
       clearTimeout(timer);
+      this.running = undefined;
     }
+  }
+
+  /**
+   * Gives up the statement in flight and refuses later ones: Bun asks the server to cancel
+   * it (a cancel request on a second connection), so that a lock wait leaves the server's
+   * queue now rather than when the session is found dead.
+   */
+  stop(): void {
+    this.stopped = true;
+    this.running?.cancel();
   }
 
   /** Several statements in one round trip, with no parameters (setup). */

@@ -55,6 +55,9 @@ export async function diagnose(target: RedisTarget, timeoutMs: number): Promise<
   let onLine!: (line: string | Error) => void;
   const answered = new Promise<string | Error>((resolve) => (onLine = resolve));
   let text = "";
+  // Over TLS, what is written before the handshake is done is dropped, not queued.
+  let onHandshake!: () => void;
+  const handshaken = new Promise<void>((resolve) => (onHandshake = resolve));
   const timer = setTimeout(() => onLine(new Error("timeout")), timeoutMs);
   const tls = target.tls ? { ca: target.ca, serverName: target.hostname } : undefined;
   let socket: Awaited<ReturnType<typeof connect>> | undefined;
@@ -81,6 +84,7 @@ export async function diagnose(target: RedisTarget, timeoutMs: number): Promise<
         },
         handshake(_s, success, authorizationError) {
           if (!success || authorizationError) onLine(new Error(authorizationError?.message ?? "handshake failed"));
+          else onHandshake();
         },
       },
     });
@@ -88,6 +92,7 @@ export async function diagnose(target: RedisTarget, timeoutMs: number): Promise<
     const opened = await Promise.race([connecting, answered]);
     if (opened instanceof Error && opened.message === "timeout") return new WaitlockError(EXIT.TEMPFAIL, target.label, `${doing}: no answer within ${(timeoutMs / 1000).toFixed(1)} seconds`);
     socket = await connecting;
+    if (tls) await Promise.race([handshaken, answered]);
     const hello = target.password === undefined ? ["PING"] : target.user ? ["AUTH", target.user, target.password] : ["AUTH", target.password];
     socket.write(command(hello));
     const line = await answered;

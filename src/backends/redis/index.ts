@@ -3,7 +3,7 @@
 // how a held slot is kept). One connection per lease; checks, lists and --done use one
 // more. Waiters queue in arrival order and are woken by a release's publication.
 import type { AcquireOptions, Backend, DoneOutcome, Lease, RemoteHolder, RemoteWaiter } from "../../backend";
-import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../../errors";
+import { BusyError, CancelledError, EXIT, TimeoutError, UsageError, WaitlockError } from "../../errors";
 import { debug } from "../../log";
 import { Connection } from "./connection";
 import { RedisLease } from "./lease";
@@ -57,14 +57,17 @@ function toHeld(row: (string | number)[]): Held | undefined {
   return { key: String(key), lease: f.lease ?? "", holder };
 }
 
-/** A promise that `wake()` or `ms` milliseconds resolve, whichever comes first. */
-function nap(ms: number, waker: { wake: () => void }): Promise<void> {
+/** A promise that `wake()`, an abort of `signal` or `ms` milliseconds resolve, whichever comes first. */
+function nap(ms: number, waker: { wake: () => void }, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
-    waker.wake = () => {
+    const done = () => {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
       resolve();
     };
+    waker.wake = done;
+    signal?.addEventListener("abort", done);
   });
 }
 
@@ -94,6 +97,7 @@ class Redis implements Backend {
     const shared = opts.shared ?? false;
     if (shared && slots > 1) throw new UsageError("--shared", "a shared lock has one slot");
     const deadline = opts.timeout === undefined ? Infinity : performance.now() + opts.timeout * 1000;
+    if (opts.signal?.aborted) throw new CancelledError(name);
     const conn = await Connection.open(this.target, this.connectMs(deadline));
     try {
       const lease = newId();
@@ -109,7 +113,7 @@ class Redis implements Backend {
         );
         return got && { slot: got[0], token: got[1], sentAt };
       };
-      const got = (await attempt("")) ?? (await this.wait(conn, name, opts.timeout, deadline, attempt, shared ? "r" : "w"));
+      const got = (await attempt("")) ?? (await this.wait(conn, name, opts.timeout, deadline, attempt, shared ? "r" : "w", opts.signal));
       debug(`redis ${this.label}: '${name}' slot ${got.slot}/${slots}${shared ? " (shared)" : ""} taken, token ${got.token}`);
       return new RedisLease(conn, this.target, lease, name, got.slot, slots, shared, got.token, got.sentAt);
     } catch (e) {
@@ -121,10 +125,10 @@ class Redis implements Backend {
   /**
    * Queues for NAME (`kind` r: a shared waiter, w: an exclusive one) until a slot is ours or
    * the deadline passes (then leaves the queue and throws BusyError for `timeout` 0,
-   * TimeoutError otherwise). Subscribes before queueing, so that a release between a look
-   * and the wait is not missed.
+   * TimeoutError otherwise) or `signal` aborts (leaves the queue, throws CancelledError).
+   * Subscribes before queueing, so that a release between a look and the wait is not missed.
    */
-  private async wait<T>(conn: Connection, name: string, timeout: number | undefined, deadline: number, attempt: (waiter: string) => Promise<T | null>, kind: "r" | "w"): Promise<T> {
+  private async wait<T>(conn: Connection, name: string, timeout: number | undefined, deadline: number, attempt: (waiter: string) => Promise<T | null>, kind: "r" | "w", signal: AbortSignal | undefined): Promise<T> {
     if (timeout === 0 || performance.now() >= deadline) throw timeout === 0 ? new BusyError(name) : new TimeoutError(name, timeout ?? 0);
     const waiter = kind + newId();
     const waker = { wake: () => {} };
@@ -135,8 +139,13 @@ class Redis implements Backend {
       });
     let sub = await subscribe();
     let dropped: number | undefined;
+    const leave = (by: number) => conn.eval(Script.LEAVE, [Script.base(name)], [waiter], `leaving the queue of '${name}'`, this.connectMs(by));
     try {
       for (;;) {
+        if (signal?.aborted) {
+          await leave(performance.now());
+          throw new CancelledError(name);
+        }
         let got: T | null;
         try {
           got = await attempt(waiter);
@@ -163,10 +172,10 @@ class Redis implements Backend {
         if (got) return got;
         const left = deadline - performance.now();
         if (left <= 0) {
-          await conn.eval(Script.LEAVE, [Script.base(name)], [waiter], `leaving the queue of '${name}'`, this.connectMs(deadline));
+          await leave(deadline);
           throw new TimeoutError(name, timeout ?? 0);
         }
-        await nap(Math.min(RECHECK_MS, left), waker);
+        await nap(Math.min(RECHECK_MS, left), waker, signal);
       }
     } finally {
       sub.close();
