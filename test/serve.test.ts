@@ -382,6 +382,18 @@ ${body}`;
     expect((await runShell(`waitlock_acquire -t 0 taken; echo not reached`, d)).code).toBe(1);
   });
 
+  shellTest(`${shell}: the caller's IFS changes nothing (one holding the answer's first character, or none)`, async () => {
+    const d = lockDir();
+    const r = await runShell(
+      `IFS=w; waitlock_acquire a; waitlock_release a; echo "w=$WAITLOCK_SLOT"
+      IFS=; waitlock_acquire -m 2 b; waitlock_release b; echo "empty=$WAITLOCK_SLOT"`,
+      d,
+      10_000,
+    );
+    expect(r.stdout).toBe("w=0\nempty=0\n");
+    expect(r.code).toBe(0);
+  });
+
   shellTest(`${shell}: a subshell has a coprocess of its own, whose locks go when the subshell ends`, async () => {
     const d = lockDir();
     const r = await runShell(

@@ -20,21 +20,60 @@ const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
 const VARS = ["WAITLOCK_DIR", "WAITLOCK_TIMEOUT", "WAITLOCK_SLOT", "WAITLOCK_RECORD"];
 
-// Appends one %-encoded word to a request line (the same in bash and zsh).
-const ADD = `_waitlock_add() {
-  local v=$1
-  if [[ -z $v ]]; then _waitlock_req+=" %"; return 0; fi
-  # One match is cheaper than five substitutions, and most words need none.
-  if [[ $v == *[%\\ $'\\t\\n\\r']* ]]; then
-    v=\${v//\\%/%25}; v=\${v//\\ /%20}; v=\${v//$'\\t'/%09}; v=\${v//$'\\n'/%0A}; v=\${v//$'\\r'/%0D}
-  fi
-  _waitlock_req+=" $v"
+// The request's words (the positional parameters), %-encoded, appended to _waitlock_req
+// (the same in bash and zsh). One match is cheaper than five substitutions, and most
+// words need none: those that do are left to _waitlock_encode.
+const WORDS = `  for v; do
+    if [[ -z $v || $v == *[%\\ $'\\t\\n\\r']* ]]; then _waitlock_encode; fi
+    _waitlock_req+=" $v"
+  done`;
+
+const ENCODE = `_waitlock_encode() {
+  if [[ -z $v ]]; then v=%; return 0; fi
+  v=\${v//\\%/%25}; v=\${v//\\ /%20}; v=\${v//$'\\t'/%09}; v=\${v//$'\\n'/%0A}; v=\${v//$'\\r'/%0D}
 }`;
 
 // How long an acquire's answer may take before a script's functions (bash and zsh) treat it
 // as a wait: past it, they catch ^C to withdraw the wait (seeing the caller's trap costs a
 // subshell, too much for every call); before it, a ^C ends a script as it would end flock(1).
 const QUICK_SECONDS = "0.05";
+
+// bash copies the whole body of a function each time it is called, and every local
+// variable and command costs: waitlock_acquire and waitlock_release each hold the common
+// path of a request (no call in between), and what is rare (starting the coprocess, a
+// late or stray answer, waiting with ^C caught, a word to encode) lives in functions of its
+// own (bench/TUNING.md).
+const BASH_VERB = (verb: "acquire" | "release") => `waitlock_${verb}() {
+  local _waitlock_req="w$((++_waitlock_n)) ${verb}" v id st slot text first
+  if [[ $_waitlock_owner != "$BASHPID" || -z \${_WAITLOCK_PID-} ]] || ! kill -0 "$_WAITLOCK_PID" 2>/dev/null; then _waitlock_start || return; fi
+${[...VARS].reverse().map((v) => `  if [[ -v ${v} && \${${v}@a} == *x*${v === "WAITLOCK_SLOT" ? ` && $${v} != "\${_waitlock_slot_set-}"` : ""} ]]; then set -- "${v}=$${v}" "$@"; fi`).join("\n")}
+${WORDS}
+  if ! printf '%s\\n' "$_waitlock_req" >&"\${_WAITLOCK[1]}"; then
+    printf 'waitlock: cannot reach coprocess %s\\n' "$_waitlock_pid" >&2
+    return 4
+  fi
+${
+  verb === "acquire"
+    ? `  # IDs are of two characters at least: the quick read takes the first alone (and one that
+  # timed out may have taken it: _waitlock_answer goes on from $first).
+  if [[ $- != *i* ]] && IFS= read -r -n 1 -t ${QUICK_SECONDS} -u "\${_WAITLOCK[0]}" first; then
+    IFS=' ' read -r -u "\${_WAITLOCK[0]}" id st slot text && [[ $first$id == "w$_waitlock_n" ]] || _waitlock_answer quick || return
+  else
+    _waitlock_answer wait || return
+  fi`
+    : `  IFS=' ' read -r -u "\${_WAITLOCK[0]}" id st slot text && [[ $id == "w$_waitlock_n" ]] || _waitlock_answer plain || return`
+}
+  if [[ -n $text ]]; then printf 'waitlock: %s\\n' "$text" >&2; fi
+${
+  verb === "acquire"
+    ? `  _waitlock_slot=$slot
+  if [[ $st != 0 ]]; then return "$st"; fi
+  # An exported WAITLOCK_SLOT is the caller's slot preference: left as it is.
+  # (One the functions set themselves, exported by set -a, is theirs to update.)
+  if [[ ! -v WAITLOCK_SLOT || \${WAITLOCK_SLOT@a} != *x* || $WAITLOCK_SLOT == "\${_waitlock_slot_set-}" ]]; then WAITLOCK_SLOT=$slot; _waitlock_slot_set=$slot; fi`
+    : `  return "$st"`
+}
+}`;
 
 const BASH = (cmd: string) => `# waitlock shell functions for bash: eval "$(waitlock --shell-init bash)"
 _waitlock_cmd=(${cmd})
@@ -43,61 +82,55 @@ _waitlock_owner=
 _waitlock_pid=
 _waitlock_slot=
 _waitlock_interrupted=
-${ADD}
+${ENCODE}
 _waitlock_cancel() {
   _waitlock_interrupted=1
   printf '%s\\n' "c$_waitlock_n cancel w$_waitlock_n" >&"\${_WAITLOCK[1]}" 2>/dev/null || :
 }
-_waitlock_request() {
-  local _waitlock_req id st slot text first= rc=0 me=$BASHPID verb=$1 quick= old= trapped=
-  if [[ $_waitlock_owner != "$me" ]]; then
-    # A subshell inherits the parent's coprocess: closing its ends here (the parent keeps
-    # its own) tells bash it is gone, or bash warns that it still exists.
-    if [[ -n $_waitlock_owner && -n \${_WAITLOCK[1]-} ]]; then
-      local r=\${_WAITLOCK[0]} w=\${_WAITLOCK[1]}
-      { exec {r}<&- {w}>&-; } 2>/dev/null
-    fi
-    coproc _WAITLOCK { WAITLOCK_DIR= exec "\${_waitlock_cmd[@]}" --serve --owner "$me"; }
-    _waitlock_owner=$me
-    _waitlock_pid=$_WAITLOCK_PID
-    # Not a job of the shell's: a bare 'wait' must not wait for it.
-    disown "$_waitlock_pid" 2>/dev/null || :
-  elif [[ -z \${_WAITLOCK_PID-} ]] || ! kill -0 "$_WAITLOCK_PID" 2>/dev/null; then
+# Starts this shell process's coprocess, or reports the death of the one it had (status 4).
+_waitlock_start() {
+  local me=$BASHPID
+  if [[ $_waitlock_owner == "$me" ]]; then
     printf 'waitlock: coprocess %s has exited: the locks it held are released\\n' "$_waitlock_pid" >&2
     _waitlock_owner=
     return 4
   fi
-  _waitlock_n=$((_waitlock_n + 1))
-  _waitlock_interrupted=
-  # IDs of two characters at least: the quick read below takes the first alone.
-  _waitlock_req="w$_waitlock_n $1"
-  if [[ $verb == acquire && $- != *i* ]]; then quick=${QUICK_SECONDS}; fi
-  shift
-${VARS.map((v) => `  if [[ -v ${v} && \${${v}@a} == *x*${v === "WAITLOCK_SLOT" ? ` && $${v} != "\${_waitlock_slot_set-}"` : ""} ]]; then _waitlock_add "${v}=$${v}"; fi`).join("\n")}
-  for id in "$@"; do _waitlock_add "$id"; done
-  if ! printf '%s\\n' "$_waitlock_req" >&"\${_WAITLOCK[1]}"; then
-    printf 'waitlock: cannot reach coprocess %s\\n' "$_waitlock_pid" >&2
-    return 4
+  # A subshell inherits the parent's coprocess: closing its ends here (the parent keeps
+  # its own) tells bash it is gone, or bash warns that it still exists.
+  if [[ -n $_waitlock_owner && -n \${_WAITLOCK[1]-} ]]; then
+    local r=\${_WAITLOCK[0]} w=\${_WAITLOCK[1]}
+    { exec {r}<&- {w}>&-; } 2>/dev/null
   fi
-  # A shell that ignores ^C (trap '' INT) keeps waiting through it, as flock(1) would.
-  if [[ $verb == acquire && -z $quick ]]; then old=$(trap -p INT); if [[ $old != "trap -- '' SIGINT" ]]; then trapped=1; trap _waitlock_cancel INT; fi; fi
+  coproc _WAITLOCK { WAITLOCK_DIR= exec "\${_waitlock_cmd[@]}" --serve --owner "$me"; }
+  _waitlock_owner=$me
+  _waitlock_pid=$_WAITLOCK_PID
+  # Not a job of the shell's: a bare 'wait' must not wait for it.
+  disown "$_waitlock_pid" 2>/dev/null || :
+}
+# Reads answers (into the caller's id st slot text) until the one to request w$_waitlock_n,
+# as the caller's quick read could not: MODE is quick (an acquire's answer, within the quick
+# time), wait (an acquire that waits: from now on ^C withdraws it) or plain (a release).
+_waitlock_answer() {
+  local mode=$1 rc=0 old= trapped=
+  _waitlock_interrupted=
   while :; do
-    if [[ -n $quick ]]; then
-      # The first character, within the quick time: a read that times out has taken none.
-      IFS= read -r -n 1 -t "$quick" first <&"\${_WAITLOCK[0]}" && rc=0 || rc=$?
-      if (( rc > 128 )); then
-        # No answer yet: the acquire waits. From now on ^C withdraws it.
-        quick=
-        rc=0
-        old=$(trap -p INT)
-        if [[ $old != "trap -- '' SIGINT" ]]; then
-          trapped=1
-          trap _waitlock_cancel INT
-        fi
-        continue
+    if [[ $mode == wait ]]; then
+      mode=waiting
+      rc=0
+      # A shell that ignores ^C (trap '' INT) keeps waiting through it, as flock(1) would.
+      old=$(trap -p INT)
+      if [[ $old != "trap -- '' SIGINT" ]]; then
+        trapped=1
+        trap _waitlock_cancel INT
       fi
+    elif [[ $mode == quick ]]; then
+      # The first character, within the quick time. A read that times out may have taken
+      # it all the same: it is in $first.
+      IFS= read -r -n 1 -t ${QUICK_SECONDS} -u "\${_WAITLOCK[0]}" first && rc=0 || rc=$?
+      # No answer yet: the acquire waits.
+      if (( rc > 128 )); then mode=wait; continue; fi
     fi
-    if (( rc == 0 )); then IFS=' ' read -r id st slot text <&"\${_WAITLOCK[0]}" && rc=0 || rc=$?; fi
+    if (( rc == 0 )); then IFS=' ' read -r -u "\${_WAITLOCK[0]}" id st slot text && rc=0 || rc=$?; fi
     if (( rc == 0 )); then
       id=$first$id
       first=
@@ -112,22 +145,12 @@ ${VARS.map((v) => `  if [[ -v ${v} && \${${v}@a} == *x*${v === "WAITLOCK_SLOT" ?
   if [[ -n $trapped ]]; then if [[ -n $old ]]; then eval "$old"; else trap - INT; fi; fi
   if [[ -n $_waitlock_interrupted ]]; then
     # As a ^C'd flock(1) would: the shell gets its SIGINT (a script ends, unless it traps it).
-    kill -INT "$me"
+    kill -INT "$BASHPID"
     return 130
   fi
-  if [[ -n $text ]]; then printf 'waitlock: %s\\n' "$text" >&2; fi
-  _waitlock_slot=$slot
-  return "$st"
 }
-waitlock_acquire() {
-  _waitlock_request acquire "$@" || return
-  # An exported WAITLOCK_SLOT is the caller's slot preference: left as it is.
-  # (One the functions set themselves, exported by set -a, is theirs to update.)
-  if [[ ! -v WAITLOCK_SLOT || \${WAITLOCK_SLOT@a} != *x* || $WAITLOCK_SLOT == "\${_waitlock_slot_set-}" ]]; then WAITLOCK_SLOT=$_waitlock_slot; _waitlock_slot_set=$_waitlock_slot; fi
-}
-waitlock_release() {
-  _waitlock_request release "$@"
-}
+${BASH_VERB("acquire")}
+${BASH_VERB("release")}
 `;
 
 const ZSH = (cmd: string) => `# waitlock shell functions for zsh: eval "$(waitlock --shell-init zsh)"
@@ -135,7 +158,7 @@ zmodload zsh/system zsh/parameter
 typeset -ga _waitlock_cmd
 _waitlock_cmd=(${cmd})
 typeset -g _waitlock_n=0 _waitlock_owner= _waitlock_pid= _waitlock_in= _waitlock_out= _waitlock_slot= _waitlock_interrupted=
-${ADD}
+${ENCODE}
 _waitlock_cancel() {
   _waitlock_interrupted=1
   print -r -u $_waitlock_out -- "c$_waitlock_n cancel w$_waitlock_n" 2>/dev/null
@@ -151,7 +174,7 @@ _waitlock_int_ignored() {
 _waitlock_request() {
   setopt localoptions localtraps
   trap '' PIPE
-  local _waitlock_req id st slot text first= quick= me=$sysparams[pid]
+  local _waitlock_req id st slot text v first= quick= me=$sysparams[pid]
   if [[ $_waitlock_owner != $me ]]; then
     if [[ -n $_waitlock_out ]]; then exec {_waitlock_out}>&- {_waitlock_in}<&-; fi
     coproc WAITLOCK_DIR= "\${_waitlock_cmd[@]}" --serve --owner $me
@@ -185,8 +208,8 @@ _waitlock_request() {
     fi
   fi
   shift
-${VARS.map((v) => `  if (( \${+${v}} )) && [[ \${(t)${v}} == *export*${v === "WAITLOCK_SLOT" ? ` && $${v} != "\${_waitlock_slot_set-}"` : ""} ]]; then _waitlock_add "${v}=$${v}"; fi`).join("\n")}
-  for id in "$@"; do _waitlock_add "$id"; done
+${[...VARS].reverse().map((v) => `  if (( \${+${v}} )) && [[ \${(t)${v}} == *export*${v === "WAITLOCK_SLOT" ? ` && $${v} != "\${_waitlock_slot_set-}"` : ""} ]]; then set -- "${v}=$${v}" "$@"; fi`).join("\n")}
+${WORDS}
   if ! print -r -u $_waitlock_out -- "$_waitlock_req" 2>/dev/null; then
     print -ru2 -- "waitlock: coprocess $_waitlock_pid has exited: the locks it held are released"
     _waitlock_owner=
