@@ -88,7 +88,7 @@ export function encodeRecord(r: LockRecord): Uint8Array {
   v.setUint32(12, r.owner, true);
   v.setUint32(16, r.uid, true);
   // Two halves rather than setBigUint64: a BigInt is one more kind of GC cell to set up.
-  // Whole seconds, 0 at least, without `Math` (bench/TUNING.md, eleventh round).
+  // Whole seconds, 0 at least, without `Math` (bench/TUNING.md, twelfth round).
   const acquired = r.acquiredAt > 0 ? r.acquiredAt - (r.acquiredAt % 1) : 0;
   const low = acquired % 2 ** 32;
   v.setUint32(20, low, true);

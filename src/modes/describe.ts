@@ -32,7 +32,7 @@ export type Claimed = { claim: Claim } | { alreadyHeld: number };
 
 /**
  * Whole seconds since the epoch. Date.now() counts whole milliseconds, so the division is
- * exact: no `Math.floor`, as --exec names `Math` nowhere (bench/TUNING.md, eleventh round).
+ * exact: no `Math.floor`, as --exec names `Math` nowhere (bench/TUNING.md, twelfth round).
  */
 function unixSeconds(): number {
   const ms = Date.now();
