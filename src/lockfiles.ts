@@ -49,9 +49,9 @@ export function tryLock(fd: number, path: string, op: number): boolean {
 }
 
 /**
- * The performance.now() time `seconds` from now. A function of its own: JavaScriptCore looks
+ * The performance.now() time `seconds` from now. A function of its own: JavaScriptCore sets
  * up a global such as `performance` when it first links a function that names it, run or
- * not (~55 K instructions for this one), and an acquire without a timeout needs no deadline.
+ * not (bench/TUNING.md, twelfth round), and an acquire without a timeout needs no deadline.
  */
 export const deadlineAfter = (seconds: number) => performance.now() + seconds * 1000;
 

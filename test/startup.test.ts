@@ -82,7 +82,7 @@ test("a waiter that sleeps, wakes and wins compiles no JavaScript builtin", asyn
  * The globals that the code blocks of a run look up (resolve_scope on the global object, as
  * the dump lists each block's bytecode and identifiers). JavaScriptCore sets up a global
  * such as Math or performance when it links a function that names it, whether that code
- * runs or not: ~0.1 M instructions for Math, ~0.05 M for performance (bench/TUNING.md).
+ * runs or not (bench/TUNING.md, twelfth round).
  */
 function globalsNamed(stderr: string): Set<string> {
   const names = new Set<string>();
