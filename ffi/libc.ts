@@ -126,7 +126,7 @@ function linuxCalls(S: Syscalls, ffi: FFI): { calls: Calls; errno: () => Pointer
         // struct utsname: six 65-byte fields; the node name is the second.
         utsname ??= new Uint8Array(6 * 65);
         if (sc(S.uname, at(utsname), 0, 0, 0) < 0) return -1;
-        buf.set(utsname.subarray(65, 65 + Math.min(65, buf.byteLength)));
+        buf.set(utsname.subarray(65, 65 + (buf.byteLength < 65 ? buf.byteLength : 65)));
         return 0;
       },
       poll: (set, count, timeoutMs) => {
@@ -656,8 +656,9 @@ function pointStrings(strings: string[], pointers: Uint32Array, first: number): 
   const bytes = encoder.encode(strings.join("\0") + "\0");
   const base = ffi.ptr(bytes);
   for (let i = 0, at = 0; i < strings.length; i++, at = bytes.indexOf(0, at) + 1) {
-    pointers[(first + i) * 2] = (base + at) % 4294967296;
-    pointers[(first + i) * 2 + 1] = Math.floor((base + at) / 4294967296);
+    const low = (base + at) % 4294967296;
+    pointers[(first + i) * 2] = low;
+    pointers[(first + i) * 2 + 1] = (base + at - low) / 4294967296;
   }
   return bytes;
 }
@@ -694,7 +695,7 @@ export function prepareSpawnInGroup(path: string, argv: string[], env: string[],
   const sigdefault = signalSet(defaults);
   // The kernel's mask is the first bytes of libc's sigset_t, bit for bit.
   const sigmask = new Uint8Array(P.spawn.sigsetBytes);
-  sigmask.set(mask.subarray(0, Math.min(mask.byteLength, sigmask.byteLength)));
+  sigmask.set(mask.subarray(0, sigmask.byteLength));
   const file = cstr(path);
   const args = stringArray(argv);
   const vars = stringArray(env, MORE_ENV);
@@ -899,7 +900,7 @@ export function setFileLimit(soft: number, hard: number): number {
   const limit = new Uint32Array(4);
   const put = (i: number, v: number) => {
     limit[i] = v === Infinity ? 0xffffffff : v % RLIM_HALF;
-    limit[i + 1] = v === Infinity ? 0xffffffff : Math.floor(v / RLIM_HALF);
+    limit[i + 1] = v === Infinity ? 0xffffffff : (v - (v % RLIM_HALF)) / RLIM_HALF;
   };
   put(0, soft);
   put(2, hard);

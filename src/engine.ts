@@ -40,7 +40,7 @@ import { BusyError, CancelledError, EXIT, TimeoutError, WaitlockError } from "./
 import { fileKey, type Granted, type LockMode } from "./holders";
 import { debug } from "./log";
 import { MAX_RECORD_BYTES } from "./record";
-import { OPEN, lockBy, msLeft, opened, openOrCreate, shareWithAll, symlinkRefused, tryLock } from "./lockfiles";
+import { OPEN, deadlineAfter, lockBy, msLeft, opened, openOrCreate, shareWithAll, symlinkRefused, tryLock } from "./lockfiles";
 import { sysError } from "./syserror";
 import { awaitTurn, enterTurnstile, leaveTurnstile, mayBeQueued, noRoom, tidyTurnstile, warnNoRoom, type Turnstile } from "./turnstile";
 import { createWaker, type Waker } from "./waker";
@@ -277,7 +277,7 @@ class SlotFiles {
  * (4, 5, 75) when a lock file cannot be used.
  */
 export function acquire(req: SlotRequest, timeout: number | null, hooks: AcquireHooks = {}): Outcome {
-  const deadline = timeout === null ? Infinity : performance.now() + timeout * 1000;
+  const deadline = timeout === null ? Infinity : deadlineAfter(timeout);
   const interrupted = hooks.stopped && (() => {
     if (hooks.stopped!()) throw new CancelledError(req.name);
   });

@@ -13,7 +13,7 @@
 import { E, LOCK, O, close, flock, fstat, open } from "../ffi/libc";
 import { BusyError, TimeoutError, UsageError } from "./errors";
 import { lockOp } from "./engine";
-import { lockBy, tryLock } from "./lockfiles";
+import { deadlineAfter, lockBy, tryLock } from "./lockfiles";
 import { awaitTurn, enterTurnstile, leaveTurnstile, noRoom, tidyTurnstile, warnNoRoom } from "./turnstile";
 import { fileBase, sweepHolderFiles } from "./holderfiles";
 import type { LockMode } from "./holders";
@@ -79,7 +79,7 @@ export function identityOf(fd: number, context: string): { dev: number; ino: num
 export function acquireFile(req: FileRequest, timeout: number | null, hooks: FileHooks = {}): HeldFile | "alreadyHeld" {
   const { dev, ino } = identityOf(req.fd, req.path);
   const base = fileBase(req.dir, dev, ino);
-  const deadline = timeout === null ? Infinity : performance.now() + timeout * 1000;
+  const deadline = timeout === null ? Infinity : deadlineAfter(timeout);
   const op = lockOp(req.mode);
   const turnstile = enterTurnstile(base, req.shared);
   if (turnstile === noRoom) warnNoRoom(base);

@@ -48,6 +48,13 @@ export function tryLock(fd: number, path: string, op: number): boolean {
   throw sysError(path, r, "cannot lock");
 }
 
+/**
+ * The performance.now() time `seconds` from now. A function of its own: JavaScriptCore sets
+ * up a global such as `performance` when it first links a function that names it, run or
+ * not (bench/TUNING.md, twelfth round), and an acquire without a timeout needs no deadline.
+ */
+export const deadlineAfter = (seconds: number) => performance.now() + seconds * 1000;
+
 /** Milliseconds left until `deadline` (a performance.now() time; Infinity: no deadline). */
 export const msLeft = (deadline: number) => (deadline === Infinity ? Infinity : deadline - performance.now());
 

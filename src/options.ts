@@ -439,13 +439,20 @@ function slotsOf(c: CommandLine): number {
   let slots = 1;
   if (c.given("allowMultiple")) slots = integer(c.str("allowMultiple")!, c.flag("allowMultiple"), { min: 1, max: MAX_SLOTS, why: "the most slots a lock can have" });
   if (c.given("onePerCPU")) {
-    const exclude = c.given("excludeCPUs") ? integer(c.str("excludeCPUs")!, c.flag("excludeCPUs"), { min: 0, max: INT_MAX }) : 0;
-    // A machine with more CPUs than MAX_SLOTS gets the maximum: -c names no number to refuse.
-    slots = Math.min(MAX_SLOTS, Math.max(1, onlineCpus() - exclude));
+    slots = slotsPerCpu(c.given("excludeCPUs") ? integer(c.str("excludeCPUs")!, c.flag("excludeCPUs"), { min: 0, max: INT_MAX }) : 0);
   }
   if (c.given("shared") && (slots > 1 || c.given("onePerCPU")))
     throw new UsageError(c.flag("shared"), "a shared lock has one slot: it cannot be used with -m N > 1 or -c");
   return slots;
+}
+
+/**
+ * -c: one slot per online CPU but `excluded`, at least 1. A machine with more CPUs than
+ * MAX_SLOTS gets the maximum: -c names no number to refuse. (Out of slotsOf: naming `Math`
+ * makes JavaScriptCore set it up when it links the function, bench/TUNING.md.)
+ */
+function slotsPerCpu(excluded: number): number {
+  return Math.min(MAX_SLOTS, Math.max(1, onlineCpus() - excluded));
 }
 
 /** WAITLOCK_SLOT, the 0-based slot to try first, when set. */

@@ -88,9 +88,11 @@ export function encodeRecord(r: LockRecord): Uint8Array {
   v.setUint32(12, r.owner, true);
   v.setUint32(16, r.uid, true);
   // Two halves rather than setBigUint64: a BigInt is one more kind of GC cell to set up.
-  const acquired = Math.max(0, Math.floor(r.acquiredAt));
-  v.setUint32(20, acquired % 2 ** 32, true);
-  v.setUint32(24, Math.floor(acquired / 2 ** 32), true);
+  // Whole seconds, 0 at least, without `Math` (bench/TUNING.md, twelfth round).
+  const acquired = r.acquiredAt > 0 ? r.acquiredAt - (r.acquiredAt % 1) : 0;
+  const low = acquired % 2 ** 32;
+  v.setUint32(20, low, true);
+  v.setUint32(24, (acquired - low) / 2 ** 32, true);
   v.setUint32(28, r.type === "semaphore" ? 1 : 0, true);
   v.setUint32(32, r.maxHolders, true);
   v.setUint32(36, r.slot, true);

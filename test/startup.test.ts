@@ -78,6 +78,34 @@ test("a waiter that sleeps, wakes and wins compiles no JavaScript builtin", asyn
   expect(builtinsIn(await stderr)).toEqual([]);
 });
 
+/**
+ * The globals that the code blocks of a run look up (resolve_scope on the global object, as
+ * the dump lists each block's bytecode and identifiers). JavaScriptCore sets up a global
+ * such as Math or performance when it links a function that names it, whether that code
+ * runs or not (bench/TUNING.md, twelfth round).
+ */
+function globalsNamed(stderr: string): Set<string> {
+  const names = new Set<string>();
+  for (const block of stderr.split(/^(?=\S*#[A-Za-z0-9]{6}:\[)/m)) {
+    const ids = new Map([...block.matchAll(/^ {2}id(\d+) = (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+    for (const m of block.matchAll(/resolve_scope .*?var:(\d+), resolveType:Global/g)) names.add(ids.get(m[1]!) ?? `?${m[1]}`);
+  }
+  return names;
+}
+
+test("--exec names neither Math nor, without a timeout, performance", async () => {
+  const d = lockDir();
+  const plain = await run([BIN, "-d", d, "n", "--exec", "true"], { env: DUMP });
+  expect(plain.code).toBe(0);
+  const named = globalsNamed(plain.stderr);
+  // The dump still lists lookups: the run names process, the FFI's Bun and more.
+  expect(named.has("process")).toBe(true);
+  expect(["Math", "performance"].filter((g) => named.has(g))).toEqual([]);
+  const timed = await run([BIN, "-d", d, "-m", "2", "-t", "0.5", "n", "--exec", "true"], { env: DUMP });
+  expect(timed.code).toBe(0);
+  expect(globalsNamed(timed.stderr).has("Math")).toBe(false);
+});
+
 test("acquiring for the caller compiles no JavaScript builtin", async () => {
   const d = lockDir();
   const r = await sh(`"$WL" -d "$D" h`, d, { env: DUMP });
