@@ -433,7 +433,8 @@ describe("-o FILE", () => {
       expect({ reads, complete: complete(text) }).toEqual({ reads, complete: true });
       inodes.add(statSync(out).ino);
       return inodes.size >= 5;
-    });
+      // (each listing of 300 records, hashed, may take a second or more on a loaded machine)
+    }, 25_000);
     process.kill(watcher.pid, "SIGTERM");
     expect(await watcher.exited).toBe(0);
     expect(readdirSync(d).filter((f) => f.endsWith(".tmp"))).toEqual([]);

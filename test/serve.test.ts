@@ -127,9 +127,10 @@ test("a bad %XX escape is answered with the request's ID; a line over the limit 
   expect(await s.answer("id%20x")).toBe("0 -");
   const stdin = s.p.stdin as { write(b: string): unknown; flush(): unknown };
   stdin.write(`8 acquire -d ${d} `);
-  // 64 MiB without a newline: kept whole, it would cost at least as much memory.
+  // 128 MiB without a newline: kept whole, it would cost at least as much memory; read
+  // and dropped, what the runtime's buffers and the JIT take meanwhile stays far below.
   const mib = "x".repeat(1 << 20);
-  for (let i = 0; i < 64; i++) {
+  for (let i = 0; i < 128; i++) {
     stdin.write(mib);
     await stdin.flush();
   }
@@ -137,7 +138,7 @@ test("a bad %XX escape is answered with the request's ID; a line over the limit 
   expect(await s.answer("8")).toBe("3 - request: longer than 65536 bytes");
   s.send(`9 acquire -d ${d} after`);
   expect(await s.answer("9")).toBe("0 0");
-  expect(peakKbOf(s.p.pid) - before).toBeLessThan(32 * 1024);
+  expect(peakKbOf(s.p.pid) - before).toBeLessThan(64 * 1024);
   s.end();
   expect(await s.p.exited).toBe(0);
 }, 60_000);
