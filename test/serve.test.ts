@@ -395,6 +395,26 @@ ${body}`;
     expect(r.code).toBe(0);
   });
 
+  shellTest(`${shell}: -E N as on the command line; an exported WAITLOCK_BACKEND is refused (3), never served from the lock directory; the caller's options (ksharrays, noclobber, shwordsplit) change nothing`, async () => {
+    const d = lockDir();
+    const holder = start([BIN, "-d", d, "busy", "--exec", "sleep", "30"]);
+    await waitFor("holder", () => held(d, "busy"));
+    const options = shell === "zsh" ? "setopt ksharrays noclobber shwordsplit warncreateglobal; IFS=0" : "shopt -s nullglob failglob";
+    const r = await runShell(
+      `${options}
+      rc=0; waitlock_acquire -E 9 -t 0 busy || rc=$?; echo "busy=$rc"
+      rc=0; waitlock_acquire -E 9 -t 0.1 busy 2>/dev/null || rc=$?; echo "timeout=$rc"
+      rc=0; WAITLOCK_BACKEND=redis://127.0.0.1:1/0 waitlock_acquire free || rc=$?; echo "backend=$rc"
+      "$WL" --check free && echo "free still free"
+      waitlock_acquire free; echo "slot=$WAITLOCK_SLOT"; waitlock_release free; echo released`,
+      d,
+      20_000,
+    );
+    holder.kill("SIGTERM");
+    expect(r.stdout).toBe("busy=9\ntimeout=9\nbackend=3\nfree still free\nslot=0\nreleased\n");
+    expect(r.stderr).toContain("not through the coprocess");
+  });
+
   shellTest(`${shell}: a subshell has a coprocess of its own, whose locks go when the subshell ends`, async () => {
     const d = lockDir();
     const r = await runShell(

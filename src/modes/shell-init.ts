@@ -10,15 +10,17 @@
 // 'cancel', then the shell gets its SIGINT back. Only exported WAITLOCK_* variables are
 // passed on, as the plain form sees only those; an exported WAITLOCK_SLOT (a preference)
 // is never overwritten (one the functions set, exported by set -a, is theirs: updated,
-// and not passed on as a preference). The coprocess starts without WAITLOCK_DIR, so that
-// the shell's value when it asks counts. A dead coprocess is reported once (its locks are
-// gone with it); the next call starts a new one.
+// and not passed on as a preference). The coprocess starts without WAITLOCK_DIR or
+// WAITLOCK_BACKEND, so that the shell's values when it asks count. A dead coprocess is
+// reported once (its locks are gone with it); the next call starts a new one.
 import type { Shell } from "../options";
 
 /** `s` quoted for a POSIX shell: one word, whatever it holds. */
 const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
-const VARS = ["WAITLOCK_DIR", "WAITLOCK_TIMEOUT", "WAITLOCK_SLOT", "WAITLOCK_RECORD"];
+// WAITLOCK_BACKEND is passed on to be refused (3), as --backend is: a lock asked for on a
+// network engine must never be taken in the lock directory instead.
+const VARS = ["WAITLOCK_DIR", "WAITLOCK_TIMEOUT", "WAITLOCK_SLOT", "WAITLOCK_RECORD", "WAITLOCK_BACKEND"];
 
 // The request's words (the positional parameters), %-encoded, appended to _waitlock_req
 // (the same in bash and zsh). One match is cheaper than five substitutions, and most
@@ -44,7 +46,7 @@ const QUICK_SECONDS = "0.05";
 // late or stray answer, waiting with ^C caught, a word to encode) lives in functions of its
 // own (bench/TUNING.md).
 const BASH_VERB = (verb: "acquire" | "release") => `waitlock_${verb}() {
-  local _waitlock_req="w$((++_waitlock_n)) ${verb}" v id st slot text first
+  local _waitlock_req="w$((++_waitlock_n)) ${verb}" v id st slot text first=
   if [[ $_waitlock_owner != "$BASHPID" || -z \${_WAITLOCK_PID-} ]] || ! kill -0 "$_WAITLOCK_PID" 2>/dev/null; then _waitlock_start || return; fi
 ${[...VARS].reverse().map((v) => `  if [[ -v ${v} && \${${v}@a} == *x*${v === "WAITLOCK_SLOT" ? ` && $${v} != "\${_waitlock_slot_set-}"` : ""} ]]; then set -- "${v}=$${v}" "$@"; fi`).join("\n")}
 ${WORDS}
@@ -101,7 +103,7 @@ _waitlock_start() {
     local r=\${_WAITLOCK[0]} w=\${_WAITLOCK[1]}
     { exec {r}<&- {w}>&-; } 2>/dev/null
   fi
-  coproc _WAITLOCK { WAITLOCK_DIR= exec "\${_waitlock_cmd[@]}" --serve --owner "$me"; }
+  coproc _WAITLOCK { WAITLOCK_DIR= WAITLOCK_BACKEND= exec "\${_waitlock_cmd[@]}" --serve --owner "$me"; }
   _waitlock_owner=$me
   _waitlock_pid=$_WAITLOCK_PID
   # Not a job of the shell's: a bare 'wait' must not wait for it.
@@ -160,24 +162,28 @@ _waitlock_cmd=(${cmd})
 typeset -g _waitlock_n=0 _waitlock_owner= _waitlock_pid= _waitlock_in= _waitlock_out= _waitlock_slot= _waitlock_interrupted=
 ${ENCODE}
 _waitlock_cancel() {
+  emulate -L zsh
   _waitlock_interrupted=1
   print -r -u $_waitlock_out -- "c$_waitlock_n cancel w$_waitlock_n" 2>/dev/null
 }
 # True when the shell ignores ^C (trap '' INT). The kernel's SigIgn mask says so (Linux):
 # zsh lists no traps in a subshell, so $(trap) cannot. Elsewhere taken as not ignored.
 _waitlock_int_ignored() {
+  emulate -L zsh
   [[ -r /proc/$sysparams[pid]/status ]] || return 1
   local st=$(</proc/$sysparams[pid]/status)
   st=\${\${(M)\${(f)st}:#SigIgn:*}#SigIgn:}
   (( 16#\${st//[[:space:]]/} & 2 ))
 }
 _waitlock_request() {
-  setopt localoptions localtraps
+  # zsh's own options here, whatever the caller set (ksharrays, noclobber, shwordsplit ...);
+  # -L: they, and the traps set here, are the caller's again on return.
+  emulate -L zsh
   trap '' PIPE
   local _waitlock_req id st slot text v first= quick= me=$sysparams[pid]
   if [[ $_waitlock_owner != $me ]]; then
     if [[ -n $_waitlock_out ]]; then exec {_waitlock_out}>&- {_waitlock_in}<&-; fi
-    coproc WAITLOCK_DIR= "\${_waitlock_cmd[@]}" --serve --owner $me
+    coproc WAITLOCK_DIR= WAITLOCK_BACKEND= "\${_waitlock_cmd[@]}" --serve --owner $me
     _waitlock_pid=$!
     exec {_waitlock_out}>&p {_waitlock_in}<&p
     # Not a job of the shell's: a bare 'wait' must not wait for it. Found by its PID: in a
@@ -240,6 +246,7 @@ ${WORDS}
   return $st
 }
 waitlock_acquire() {
+  emulate -L zsh
   _waitlock_request acquire "$@"
   local st=$?
   if [[ -n $_waitlock_interrupted ]]; then
@@ -253,6 +260,7 @@ waitlock_acquire() {
   if ! (( \${+WAITLOCK_SLOT} )) || [[ \${(t)WAITLOCK_SLOT} != *export* || $WAITLOCK_SLOT == "\${_waitlock_slot_set-}" ]]; then WAITLOCK_SLOT=$_waitlock_slot; _waitlock_slot_set=$_waitlock_slot; fi
 }
 waitlock_release() {
+  emulate -L zsh
   _waitlock_request release "$@"
 }
 `;
