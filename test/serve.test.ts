@@ -415,6 +415,28 @@ ${body}`;
     expect(r.stderr).toContain("not through the coprocess");
   });
 
+  shellTest(`${shell}: a trap that calls the functions while an acquire waits leaves that acquire its own answer (it waited for ever)`, async () => {
+    const d = lockDir();
+    const holder = start([BIN, "-d", d, "taken", "--exec", "sleep", "30"]);
+    await waitFor("holder", () => held(d, "taken"));
+    const body = `trap 'waitlock_release mine; echo "trap: released=$?"' USR1
+      waitlock_acquire mine
+      touch "$D/waiting"
+      rc=0; waitlock_acquire -t 20 taken || rc=$?; echo "taken=$rc"`;
+    const sh = start([path ?? shell, "-c", script(body)], { env: { WL: BIN, D: d }, stdout: "pipe" });
+    const out: string[] = [];
+    (async () => {
+      for await (const c of sh.stdout as ReadableStream<Uint8Array>) out.push(new TextDecoder().decode(c));
+    })();
+    await waitFor("the script to wait", () => existsSync(`${d}/waiting`));
+    await waitFor("its acquire to queue", async () => (await run([BIN, "-d", d, "--list", "-f", "csv", "taken"])).stdout.includes(",waiting,"));
+    sh.kill("SIGUSR1");
+    await waitFor("the trap to run", () => out.join("").includes("trap: released=0"));
+    holder.kill("SIGTERM");
+    await waitFor("the acquire to return", () => out.join("").includes("taken="), 5_000);
+    expect(out.join("")).toBe("trap: released=0\ntaken=0\n");
+  });
+
   shellTest(`${shell}: a subshell has a coprocess of its own, whose locks go when the subshell ends`, async () => {
     const d = lockDir();
     const r = await runShell(

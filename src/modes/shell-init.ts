@@ -46,7 +46,10 @@ const QUICK_SECONDS = "0.05";
 // late or stray answer, waiting with ^C caught, a word to encode) lives in functions of its
 // own (bench/TUNING.md).
 const BASH_VERB = (verb: "acquire" | "release") => `waitlock_${verb}() {
-  local _waitlock_req="w$((++_waitlock_n)) ${verb}" v id st slot text first=
+  # The request's own ID: a trap that calls the functions while this one waits numbers its
+  # requests on, and this one must still know which answer is its own.
+  local _waitlock_id="w$((++_waitlock_n))" v id st slot text first=
+  local _waitlock_req="$_waitlock_id ${verb}"
   if [[ $_waitlock_owner != "$BASHPID" || -z \${_WAITLOCK_PID-} ]] || ! kill -0 "$_WAITLOCK_PID" 2>/dev/null; then _waitlock_start || return; fi
 ${[...VARS].reverse().map((v) => `  if [[ -v ${v} && \${${v}@a} == *x*${v === "WAITLOCK_SLOT" ? ` && $${v} != "\${_waitlock_slot_set-}"` : ""} ]]; then set -- "${v}=$${v}" "$@"; fi`).join("\n")}
 ${WORDS}
@@ -59,11 +62,11 @@ ${
     ? `  # IDs are of two characters at least: the quick read takes the first alone (and one that
   # timed out may have taken it: _waitlock_answer goes on from $first).
   if [[ $- != *i* ]] && IFS= read -r -n 1 -t ${QUICK_SECONDS} -u "\${_WAITLOCK[0]}" first; then
-    IFS=' ' read -r -u "\${_WAITLOCK[0]}" id st slot text && [[ $first$id == "w$_waitlock_n" ]] || _waitlock_answer quick || return
+    IFS=' ' read -r -u "\${_WAITLOCK[0]}" id st slot text && [[ $first$id == "$_waitlock_id" ]] || _waitlock_answer quick || return
   else
     _waitlock_answer wait || return
   fi`
-    : `  IFS=' ' read -r -u "\${_WAITLOCK[0]}" id st slot text && [[ $id == "w$_waitlock_n" ]] || _waitlock_answer plain || return`
+    : `  IFS=' ' read -r -u "\${_WAITLOCK[0]}" id st slot text && [[ $id == "$_waitlock_id" ]] || _waitlock_answer plain || return`
 }
   if [[ -n $text ]]; then printf 'waitlock: %s\\n' "$text" >&2; fi
 ${
@@ -87,7 +90,7 @@ _waitlock_interrupted=
 ${ENCODE}
 _waitlock_cancel() {
   _waitlock_interrupted=1
-  printf '%s\\n' "c$_waitlock_n cancel w$_waitlock_n" >&"\${_WAITLOCK[1]}" 2>/dev/null || :
+  printf '%s\\n' "c\${_waitlock_id#w} cancel $_waitlock_id" >&"\${_WAITLOCK[1]}" 2>/dev/null || :
 }
 # Starts this shell process's coprocess, or reports the death of the one it had (status 4).
 _waitlock_start() {
@@ -109,7 +112,7 @@ _waitlock_start() {
   # Not a job of the shell's: a bare 'wait' must not wait for it.
   disown "$_waitlock_pid" 2>/dev/null || :
 }
-# Reads answers (into the caller's id st slot text) until the one to request w$_waitlock_n,
+# Reads answers (into the caller's id st slot text) until the one to its request $_waitlock_id,
 # as the caller's quick read could not: MODE is quick (an acquire's answer, within the quick
 # time), wait (an acquire that waits: from now on ^C withdraws it) or plain (a release).
 _waitlock_answer() {
@@ -136,7 +139,7 @@ _waitlock_answer() {
     if (( rc == 0 )); then
       id=$first$id
       first=
-      if [[ $id == "w$_waitlock_n" ]]; then break; fi
+      if [[ $id == "$_waitlock_id" ]]; then break; fi
       continue
     fi
     if [[ -n $trapped ]]; then if [[ -n $old ]]; then eval "$old"; else trap - INT; fi; fi
@@ -164,7 +167,7 @@ ${ENCODE}
 _waitlock_cancel() {
   emulate -L zsh
   _waitlock_interrupted=1
-  print -r -u $_waitlock_out -- "c$_waitlock_n cancel w$_waitlock_n" 2>/dev/null
+  print -r -u $_waitlock_out -- "c\${_waitlock_id#w} cancel $_waitlock_id" 2>/dev/null
 }
 # True when the shell ignores ^C (trap '' INT). The kernel's SigIgn mask says so (Linux):
 # zsh lists no traps in a subshell, so $(trap) cannot. Elsewhere taken as not ignored.
@@ -199,9 +202,12 @@ _waitlock_request() {
     return 4
   fi
   _waitlock_n=$((_waitlock_n + 1))
+  # The request's own ID: a trap that calls the functions while this one waits numbers its
+  # requests on, and this one must still know which answer is its own.
+  local _waitlock_id=w$_waitlock_n
   _waitlock_interrupted=
   # IDs of two characters at least: the quick read below takes the first alone.
-  _waitlock_req="w$_waitlock_n $1"
+  _waitlock_req="$_waitlock_id $1"
   # ^C withdraws a waiting acquire (localtraps: the caller's INT trap is back when this
   # function returns), unless the shell ignores it (trap '' INT), as flock(1) would keep
   # waiting. Looking costs a few system calls: a script's acquire first waits
@@ -238,7 +244,7 @@ ${WORDS}
     fi
     id=$first$id
     first=
-    if [[ $id == "w$_waitlock_n" ]]; then break; fi
+    if [[ $id == "$_waitlock_id" ]]; then break; fi
   done
   if [[ -n $_waitlock_interrupted ]]; then return 130; fi
   if [[ -n $text ]]; then print -ru2 -- "waitlock: $text"; fi
