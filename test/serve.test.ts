@@ -437,6 +437,24 @@ ${body}`;
     expect(out.join("")).toBe("trap: released=0\ntaken=0\n");
   });
 
+  shellTest(`${shell}: an exported WAITLOCK_SLOT is the caller's preference, also when it equals the slot an acquire set before`, async () => {
+    const d = lockDir();
+    const first = start([BIN, "-d", d, "-m", "4", "pool", "--exec", "sleep", "30"]);
+    await waitFor("slot 0", () => held(d, "pool", 1));
+    const second = start([BIN, "-d", d, "-m", "4", "pool", "--exec", "sleep", "30"]);
+    await waitFor("slot 1", () => held(d, "pool", 2));
+    const r = await runShell(
+      `waitlock_acquire -m 4 pool; echo "taken=$WAITLOCK_SLOT"
+      unset WAITLOCK_SLOT; export WAITLOCK_SLOT=2
+      waitlock_acquire -m 4 other; echo "preferred=$WAITLOCK_SLOT"
+      "$WL" -d "$D" --list other | grep -c ' 2/4 '`,
+      d,
+    );
+    first.kill("SIGTERM");
+    second.kill("SIGTERM");
+    expect(r.stdout).toBe("taken=2\npreferred=2\n1\n");
+  });
+
   shellTest(`${shell}: a subshell has a coprocess of its own, whose locks go when the subshell ends`, async () => {
     const d = lockDir();
     const r = await runShell(

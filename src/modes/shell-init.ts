@@ -9,8 +9,8 @@
 // group, so that ^C reaches the shell alone: an acquire interrupted while it waits sends
 // 'cancel', then the shell gets its SIGINT back. Only exported WAITLOCK_* variables are
 // passed on, as the plain form sees only those; an exported WAITLOCK_SLOT (a preference)
-// is never overwritten (one the functions set, exported by set -a, is theirs: updated,
-// and not passed on as a preference). The coprocess starts without WAITLOCK_DIR or
+// is never overwritten (in bash, one the functions set while set -a is on, and so
+// exported, is theirs: updated, and not passed on as a preference). The coprocess starts without WAITLOCK_DIR or
 // WAITLOCK_BACKEND, so that the shell's values when it asks count. A dead coprocess is
 // reported once (its locks are gone with it); the next call starts a new one.
 import type { Shell } from "../options";
@@ -51,7 +51,7 @@ const BASH_VERB = (verb: "acquire" | "release") => `waitlock_${verb}() {
   local _waitlock_id="w$((++_waitlock_n))" v id st slot text first=
   local _waitlock_req="$_waitlock_id ${verb}"
   if [[ $_waitlock_owner != "$BASHPID" || -z \${_WAITLOCK_PID-} ]] || ! kill -0 "$_WAITLOCK_PID" 2>/dev/null; then _waitlock_start || return; fi
-${[...VARS].reverse().map((v) => `  if [[ -v ${v} && \${${v}@a} == *x*${v === "WAITLOCK_SLOT" ? ` && $${v} != "\${_waitlock_slot_set-}"` : ""} ]]; then set -- "${v}=$${v}" "$@"; fi`).join("\n")}
+${[...VARS].reverse().map((v) => `  if [[ -v ${v} && \${${v}@a} == *x*${v === "WAITLOCK_SLOT" ? ` && ( $${v} != "\${_waitlock_slot_set-}" || $- != *a* )` : ""} ]]; then set -- "${v}=$${v}" "$@"; fi`).join("\n")}
 ${WORDS}
   if ! printf '%s\\n' "$_waitlock_req" >&"\${_WAITLOCK[1]}"; then
     printf 'waitlock: cannot reach coprocess %s\\n' "$_waitlock_pid" >&2
@@ -74,8 +74,8 @@ ${
     ? `  _waitlock_slot=$slot
   if [[ $st != 0 ]]; then return "$st"; fi
   # An exported WAITLOCK_SLOT is the caller's slot preference: left as it is.
-  # (One the functions set themselves, exported by set -a, is theirs to update.)
-  if [[ ! -v WAITLOCK_SLOT || \${WAITLOCK_SLOT@a} != *x* || $WAITLOCK_SLOT == "\${_waitlock_slot_set-}" ]]; then WAITLOCK_SLOT=$slot; _waitlock_slot_set=$slot; fi`
+  # (One the functions set themselves while set -a is on, and so exported, is theirs.)
+  if [[ ! -v WAITLOCK_SLOT || \${WAITLOCK_SLOT@a} != *x* || ( $WAITLOCK_SLOT == "\${_waitlock_slot_set-}" && $- == *a* ) ]]; then WAITLOCK_SLOT=$slot; _waitlock_slot_set=$slot; fi`
     : `  return "$st"`
 }
 }`;
@@ -220,7 +220,7 @@ _waitlock_request() {
     fi
   fi
   shift
-${[...VARS].reverse().map((v) => `  if (( \${+${v}} )) && [[ \${(t)${v}} == *export*${v === "WAITLOCK_SLOT" ? ` && $${v} != "\${_waitlock_slot_set-}"` : ""} ]]; then set -- "${v}=$${v}" "$@"; fi`).join("\n")}
+${[...VARS].reverse().map((v) => `  if (( \${+${v}} )) && [[ \${(t)${v}} == *export* ]]; then set -- "${v}=$${v}" "$@"; fi`).join("\n")}
 ${WORDS}
   if ! print -r -u $_waitlock_out -- "$_waitlock_req" 2>/dev/null; then
     print -ru2 -- "waitlock: coprocess $_waitlock_pid has exited: the locks it held are released"
@@ -261,9 +261,9 @@ waitlock_acquire() {
     return 130
   fi
   (( st == 0 )) || return $st
-  # An exported WAITLOCK_SLOT is the caller's slot preference: left as it is.
-  # (One the functions set themselves, exported by allexport, is theirs to update.)
-  if ! (( \${+WAITLOCK_SLOT} )) || [[ \${(t)WAITLOCK_SLOT} != *export* || $WAITLOCK_SLOT == "\${_waitlock_slot_set-}" ]]; then WAITLOCK_SLOT=$_waitlock_slot; _waitlock_slot_set=$_waitlock_slot; fi
+  # An exported WAITLOCK_SLOT is the caller's slot preference: left as it is. (Under
+  # emulate -L zsh, allexport is off here: the functions never export one themselves.)
+  if ! (( \${+WAITLOCK_SLOT} )) || [[ \${(t)WAITLOCK_SLOT} != *export* ]]; then WAITLOCK_SLOT=$_waitlock_slot; fi
 }
 waitlock_release() {
   emulate -L zsh
