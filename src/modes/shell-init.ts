@@ -95,16 +95,17 @@ _waitlock_cancel() {
 # Starts this shell process's coprocess, or reports the death of the one it had (status 4).
 _waitlock_start() {
   local me=$BASHPID
+  # The ends of a coprocess that died, or of the parent's one that a subshell inherited
+  # (the parent keeps its own), closed here: bash then knows it is gone (or it warns that
+  # it still exists), and no descriptor is left behind.
+  if [[ -n \${_WAITLOCK[1]-} ]]; then
+    local r=\${_WAITLOCK[0]} w=\${_WAITLOCK[1]}
+    { exec {r}<&- {w}>&-; } 2>/dev/null
+  fi
   if [[ $_waitlock_owner == "$me" ]]; then
     printf 'waitlock: coprocess %s has exited: the locks it held are released\\n' "$_waitlock_pid" >&2
     _waitlock_owner=
     return 4
-  fi
-  # A subshell inherits the parent's coprocess: closing its ends here (the parent keeps
-  # its own) tells bash it is gone, or bash warns that it still exists.
-  if [[ -n $_waitlock_owner && -n \${_WAITLOCK[1]-} ]]; then
-    local r=\${_WAITLOCK[0]} w=\${_WAITLOCK[1]}
-    { exec {r}<&- {w}>&-; } 2>/dev/null
   fi
   coproc _WAITLOCK { WAITLOCK_DIR= WAITLOCK_BACKEND= exec "\${_waitlock_cmd[@]}" --serve --owner "$me"; }
   _waitlock_owner=$me
