@@ -94,5 +94,7 @@ export function debug(message: string): void {
 
 /** `scheme://user:password@...` with the password replaced by `***` (a command line may hold a --backend URL). */
 export function withoutPasswords(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, "$1***@");
+  // A scheme starts where no scheme character precedes it: tried once per run of letters,
+  // not at each of its characters (which took time in the square of a long run's length).
+  return text.replace(/(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s/]*@/gi, "$1***@");
 }

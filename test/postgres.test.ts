@@ -409,28 +409,38 @@ describe.skipIf(noPostgres)("PostgreSQL backend on loopback", () => {
     await lease.release();
   }, 30_000);
 
-  test("a setup without the privileges on waitlock.waiters (an older waitlock's): a waiter waits undescribed and is served with a token; a timed-out one is withdrawn", async () => {
+  test("an older waitlock's setup (no privileges on waitlock.waiters, or no such table and no right to make it): a waiter waits undescribed and is served with a token; a timed-out one is withdrawn; --list works", async () => {
     const s = await startPostgres();
     await s.admin.unsafe("CREATE ROLE app LOGIN PASSWORD 'apppw'");
-    await s.admin.unsafe("CREATE DATABASE older");
-    const owner = new SQL(`postgres://postgres@localhost:${s.port}/older`, { path: s.dir, max: 1 });
     const readme = readFileSync(join(import.meta.dir, "../README.md"), "utf8");
-    await owner.unsafe(readme.match(/```sql\n(CREATE SCHEMA waitlock;[^`]*)```/)![1]!).simple();
-    await owner.unsafe("REVOKE ALL ON waitlock.waiters FROM app");
-    await owner.close();
-    const b = connectPostgres(`postgres://app:apppw@127.0.0.1:${s.port}/older`);
-    const first = await b.acquire("old", { holder });
-    await expect(b.acquire("old", { holder, timeout: 0.2 })).rejects.toMatchObject({ exitCode: 2 });
-    const waiting = b.acquire("old", { holder: { ...holder, command: "the waiter" } });
-    await waitFor("the waiter to queue", async () => (await waitingRequests(s)) === 1);
-    await first.release();
-    const second = await waiting;
-    expect(BigInt(second.token)).toBeGreaterThan(BigInt(first.token));
-    expect((await b.list({ name: "old" })).map((h) => h.command)).toEqual(["the waiter"]);
-    await second.release();
-    expect(await b.list({ name: "old", all: true })).toEqual([]);
-    await b.close();
-  }, 30_000);
+    const setup = readme.match(/```sql\n(CREATE SCHEMA waitlock;[^`]*)```/)![1]!;
+    const older: Record<string, string> = {
+      revoked: "REVOKE ALL ON waitlock.waiters FROM app",
+      // (the database's CREATE revoked too: the waiter cannot make the table either)
+      missing: "DROP TABLE waitlock.waiters; REVOKE CREATE ON DATABASE missing FROM PUBLIC; REVOKE CREATE ON SCHEMA waitlock FROM app",
+    };
+    for (const [db, change] of Object.entries(older)) {
+      await s.admin.unsafe(`CREATE DATABASE ${db}`);
+      const owner = new SQL(`postgres://postgres@localhost:${s.port}/${db}`, { path: s.dir, max: 1 });
+      await owner.unsafe(setup).simple();
+      await owner.unsafe(change).simple();
+      await owner.close();
+      const b = connectPostgres(`postgres://app:apppw@127.0.0.1:${s.port}/${db}`);
+      const first = await b.acquire("old", { holder });
+      await expect(b.acquire("old", { holder, timeout: 0.2 })).rejects.toMatchObject({ exitCode: 2 });
+      const waiting = b.acquire("old", { holder: { ...holder, command: "the waiter" } });
+      await waitFor(`the waiter to queue (${db})`, async () => (await waitingRequests(s)) === 1);
+      // Waiters the role cannot see are none, not a failed listing.
+      expect({ db, waiters: await b.waiters({ name: "old" }) }).toEqual({ db, waiters: [] });
+      await first.release();
+      const second = await waiting;
+      expect(BigInt(second.token)).toBeGreaterThan(BigInt(first.token));
+      expect((await b.list({ name: "old" })).map((h) => h.command)).toEqual(["the waiter"]);
+      await second.release();
+      expect(await b.list({ name: "old", all: true })).toEqual([]);
+      await b.close();
+    }
+  }, 60_000);
 
   test("a server that hangs (stopped with SIGSTOP): -t 0 and a check with a 1 s bound give 75 (the CLI's --check 2) within about a second", async () => {
     const s = await startPostgres();

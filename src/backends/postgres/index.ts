@@ -334,8 +334,9 @@ class Postgres implements Backend {
       const rows = await this.ask<WaiterRow>(SQLText.LIST_WAITERS, [opts.name ?? null], "listing waiters", ms);
       return rows.map(({ backend_pid, username, ...w }) => ({ ...w, backendPid: backend_pid, user: username }));
     } catch (e) {
-      // Nobody has waited yet with this version: nothing is described.
-      if (isMissingTable(sqlState(e))) return [];
+      // Nobody has waited yet with this version, or the role may not read the table (an
+      // older setup): no waiter is described for it, and the holders are still listed.
+      if (isMissingTable(sqlState(e)) || isPrivilegeError(sqlState(e))) return [];
       throw e;
     }
   }

@@ -222,6 +222,12 @@ export class Session {
     try {
       await this.conn.unsafe(text).simple();
     } catch (e) {
+      // A script that began a transaction and failed in it would leave the session refusing
+      // every later statement (25P02) until the end of that transaction.
+      await this.conn
+        .unsafe("ROLLBACK")
+        .simple()
+        .catch(() => {});
       throw Object.assign(pgError(e, this.target.label, doing), { cause: e });
     }
   }
