@@ -14,12 +14,19 @@ export function onlyNameChars(s: string): boolean {
 }
 const STDIN_LIMIT = 256;
 
+/** `s` for a message: control characters, quotes and backslashes escaped as in JSON. */
+const shown = (s: string) => JSON.stringify(s).slice(1, -1);
+
+/**
+ * NAME when it is a valid lock name (1 to MAX_NAME letters, digits, '.', '_', '-'; not '.'
+ * or '..'). Throws UsageError (3) naming `context`, the name shown with its control
+ * characters escaped, so that the message stays one line.
+ */
 export function validateName(name: string, context = "lock name"): string {
   if (name.length === 0) throw new UsageError(context, "must not be empty");
-  if (name.length > MAX_NAME) throw new UsageError(context, `'${name.slice(0, 32)}...' is longer than ${MAX_NAME} characters`);
+  if (name.length > MAX_NAME) throw new UsageError(context, `'${shown(name.slice(0, 32))}...' is longer than ${MAX_NAME} characters`);
   if (name === "." || name === "..") throw new UsageError(context, `'${name}' is not a valid lock name`);
-  if (!onlyNameChars(name))
-    throw new UsageError(context, `'${name}' may contain only letters, digits, '.', '_' and '-'`);
+  if (!onlyNameChars(name)) throw new UsageError(context, `'${shown(name)}' may contain only letters, digits, '.', '_' and '-'`);
   return name;
 }
 
