@@ -525,11 +525,13 @@ ${body}`;
     await waitFor("the wait in the kernel's queue", () => queuedInKernel(coprocess));
     // As a terminal's ^C: SIGINT to the shell's whole process group, again until the acquire
     // returns (the bash functions catch it once the answer is late, 0.05 s).
+    // (The shell makes the file, then writes it: done once the line is whole.)
+    const done = () => existsSync(`${d}/done`) && readFileSync(`${d}/done`, "utf8").endsWith("\n");
     const deadline = performance.now() + 10_000;
-    while (!existsSync(`${d}/done`)) {
+    while (!done()) {
       expect(performance.now()).toBeLessThan(deadline);
       process.kill(-sh.pid, "SIGINT");
-      await waitFor("the acquire to return", () => existsSync(`${d}/done`), 300).catch(() => {});
+      await waitFor("the acquire to return", done, 300).catch(() => {});
     }
     expect(readFileSync(`${d}/done`, "utf8")).toBe("rc=130\n");
     expect(readFileSync(`${d}/traps`, "utf8")).toMatch(/^(trapped\n)+$/);
