@@ -3,7 +3,7 @@
 // next to the lock directory's, and 4 × 10 × 20 ms mutex handoffs between shell loops on
 // loopback and (as root) across two simulated hosts, against the 0.8 s of the sleeps alone. bench/run.ts
 // calls networkSection() in its run; `bun bench/network.ts` prints the section alone.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanUp, cleanUpRun } from "../test/cleanup";
@@ -125,11 +125,12 @@ export async function networkSection(wl: string, dir: string): Promise<string[]>
 }
 
 if (import.meta.main) {
+  const dir = mkdtempSync(join(tmpdir(), "waitlock-bench-"));
   try {
-    const dir = mkdtempSync(join(tmpdir(), "waitlock-bench-"));
     console.log((await networkSection(join(import.meta.dir, "../dist/waitlock"), dir)).join("\n"));
   } finally {
     await cleanUp();
     cleanUpRun();
+    rmSync(dir, { recursive: true, force: true });
   }
 }

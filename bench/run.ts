@@ -4,6 +4,7 @@ import { cpus, release as kernel, tmpdir, totalmem } from "node:os";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RECORD_SIZE } from "../src/record";
+import { cleanUpRun } from "../test/cleanup";
 import { networkSection } from "./network";
 import { serveBench } from "./serve";
 
@@ -426,6 +427,8 @@ try {
   for (const p of started) p.kill("SIGKILL");
   rmSync(tmp, { recursive: true, force: true });
   rmSync(binDir, { recursive: true, force: true });
+  // What the network section's servers shared (the PostgreSQL cluster template).
+  cleanUpRun();
 }
 
 const tuning = readFileSync(join(ROOT, "bench/TUNING.md"), "utf8");
