@@ -1,6 +1,6 @@
 // The only module that prints results and decides the exit status.
 import { callerState } from "./caller";
-import { BusyError, EXIT, TimeoutError, UnknownOptionError, UsageError, WaitlockError } from "./errors";
+import { BusyError, conflictStatus, EXIT, UnknownOptionError, UsageError, WaitlockError } from "./errors";
 import { resolveLockDir } from "./lockdir";
 import { colourOn, debug, error, notice, setVerbosity, usageError } from "./log";
 import { readNameFromStdin } from "./names";
@@ -43,7 +43,6 @@ function eventsFor(opts: Options, name: string, slots: number): Events {
   const events = opts.syslog ? syslogEvents(opts.facility, name, slots) : noEvents;
   return opts.printSlot ? printingSlot(events) : events;
 }
-
 
 async function runOther(opts: Options): Promise<number> {
   const caller = opts.mode === "exec" ? callerState() : undefined;
@@ -186,10 +185,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(opts);
   } catch (e) {
-    const code = report(e);
-    // -E, as flock(1) -E: only the lock conflict changes its status, never another failure.
-    const conflict = e instanceof BusyError || e instanceof TimeoutError;
-    return conflict && opts.conflictExitCode !== undefined ? opts.conflictExitCode : code;
+    return conflictStatus(e, report(e), opts.conflictExitCode);
   }
 }
 

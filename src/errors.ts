@@ -56,6 +56,15 @@ export class TimeoutError extends WaitlockError {
   }
 }
 
+/**
+ * The exit status for failure `e` whose own status is `status`, under `-E N`
+ * (`conflictExitCode`): as flock(1) -E, N replaces the status of a lock conflict (busy, timed
+ * out), never that of another failure.
+ */
+export function conflictStatus(e: unknown, status: number, conflictExitCode: number | undefined): number {
+  return conflictExitCode !== undefined && (e instanceof BusyError || e instanceof TimeoutError) ? conflictExitCode : status;
+}
+
 /** A wait given up before its deadline: the caller stopped it (an AbortSignal, a closed client). */
 export class CancelledError extends WaitlockError {
   constructor(name: string) {

@@ -24,7 +24,7 @@
 import { writeSync } from "node:fs";
 import { getppid, leaveProcessGroup, pollReadable } from "../../ffi/libc";
 import { acquire, release, type Held, type SlotRequest } from "../engine";
-import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../errors";
+import { BusyError, conflictStatus, EXIT, UsageError, WaitlockError } from "../errors";
 import { resolveLockDir, type LockDir } from "../lockdir";
 import { sameProcess, startedAt } from "../holders";
 import { debug } from "../log";
@@ -208,8 +208,7 @@ export class Server {
       // --quiet: no message but for usage errors, as on the command line.
       const fail = (e: unknown) => {
         const a = failure(e);
-        // -E, as on the command line: only the lock conflict changes its status.
-        if (opts.conflictExitCode !== undefined && (e instanceof BusyError || e instanceof TimeoutError)) a.status = opts.conflictExitCode;
+        a.status = conflictStatus(e, a.status, opts.conflictExitCode);
         return opts.quiet && a.status !== EXIT.USAGE ? { status: a.status } : a;
       };
       let answer: Answer | Promise<Answer>;
