@@ -178,11 +178,12 @@ export class Session {
 
   /** The answer to the statement `send` sends, as query() says (refused once stopped). */
   private async answered<T>(send: () => PromiseLike<unknown> & { cancel(): unknown }, doing: string, timeoutMs: number): Promise<T> {
-    if (this.stopped) throw new WaitlockError(EXIT.TIMEOUT, this.target.label, `${doing}: given up`);
+    const givenUp = () => new WaitlockError(EXIT.TIMEOUT, this.target.label, `${doing}: given up`);
+    if (this.stopped) throw givenUp();
     let timer: Timer | undefined;
     let abandon = () => {};
     const late = new Promise<never>((_, reject) => {
-      abandon = () => reject(new WaitlockError(EXIT.TIMEOUT, this.target.label, `${doing}: given up`));
+      abandon = () => reject(givenUp());
       if (Number.isFinite(timeoutMs))
         timer = setTimeout(() => {
           this.close();
@@ -208,8 +209,8 @@ export class Session {
   /**
    * Gives up the statement in flight and refuses later ones: Bun asks the server to cancel
    * it (a cancel request on a second connection), so that a lock wait leaves the server's
-   * queue now rather than when the session is found dead; its query() rejects at once,
-   * whatever the server answers.
+   * queue now rather than when the session is found dead. Its query() rejects once the
+   * server has answered the cancel, or STOP_ANSWER_MS later, whatever the server answers.
    */
   stop(): void {
     this.stopped = true;
@@ -217,10 +218,10 @@ export class Session {
     this.running?.abandon();
   }
 
-  /** Several statements in one round trip, with no parameters (setup). */
+  /** statements() for a script that opens a transaction of its own (setup): rolled back when it fails. */
   async script(text: string, doing: string): Promise<void> {
     try {
-      await this.conn.unsafe(text).simple();
+      await this.statements(text, doing);
     } catch (e) {
       // A script that began a transaction and failed in it would leave the session refusing
       // every later statement (25P02) until the end of that transaction.
@@ -228,7 +229,7 @@ export class Session {
         .unsafe("ROLLBACK")
         .simple()
         .catch(() => {});
-      throw Object.assign(pgError(e, this.target.label, doing), { cause: e });
+      throw e;
     }
   }
 
