@@ -117,7 +117,7 @@ export class RedisLease extends HeldLease implements Lease {
     } catch (e) {
       debug(`redis ${this.target.label}: releasing '${this.name}': ${(e as Error).message}; the lease runs out within ${this.target.ttl} seconds instead`);
     }
-    conn.close();
+    if (conn !== this.conn) conn.close();
     this.conn.close();
   }
 }
