@@ -55,7 +55,8 @@ export interface AcquireOptions {
   holder: HolderDescription;
   /**
    * Gives the request up (^C, the caller gone): the engine's queue is left at once, not when
-   * the session is found dead, and acquire rejects with CancelledError (2).
+   * the session is found dead, and acquire rejects with CancelledError (2), also when a slot
+   * was won as the abort came (it is let go first): no lease is returned after an abort.
    */
   signal?: AbortSignal;
 }

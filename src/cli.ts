@@ -151,10 +151,8 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
               if (stoppedBy) return undefined;
               throw e;
             });
-          if (stoppedBy || !won) {
-            await won?.release();
-            process.exit(128 + (signalNumber(stoppedBy!) ?? 0));
-          }
+          // (No lease comes back after an abort: Backend.acquire lets go of one won meanwhile.)
+          if (!won) process.exit(128 + (signalNumber(stoppedBy!) ?? 0));
           events.taken?.(won.slot);
           return { claim: remote.leaseHolding(won, backend.bounds.grace) };
         } catch (e) {

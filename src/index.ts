@@ -199,10 +199,6 @@ async function leaseLock(url: string, name: string, opts: AsyncAcquireOptions): 
   const holder = holderDescription(process.pid, process.pid, opts.command ?? process.argv.join(" "));
   const timeout = opts.timeout ?? undefined;
   const lease = await backend.acquire(name, { slots: opts.slots, preferred: opts.preferredSlot, shared: opts.shared, timeout, holder, signal: opts.signal });
-  if (opts.signal?.aborted) {
-    await lease.release();
-    throw new CancelledError(name);
-  }
   const lock = lockHandle(name, lease.slot, backend.url, lease.shared, () => void lease.release());
   return Object.assign(lock, {
     token: lease.token,

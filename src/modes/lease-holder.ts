@@ -171,7 +171,7 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
   acquiredAt = Date.now();
   // Killed before it could hear of the lock, the waitlock the caller ran failed: the
   // caller must not be left holding a lock it does not know of.
-  if (giveUp.signal.aborted || getppid() !== o.parent || !say({ slot: lease.slot, token: lease.token })) return finish(EXIT.OK);
+  if (getppid() !== o.parent || !say({ slot: lease.slot, token: lease.token })) return finish(EXIT.OK);
   const owned = setInterval(() => !sameProcess(o.owner, o.ownerStart) && finish(EXIT.OK), WATCH_MS);
   lease.requested.then((request) => {
     if (request === "stop" && sameProcess(o.owner, o.ownerStart)) kill(o.owner, sigterm);

@@ -117,6 +117,8 @@ class Postgres implements Backend {
         const taken = await this.take(session, name, slots, preferred, shared, deadline, opts.timeout, opts.holder);
         const describedAt = performance.now();
         const token = taken.token ?? (await this.describe(session, name, taken.slot, slots, shared, opts.holder, this.connectMs(deadline), taken.described));
+        // Won as the abort came: the session's end (below) lets go.
+        if (opts.signal?.aborted) throw new CancelledError(name);
         debug(`postgres ${this.label}: '${name}' slot ${taken.slot}/${slots} taken, token ${token}`);
         return new PostgresLease(session, this.target, name, taken.slot, slots, shared, token, describedAt);
       } catch (e) {

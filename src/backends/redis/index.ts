@@ -116,7 +116,13 @@ class Redis implements Backend {
       };
       const got = (await attempt("")) ?? (await this.wait(conn, name, opts.timeout, deadline, attempt, shared ? "r" : "w", opts.signal));
       debug(`redis ${this.label}: '${name}' slot ${got.slot}/${slots}${shared ? " (shared)" : ""} taken, token ${got.token}`);
-      return new RedisLease(conn, this.target, lease, name, got.slot, slots, shared, got.token, got.sentAt);
+      const held = new RedisLease(conn, this.target, lease, name, got.slot, slots, shared, got.token, got.sentAt);
+      // Won as the abort came: let go at once, not at the key's ttl.
+      if (opts.signal?.aborted) {
+        await held.release();
+        throw new CancelledError(name);
+      }
+      return held;
     } catch (e) {
       conn.close();
       throw e;
