@@ -96,5 +96,5 @@ export function debug(message: string): void {
 export function withoutPasswords(text: string): string {
   // A scheme starts where no scheme character precedes it: tried once per run of letters,
   // not at each of its characters (which took time in the square of a long run's length).
-  return text.replace(/(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s/]*@/gi, "$1***@");
+  return text.replace(/(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi, "$1***@");
 }
