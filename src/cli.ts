@@ -7,9 +7,9 @@ import { readNameFromStdin } from "./names";
 import { runtimeError } from "./syserror";
 import { forcePolling } from "./waker";
 import { parseOptions, VERSION, type Options } from "./options";
-import { noEvents, printingSlot, syslogEvents, type Events } from "./modes/events";
+import { noEvents, printingSlot, syslogEvents, type Events } from "./events";
 import { execUnderLock } from "./modes/exec";
-import { claimSlot, type Claimed } from "./modes/describe";
+import { claimSlot, type Claimed } from "./slotclaim";
 import type { SlotRequest } from "./engine";
 import type { LockMode } from "./holders";
 import { signalNumber } from "../ffi/libc";
@@ -85,7 +85,7 @@ async function runOther(opts: Options): Promise<number> {
     case "unlock":
       return (await import("./modes/fd")).unlockDescriptor(readOnlyDir(opts), opts.fd!);
   }
-  const [claims, hold] = await Promise.all([import("./modes/claims"), import("./modes/hold")]);
+  const [claims, hold] = await Promise.all([import("./claims"), import("./modes/hold")]);
   const mode = modeOf(opts);
   let name: string;
   let events: Events;

@@ -1,5 +1,5 @@
 // Holders as people read about them: in the busy and timeout messages, in --done's answer
-// and on the wait status line. Pure functions of what src/modes/describe.ts found out.
+// and on the wait status line. Pure functions of what src/slotclaim.ts found out.
 
 export interface Holder {
   pid: number;

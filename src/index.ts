@@ -13,9 +13,9 @@ import { acquire as take, release, slotPath, type Held, type Outcome, type SlotR
 import { AlreadyHeldError, BusyError, CancelledError, UsageError, type LockLostError } from "./errors";
 import { MAX_SLOTS } from "./limits";
 import { resolveLockDir, type LockDir } from "./lockdir";
-import { claimSharedSlot } from "./modes/claims";
-import { describeHolder, storeRecord, type Claim } from "./modes/describe";
-import { noEvents } from "./modes/events";
+import { claimSharedSlot } from "./claims";
+import { describeHolder, storeRecord, type Claim } from "./slotclaim";
+import { noEvents } from "./events";
 import { validateName } from "./names";
 import { waitOffThread } from "./offthread";
 

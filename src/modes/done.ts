@@ -9,7 +9,7 @@ import { alive, ancestorsOfSelf, commandLine } from "../procinfo";
 import { DONE_WAIT_SECONDS } from "../options";
 import type { LockRecord } from "../record";
 import { ownerOfHolder } from "./holder";
-import { releasedSinceSeen, viewSlots, type SlotView } from "./scan";
+import { releasedSinceSeen, viewSlots, type SlotView } from "../scan";
 
 /**
  * Have the processes signalled for one slot let go of it? Asked of the kernel for each of

@@ -6,8 +6,8 @@ import type { Caller } from "../caller";
 import { commandSetting, notFound, prepareCommand, type ReadyCommand } from "../child";
 import type { LockLostError } from "../errors";
 import { debug } from "../log";
-import type { Claim } from "./describe";
-import type { Events } from "./events";
+import type { Claim } from "../slotclaim";
+import type { Events } from "../events";
 
 /** A lease on a network engine (src/backend.ts), as --exec watches it. */
 export interface LeaseWatch {

@@ -16,9 +16,9 @@ import type { LockDir } from "../lockdir";
 import { debug } from "../log";
 import type { RecordForm } from "../options";
 import { commandLine } from "../procinfo";
-import { holderRecords, storeInHolderFile } from "./claims";
-import { describeHolder } from "./describe";
-import type { Events } from "./events";
+import { holderRecords, storeInHolderFile } from "../claims";
+import { describeHolder } from "../slotclaim";
+import type { Events } from "../events";
 
 /** What a record calls the file open at `fd`: its path where the system says (Linux), else /dev/fd/N. */
 function pathOf(fd: number): string {

@@ -9,10 +9,10 @@ import { commandLine, exitWatch, selfCommand } from "../procinfo";
 import { inspectRecord, type LockRecord } from "../record";
 import { fileBase } from "../holderfiles";
 import { runtimeError } from "../syserror";
-import { holderRecords } from "./claims";
-import type { Claimed } from "./describe";
+import { holderRecords } from "../claims";
+import type { Claimed } from "../slotclaim";
 import { holderArgs, ownerOfHolder } from "./holder";
-import type { Events } from "./events";
+import type { Events } from "../events";
 
 /** A record of one holder of a lock, and the mode that holder holds it in. */
 export interface HolderRecord {

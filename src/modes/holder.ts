@@ -7,8 +7,8 @@ import { E, pollReadable, processExitQueue, waitQueue } from "../../ffi/libc";
 import { sameProcess } from "../holders";
 import { commandLine } from "../procinfo";
 import type { LockRecord } from "../record";
-import { letGo } from "./claims";
-import { noEvents, syslogEvents } from "./events";
+import { letGo } from "../claims";
+import { noEvents, syslogEvents } from "../events";
 import { heededStopSignals } from "../child";
 
 /**

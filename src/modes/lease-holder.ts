@@ -9,8 +9,8 @@ import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../err
 import { sameProcess, startedAt } from "../holders";
 import { debug } from "../log";
 import { alive, commandLine, selfCommand } from "../procinfo";
-import type { Events } from "./events";
-import { syslogEvents } from "./events";
+import type { Events } from "../events";
+import { syslogEvents } from "../events";
 import { holderDescription, namingHolders, waitingNotice } from "./remote";
 import { heededStopSignals } from "../child";
 

@@ -9,8 +9,8 @@ import type { Format } from "../options";
 import { commandLine, processUid } from "../procinfo";
 import { userNames } from "../users";
 import { ownerOfHolder } from "./holder";
-import { viewQueues, type QueueView } from "./queue";
-import { viewSlots, type SlotView } from "./scan";
+import { viewQueues, type QueueView } from "../queue";
+import { viewSlots, type SlotView } from "../scan";
 
 export interface ListOptions {
   format: Format;

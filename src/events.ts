@@ -1,7 +1,7 @@
 // The lock events a user can follow in syslog (--syslog). Off by default: then nothing here
 // touches libc's syslog at all.
-import { EXIT, WaitlockError, secondsPhrase } from "../errors";
-import { logInfo, logWarning, openSyslog } from "../syslog";
+import { EXIT, WaitlockError, secondsPhrase } from "./errors";
+import { logInfo, logWarning, openSyslog } from "./syslog";
 
 export interface Events {
   waiting(holderPid: number | undefined): void;

@@ -1,12 +1,12 @@
 // What a holder writes about itself, how waiting is reported, and the lock a mode holds.
-import { getuid, hostname } from "../../ffi/libc";
-import { acquire, inspect, leaveQueue, readRecordBytes, release, slotPath, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "../engine";
-import { BusyError, TimeoutError } from "../errors";
-import { heldBy, holderPhrase, type Holder } from "../holdertext";
-import { debug, statusLineWanted, toPerson, warn } from "../log";
-import { startWaitStatus, type WaitStatus } from "../waitstatus";
-import { encodeRecord, encodeTextRecord, inspectRecord, type LockRecord } from "../record";
-import type { RecordForm } from "../options";
+import { getuid, hostname } from "../ffi/libc";
+import { acquire, inspect, leaveQueue, readRecordBytes, release, slotPath, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "./engine";
+import { BusyError, TimeoutError } from "./errors";
+import { heldBy, holderPhrase, type Holder } from "./holdertext";
+import { debug, statusLineWanted, toPerson, warn } from "./log";
+import { startWaitStatus, type WaitStatus } from "./waitstatus";
+import { encodeRecord, encodeTextRecord, inspectRecord, type LockRecord } from "./record";
+import type { RecordForm } from "./options";
 import type { Events } from "./events";
 
 /**

@@ -1,16 +1,16 @@
 // The locks in a lock directory and who holds each, as the kernel says (for --list and
 // --done; not on the lock path): the slot files of NAMEs, and the files locked with --file
 // or --fd, known there by their holder files (holderfiles.ts).
-import { close, fstat } from "../../ffi/libc";
-import { inspect, releasedSince } from "../engine";
-import { EXIT, WaitlockError } from "../errors";
-import { openFileToLock } from "../filelock";
-import { fileBaseName, identityInBase, parseHolderFile, readHolderFile } from "../holderfiles";
-import { ProcessCache, fileKey, findHolders, grantedLocks, readLockTable, type Granted, type LockMode, type LockTable } from "../holders";
-import { debug } from "../log";
-import { alive, parentOf } from "../procinfo";
-import { inspectRecord, type Decoded, type LockRecord } from "../record";
-import { runtimeError, sysError } from "../syserror";
+import { close, fstat } from "../ffi/libc";
+import { inspect, releasedSince } from "./engine";
+import { EXIT, WaitlockError } from "./errors";
+import { openFileToLock } from "./filelock";
+import { fileBaseName, identityInBase, parseHolderFile, readHolderFile } from "./holderfiles";
+import { ProcessCache, fileKey, findHolders, grantedLocks, readLockTable, type Granted, type LockMode, type LockTable } from "./holders";
+import { debug } from "./log";
+import { alive, parentOf } from "./procinfo";
+import { inspectRecord, type Decoded, type LockRecord } from "./record";
+import { runtimeError, sysError } from "./syserror";
 import { queueBaseOf } from "./queue";
 
 const SLOT_FILE = /^([A-Za-z0-9._-]+)\.slot(\d+)\.lock$/;

@@ -6,9 +6,9 @@
 // so it is never listed. A file's waiters (--file, --fd) queue the same way under the
 // file's identity, DIR/file@DEV-INO.qTTTTTTTT.lock. A node is made (O_EXCL) when its waiter
 // joins the queue and never written: its modification time is when that waiter joined.
-import { fileKey, type LockTable } from "../holders";
-import { ticketOf } from "../turnstile";
-import { alive } from "../procinfo";
+import { fileKey, type LockTable } from "./holders";
+import { ticketOf } from "./turnstile";
+import { alive } from "./procinfo";
 
 const NODE_FILE = /^([A-Za-z0-9._-]+|file@\d+-\d+)\.q[0-9a-z]{8}\.lock$/;
 

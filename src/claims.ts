@@ -1,17 +1,17 @@
 // The locks a mode can hold besides an exclusive slot (describe.ts claimSlot), whose records
 // live in holder files (holderfiles.ts): a shared slot of a NAME, and an existing file
 // (--file). How a holder process lets go of each kind, and the records of a lock's holders.
-import { close } from "../../ffi/libc";
-import { release, type AcquireHooks, type SlotRequest } from "../engine";
-import { TimeoutError } from "../errors";
-import { acquireFile, openFileToLock, releaseFile, type FileHooks } from "../filelock";
-import { holderFilesOf, newHolderFile, readHolderFile, removeHolderFile, slotBase, sweepHolderFiles, writeHolderFile } from "../holderfiles";
-import type { LockMode } from "../holders";
-import type { LockDir } from "../lockdir";
-import { debug } from "../log";
-import { encodeRecord, encodeTextRecord, inspectRecord, type LockRecord } from "../record";
-import type { RecordForm } from "../options";
-import { acquireReporting, describeHolder, type Claimed } from "./describe";
+import { close } from "../ffi/libc";
+import { release, type AcquireHooks, type SlotRequest } from "./engine";
+import { TimeoutError } from "./errors";
+import { acquireFile, openFileToLock, releaseFile, type FileHooks } from "./filelock";
+import { holderFilesOf, newHolderFile, readHolderFile, removeHolderFile, slotBase, sweepHolderFiles, writeHolderFile } from "./holderfiles";
+import type { LockMode } from "./holders";
+import type { LockDir } from "./lockdir";
+import { debug } from "./log";
+import { encodeRecord, encodeTextRecord, inspectRecord, type LockRecord } from "./record";
+import type { RecordForm } from "./options";
+import { acquireReporting, describeHolder, type Claimed } from "./slotclaim";
 import type { Events } from "./events";
 
 /** Writes `record` into the new holder file `path`: binary first, text when that cannot be written or is asked for. */
