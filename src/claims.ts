@@ -1,39 +1,40 @@
-// The locks a mode can hold besides an exclusive slot (describe.ts claimSlot), whose records
-// live in holder files (holderfiles.ts): a shared slot of a NAME, and an existing file
-// (--file). How a holder process lets go of each kind, and the records of a lock's holders.
+// The locks a mode can hold (Claim): besides an exclusive slot (slotclaim.ts claimSlot),
+// those whose records live in holder files (holderfiles.ts): a shared slot of a NAME, and
+// an existing file (--file). How a holder process lets go of each kind.
 import { close } from "../ffi/libc";
 import { release, type AcquireHooks, type SlotRequest } from "./engine";
 import { TimeoutError } from "./errors";
 import { acquireFile, openFileToLock, releaseFile, type FileHooks } from "./filelock";
-import { holderFilesOf, newHolderFile, readHolderFile, removeHolderFile, slotBase, sweepHolderFiles, writeHolderFile } from "./holderfiles";
+import { holderRecords, newHolderFile, removeHolderFile, slotBase, storeInHolderFile, sweepHolderFiles } from "./holderfiles";
+import { describeHolder } from "./holderrecord";
 import type { LockMode } from "./holders";
 import type { LockDir } from "./lockdir";
 import { debug } from "./log";
-import { encodeRecord, encodeTextRecord, inspectRecord, type LockRecord } from "./record";
 import type { RecordForm } from "./options";
-import { acquireReporting, describeHolder, type Claimed } from "./slotclaim";
+import { acquireReporting } from "./slotclaim";
 import type { Events } from "./events";
 
-/** Writes `record` into the new holder file `path`: binary first, text when that cannot be written or is asked for. */
-export function storeInHolderFile(path: string, record: LockRecord, form: RecordForm): boolean {
-  if (form === "binary" && writeHolderFile(path, encodeRecord(record))) return true;
-  if (writeHolderFile(path, encodeTextRecord(record))) return true;
-  debug(`no record of this holder could be written`);
-  return false;
+/**
+ * A lock this process holds, of whatever kind: an exclusive slot (slotclaim.ts claimSlot),
+ * a shared slot or a file (below).
+ */
+export interface Claim {
+  /** the locked descriptor */
+  fd: number;
+  /** 0-based slot number (0 for a file) */
+  slot: number;
+  /** Writes the record: process `pid` holds the lock for `owner`, running `command`. */
+  describe(pid: number, owner: number, command: string): void;
+  /** Lets go: the record, the descriptor, and whatever files only the lock needed. */
+  release(): void;
+  /** How a holder process given only the descriptor lets go of it (letGo below). */
+  handOver(): string[];
+  /** Leaves the queue, where the lock kept its place in it (SlotRequest.keepPlace). */
+  leaveQueue?(): void;
 }
 
-/** The records in the holder files of `base` that decode (each with its file's path). */
-export function holderRecords(base: string): { path: string; record: LockRecord }[] {
-  const found: { path: string; record: LockRecord }[] = [];
-  for (const path of holderFilesOf(base)) {
-    const bytes = readHolderFile(path);
-    if (!bytes) continue;
-    const d = inspectRecord(bytes);
-    if ("record" in d) found.push({ path, record: d.record });
-    else debug(`${path}: record is corrupt (${d.corrupt}); ignoring it`);
-  }
-  return found;
-}
+/** A lock taken, or the 0-based slot found already held for the owner (the same-owner check). */
+export type Claimed = { claim: Claim } | { alreadyHeld: number };
 
 /**
  * Takes `req`'s slot shared (a reader's lock on a mutex), waiting as `timeout` allows

@@ -12,7 +12,10 @@
 // an exclusive holder of a file on its way in).
 import { E, O, close, open, pwrite, strerror, unlink } from "../ffi/libc";
 import { readRecordBytes } from "./engine";
+import { decodeFrom } from "./holderrecord";
 import { debug } from "./log";
+import { encodeRecord, encodeTextRecord, inspectRecord, type Decoded, type LockRecord } from "./record";
+import type { RecordForm } from "./options";
 
 const SUFFIX = ".holder";
 const ID_DIGITS = 8;
@@ -74,6 +77,41 @@ export function readHolderFile(path: string): Uint8Array | null {
   } finally {
     close(fd);
   }
+}
+
+/** Writes `record` into the new holder file `path`: binary first, text when that cannot be written or is asked for. */
+export function storeInHolderFile(path: string, record: LockRecord, form: RecordForm): boolean {
+  if (form === "binary" && writeHolderFile(path, encodeRecord(record))) return true;
+  if (writeHolderFile(path, encodeTextRecord(record))) return true;
+  debug(`no record of this holder could be written`);
+  return false;
+}
+
+/** A holder file as read: its bytes and what they decode to. */
+export interface HolderFileRead {
+  path: string;
+  bytes: Uint8Array;
+  decoded: Decoded;
+}
+
+/**
+ * The holder files `paths` that can be read, in that order, each decoded with `decode`
+ * (record.ts inspectRecord, or a stricter check of it); a debug line names each corrupt one.
+ */
+export function readHolderFiles(paths: string[], decode: (bytes: Uint8Array) => Decoded = inspectRecord): HolderFileRead[] {
+  const read: HolderFileRead[] = [];
+  for (const path of paths) {
+    const bytes = readHolderFile(path);
+    if (bytes) read.push({ path, bytes, decoded: decodeFrom(path, bytes, decode) });
+  }
+  return read;
+}
+
+/** The records in the holder files of `base` (DIR/BASE) that decode, each with its file's path. */
+export function holderRecords(base: string): { path: string; record: LockRecord }[] {
+  const found: { path: string; record: LockRecord }[] = [];
+  for (const { path, decoded } of readHolderFiles(holderFilesOf(base))) if ("record" in decoded) found.push({ path, record: decoded.record });
+  return found;
 }
 
 export function removeHolderFile(path: string): void {

@@ -13,8 +13,8 @@ import { acquire as take, release, slotPath, type Held, type Outcome, type SlotR
 import { AlreadyHeldError, BusyError, CancelledError, UsageError, type LockLostError } from "./errors";
 import { MAX_SLOTS } from "./limits";
 import { resolveLockDir, type LockDir } from "./lockdir";
-import { claimSharedSlot } from "./claims";
-import { describeHolder, storeRecord, type Claim } from "./slotclaim";
+import { claimSharedSlot, type Claim } from "./claims";
+import { describeHolder, storeRecord } from "./holderrecord";
 import { noEvents } from "./events";
 import { validateName } from "./names";
 import { waitOffThread } from "./offthread";

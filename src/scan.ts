@@ -5,7 +5,8 @@ import { close, fstat } from "../ffi/libc";
 import { inspect, releasedSince } from "./engine";
 import { EXIT, WaitlockError } from "./errors";
 import { openFileToLock } from "./filelock";
-import { fileBaseName, identityInBase, parseHolderFile, readHolderFile } from "./holderfiles";
+import { fileBaseName, identityInBase, parseHolderFile, readHolderFiles } from "./holderfiles";
+import { decodeFrom } from "./holderrecord";
 import { ProcessCache, fileKey, findHolders, grantedLocks, readLockTable, type Granted, type LockMode, type LockTable } from "./holders";
 import { debug } from "./log";
 import { alive, parentOf } from "./procinfo";
@@ -104,17 +105,12 @@ export function slotRecord(file: SlotFile, bytes: Uint8Array, kind: SlotView["ki
   return d;
 }
 
-function readHolderFiles(dir: string, entries: string[], file: SlotFile, kind: SlotView["kind"]): HolderFileView[] {
-  const views: HolderFileView[] = [];
-  for (const entry of entries.sort()) {
-    const path = `${dir}/${entry}`;
-    const bytes = readHolderFile(path);
-    if (!bytes) continue;
-    const decoded = slotRecord(file, bytes, kind);
-    if ("corrupt" in decoded) debug(`${path}: record is corrupt (${decoded.corrupt})`);
-    views.push({ path, bytes, decoded, record: "record" in decoded ? decoded.record : null, holds: false });
-  }
-  return views;
+/** The holder files `entries` of `dir` that can be read, sorted, each trusted as slotRecord() says. */
+function holderFileViews(dir: string, entries: string[], file: SlotFile, kind: SlotView["kind"]): HolderFileView[] {
+  return readHolderFiles(
+    entries.sort().map((entry) => `${dir}/${entry}`),
+    (bytes) => slotRecord(file, bytes, kind),
+  ).map(({ path, bytes, decoded }) => ({ path, bytes, decoded, record: "record" in decoded ? decoded.record : null, holds: false }));
 }
 
 /**
@@ -201,7 +197,7 @@ export async function viewSlots(dir: string | undefined, select: Selection = {},
       const id = identityInBase(base);
       if (!id || (onlyFile && (id.dev !== onlyFile.dev || id.ino !== onlyFile.ino))) continue;
       const list = holderFiles.get(base) ?? [];
-      views.push(fileView(id.dev, id.ino, filePath, readHolderFiles(dir!, list, { name: base, slot: 0, path: base }, "file"), locks, processes));
+      views.push(fileView(id.dev, id.ino, filePath, holderFileViews(dir!, list, { name: base, slot: 0, path: base }, "file"), locks, processes));
     }
   }
   // Asked about a file, show its holders even when no waitlock recorded any (flock(1) users).
@@ -220,7 +216,7 @@ function slotView(dir: string, file: SlotFile, holderEntries: string[], locks: M
     debug(`${file.path}: ${(e as Error).message}`);
     return undefined;
   }
-  const readers = readHolderFiles(dir, holderEntries, file, "slot");
+  const readers = holderFileViews(dir, holderEntries, file, "slot");
   if (seen.state === "absent") {
     if (readers.length === 0) return undefined;
     const view = blankView("slot", file, 0, 0);
@@ -229,8 +225,7 @@ function slotView(dir: string, file: SlotFile, holderEntries: string[], locks: M
   }
   const view = blankView("slot", file, seen.dev!, seen.ino!);
   view.bytes = seen.bytes!;
-  view.decoded = slotRecord(file, view.bytes);
-  if ("corrupt" in view.decoded && view.bytes.byteLength > 0) debug(`${file.path}: record is corrupt (${view.decoded.corrupt})`);
+  view.decoded = decodeFrom(file.path, view.bytes, (bytes) => slotRecord(file, bytes));
   view.record = "record" in view.decoded ? view.decoded.record : null;
   view.holderFiles = readers;
   for (const h of readers) h.holds = !!h.record && recordHolds(h.record, view.dev, view.ino, processes);

@@ -1,59 +1,16 @@
-// What a holder writes about itself, how waiting is reported, and the lock a mode holds.
-import { getuid, hostname } from "../ffi/libc";
-import { acquire, inspect, leaveQueue, readRecordBytes, release, slotPath, writeRecord, type AcquireHooks, type Held, type Outcome, type SlotRequest } from "./engine";
+// Taking a NAME's slot with the wait reported (acquireReporting: lock events, the status
+// line, the holders named when it gives up), for every kind of slot; and an exclusive slot
+// as a Claim whose record lives in the slot file (claimSlot). Shared slots and files:
+// claims.ts.
+import { acquire, inspect, leaveQueue, readRecordBytes, release, slotPath, type AcquireHooks, type Outcome, type SlotRequest } from "./engine";
 import { BusyError, TimeoutError } from "./errors";
 import { heldBy, holderPhrase, type Holder } from "./holdertext";
-import { debug, statusLineWanted, toPerson, warn } from "./log";
+import { describeHolder, recordFrom, storeRecord } from "./holderrecord";
+import { debug, statusLineWanted, toPerson } from "./log";
 import { startWaitStatus, type WaitStatus } from "./waitstatus";
-import { encodeRecord, encodeTextRecord, inspectRecord, type LockRecord } from "./record";
 import type { RecordForm } from "./options";
+import type { Claimed } from "./claims";
 import type { Events } from "./events";
-
-/**
- * A lock this process holds, of whatever kind: an exclusive slot (claimSlot below), a
- * shared slot or a file (claims.ts).
- */
-export interface Claim {
-  /** the locked descriptor */
-  fd: number;
-  /** 0-based slot number (0 for a file) */
-  slot: number;
-  /** Writes the record: process `pid` holds the lock for `owner`, running `command`. */
-  describe(pid: number, owner: number, command: string): void;
-  /** Lets go: the record, the descriptor, and whatever files only the lock needed. */
-  release(): void;
-  /** How a holder process given only the descriptor lets go of it (holder.ts letGo). */
-  handOver(): string[];
-  /** Leaves the queue, where the lock kept its place in it (SlotRequest.keepPlace). */
-  leaveQueue?(): void;
-}
-
-export type Claimed = { claim: Claim } | { alreadyHeld: number };
-
-/**
- * Whole seconds since the epoch. Date.now() counts whole milliseconds, so the division is
- * exact: no `Math.floor`, as --exec names `Math` nowhere (bench/TUNING.md, twelfth round).
- */
-function unixSeconds(): number {
-  const ms = Date.now();
-  return (ms - (ms % 1000)) / 1000;
-}
-
-/** A record of holder `pid`; `descriptor` is the NAME, or a locked file's absolute path. */
-export function describeHolder(descriptor: string, slots: number, slot: number, pid: number, owner: number, command: string): LockRecord {
-  return {
-    pid,
-    owner,
-    uid: getuid(),
-    acquiredAt: unixSeconds(),
-    type: slots > 1 ? "semaphore" : "mutex",
-    maxHolders: slots,
-    slot,
-    hostname: hostname(),
-    descriptor,
-    command,
-  };
-}
 
 /** Takes an exclusive slot of `req`, its record kept in the slot file (see acquireReporting). */
 export function claimSlot(req: SlotRequest, timeout: number | null, form: RecordForm, events: Events, isOurs?: AcquireHooks["isOurs"]): Claimed {
@@ -73,38 +30,12 @@ export function claimSlot(req: SlotRequest, timeout: number | null, form: Record
 }
 
 /**
- * Binary first; the text form when that cannot be written, or when asked for. When neither
- * can be written (a full disk), one warning: the lock is held all the same, but --list and
- * --done cannot name its holder.
- */
-export function storeRecord(held: Held, record: LockRecord, form: RecordForm): void {
-  if (form === "binary") {
-    if (writeRecord(held, encodeRecord(record)) === null) return;
-    debug(`writing the text form of the record instead`);
-  }
-  const why = writeRecord(held, encodeTextRecord(record));
-  if (why !== null) warn(held.path, `lock held, but its record cannot be written (${why}): --list and --done cannot name the holder`);
-}
-
-/** The record in an open slot file, or null (with a debug line saying why). */
-export function recordIn(fd: number, path: string): LockRecord | null {
-  return recordFrom(readRecordBytes(fd), path);
-}
-
-function recordFrom(bytes: Uint8Array, path: string): LockRecord | null {
-  const d = inspectRecord(bytes);
-  if ("record" in d) return d.record;
-  debug(`${path}: record is corrupt (${d.corrupt}); ignoring it`);
-  return null;
-}
-
-/**
  * Who holds a slot, for messages to people, from the bytes of its file: for now the
  * process its record names and the command it runs. The one place to ask the kernel
  * instead (/proc/locks) once that is how "who holds" is decided.
  */
 function holderIn(bytes: Uint8Array, path: string): Holder | null {
-  const record = recordFrom(bytes, path);
+  const record = recordFrom(path, bytes);
   return record && { pid: record.pid, command: record.command, since: record.acquiredAt };
 }
 

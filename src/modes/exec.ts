@@ -6,7 +6,7 @@ import type { Caller } from "../caller";
 import { commandSetting, notFound, prepareCommand, type ReadyCommand } from "../child";
 import type { LockLostError } from "../errors";
 import { debug } from "../log";
-import type { Claim } from "../slotclaim";
+import type { Claim } from "../claims";
 import type { Events } from "../events";
 
 /** A lease on a network engine (src/backend.ts), as --exec watches it. */

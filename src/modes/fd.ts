@@ -10,14 +10,13 @@ import { lockBy, tryLock } from "../lockfiles";
 import { tidyTurnstile } from "../turnstile";
 import { BusyError, EXIT, TimeoutError } from "../errors";
 import { acquireFile, identityOf, releaseFile } from "../filelock";
-import { fileBase, newHolderFile, removeHolderFile } from "../holderfiles";
+import { fileBase, holderRecords, newHolderFile, removeHolderFile, storeInHolderFile } from "../holderfiles";
 import { lockHeldThrough, type LockMode } from "../holders";
 import type { LockDir } from "../lockdir";
 import { debug } from "../log";
 import type { RecordForm } from "../options";
 import { commandLine } from "../procinfo";
-import { holderRecords, storeInHolderFile } from "../claims";
-import { describeHolder } from "../slotclaim";
+import { describeHolder } from "../holderrecord";
 import type { Events } from "../events";
 
 /** What a record calls the file open at `fd`: its path where the system says (Linux), else /dev/fd/N. */

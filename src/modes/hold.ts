@@ -6,11 +6,10 @@ import { UsageError, WaitlockError, EXIT } from "../errors";
 import { debug } from "../log";
 import { fileKey, findHolders, grantedLocks, holdsLock, runningSince, startedAt, type LockMode } from "../holders";
 import { commandLine, exitWatch, selfCommand } from "../procinfo";
-import { inspectRecord, type LockRecord } from "../record";
-import { fileBase } from "../holderfiles";
+import { decodeRecord, type LockRecord } from "../record";
+import { fileBase, holderRecords } from "../holderfiles";
 import { runtimeError } from "../syserror";
-import { holderRecords } from "../claims";
-import type { Claimed } from "../slotclaim";
+import type { Claimed } from "../claims";
 import { holderArgs, ownerOfHolder } from "./holder";
 import type { Events } from "../events";
 
@@ -50,8 +49,8 @@ export function heldFor(owner: number, wanted: LockMode, dev: number, ino: numbe
  */
 export function slotRecords(fd: number, path: string): HolderRecord[] {
   const records: HolderRecord[] = [];
-  const d = inspectRecord(readRecordBytes(fd));
-  if ("record" in d) records.push({ record: d.record, mode: "exclusive" });
+  const own = decodeRecord(readRecordBytes(fd));
+  if (own) records.push({ record: own, mode: "exclusive" });
   for (const { record } of holderRecords(path.slice(0, -".lock".length))) records.push({ record, mode: "shared" });
   return records;
 }

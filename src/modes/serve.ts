@@ -33,7 +33,7 @@ import { parseOptions, type Options, type RecordForm } from "../options";
 import { commandLine, exitWatch } from "../procinfo";
 import { pollingForced } from "../waker";
 import { checkSlots } from "./check";
-import { describeHolder, storeRecord } from "../slotclaim";
+import { describeHolder, storeRecord } from "../holderrecord";
 import { noEvents, syslogEvents, type Events } from "../events";
 import { slotHeldFor } from "./hold";
 import { untilExit } from "./holder";
