@@ -1,12 +1,12 @@
 // The only module that prints results and decides the exit status.
 import { callerState } from "./caller";
-import { BusyError, conflictStatus, EXIT, UnknownOptionError, UsageError, WaitlockError } from "./errors";
+import { BusyError, conflictStatus, EXIT, unansweredStatus, UnknownOptionError, UsageError, WaitlockError } from "./errors";
 import { resolveLockDir } from "./lockdir";
 import { colourOn, debug, error, notice, setVerbosity, usageError } from "./log";
 import { readNameFromStdin } from "./names";
 import { runtimeError } from "./syserror";
 import { forcePolling } from "./waker";
-import { parseOptions, VERSION, type Options } from "./options";
+import { parseOptions, VERSION, type Mode, type Options } from "./options";
 import { noEvents, printingSlot, syslogEvents, type Events } from "./events";
 import { execUnderLock } from "./modes/exec";
 import { claimSlot } from "./slotclaim";
@@ -58,6 +58,7 @@ async function runOther(opts: Options): Promise<number> {
       return EXIT.OK;
     case "list": {
       const { listLocks, localListing } = await import("./modes/list");
+      // Asked anew at each look: under --watch the directory may come and go.
       const source = localListing(() => readOnlyDir(opts), opts);
       if (opts.watch !== undefined) return (await import("./modes/watch")).watchLocks(source, opts, opts.watch);
       return listLocks(source, opts);
@@ -65,7 +66,7 @@ async function runOther(opts: Options): Promise<number> {
     case "check": {
       const { checkFile, checkSlots } = await import("./modes/check");
       if (opts.file !== undefined) return checkFile(opts.file, modeOf(opts));
-      return checkSlots(() => ({ dir: readOnlyDir(opts), name: opts.name ?? readNameFromStdin(), slots: opts.slots, mode: modeOf(opts) }));
+      return checkSlots(readOnlyDir(opts), opts.name ?? readNameFromStdin(), opts.slots, modeOf(opts));
     }
     case "serve":
       return (await import("./modes/serve")).serve({ verbose: opts.verbose, lockDir: opts.lockDir, owner: opts.owner });
@@ -171,6 +172,9 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
 
 const modeOf = (opts: Options): LockMode => (opts.shared ? "shared" : "exclusive");
 
+/** The modes whose exit status is their answer, and the status each fails with (errors.ts unansweredStatus). */
+const FAILS_WITH: { [mode in Mode]?: number } = { check: EXIT.TIMEOUT, list: EXIT.BUSY };
+
 export async function main(argv: string[]): Promise<number> {
   let opts: Options;
   try {
@@ -184,7 +188,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(opts);
   } catch (e) {
-    return conflictStatus(e, report(e), opts.conflictExitCode);
+    const status = report(e);
+    const failed = FAILS_WITH[opts.mode];
+    return failed === undefined ? conflictStatus(e, status, opts.conflictExitCode) : unansweredStatus(e, status, failed);
   }
 }
 

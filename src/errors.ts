@@ -65,6 +65,17 @@ export function conflictStatus(e: unknown, status: number, conflictExitCode: num
   return conflictExitCode !== undefined && (e instanceof BusyError || e instanceof TimeoutError) ? conflictExitCode : status;
 }
 
+/**
+ * The exit status for failure `e`, whose own status is `status`, in a mode whose exit status
+ * is its answer (--check: 1 is "held"; --list: 0 is "listed"): such a mode fails with a
+ * status of its own, `failed` (--check: 2, "cannot tell"; --list: 1), so that no failure
+ * reads as an answer. A usage error keeps 3, and running out of descriptors 75 in every
+ * mode: retrying can succeed, and it is no answer.
+ */
+export function unansweredStatus(e: unknown, status: number, failed: number): number {
+  return e instanceof WaitlockError && status !== EXIT.USAGE && status !== EXIT.TEMPFAIL ? failed : status;
+}
+
 /** A wait given up before its deadline: the caller stopped it (an AbortSignal, a closed client). */
 export class CancelledError extends WaitlockError {
   constructor(name: string) {

@@ -1,7 +1,7 @@
 // waitlock --serve and the shell functions of --shell-init: one process holding many locks
 // for its client, driven through real pipes, real shells and real contention.
 import { expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { BIN, alive, held, listJson, lockDir, queuedInKernel, run, start, startSh, waitFor, type ListedRow } from "./helpers";
 
 /** A --serve process with a line-at-a-time client. */
@@ -183,6 +183,20 @@ test("'cancel' withdraws a waiting acquire: answered with status 2, nothing left
   await waitFor("the other holder to go", async () => !(await held(d, "busy")));
   s.send(`2 check -d ${d} busy`);
   expect(await s.answer("2")).toBe("0 -");
+  s.end();
+  expect(await s.p.exited).toBe(0);
+});
+
+test("a check that cannot tell answers 2, as --check does, whatever stopped it", async () => {
+  const d = lockDir();
+  writeFileSync(`${d}/file`, "");
+  symlinkSync("/etc/passwd", `${d}/c.slot0.lock`);
+  const s = server();
+  s.send(`1 check -d ${d} c`);
+  expect(await s.answer("1")).toBe(`2 - ${d}/c.slot0.lock: lock file is a symbolic link; refusing to follow it`);
+  // Its lock directory unusable (exit 6 elsewhere).
+  s.send(`2 check -d ${d}/file c`);
+  expect(await s.answer("2")).toBe(`2 - ${d}/file: lock directory is not a directory`);
   s.end();
   expect(await s.p.exited).toBe(0);
 });

@@ -1,6 +1,6 @@
 // waitlock --list: who holds what, and who waits for it.
 import { writeAtomically } from "../atomicfile";
-import { EXIT, WaitlockError } from "../errors";
+import { EXIT } from "../errors";
 import { byName, formatRows, type Listing, type Row, type Status, type WaiterRow } from "../format";
 import { fileBaseName } from "../holderfiles";
 import { pathOpenBy, readLockTable, type LockMode } from "../holders";
@@ -236,12 +236,6 @@ export function restoreJit(): void {
   Bun.unsafe.setJITPolicy(1);
 }
 
-/** --list's errors are exit 1 (usage errors stay 3). */
-export function asListError(e: unknown): unknown {
-  // Out of descriptors is 75 in every mode: retrying can succeed, and it is no answer.
-  return e instanceof WaitlockError && e.exitCode !== EXIT.USAGE && e.exitCode !== EXIT.TEMPFAIL ? new WaitlockError(EXIT.BUSY, e.context, e.message) : e;
-}
-
 /**
  * Writes `text` to stdout; false when nobody reads it any more (EPIPE: `waitlock --list |
  * head` is done), which ends a listing quietly, as SIGPIPE would.
@@ -257,18 +251,14 @@ export async function toStdout(text: string): Promise<boolean> {
 }
 
 /**
- * Lists the locks of `source` once, on stdout or into `opts.output`. The source looks
- * inside, so that a problem finding the locks is also exit 1; throws WaitlockError with
- * exit 1 for every failure but a usage error (3) and running out of descriptors (75).
+ * Lists the locks of `source` once, on stdout or into `opts.output`. Returns 0; throws what
+ * the source and writing throw (the CLI makes every failure of --list exit 1: errors.ts
+ * unansweredStatus).
  */
 export async function listLocks(source: ListingSource, opts: ListOptions): Promise<number> {
   restoreJit();
-  try {
-    const text = await listingText(await source(), opts, Date.now() / 1000);
-    if (opts.output !== undefined) writeAtomically(opts.output, text);
-    else await toStdout(text);
-    return EXIT.OK;
-  } catch (e) {
-    throw asListError(e);
-  }
+  const text = await listingText(await source(), opts, Date.now() / 1000);
+  if (opts.output !== undefined) writeAtomically(opts.output, text);
+  else await toStdout(text);
+  return EXIT.OK;
 }

@@ -24,7 +24,7 @@
 import { writeSync } from "node:fs";
 import { getppid, leaveProcessGroup, pollReadable } from "../../ffi/libc";
 import { acquire, release, type Held, type SlotRequest } from "../engine";
-import { BusyError, conflictStatus, EXIT, UsageError, WaitlockError } from "../errors";
+import { BusyError, conflictStatus, EXIT, unansweredStatus, UsageError, WaitlockError } from "../errors";
 import { resolveLockDir, type LockDir } from "../lockdir";
 import { sameProcess, startedAt } from "../holders";
 import { debug } from "../log";
@@ -208,7 +208,8 @@ export class Server {
       // --quiet: no message but for usage errors, as on the command line.
       const fail = (e: unknown) => {
         const a = failure(e);
-        a.status = conflictStatus(e, a.status, opts.conflictExitCode);
+        // A check that cannot tell answers 2, as on the command line.
+        a.status = verb === "check" ? unansweredStatus(e, a.status, EXIT.TIMEOUT) : conflictStatus(e, a.status, opts.conflictExitCode);
         return opts.quiet && a.status !== EXIT.USAGE ? { status: a.status } : a;
       };
       let answer: Answer | Promise<Answer>;
@@ -273,7 +274,7 @@ export class Server {
     if (opts.shared && verb === "acquire") throw new UsageError("--shared", "the coprocess takes exclusive locks only; run waitlock -s itself");
     if (verb === "list") return this.list(opts);
     if (opts.name === undefined) throw new UsageError("lock name", "missing");
-    if (verb === "check") return { status: checkSlots(() => ({ dir: resolveLockDir(opts.lockDir, env, false)?.path, name: opts.name!, slots: opts.slots, mode: opts.shared ? "shared" : "exclusive" })) };
+    if (verb === "check") return { status: checkSlots(resolveLockDir(opts.lockDir, env, false)?.path, opts.name, opts.slots, opts.shared ? "shared" : "exclusive") };
     const dir = this.lockDir(opts.lockDir);
     const req: SlotRequest = { dir: dir.path, shared: dir.shared, name: opts.name, slots: opts.slots, preferred: opts.preferredSlot };
     return verb === "release" ? this.release(req) : this.acquire(id, req, opts);

@@ -7,7 +7,7 @@ import { isatty } from "../../ffi/libc";
 import { writeAtomically } from "../atomicfile";
 import { EXIT } from "../errors";
 import { humanLines, localTime } from "../format";
-import { asListError, restoreJit, listingText, nothingListed, toStdout, type ListingLook, type ListingSource, type ListOptions } from "./list";
+import { restoreJit, listingText, nothingListed, toStdout, type ListingLook, type ListingSource, type ListOptions } from "./list";
 import { STOP_SIGNALS } from "../child";
 
 
@@ -61,7 +61,7 @@ class LiveScreen {
  * Lists the locks of `source` (the lock directory or a network engine; a fresh look each
  * time) every `interval` seconds until a stop signal; returns 0 then. Each look is taken
  * afresh (never two at once); a slow one delays the next rather than bunching them.
- * Throws what listLocks throws (exit 1; 3 for usage), after giving the terminal back.
+ * Throws what listLocks throws, after giving the terminal back.
  */
 export async function watchLocks(source: ListingSource, opts: ListOptions, interval: number): Promise<number> {
   restoreJit();
@@ -96,8 +96,6 @@ export async function watchLocks(source: ListingSource, opts: ListOptions, inter
       });
     }
     return EXIT.OK;
-  } catch (e) {
-    throw asListError(e);
   } finally {
     screen?.leave();
     for (const signal of STOP_SIGNALS) process.off(signal, stop);
