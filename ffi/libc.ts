@@ -21,9 +21,9 @@ interface FFI {
 }
 
 /**
- * The bun:ffi module is JavaScript that Bun compiles when it is first imported (~0.35 ms of
- * every start, measured), and it wraps each symbol in a generated function that coerces the
- * arguments. The Linux path passes only 64-bit integers, which Bun's native layer underneath
+ * The bun:ffi module is JavaScript that Bun compiles when it is first imported (a cost to
+ * every start: bench/TUNING.md, second round), and it wraps each symbol in a generated
+ * function that coerces the arguments. The Linux path passes only 64-bit integers, which Bun's native layer underneath
  * (Bun.FFI) converts exactly by itself, so that path calls it directly when it is there.
  */
 const ffiModule = (): FFI => require("bun:ffi") as FFI;
@@ -86,8 +86,9 @@ interface Calls {
 
 /**
  * Linux: one libc symbol, syscall(2), carries every call. Bun compiles a trampoline per
- * bound symbol at dlopen time, ~70 µs of start-up each, so the errno location is bound
- * only when a call first fails: a run in which nothing fails never pays for it.
+ * bound symbol at dlopen time, at a cost to start-up (bench/TUNING.md), so the errno
+ * location is bound only when a call first fails: a run in which nothing fails never pays
+ * for it.
  */
 function linuxCalls(S: Syscalls, ffi: FFI): { calls: Calls; errno: () => Pointer; syscall: SyscallFn } {
   const lib = load({ syscall: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i64_fast } }, ffi);
@@ -375,7 +376,8 @@ export function readSome(fd: number, buf: Uint8Array): number {
 
 /**
  * The first `max` bytes of the file at `path` (all of it when shorter), read without
- * node:fs (loading it costs a process ~1 ms); a negative errno when it cannot be opened.
+ * node:fs, which a process pays for loading (bench/TUNING.md); a negative errno when it
+ * cannot be opened.
  */
 export function readFileBytes(path: string, max: number): Uint8Array | number {
   const fd = open(path, P.O.RDONLY | P.O.CLOEXEC);
@@ -853,7 +855,7 @@ export function openDescriptors(): number[] | number {
 
 /**
  * Linux: the names in the directory `path` that start with `prefix`, read with getdents64
- * (node:fs would cost the process its ~2.7 M instructions of loading); a negative errno on
+ * (node:fs would cost the process its loading: bench/TUNING.md); a negative errno on
  * failure, ENOSYS elsewhere.
  */
 export function directoryNames(path: string, prefix: string): string[] | number {

@@ -29,7 +29,7 @@ export interface Platform {
   stat: StatLayout;
   O: { RDONLY: number; WRONLY: number; RDWR: number; CREAT: number; EXCL: number; NOFOLLOW: number; CLOEXEC: number; DIRECTORY: number; NONBLOCK: number };
   E: Record<ErrnoName, number>;
-  /** signal numbers by name (node:os has them too, but importing it costs ~0.8 ms of start-up) */
+  /** signal numbers by name (node:os has them too, but importing it costs start-up time: bench/TUNING.md) */
   signals(): Record<string, number>;
   SC_NPROCESSORS_ONLN: number;
   /** sysconf's name for the clock tick rate (where /proc reports times in ticks) */
@@ -46,7 +46,8 @@ export interface Platform {
   hwNcpu?: number[];
   /**
    * Linux: every call goes through syscall(2) by number, so that start-up binds two libc
-   * symbols instead of a dozen (each costs ~70 µs of start-up to compile a trampoline for).
+   * symbols instead of a dozen (each costs start-up time to compile a trampoline for:
+   * bench/TUNING.md, second round).
    */
   SYS?: Syscalls;
   /**
@@ -125,10 +126,10 @@ export const S_IWOTH = 0o002;
 
 const f = (off: number, size: 2 | 4 | 8): Field => ({ off, size });
 
-// Literal tables: building them with Object.fromEntries cost ~0.3 M instructions at
-// start-up (measured with callgrind), a literal a fifth of that. Still, each property of a
-// new literal costs ~1.8 K instructions (a structure transition), so a table the running
-// system or the lock path does not need is a function, built when asked for.
+// Literal tables: building them with Object.fromEntries costs more at start-up than a
+// literal does. Still, each property of a new literal costs a structure transition
+// (bench/TUNING.md), so a table the running system or the lock path does not need is a
+// function, built when asked for.
 const linuxSignals = (): Record<string, number> => ({
   SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGUSR1: 10,
   SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGSTKFLT: 16, SIGCHLD: 17, SIGCONT: 18, SIGSTOP: 19,

@@ -239,8 +239,8 @@ export function prepareCommand(spec: CommandSpec, { sig, own, background, tty }:
       pid = started;
       if (tty >= 0 && foregroundGroup(tty) === own) setForegroundGroup(tty, pid);
       // A first look at the command (it may have ended or stopped already), through the
-      // runtime's dispatch of SIGCHLD: that path is compiled the first time a signal comes
-      // (~0.1 ms), and is then ready for the command's end.
+      // runtime's dispatch of SIGCHLD: that path is compiled the first time a signal comes,
+      // and is then ready for the command's end (bench/TUNING.md).
       process.emit("SIGCHLD", "SIGCHLD");
       return { pid, ended };
     },

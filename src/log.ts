@@ -1,7 +1,7 @@
 // Lines for humans on stderr: errors as `waitlock: CONTEXT: MESSAGE`, warnings as
 // `waitlock: warning: CONTEXT: MESSAGE`, debug lines as `waitlock[PID]: DEBUG: ...`. consola/core keeps levels and the reporter fixes the
-// format; it is loaded and set up on the first line printed, a cost (~0.5 ms) that a
-// silent run of waitlock never pays.
+// format; it is loaded and set up on the first line printed, a cost (bench/TUNING.md) that
+// a silent run of waitlock never pays.
 import type { ConsolaInstance, LogObject } from "consola/core";
 import { isatty } from "../ffi/libc";
 

@@ -1,6 +1,7 @@
 // The command line, declared once as citty data (an ArgsDef). The same table drives
 // parsing, --help and the checks below. citty's own parser stands on node:util, which costs
-// ~3 ms of start-up and accepts unknown options; the tokenizer here is strict and free.
+// start-up time (bench/TUNING.md) and accepts unknown options; the tokenizer here is strict
+// and free.
 // citty itself is loaded only to render --help.
 import type { ArgDef, CommandDef } from "citty";
 import { onlineCpus } from "../ffi/libc";
@@ -83,7 +84,8 @@ const aliasesOf = (def: ArgDef): string[] => {
 
 /**
  * The option a command-line flag names: --longName, --long-name or -s. Looked up per flag
- * rather than from a table of every spelling: building that table cost ~0.2 ms of start-up.
+ * rather than from a table of every spelling: building that table cost start-up time
+ * (bench/TUNING.md, second round).
  */
 function optionFor(flag: string): Key | undefined {
   if (flag.startsWith("--")) {

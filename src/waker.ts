@@ -147,8 +147,8 @@ export const pollingForced = () => polling;
 
 /**
  * One inotify instance per process, reused by every wait: closing an instance waits for an
- * SRCU grace period in the kernel (measured here: up to 20 ms), which must not sit between
- * winning a slot and running the command.
+ * SRCU grace period in the kernel (bench/TUNING.md), which must not sit between winning a
+ * slot and running the command.
  */
 let sharedInotify: number | undefined;
 

@@ -2,7 +2,7 @@
 // can inherit the session as it inherits a flock(2) descriptor: the one socket that
 // appeared while the session connected. Linux only (/proc/self/fd); undefined elsewhere, or
 // when more than one socket appeared (another connection opened meanwhile). Reading
-// /proc/net/tcp to match ports instead costs tens of milliseconds on a busy machine.
+// /proc/net/tcp to match ports instead is slow on a busy machine (bench/TUNING.md).
 import { openDescriptors, readLink } from "../../../ffi/libc";
 
 /** This process's sockets: inode → descriptor. */
