@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { held, listJson, lockDir, start, stderrOf, BIN, waitFor, wl } from "./helpers";
+import { held, listJson, lockDir, queuedInKernel, start, BIN, waitFor, wl } from "./helpers";
 
 const ONE_LINE = /^waitlock: [^\n]+: [^\n]+\n$/;
 
@@ -211,8 +211,8 @@ describe("timeouts", () => {
     const d = lockDir();
     const holder = start([BIN, "-d", d, "long", "--exec", "sleep", "30"]);
     await waitFor("holder", () => held(d, "long"));
-    const waiter = start([BIN, "-v", "-d", d, "long", "--exec", "true"]);
-    await stderrOf(waiter).until(/waiting/);
+    const waiter = start([BIN, "-d", d, "long", "--exec", "true"]);
+    await waitFor("the waiter in the kernel's queue", () => queuedInKernel(waiter.pid));
     // Still waiting well past any default a user could mistake for "forever".
     await Bun.sleep(1500);
     expect(existsSync(`/proc/${waiter.pid}`)).toBe(true);

@@ -4,7 +4,7 @@ import { expect, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { encodeRecord } from "../src/record";
-import { BIN, expectWokenByRelease, held, lockDir, needs, start, startSh, stderrOf, tool, waitFor, wl } from "./helpers";
+import { BIN, asleepInPoll, expectWokenByRelease, held, inotifyWatches, lockDir, needs, start, startSh, tool, voluntarySwitches, waitFor, wl } from "./helpers";
 
 needs(tool("flock"))("1. the kernel decides: a flock(1) holder with no record blocks; a record of a live PID without a lock does not", async () => {
   const d = lockDir();
@@ -57,7 +57,7 @@ function usage(pid: number) {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return {
     cpuTicks: Number(stat[11]) + Number(stat[12]),
-    switches: Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)![1]),
+    switches: voluntarySwitches(pid),
   };
 }
 
@@ -66,8 +66,8 @@ test("3. no busy waiting: a waiter sleeps in the kernel, waking a few times a se
   start([BIN, "-d", d, "-m", "2", "idle", "--exec", "sleep", "30"]);
   start([BIN, "-d", d, "-m", "2", "idle", "--exec", "sleep", "30"]);
   await waitFor("both slots held", () => held(d, "idle", 2));
-  const waiter = start([BIN, "-v", "-d", d, "-m", "2", "idle", "--exec", "true"]);
-  await stderrOf(waiter).until(/waiting/);
+  const waiter = start([BIN, "-d", d, "-m", "2", "idle", "--exec", "true"]);
+  await waitFor("the waiter asleep on its watches", () => inotifyWatches(waiter.pid) >= 2 && asleepInPoll(waiter.pid));
   const before = usage(waiter.pid);
   // The measurement window: what the waiter does while nothing happens.
   await Bun.sleep(2000);
@@ -77,7 +77,7 @@ test("3. no busy waiting: a waiter sleeps in the kernel, waking a few times a se
   expect(after.cpuTicks - before.cpuTicks).toBeLessThan(10);
 });
 
-test("3. a semaphore waiter watches every slot and is woken by whichever is released", async () => {
+needs(tool("strace"))("3. a semaphore waiter watches every slot and is woken by whichever is released", async () => {
   const d = lockDir();
   const first = startSh(`exec "$WL" -d "$D" -m 2 w --exec sh -c 'touch "$D/one"; read -r _'`, d);
   const second = startSh(`exec "$WL" -d "$D" -m 2 w --exec sh -c 'touch "$D/two"; read -r _'`, d);
