@@ -172,8 +172,12 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
 
 const modeOf = (opts: Options): LockMode => (opts.shared ? "shared" : "exclusive");
 
-/** The modes whose exit status is their answer, and the status each fails with (errors.ts unansweredStatus). */
-const FAILS_WITH: { [mode in Mode]?: number } = { check: EXIT.TIMEOUT, list: EXIT.BUSY };
+/**
+ * The status a mode whose exit status is its answer fails with (errors.ts
+ * unansweredStatus); undefined for the other modes. A function, not a table: a literal
+ * built at every start costs it (bench/TUNING.md).
+ */
+const failsWith = (mode: Mode): number | undefined => (mode === "check" ? EXIT.TIMEOUT : mode === "list" ? EXIT.BUSY : undefined);
 
 export async function main(argv: string[]): Promise<number> {
   let opts: Options;
@@ -189,7 +193,7 @@ export async function main(argv: string[]): Promise<number> {
     return await run(opts);
   } catch (e) {
     const status = report(e);
-    const failed = FAILS_WITH[opts.mode];
+    const failed = failsWith(opts.mode);
     return failed === undefined ? conflictStatus(e, status, opts.conflictExitCode) : unansweredStatus(e, status, failed);
   }
 }
