@@ -54,7 +54,6 @@ test("2. under churn (release, re-create, re-lock) no two holders are ever insid
 /** CPU ticks and voluntary context switches of a process so far. */
 function usage(pid: number) {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return {
     cpuTicks: Number(stat[11]) + Number(stat[12]),
     switches: voluntarySwitches(pid),
