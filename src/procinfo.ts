@@ -109,6 +109,40 @@ export async function untilExit(owner: number, ownerStart: number | undefined, w
   else if (queue !== -E.ESRCH) while (sameProcess(owner, ownerStart)) await Bun.sleep(sliceMs < 0 ? POLL_MS : sliceMs);
 }
 
+/** What an exit watch's thread is told (src/exitwatch-worker.ts): untilExit's arguments. */
+export interface ExitOrder {
+  pid: number;
+  start: number | undefined;
+  watch: ExitWatch["kind"];
+  pidfd: number;
+}
+
+/**
+ * Resolves once the process `pid` (started at `start`, Unix seconds; undefined: not known)
+ * has exited, learnt as untilExit learns it (`watch`; a pidfd open at `pidfd`) but by a
+ * thread of its own (src/exitwatch-worker.ts) that sleeps in the kernel: this thread's event
+ * loop goes on (a lease's renewals, its engine's connection) and is woken by the exit alone.
+ * That thread never keeps the process running; should it fail to start, this thread polls
+ * every 250 ms instead.
+ */
+export function whenExits(pid: number, start: number | undefined, watch: ExitWatch["kind"], pidfd: number): Promise<void> {
+  return new Promise((resolve) => {
+    const worker = new Worker(new URL("./exitwatch-worker.ts", import.meta.url).href);
+    worker.unref();
+    worker.onmessage = () => resolve();
+    worker.onerror = (event) => {
+      warn(`process ${pid}`, `cannot watch for its exit from a thread (${event.message}): polling every ${POLL_MS} ms`);
+      const polling = setInterval(() => {
+        if (sameProcess(pid, start)) return;
+        clearInterval(polling);
+        resolve();
+      }, POLL_MS);
+    };
+    const order: ExitOrder = { pid, start, watch, pidfd };
+    worker.postMessage(order);
+  });
+}
+
 /** The user ID a process runs as (Linux: the owner of /proc/PID), or undefined. */
 export function processUid(pid: number): number | undefined {
   const { statSync } = require("node:fs") as typeof import("node:fs");
