@@ -1,6 +1,6 @@
 // The thread behind procinfo.ts's whenExits(): it sleeps in the kernel until one process
 // exits (untilExit: its pidfd, a kqueue, or polling where neither can be had), says so once,
-// and ends. Its own entry point in the executable (package.json's build).
+// and ends. The executable starts it through src/main.ts; from source it is started directly.
 import { untilExit, type ExitOrder } from "./procinfo";
 
 declare const self: Worker;

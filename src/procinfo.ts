@@ -118,6 +118,13 @@ export interface ExitOrder {
 }
 
 /**
+ * The compiled executable starts an exit watch's thread from its one entry (src/main.ts),
+ * told by this argument: an entry of its own would share modules with the main one, and
+ * the bundler would split them into a chunk that every start loads.
+ */
+const compiledThread = (): Worker | undefined => (Bun.main.startsWith("/$bunfs/") ? new Worker(Bun.main, { argv: ["__exitwatch"] }) : undefined);
+
+/**
  * Resolves once the process `pid` (started at `start`, Unix seconds; undefined: not known)
  * has exited, learnt as untilExit learns it (`watch`; a pidfd open at `pidfd`) but by a
  * thread of its own (src/exitwatch-worker.ts) that sleeps in the kernel: this thread's event
@@ -127,7 +134,7 @@ export interface ExitOrder {
  */
 export function whenExits(pid: number, start: number | undefined, watch: ExitWatch["kind"], pidfd: number): Promise<void> {
   return new Promise((resolve) => {
-    const worker = new Worker(new URL("./exitwatch-worker.ts", import.meta.url).href);
+    const worker = compiledThread() ?? new Worker(new URL("./exitwatch-worker.ts", import.meta.url).href);
     worker.unref();
     worker.onmessage = () => resolve();
     worker.onerror = (event) => {
