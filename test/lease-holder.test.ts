@@ -76,6 +76,22 @@ async function holding(url: string, name: string) {
   await waitFor("the --exec holder", async () => (await rows(url, name)).some((r) => r.status === "active"), 15_000);
 }
 
+/**
+ * A script whose plain acquire of NAME waits behind an `--exec` holder (it reports the
+ * waitlock's status on stderr, then sleeps), and the waiting holder process, traced once it
+ * has shown that it does not look at the script or at its parent.
+ */
+async function waitingTraced(url: string, name: string) {
+  await holding(url, name);
+  const script = start(["/bin/sh", "-c", '"$WL" --backend "$URL" "$NAME"; echo "rc=$?" >&2; exec sleep 60'], { env: { WL: BIN, URL: url, NAME: name } });
+  const said = stderrOf(script);
+  await waitFor("the request to be queued", async () => (await rows(url, name)).some((r) => r.status === "waiting"), 15_000);
+  const waiter = (await rows(url, name)).find((r) => r.status === "waiting")!.pid;
+  const trace = await traced(waiter);
+  expect(await looksWithin(trace, script.pid)).toBe(false);
+  return { script, said, waiter, trace };
+}
+
 const strace = needs(straceMissing());
 
 for (const engine of ENGINES) {
@@ -98,12 +114,7 @@ for (const engine of ENGINES) {
 
     strace("while it waits: the script killed (SIGKILL) is learnt from the pidfd without looking, and the request withdrawn", async () => {
       const url = await engine.url();
-      await holding(url, "queued");
-      const script = start(["/bin/sh", "-c", '"$WL" --backend "$URL" queued; echo "rc=$?"; exec sleep 60'], { env: { WL: BIN, URL: url } });
-      await waitFor("the request to be queued", async () => (await rows(url, "queued")).some((r) => r.status === "waiting"), 15_000);
-      const waiter = (await rows(url, "queued")).find((r) => r.status === "waiting")!.pid;
-      const trace = await traced(waiter);
-      expect(await looksWithin(trace, script.pid)).toBe(false);
+      const { script, trace } = await waitingTraced(url, "queued");
       script.kill("SIGKILL");
       await waitFor("the request to be withdrawn", async () => (await rows(url, "queued")).length === 1, 5_000);
       await trace.exited;
@@ -113,15 +124,9 @@ for (const engine of ENGINES) {
 
     strace("while it waits: the waitlock it answers killed (SIGKILL) is learnt from its stdin without looking, and the request withdrawn", async () => {
       const url = await engine.url();
-      await holding(url, "asker");
-      const script = start(["/bin/sh", "-c", '"$WL" --backend "$URL" asker; echo "rc=$?" >&2; exec sleep 60'], { env: { WL: BIN, URL: url } });
-      const said = stderrOf(script);
-      await waitFor("the request to be queued", async () => (await rows(url, "asker")).some((r) => r.status === "waiting"), 15_000);
-      const waiter = (await rows(url, "asker")).find((r) => r.status === "waiting")!.pid;
+      const { script, said, waiter, trace } = await waitingTraced(url, "asker");
       // The waitlock the script ran: the holder's parent.
       const asker = Number(readFileSync(`/proc/${waiter}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
-      const trace = await traced(waiter);
-      expect(await looksWithin(trace, script.pid)).toBe(false);
       process.kill(asker, "SIGKILL");
       await waitFor("the request to be withdrawn", async () => (await rows(url, "asker")).length === 1, 5_000);
       await trace.exited;
