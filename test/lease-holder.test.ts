@@ -99,8 +99,9 @@ for (const engine of ENGINES) {
   describe.skipIf(skip)(`a plain acquire's holder on ${engine.name}`, () => {
     strace("learns of its script's exit from the pidfd without ever looking at the script, and lets go at once", async () => {
       const url = await engine.url();
-      const script = start(["/bin/sh", "-c", '"$WL" --backend "$URL" tied && echo held; read _'], { env: { WL: BIN, URL: url }, stdin: "pipe" });
-      await waitFor("the script to hold the lock", async () => (await rows(url, "tied")).some((r) => r.status === "active"), 15_000);
+      const script = start(["/bin/sh", "-c", '"$WL" --backend "$URL" tied && echo held >&2; read _'], { env: { WL: BIN, URL: url }, stdin: "pipe" });
+      // Told of the lock: the holder has made its last check of the waitlock it answered.
+      await stderrOf(script).until(/held/, 15_000);
       const holder = (await rows(url, "tied"))[0]!.pid;
       const trace = await traced(holder);
       expect(await looksWithin(trace, script.pid)).toBe(false);
