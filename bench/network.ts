@@ -1,7 +1,9 @@
 // The network backends (PostgreSQL, Redis) through the compiled CLI, against throwaway
 // servers started from the installed binaries (test/servers/): uncontended `--exec true`
-// next to the lock directory's, and 4 × 10 × 20 ms mutex handoffs between shell loops on
-// loopback and (as root) across two simulated hosts, against the 0.8 s of the sleeps alone. bench/run.ts
+// next to the lock directory's, 4 × 10 × 20 ms mutex handoffs between shell loops on
+// loopback and (as root) across two simulated hosts, against the 0.8 s of the sleeps alone,
+// and 2 × 10 × 20 ms handoffs of a plain acquire (its holder lets go when the subshell that
+// took the lock exits) next to the lock directory's, against the 0.4 s of the sleeps. bench/run.ts
 // calls networkSection() in its run; `bun bench/network.ts` prints the section alone.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,9 +28,18 @@ async function timedRuns(argv: string[], n: number): Promise<number[]> {
   return out;
 }
 
-/** Wall milliseconds of 4 shell loops (on `hosts`) each running `rounds` × `waitlock ARGS handoff --exec sleep 0.02`. */
-async function handoffs(wl: string, args: string[], hosts: (Host | undefined)[], rounds: number): Promise<number> {
-  const loop = `i=0; while [ $i -lt ${rounds} ]; do "$WL" "$@" handoff --exec sleep 0.02 || exit 9; i=$((i+1)); done`;
+/** One round of a handoff loop: `waitlock ARGS handoff --exec sleep 0.02`. */
+const EXEC_ROUND = '"$WL" "$@" handoff --exec sleep 0.02 || exit 9';
+
+/**
+ * One round of a plain acquire's handoff loop: a subshell takes the lock, sleeps 0.02 s
+ * and exits, which is what lets go (the holder watches the subshell).
+ */
+const PLAIN_ROUND = '( "$WL" "$@" handoff || exit 9; sleep 0.02 ) || exit 9';
+
+/** Wall milliseconds of shell loops (one on each of `hosts`) each running `rounds` × `round` (with `waitlock ARGS` as `"$WL" "$@"`). */
+async function handoffs(wl: string, args: string[], hosts: (Host | undefined)[], rounds: number, round = EXEC_ROUND): Promise<number> {
+  const loop = `i=0; while [ $i -lt ${rounds} ]; do ${round}; i=$((i+1)); done`;
   const t0 = performance.now();
   const procs = hosts.map((host) => {
     const argv = ["sh", "-c", loop, "sh", ...args];
@@ -104,6 +115,10 @@ export async function networkSection(wl: string, dir: string): Promise<string[]>
       const loops = await repeated(() => handoffs(wl, args, [undefined, undefined, undefined, undefined], 10));
       lines.push(`- ${engine.name}, loopback: ${loopsText(loops, ideal)}`);
     }
+    lines.push("", `Plain acquire handoff (\`waitlock NAME\` in a subshell that sleeps 0.02 s and exits, which lets go): 2 shell loops × 10 rounds, wall time against the 400 ms of the sleeps alone, median of ${HANDOFF_ROUNDS} rounds (all rounds in brackets):`, "");
+    const plain = (args: string[]) => repeated(() => handoffs(wl, args, [undefined, undefined], 10, PLAIN_ROUND));
+    lines.push(`- lock directory: ${loopsText(await plain(["-d", dir]), 400)}`);
+    for (const { engine, args } of running) lines.push(`- ${engine.name}, loopback: ${loopsText(await plain(args), 400)}`);
     await cleanUp();
     const why = netnsMissing();
     for (const { engine } of running) {

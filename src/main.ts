@@ -1,5 +1,6 @@
-// Entry point of the waitlock executable, and of the threads it waits in (offthread.ts):
-// one entry keeps the executable's start-up to the entry and its core chunk.
+// Entry point of the waitlock executable, and of the threads it waits in (offthread.ts) or
+// watches a process's exit in (procinfo.ts whenExits, started with the argument
+// "__exitwatch"): one entry keeps the executable's start-up to the entry and its core chunk.
 import { main } from "./cli";
 
 /** The detached holder of a plain acquire on a network engine (src/modes/lease-holder.ts). */
@@ -17,4 +18,5 @@ if (Bun.isMainThread) {
         ? leaseHolder(argv[1]!)
         : main(argv);
   run.then((code) => process.exit(code));
-} else import("./offthread-worker");
+} else if (process.argv.at(-1) === "__exitwatch") import("./exitwatch-worker");
+else import("./offthread-worker");

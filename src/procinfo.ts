@@ -1,5 +1,6 @@
 // What we can learn about other processes: their command lines, and when they exit.
-import { E, addressOfBuffer, getppid, kill, pidfdOpen, platform, readFileBytes, strerror, sysctl } from "../ffi/libc";
+import { E, addressOfBuffer, getppid, kill, pidfdOpen, platform, pollReadable, processExitQueue, readFileBytes, strerror, sysctl, waitQueue } from "../ffi/libc";
+import { sameProcess } from "./holders";
 import { warn } from "./log";
 import { sysError } from "./syserror";
 import { pollingForced } from "./waker";
@@ -82,6 +83,71 @@ export function exitWatch(pid: number): ExitWatch {
   if (!alive(pid)) return gone;
   warn(`process ${pid}`, `no pidfd (${strerror(fd)}): the holder polls for its exit every 250 ms`);
   return { kind: "poll" };
+}
+
+/** How often a watch that cannot sleep in the kernel looks whether its process still runs (milliseconds). */
+const POLL_MS = 250;
+
+/**
+ * Resolves when the process `owner` (started at `ownerStart`, Unix seconds; undefined: not
+ * known) exits, watched by `watch`: "pidfd" (its pidfd is open at `pidfd`), "kqueue", or
+ * anything else: polling every 250 ms. This thread sleeps in the kernel meanwhile; a
+ * signal that interrupts the wait lets its handler run. `sliceMs` >= 0: wake up that often
+ * anyway (a process with other threads may have the signal taken by one of them, leaving
+ * this wait uninterrupted), polling where the wait cannot be bounded (kqueue).
+ */
+export async function untilExit(owner: number, ownerStart: number | undefined, watch: string, pidfd: number, sliceMs = -1): Promise<void> {
+  if (watch === "pidfd") {
+    for (;;) {
+      const r = pollReadable([pidfd], sliceMs);
+      if (typeof r === "number" ? r !== -E.EINTR : r.length > 0) return;
+      await Bun.sleep(0);
+    }
+  }
+  const queue = watch === "kqueue" && sliceMs < 0 ? processExitQueue(owner) : -E.ENOSYS;
+  if (queue >= 0) while (waitQueue(queue) === -E.EINTR) await Bun.sleep(0);
+  else if (queue !== -E.ESRCH) while (sameProcess(owner, ownerStart)) await Bun.sleep(sliceMs < 0 ? POLL_MS : sliceMs);
+}
+
+/** What an exit watch's thread is told (src/exitwatch-worker.ts): untilExit's arguments. */
+export interface ExitOrder {
+  pid: number;
+  start: number | undefined;
+  watch: ExitWatch["kind"];
+  pidfd: number;
+}
+
+/**
+ * The compiled executable starts an exit watch's thread from its one entry (src/main.ts),
+ * told by this argument: an entry of its own would share modules with the main one, and
+ * the bundler would split them into a chunk that every start loads.
+ */
+const compiledThread = (): Worker | undefined => (Bun.main.startsWith("/$bunfs/") ? new Worker(Bun.main, { argv: ["__exitwatch"] }) : undefined);
+
+/**
+ * Resolves once the process `pid` (started at `start`, Unix seconds; undefined: not known)
+ * has exited, learnt as untilExit learns it (`watch`; a pidfd open at `pidfd`) but by a
+ * thread of its own (src/exitwatch-worker.ts) that sleeps in the kernel: this thread's event
+ * loop goes on (a lease's renewals, its engine's connection) and is woken by the exit alone.
+ * That thread never keeps the process running; should it fail to start, this thread polls
+ * every 250 ms instead.
+ */
+export function whenExits(pid: number, start: number | undefined, watch: ExitWatch["kind"], pidfd: number): Promise<void> {
+  return new Promise((resolve) => {
+    const worker = compiledThread() ?? new Worker(new URL("./exitwatch-worker.ts", import.meta.url).href);
+    worker.unref();
+    worker.onmessage = () => resolve();
+    worker.onerror = (event) => {
+      warn(`process ${pid}`, `cannot watch for its exit from a thread (${event.message}): polling every ${POLL_MS} ms`);
+      const polling = setInterval(() => {
+        if (sameProcess(pid, start)) return;
+        clearInterval(polling);
+        resolve();
+      }, POLL_MS);
+    };
+    const order: ExitOrder = { pid, start, watch, pidfd };
+    worker.postMessage(order);
+  });
 }
 
 /** The user ID a process runs as (Linux: the owner of /proc/PID), or undefined. */

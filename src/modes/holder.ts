@@ -3,9 +3,7 @@
 // learns of the owner's exit from a pidfd (Linux: fd 4, opened by waitlock before the
 // spawn), from a kqueue of its own (BSD, macOS), or by polling: the owner's PID with its
 // start time, so that a reused PID is not taken for the owner.
-import { E, pollReadable, processExitQueue, waitQueue } from "../../ffi/libc";
-import { sameProcess } from "../holders";
-import { commandLine } from "../procinfo";
+import { commandLine, untilExit } from "../procinfo";
 import type { LockRecord } from "../record";
 import { letGo } from "../claims";
 import { noEvents, syslogEvents } from "../events";
@@ -36,27 +34,6 @@ export function ownerOfHolder(pid: number, record?: LockRecord): number | undefi
 
 const LOCK_FD = 3;
 const OWNER_FD = 4;
-
-/**
- * Resolves when the process `owner` (started at `ownerStart`, Unix seconds; undefined: not
- * known) exits, watched by `watch`: "pidfd" (its pidfd is open at `pidfd`), "kqueue", or
- * anything else: polling every 250 ms. This thread sleeps in the kernel meanwhile; a
- * signal that interrupts the wait lets its handler run. `sliceMs` >= 0: wake up that often
- * anyway (a process with other threads may have the signal taken by one of them, leaving
- * this wait uninterrupted), polling where the wait cannot be bounded (kqueue).
- */
-export async function untilExit(owner: number, ownerStart: number | undefined, watch: string, pidfd: number, sliceMs = -1): Promise<void> {
-  if (watch === "pidfd") {
-    for (;;) {
-      const r = pollReadable([pidfd], sliceMs);
-      if (typeof r === "number" ? r !== -E.EINTR : r.length > 0) return;
-      await Bun.sleep(0);
-    }
-  }
-  const queue = watch === "kqueue" && sliceMs < 0 ? processExitQueue(owner) : -E.ENOSYS;
-  if (queue >= 0) while (waitQueue(queue) === -E.EINTR) await Bun.sleep(0);
-  else if (queue !== -E.ESRCH) while (sameProcess(owner, ownerStart)) await Bun.sleep(sliceMs < 0 ? 250 : sliceMs);
-}
 
 export async function runHolder(args: string[]): Promise<number> {
   const [ownerArg = "", ownerStartArg = "", watch = "", acquiredArg = "", facility = "", name = "", ...handOver] = args;

@@ -2,13 +2,19 @@
 // handed to another process as a locked descriptor can, so the detached holder takes the
 // lease itself and keeps its session (heartbeats, renewals) until the owner exits; the
 // waitlock the caller ran waits for its answer on a pipe and exits with it.
+//
+// The holder learns at once, without looking again and again, that the owner has exited: a
+// thread of its own sleeps on the owner's pidfd (opened by the waitlock the caller ran, passed
+// as fd 3) or on a kqueue (procinfo.ts whenExits; polling only where neither can be had), so
+// that this thread's event loop goes on renewing the lease. That the waitlock it answers is
+// gone, it learns from its stdin: a pipe whose other end only that waitlock holds.
 import { closeSync, writeSync } from "node:fs";
-import { getppid, kill, signalNumber } from "../../ffi/libc";
+import { close, getppid, kill, signalNumber } from "../../ffi/libc";
 import type { Backend, Lease } from "../backend";
 import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../errors";
 import { sameProcess, startedAt } from "../holders";
 import { debug } from "../log";
-import { alive, commandLine, selfCommand } from "../procinfo";
+import { commandLine, exitWatch, selfCommand, whenExits, type ExitWatch } from "../procinfo";
 import type { Events } from "../events";
 import { syslogEvents } from "../events";
 import { holderDescription, namingHolders, waitingNotice } from "./remote";
@@ -24,6 +30,8 @@ interface LeaseOrder {
   timeout: number | null;
   owner: number;
   ownerStart?: number;
+  /** how the holder learns of the owner's exit (exitWatch; a pidfd is its fd 3) */
+  watch: ExitWatch["kind"];
   command: string;
   /** the waitlock that waits for the answer: the holder gives up when it is gone */
   parent: number;
@@ -34,8 +42,16 @@ interface LeaseOrder {
 /** The holder's one line of answer on its stdout. */
 type Answer = { slot: number; token: string } | { alreadyHeld: number } | { exit: number; context: string; message: string };
 
-/** How often the holder looks whether the owner (or, while waiting, the waitlock it answers) still runs. */
-const WATCH_MS = 100;
+/** Where the holder finds the owner's pidfd. */
+const OWNER_FD = 3;
+
+/**
+ * How long a waiting holder goes without its owner's watch (milliseconds): the thread that
+ * watches is started once the lease is held, or once the wait has lasted this long, so
+ * that it does not compete for the CPU with a first try that wins (bench/TUNING.md). An
+ * owner that exited before is seen as soon as the watch starts.
+ */
+const WATCH_AFTER_MS = 100;
 
 /**
  * Takes a slot of `req.name` on the engine at `url` for the owner (`ownerOption`, else the
@@ -43,7 +59,7 @@ const WATCH_MS = 100;
  * (or the owner already held it). The URL reaches the holder in its environment, never its
  * argv. Throws what the engine's acquire throws (BusyError 1, TimeoutError 2, 75, 5, 3),
  * UsageError for a missing --owner, WaitlockError 4 when the caller is gone or the holder
- * ended without an answer.
+ * ended without an answer, 75 when out of descriptors for the owner's pidfd.
  */
 export async function holdLeaseForCaller(
   url: string,
@@ -53,12 +69,16 @@ export async function holdLeaseForCaller(
   events: Events,
 ): Promise<number> {
   const owner = ownerOption ?? getppid();
-  if (!alive(owner)) {
+  // Opened before anything depends on it, and the caller still our parent afterwards: the
+  // pidfd is the caller's, whatever becomes of its PID.
+  const watch = exitWatch(owner);
+  if (watch.kind === "gone" || (ownerOption === undefined && getppid() !== owner)) {
+    if (watch.kind === "pidfd") close(watch.fd);
     if (ownerOption !== undefined) throw new UsageError("--owner", `no process with PID ${owner}`);
     throw new WaitlockError(EXIT.SYSTEM, req.name, "the calling process has already exited");
   }
   const command = commandLine(owner);
-  const order: LeaseOrder = { ...req, owner, ownerStart: startedAt(owner), command, parent: process.pid, facility: events.holderArgs() };
+  const order: LeaseOrder = { ...req, owner, ownerStart: startedAt(owner), watch: watch.kind, command, parent: process.pid, facility: events.holderArgs() };
   // Interrupted while the holder waits, the holder gives the wait up at once (its session
   // ends, and the engine withdraws the request) rather than win a lock nobody asked for.
   let holder: ReturnType<typeof Bun.spawn> | undefined;
@@ -68,12 +88,14 @@ export async function holdLeaseForCaller(
   };
   const heeded = heededStopSignals();
   for (const signal of heeded) process.on(signal, giveUp);
+  // Its stdin is a pipe that nothing is written to: it ends when this process does.
   holder = Bun.spawn([...selfCommand(), "__lease", JSON.stringify(order)], {
-    stdio: ["ignore", "pipe", "ignore"],
+    stdio: ["pipe", "pipe", "ignore", watch.kind === "pidfd" ? watch.fd : "ignore"],
     detached: true,
     cwd: "/",
     env: { ...process.env, WAITLOCK_BACKEND: url },
   });
+  if (watch.kind === "pidfd") close(watch.fd);
   const waited = waitingNotice(backend, req.name);
   const text = await new Response(holder.stdout as ReadableStream<Uint8Array>).text();
   waited();
@@ -122,11 +144,16 @@ function say(answer: Answer): boolean {
 export async function runLeaseHolder(backend: Backend, orderText: string): Promise<number> {
   const o = JSON.parse(orderText) as LeaseOrder;
   const sigterm = signalNumber("SIGTERM")!;
+  let ownerWatch: Promise<void> | undefined;
+  const ownerGone = () => (ownerWatch ??= whenExits(o.owner, o.ownerStart, o.watch, OWNER_FD));
   // While waiting, a waitlock killed with ^C leaves no one to answer, an owner gone needs
   // no lock, and a signal says to stop: each gives the wait up, withdrawn from the engine's
   // queue at once.
   const giveUp = new AbortController();
-  const asker = setInterval(() => (getppid() !== o.parent || !sameProcess(o.owner, o.ownerStart)) && giveUp.abort(), WATCH_MS);
+  let waiting = true;
+  const stopWaiting = () => waiting && giveUp.abort();
+  const watchLater = setTimeout(() => ownerGone().then(stopWaiting), WATCH_AFTER_MS);
+  new Response(Bun.stdin.stream()).arrayBuffer().then(stopWaiting, stopWaiting);
   let lease: Lease | undefined;
   let acquiredAt = 0;
   const finish = async (code: number): Promise<number> => {
@@ -167,24 +194,27 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
     say({ exit: err.exitCode, context: err.context, message: err.message });
     return err.exitCode;
   }
-  clearInterval(asker);
+  waiting = false;
+  clearTimeout(watchLater);
   acquiredAt = Date.now();
   // Killed before it could hear of the lock, the waitlock the caller ran failed: the
   // caller must not be left holding a lock it does not know of.
   if (getppid() !== o.parent || !say({ slot: lease.slot, token: lease.token })) return finish(EXIT.OK);
-  const owned = setInterval(() => !sameProcess(o.owner, o.ownerStart) && finish(EXIT.OK), WATCH_MS);
+  let held = true;
+  ownerGone().then(() => {
+    if (held) finish(EXIT.OK);
+  });
   lease.requested.then((request) => {
     if (request === "stop" && sameProcess(o.owner, o.ownerStart)) kill(o.owner, sigterm);
     finish(EXIT.OK);
   });
   const lost = await lease.lost;
-  clearInterval(owned);
+  held = false;
   debug(`${lost.message}: SIGTERM to the owner, process ${o.owner}`);
   if (sameProcess(o.owner, o.ownerStart)) kill(o.owner, sigterm);
   // Once the owner is gone (within the grace period), let go at once, as --exec does after
   // its command: a lease the engine still counts ours (Redis) is freed now, not at its ttl.
-  const until = performance.now() + backend.bounds.grace * 1000;
-  while (sameProcess(o.owner, o.ownerStart) && performance.now() < until) await Bun.sleep(WATCH_MS);
+  await Promise.race([ownerGone(), Bun.sleep(backend.bounds.grace * 1000)]);
   if (!sameProcess(o.owner, o.ownerStart)) await lease.release();
   return lost.exitCode;
 }

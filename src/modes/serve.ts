@@ -30,13 +30,12 @@ import { sameProcess, startedAt } from "../holders";
 import { debug } from "../log";
 import { canWaitOffThread, waitOffThread } from "../offthread";
 import { parseOptions, type Options, type RecordForm } from "../options";
-import { commandLine, exitWatch } from "../procinfo";
+import { commandLine, exitWatch, untilExit } from "../procinfo";
 import { pollingForced } from "../waker";
 import { checkSlots } from "./check";
 import { describeHolder, storeRecord } from "../holderrecord";
 import { noEvents, syslogEvents, type Events } from "../events";
 import { slotHeldFor } from "./hold";
-import { untilExit } from "./holder";
 import { listRows } from "./list";
 import { STOP_SIGNALS } from "../child";
 
