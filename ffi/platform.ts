@@ -54,6 +54,12 @@ export interface Platform {
    * itself, which its posix_spawn leaves ignored in the child unless they are asked to be
    * reset.
    */
+  /**
+   * How libc's `environ` (the environment a command inherits) is found: its address from
+   * dlsym(RTLD_DEFAULT, "environ"), given RTLD_DEFAULT's value; or (macOS, where only the
+   * executable may name `environ`) from _NSGetEnviron().
+   */
+  environ: { RTLD_DEFAULT: number } | "_NSGetEnviron";
   spawn: { SETPGROUP: number; SETSIGDEF: number; SETSIGMASK: number; sigsetBytes: number; reserved: number[]; attr?: SpawnAttrLayout };
   /** sigprocmask(2)'s `how`; the ioctl that clears close-on-exec (FIONCLEX) */
   job: { SIG_BLOCK: number; SIG_SETMASK: number; FIONCLEX: number };
@@ -202,6 +208,7 @@ const linux = (arch: string): Platform => {
     ownerWatch: "pidfd",
     // glibc and musl alike; libc's sigset_t is 1024 bits, the kernel's 64. glibc reserves
     // signals 32 and 33 (SIGCANCEL, SIGSETXID), musl 32 to 34.
+    environ: { RTLD_DEFAULT: 0 },
     spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 128, reserved: [32, 33, 34], attr: { bytes: 336, flags: 0, pgroup: 4, sigdefault: 8, sigmask: 136 } },
     job: { SIG_BLOCK: 0, SIG_SETMASK: 2, FIONCLEX: 0x5450 },
     SYS: arm ? linuxSysGeneric() : linuxSysX86_64(),
@@ -220,6 +227,8 @@ const HW_NCPU = [6, 3];
 // sys/signal.h and sys/filio.h (FIONCLEX = _IO('f', 2)), the same on macOS and the BSDs.
 const BSD_JOB = { SIG_BLOCK: 1, SIG_SETMASK: 3, FIONCLEX: 0x20006602 };
 // spawn.h of FreeBSD, OpenBSD and NetBSD (macOS numbers them as glibc does).
+// dlfcn.h: ((void *)-2) on FreeBSD, OpenBSD and NetBSD.
+const BSD_RTLD_DEFAULT = -2;
 const BSD_SPAWN = { SETPGROUP: 0x02, SETSIGDEF: 0x10, SETSIGMASK: 0x20 };
 
 const darwin = (arch: string): Platform => ({
@@ -237,6 +246,7 @@ const darwin = (arch: string): Platform => ({
   waker: "backoff",
   ownerWatch: "kqueue",
   kevent: kevent(32),
+  environ: "_NSGetEnviron",
   spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 4, reserved: [] },
   job: BSD_JOB,
   // KERN_PROCARGS2: argc, the executable path, padding, then the arguments.
@@ -258,6 +268,7 @@ const freebsd = (): Platform => ({
   waker: "backoff",
   ownerWatch: "kqueue",
   kevent: kevent(64),
+  environ: { RTLD_DEFAULT: BSD_RTLD_DEFAULT },
   spawn: { ...BSD_SPAWN, sigsetBytes: 16, reserved: [] },
   job: BSD_JOB,
   // KERN_PROC, KERN_PROC_ARGS: the arguments, each NUL-terminated.
@@ -279,6 +290,7 @@ const openbsd = (): Platform => ({
   waker: "backoff",
   ownerWatch: "kqueue",
   kevent: kevent(32),
+  environ: { RTLD_DEFAULT: BSD_RTLD_DEFAULT },
   spawn: { ...BSD_SPAWN, sigsetBytes: 4, reserved: [] },
   job: BSD_JOB,
   // KERN_PROC_ARGS, KERN_PROC_ARGV: a NULL-terminated char *argv[] pointing into the buffer.
@@ -301,6 +313,7 @@ const netbsd = (): Platform => ({
   // NetBSD's struct kevent has a 32-bit filter and changed size in 10.0 (__kevent100):
   // the holder polls its owner with kill(pid, 0) there.
   ownerWatch: "kill",
+  environ: { RTLD_DEFAULT: BSD_RTLD_DEFAULT },
   spawn: { ...BSD_SPAWN, sigsetBytes: 16, reserved: [] },
   job: BSD_JOB,
   sigactionFn: "__sigaction14",
