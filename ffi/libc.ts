@@ -888,21 +888,39 @@ function eachEntry(dir: number, bytes: number, each: (buf: Uint8Array, name: num
   }
 }
 
-/** Linux: this process's open descriptors, from /proc/self/fd (getdents64); a negative errno elsewhere or on failure. */
-export function openDescriptors(): number[] | number {
+/**
+ * Linux: this process's open descriptors, from /proc/self/fd (getdents64), but those whose
+ * link there starts with `except` (a descriptor closed meanwhile is left out too); a negative
+ * errno elsewhere or on failure.
+ */
+export function openDescriptors(except?: string): number[] | number {
   if (!P.SYS || !syscall) return -P.E.ENOSYS;
   const dir = open("/proc/self/fd", O.RDONLY | O.DIRECTORY | O.CLOEXEC);
   if (dir < 0) return dir;
+  const unwanted = except === undefined ? undefined : encoder.encode(except);
+  const link = unwanted && new Uint8Array(unwanted.byteLength);
   const fds: number[] = [];
   const r = eachEntry(dir, 4096, (buf, name) => {
     // The names are decimal numbers, besides "." and "..".
     let fd = 0;
     let at = name;
     for (; buf[at]! >= 0x30 && buf[at]! <= 0x39; at++) fd = fd * 10 + buf[at]! - 0x30;
-    if (at > name && fd !== dir) fds.push(fd);
+    if (at === name || fd === dir) return;
+    // The link read by the name in `buf` itself, relative to `dir`: no path to build.
+    if (link && !linkDiffers(dir, ffi.ptr(buf) + name, link, unwanted)) return;
+    fds.push(fd);
   });
   close(dir);
   return r < 0 ? r : fds;
+}
+
+/** Does the link at `name` (a C string's address) in directory `dir` exist and not start with `prefix`? `link` is room for as many bytes. */
+function linkDiffers(dir: number, name: number, link: Uint8Array, prefix: Uint8Array): boolean {
+  const n = syscall!(P.SYS!.readlinkat, dir, name, ffi.ptr(link), link.byteLength);
+  if (n < 0) return false;
+  if (n < prefix.byteLength) return true;
+  for (let i = 0; i < n; i++) if (link[i] !== prefix[i]) return true;
+  return false;
 }
 
 /**
