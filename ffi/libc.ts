@@ -898,7 +898,7 @@ export function openDescriptors(except?: string): number[] | number {
   const dir = open("/proc/self/fd", O.RDONLY | O.DIRECTORY | O.CLOEXEC);
   if (dir < 0) return dir;
   const unwanted = except === undefined ? undefined : encoder.encode(except);
-  const link = unwanted && new Uint8Array(unwanted.byteLength);
+  const link = new Uint8Array(unwanted?.byteLength ?? 0);
   const fds: number[] = [];
   const r = eachEntry(dir, 4096, (buf, name) => {
     // The names are decimal numbers, besides "." and "..".
@@ -907,7 +907,7 @@ export function openDescriptors(except?: string): number[] | number {
     for (; buf[at]! >= 0x30 && buf[at]! <= 0x39; at++) fd = fd * 10 + buf[at]! - 0x30;
     if (at === name || fd === dir) return;
     // The link read by the name in `buf` itself, relative to `dir`: no path to build.
-    if (link && !linkDiffers(dir, ffi.ptr(buf) + name, link, unwanted)) return;
+    if (unwanted && !linkDiffers(dir, ffi.ptr(buf) + name, link, unwanted)) return;
     fds.push(fd);
   });
   close(dir);

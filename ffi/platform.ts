@@ -50,16 +50,16 @@ export interface Platform {
    */
   SYS?: Syscalls;
   /**
-   * posix_spawn(3)'s attribute flags; the size of libc's sigset_t; the signals libc keeps for
-   * itself, which its posix_spawn leaves ignored in the child unless they are asked to be
-   * reset.
-   */
-  /**
    * How libc's `environ` (the environment a command inherits) is found: its address from
    * dlsym(RTLD_DEFAULT, "environ"), given RTLD_DEFAULT's value; or (macOS, where only the
    * executable may name `environ`) from _NSGetEnviron().
    */
   environ: { RTLD_DEFAULT: number } | "_NSGetEnviron";
+  /**
+   * posix_spawn(3)'s attribute flags; the size of libc's sigset_t; the signals libc keeps for
+   * itself, which its posix_spawn leaves ignored in the child unless they are asked to be
+   * reset.
+   */
   spawn: { SETPGROUP: number; SETSIGDEF: number; SETSIGMASK: number; sigsetBytes: number; reserved: number[]; attr?: SpawnAttrLayout };
   /** sigprocmask(2)'s `how`; the ioctl that clears close-on-exec (FIONCLEX) */
   job: { SIG_BLOCK: number; SIG_SETMASK: number; FIONCLEX: number };
@@ -206,9 +206,9 @@ const linux = (arch: string): Platform => {
     SC_CLK_TCK: 2,
     waker: "inotify",
     ownerWatch: "pidfd",
+    environ: { RTLD_DEFAULT: 0 },
     // glibc and musl alike; libc's sigset_t is 1024 bits, the kernel's 64. glibc reserves
     // signals 32 and 33 (SIGCANCEL, SIGSETXID), musl 32 to 34.
-    environ: { RTLD_DEFAULT: 0 },
     spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 128, reserved: [32, 33, 34], attr: { bytes: 336, flags: 0, pgroup: 4, sigdefault: 8, sigmask: 136 } },
     job: { SIG_BLOCK: 0, SIG_SETMASK: 2, FIONCLEX: 0x5450 },
     SYS: arm ? linuxSysGeneric() : linuxSysX86_64(),
@@ -226,9 +226,9 @@ const CTL_KERN = 1;
 const HW_NCPU = [6, 3];
 // sys/signal.h and sys/filio.h (FIONCLEX = _IO('f', 2)), the same on macOS and the BSDs.
 const BSD_JOB = { SIG_BLOCK: 1, SIG_SETMASK: 3, FIONCLEX: 0x20006602 };
-// spawn.h of FreeBSD, OpenBSD and NetBSD (macOS numbers them as glibc does).
 // dlfcn.h: ((void *)-2) on FreeBSD, OpenBSD and NetBSD.
 const BSD_RTLD_DEFAULT = -2;
+// spawn.h of FreeBSD, OpenBSD and NetBSD (macOS numbers them as glibc does).
 const BSD_SPAWN = { SETPGROUP: 0x02, SETSIGDEF: 0x10, SETSIGMASK: 0x20 };
 
 const darwin = (arch: string): Platform => ({
