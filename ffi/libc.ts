@@ -17,7 +17,8 @@ type Signatures = Record<string, { args: readonly number[]; returns: number }>;
 interface FFI {
   dlopen(path: string, symbols: Signatures): { symbols: Record<string, Fn> };
   ptr(view: ArrayBufferView): number;
-  read: { i32(address: Pointer | number, offset: number): number };
+  read: { i32(address: Pointer | number, offset: number): number; u8(address: number, offset: number): number; ptr(address: number, offset: number): number };
+  toArrayBuffer(address: number, offset: number, length: number): ArrayBuffer;
 }
 
 /**
@@ -605,14 +606,16 @@ export function syslog(priority: number, message: string): void {
 
 let spawnFns: Record<string, Fn> | undefined;
 /**
- * posix_spawn(3), and where the attributes cannot be written in place (see SpawnAttrLayout)
- * the functions that set them, bound on first use (only --exec starts a command, and
- * prepares it before it waits for the lock). (Bun compiles a trampoline per symbol.)
+ * posix_spawn(3), what finds libc's `environ` (platform.environ), and where the attributes
+ * cannot be written in place (see SpawnAttrLayout) the functions that set them, bound on
+ * first use (only --exec starts a command, and prepares it before it waits for the lock).
+ * (Bun compiles a trampoline per symbol.)
  */
 const bindSpawn = (): Record<string, Fn> =>
   (spawnFns ??= load(
     {
       posix_spawn: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i32 },
+      ...(P.environ === "_NSGetEnviron" ? { _NSGetEnviron: { args: [], returns: i64_fast } } : { dlsym: { args: [i64_fast, i64_fast], returns: i64_fast } }),
       ...(!P.spawn.attr && {
         posix_spawnattr_init: { args: [i64_fast], returns: i32 },
         posix_spawnattr_setflags: { args: [i64_fast, i64_fast], returns: i32 },
@@ -639,13 +642,19 @@ export function writeSpawnAttr(attr: Uint8Array, layout: SpawnAttrLayout, flags:
   attr.set(sigmask, layout.sigmask);
 }
 
+/** Pointer `index` of a C array of pointers kept as 32-bit halves (no BigInt) is `address`. */
+function setPointer(pointers: Uint32Array, index: number, address: number): void {
+  const low = address % 4294967296;
+  pointers[index * 2] = low;
+  pointers[index * 2 + 1] = (address - low) / 4294967296;
+}
+
 /**
- * `strings` as C strings in one buffer, and a NULL-terminated array of pointers to them (argv,
- * envp) as 32-bit halves (no BigInt), with room for `room` more pointers before the NULL
- * (pointStrings). The buffer must stay referenced while libc reads it.
+ * `strings` as C strings in one buffer, and a NULL-terminated array of pointers to them
+ * (argv) as 32-bit halves. The buffer must stay referenced while libc reads it.
  */
-function stringArray(strings: string[], room = 0): { bytes: Uint8Array; pointers: Uint32Array } {
-  const pointers = new Uint32Array((strings.length + room) * 2 + 2);
+function stringArray(strings: string[]): { bytes: Uint8Array; pointers: Uint32Array } {
+  const pointers = new Uint32Array(strings.length * 2 + 2);
   return { bytes: pointStrings(strings, pointers, 0), pointers };
 }
 
@@ -657,12 +666,55 @@ function stringArray(strings: string[], room = 0): { bytes: Uint8Array; pointers
 function pointStrings(strings: string[], pointers: Uint32Array, first: number): Uint8Array {
   const bytes = encoder.encode(strings.join("\0") + "\0");
   const base = ffi.ptr(bytes);
-  for (let i = 0, at = 0; i < strings.length; i++, at = bytes.indexOf(0, at) + 1) {
-    const low = (base + at) % 4294967296;
-    pointers[(first + i) * 2] = low;
-    pointers[(first + i) * 2 + 1] = (base + at - low) / 4294967296;
-  }
+  for (let i = 0, at = 0; i < strings.length; i++, at = bytes.indexOf(0, at) + 1) setPointer(pointers, first + i, base + at);
   return bytes;
+}
+
+/** Every system Bun runs on is 64-bit. */
+const POINTER_BYTES = 8;
+
+/** Does the C string at `address` start with `prefix`? (Its NUL differs from every byte of a prefix.) */
+function startsWith(address: number, prefix: Uint8Array): boolean {
+  for (let i = 0; i < prefix.length; i++) if (ffi.read.u8(address, i) !== prefix[i]) return false;
+  return true;
+}
+
+let environAt: number | undefined;
+
+/**
+ * This process's environment as libc holds it (`environ`: what the caller passed, which the
+ * runtime reads for process.env and leaves as it is) without the variables named `unset`, as
+ * a NULL-terminated array of pointers (32-bit halves) to libc's own strings, with room for
+ * `room` more before the NULL; and how many it holds. The strings go to the command byte for
+ * byte, as the caller gave them (process.env drops or rewrites some: a duplicate name, an
+ * entry without '=', bytes that are not UTF-8).
+ */
+function environWithout(unset: string[], room: number): { pointers: Uint32Array; count: number } {
+  const fns = bindSpawn();
+  environAt ??= (P.environ === "_NSGetEnviron" ? fns._NSGetEnviron!() : fns.dlsym!(P.environ.RTLD_DEFAULT, ffi.ptr(cstr("environ")))) as number;
+  const env = ffi.read.ptr(environAt, 0);
+  let total = 0;
+  while (env !== 0 && ffi.read.ptr(env, total * POINTER_BYTES) !== 0) total++;
+  const pointers = new Uint32Array((total + room) * 2 + 2);
+  if (unset.length > 0) return { pointers, count: keptEntries(env, total, unset, pointers) };
+  // Copied whole when nothing is to be dropped: a look at an entry is a call into Bun per
+  // byte (bench/TUNING.md, thirteenth round).
+  if (total > 0) pointers.set(new Uint32Array(ffi.toArrayBuffer(env, 0, total * POINTER_BYTES)));
+  return { pointers, count: total };
+}
+
+/** Points `pointers` at the `total` entries of the environment array `env` but those of the variables `unset`; returns how many. */
+function keptEntries(env: number, total: number, unset: string[], pointers: Uint32Array): number {
+  const prefixes: Uint8Array[] = [];
+  for (const name of unset) prefixes.push(encoder.encode(`${name}=`));
+  let count = 0;
+  for (let i = 0; i < total; i++) {
+    const entry = ffi.read.ptr(env, i * POINTER_BYTES);
+    let dropped = false;
+    for (let j = 0; j < prefixes.length && !dropped; j++) dropped = startsWith(entry, prefixes[j]!);
+    if (!dropped) setPointer(pointers, count++, entry);
+  }
+  return count;
 }
 
 /** How many variables the spawn of prepareSpawnInGroup may add to the environment. */
@@ -679,17 +731,19 @@ function signalSet(signals: number[]): Uint8Array {
 export type SignalMask = Uint8Array;
 
 /**
- * posix_spawn(3) of the file `path` (not searched in PATH) with `argv` and `env` (KEY=VALUE),
+ * posix_spawn(3) of the file `path` (not searched in PATH) with `argv` and this process's
+ * environment without the variables named `unset` (see environWithout: name only those
+ * that may be set, as each costs a look at every variable),
  * as the leader of a new process group (POSIX_SPAWN_SETPGROUP), with the signals numbered
  * `defaults` at their default action (POSIX_SPAWN_SETSIGDEF) and the signal mask `mask`
  * (POSIX_SPAWN_SETSIGMASK). Everything else is this process's: every descriptor
  * without close-on-exec, ignored signals, resource limits, umask and working directory.
  * Made ready here (the strings encoded, the attributes written); the spawn happens when the
- * returned function is called, once, with `moreEnv` (at most 4 KEY=VALUE) after `env`. That
+ * returned function is called, once, with `moreEnv` (at most 4 KEY=VALUE) added. That
  * returns the child's PID, or a negative errno that libc reports once the exec was tried
  * (ENOENT, EACCES, ENOEXEC, EAGAIN ...); on Linux the child goes first then (sched_yield(2)).
  */
-export function prepareSpawnInGroup(path: string, argv: string[], env: string[], defaults: number[], mask: SignalMask): (moreEnv: string[]) => number {
+export function prepareSpawnInGroup(path: string, argv: string[], unset: string[], defaults: number[], mask: SignalMask): (moreEnv: string[]) => number {
   const fns = bindSpawn();
   // posix_spawnattr_t is a struct on Linux and NetBSD, a pointer elsewhere: room for either.
   const attr = new Uint8Array(512);
@@ -700,13 +754,13 @@ export function prepareSpawnInGroup(path: string, argv: string[], env: string[],
   sigmask.set(mask.subarray(0, sigmask.byteLength));
   const file = cstr(path);
   const args = stringArray(argv);
-  const vars = stringArray(env, MORE_ENV);
+  const vars = environWithout(unset, MORE_ENV);
   const pid = new Int32Array(1);
   const flags = P.spawn.SETPGROUP | P.spawn.SETSIGDEF | P.spawn.SETSIGMASK;
   if (P.spawn.attr) writeSpawnAttr(attr, P.spawn.attr, flags, sigdefault, sigmask);
   return (moreEnv) => {
     if (moreEnv.length > MORE_ENV) throw new Error(`more than ${MORE_ENV} variables added to a prepared environment`);
-    const more = pointStrings(moreEnv, vars.pointers, env.length);
+    const more = pointStrings(moreEnv, vars.pointers, vars.count);
     const spawn = () => fns.posix_spawn!(ffi.ptr(pid), ffi.ptr(file), 0, a, ffi.ptr(args.pointers), ffi.ptr(vars.pointers)) as number;
     let r: number;
     if (P.spawn.attr) r = spawn();
@@ -726,7 +780,7 @@ export function prepareSpawnInGroup(path: string, argv: string[], env: string[],
     // of 40 handoffs; flock(1)'s fork, 2-5): let it go first.
     if (r === 0 && P.SYS && syscall) syscall(P.SYS.sched_yield, 0, 0, 0, 0);
     // What the pointers point into stays referenced until libc is done with it.
-    void [file, args.bytes, vars.bytes, more];
+    void [file, args.bytes, more];
     return r === 0 ? pid[0]! : -r;
   };
 }
@@ -836,21 +890,39 @@ function eachEntry(dir: number, bytes: number, each: (buf: Uint8Array, name: num
   }
 }
 
-/** Linux: this process's open descriptors, from /proc/self/fd (getdents64); a negative errno elsewhere or on failure. */
-export function openDescriptors(): number[] | number {
+/**
+ * Linux: this process's open descriptors, from /proc/self/fd (getdents64), but those whose
+ * link there starts with `except` (a descriptor closed meanwhile is left out too); a negative
+ * errno elsewhere or on failure.
+ */
+export function openDescriptors(except?: string): number[] | number {
   if (!P.SYS || !syscall) return -P.E.ENOSYS;
   const dir = open("/proc/self/fd", O.RDONLY | O.DIRECTORY | O.CLOEXEC);
   if (dir < 0) return dir;
+  const unwanted = except === undefined ? undefined : encoder.encode(except);
+  const link = new Uint8Array(unwanted?.byteLength ?? 0);
   const fds: number[] = [];
   const r = eachEntry(dir, 4096, (buf, name) => {
     // The names are decimal numbers, besides "." and "..".
     let fd = 0;
     let at = name;
     for (; buf[at]! >= 0x30 && buf[at]! <= 0x39; at++) fd = fd * 10 + buf[at]! - 0x30;
-    if (at > name && fd !== dir) fds.push(fd);
+    if (at === name || fd === dir) return;
+    // The link read by the name in `buf` itself, relative to `dir`: no path to build.
+    if (unwanted && !linkDiffers(dir, ffi.ptr(buf) + name, link, unwanted)) return;
+    fds.push(fd);
   });
   close(dir);
   return r < 0 ? r : fds;
+}
+
+/** Does the link at `name` (a C string's address) in directory `dir` exist and not start with `prefix`? `link` is room for as many bytes. */
+function linkDiffers(dir: number, name: number, link: Uint8Array, prefix: Uint8Array): boolean {
+  const n = syscall!(P.SYS!.readlinkat, dir, name, ffi.ptr(link), link.byteLength);
+  if (n < 0) return false;
+  if (n < prefix.byteLength) return true;
+  for (let i = 0; i < n; i++) if (link[i] !== prefix[i]) return true;
+  return false;
 }
 
 /**

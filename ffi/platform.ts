@@ -51,6 +51,12 @@ export interface Platform {
    */
   SYS?: Syscalls;
   /**
+   * How libc's `environ` (the environment a command inherits) is found: its address from
+   * dlsym(RTLD_DEFAULT, "environ"), given RTLD_DEFAULT's value; or (macOS, where only the
+   * executable may name `environ`) from _NSGetEnviron().
+   */
+  environ: { RTLD_DEFAULT: number } | "_NSGetEnviron";
+  /**
    * posix_spawn(3)'s attribute flags; the size of libc's sigset_t; the signals libc keeps for
    * itself, which its posix_spawn leaves ignored in the child unless they are asked to be
    * reset.
@@ -201,6 +207,7 @@ const linux = (arch: string): Platform => {
     SC_CLK_TCK: 2,
     waker: "inotify",
     ownerWatch: "pidfd",
+    environ: { RTLD_DEFAULT: 0 },
     // glibc and musl alike; libc's sigset_t is 1024 bits, the kernel's 64. glibc reserves
     // signals 32 and 33 (SIGCANCEL, SIGSETXID), musl 32 to 34.
     spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 128, reserved: [32, 33, 34], attr: { bytes: 336, flags: 0, pgroup: 4, sigdefault: 8, sigmask: 136 } },
@@ -220,6 +227,8 @@ const CTL_KERN = 1;
 const HW_NCPU = [6, 3];
 // sys/signal.h and sys/filio.h (FIONCLEX = _IO('f', 2)), the same on macOS and the BSDs.
 const BSD_JOB = { SIG_BLOCK: 1, SIG_SETMASK: 3, FIONCLEX: 0x20006602 };
+// dlfcn.h: ((void *)-2) on FreeBSD, OpenBSD and NetBSD.
+const BSD_RTLD_DEFAULT = -2;
 // spawn.h of FreeBSD, OpenBSD and NetBSD (macOS numbers them as glibc does).
 const BSD_SPAWN = { SETPGROUP: 0x02, SETSIGDEF: 0x10, SETSIGMASK: 0x20 };
 
@@ -238,6 +247,7 @@ const darwin = (arch: string): Platform => ({
   waker: "backoff",
   ownerWatch: "kqueue",
   kevent: kevent(32),
+  environ: "_NSGetEnviron",
   spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 4, reserved: [] },
   job: BSD_JOB,
   // KERN_PROCARGS2: argc, the executable path, padding, then the arguments.
@@ -259,6 +269,7 @@ const freebsd = (): Platform => ({
   waker: "backoff",
   ownerWatch: "kqueue",
   kevent: kevent(64),
+  environ: { RTLD_DEFAULT: BSD_RTLD_DEFAULT },
   spawn: { ...BSD_SPAWN, sigsetBytes: 16, reserved: [] },
   job: BSD_JOB,
   // KERN_PROC, KERN_PROC_ARGS: the arguments, each NUL-terminated.
@@ -280,6 +291,7 @@ const openbsd = (): Platform => ({
   waker: "backoff",
   ownerWatch: "kqueue",
   kevent: kevent(32),
+  environ: { RTLD_DEFAULT: BSD_RTLD_DEFAULT },
   spawn: { ...BSD_SPAWN, sigsetBytes: 4, reserved: [] },
   job: BSD_JOB,
   // KERN_PROC_ARGS, KERN_PROC_ARGV: a NULL-terminated char *argv[] pointing into the buffer.
@@ -302,6 +314,7 @@ const netbsd = (): Platform => ({
   // NetBSD's struct kevent has a 32-bit filter and changed size in 10.0 (__kevent100):
   // the holder polls its owner with kill(pid, 0) there.
   ownerWatch: "kill",
+  environ: { RTLD_DEFAULT: BSD_RTLD_DEFAULT },
   spawn: { ...BSD_SPAWN, sigsetBytes: 16, reserved: [] },
   job: BSD_JOB,
   sigactionFn: "__sigaction14",

@@ -3,7 +3,7 @@
 // start-up, before waitlock's code runs: it marks every inherited descriptor above 3
 // close-on-exec, and it raises the soft RLIMIT_NOFILE to the hard limit (elsewhere it does
 // neither). And installing a signal handler clears the signal mask.
-import { E, fileLimit, getppid, openDescriptors, readLink, signalMask, type SignalMask } from "../ffi/libc";
+import { E, fileLimit, getppid, openDescriptors, signalMask, type SignalMask } from "../ffi/libc";
 import { sysError } from "./syserror";
 
 export interface Caller {
@@ -27,14 +27,10 @@ const EVENT_LOOP = "anon_inode:[event";
  */
 export function callerState(): Caller {
   const caller: Caller = { descriptors: [], mask: signalMask() };
-  const fds = openDescriptors();
+  const fds = openDescriptors(EVENT_LOOP);
   if (fds === -E.EMFILE || fds === -E.ENFILE) throw sysError("/proc/self/fd", fds, "cannot list the caller's descriptors");
   if (typeof fds === "number") return caller;
-  for (const fd of fds) {
-    if (fd < 3) continue;
-    const target = readLink(`/proc/self/fd/${fd}`, EVENT_LOOP.length);
-    if (typeof target === "string" && target !== EVENT_LOOP) caller.descriptors.push(fd);
-  }
+  for (const fd of fds) if (fd > 2) caller.descriptors.push(fd);
   const own = fileLimit();
   if (typeof own === "number" || own.soft !== own.hard) return caller;
   const parent = fileLimit(getppid());

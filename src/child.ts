@@ -54,8 +54,8 @@ export interface CommandSpec {
   /** the file to run: resolved in PATH already */
   path: string;
   argv: string[];
-  /** KEY=VALUE */
-  env: string[];
+  /** the variables of waitlock's environment (which the command inherits) it does not get: start() may set them */
+  unset: string[];
   /** descriptors above 2 the command inherits: the caller's (the locked one is given to start()) */
   inherit: number[];
   /** RLIMIT_NOFILE to hand down instead of this process's own */
@@ -214,7 +214,7 @@ export function prepareCommand(spec: CommandSpec, { sig, own, background, tty }:
   // exec itself resets every handled signal, and leaves ignored ones ignored: the caller's
   // (kept so above). Reset besides: SIGPIPE and SIGXFSZ, which the runtime ignores for
   // itself, and the signals libc reserves.
-  const spawn = prepareSpawnInGroup(spec.path, spec.argv, spec.env, [sig.SIGPIPE!, sig.SIGXFSZ!, ...platform.spawn.reserved], spec.mask);
+  const spawn = prepareSpawnInGroup(spec.path, spec.argv, spec.unset, [sig.SIGPIPE!, sig.SIGXFSZ!, ...platform.spawn.reserved], spec.mask);
   const ended: Ended = {
     then(r) {
       if (status === undefined) resolve = r;

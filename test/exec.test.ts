@@ -29,6 +29,18 @@ test("stdin, stdout and stderr are the command's; WAITLOCK_SLOT and WAITLOCK_DES
   expect(r).toMatchObject({ code: 0, stdout: "piped in\n", stderr: "0 envtest\n" });
 });
 
+test("the command gets the caller's environment byte for byte, with waitlock's own variables in place of the caller's", async () => {
+  const d = lockDir();
+  // RAW is not UTF-8 (process.env would hand it on as U+FFFD); the caller's WAITLOCK_* are
+  // those a command run by another waitlock has.
+  const r = await sh(
+    `env "$(printf 'RAW=a\\377b')" WAITLOCK_FD=99 WAITLOCK_TOKEN=t WAITLOCK_DESCRIPTOR=outer WAITLOCK_SLOT= "$WL" -d "$D" x --exec sh -c 'printf %s "$RAW" | od -An -tx1; env | grep "^WAITLOCK_" | sort'`,
+    d,
+  );
+  expect(r).toMatchObject({ code: 0, stderr: "" });
+  expect(r.stdout).toMatch(/^ 61 ff 62\nWAITLOCK_DESCRIPTOR=x\nWAITLOCK_FD=\d+\nWAITLOCK_SLOT=0\n$/);
+});
+
 test("the command is not found: 127; cannot be executed: 126; the lock is free afterwards", async () => {
   const d = lockDir();
   const missing = await wl(["-d", d, "x", "--exec", "no-such-command-here"]);

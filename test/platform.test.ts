@@ -20,6 +20,7 @@ needs(linux(), tool("cc"))("the Linux table matches this machine's headers (cc)"
   expect(p.SC_CLK_TCK).toBe(c.SC_CLK_TCK);
   expect(p.SYS).toEqual(c.SYS);
   expect(p.IN).toEqual(c.IN);
+  expect(p.environ).toEqual({ RTLD_DEFAULT: c.RTLD_DEFAULT });
   const { reserved, ...spawn } = p.spawn;
   expect(spawn).toEqual(c.spawn);
   // The real-time signals below SIGRTMIN are libc's own.
@@ -53,6 +54,8 @@ for (const [os, want] of Object.entries(published)) {
       kevent: p.kevent?.size, procArgs: p.procArgs?.mib(42), errnoFn: p.errnoFn,
       spawn: [p.spawn.SETPGROUP, p.spawn.SETSIGDEF, p.spawn.SETSIGMASK, p.spawn.sigsetBytes],
     }).toEqual(want);
+    // dlfcn.h: RTLD_DEFAULT is ((void *)-2) on the BSDs; macOS's crt_externs.h offers _NSGetEnviron.
+    expect(p.environ).toEqual(os === "darwin" ? "_NSGetEnviron" : { RTLD_DEFAULT: -2 });
     // sys/signal.h: SIG_BLOCK, SIG_SETMASK; sys/filio.h: FIONCLEX = _IO('f', 2).
     expect(p.job).toEqual({ SIG_BLOCK: 1, SIG_SETMASK: 3, FIONCLEX: 0x20006602 });
     expect(p.hwNcpu).toEqual([6, 3]);

@@ -43,12 +43,14 @@ function commandArgv(command: string[]): string[] {
 /** The file to run for `name`: itself when it has a slash, else its place in PATH. */
 const resolve = (name: string): string | null => (name.includes("/") ? name : Bun.which(name));
 
-/** The caller's environment as KEY=VALUE, without the variables waitlock sets for the command. */
-function callerEnv(): string[] {
-  const env: string[] = [];
-  for (const key in process.env)
-    if (key !== "WAITLOCK_SLOT" && key !== "WAITLOCK_DESCRIPTOR" && key !== "WAITLOCK_FD" && key !== "WAITLOCK_TOKEN") env.push(`${key}=${process.env[key]}`);
-  return env;
+/** The variables waitlock sets for the command: the caller's values of them never reach it. */
+const OWN_VARIABLES = ["WAITLOCK_SLOT", "WAITLOCK_DESCRIPTOR", "WAITLOCK_FD", "WAITLOCK_TOKEN"];
+
+/** Those of OWN_VARIABLES that the caller set (in a command run by another waitlock, say). */
+function ownVariablesSet(): string[] {
+  const set: string[] = [];
+  for (const name of OWN_VARIABLES) if (process.env[name] !== undefined) set.push(name);
+  return set;
 }
 
 /**
@@ -63,9 +65,8 @@ export async function execUnderLock(descriptor: string, take: () => { claim: Hol
   // moment between winning the lock and starting the command stays short. A command not
   // found now is looked for again then.
   const argv = commandArgv(command);
-  const env = callerEnv();
   const setting = commandSetting();
-  const prepare = (path: string) => prepareCommand({ path, argv, env, inherit: caller.descriptors, fileLimit: caller.fileLimit, mask: caller.mask }, setting);
+  const prepare = (path: string) => prepareCommand({ path, argv, unset: ownVariablesSet(), inherit: caller.descriptors, fileLimit: caller.fileLimit, mask: caller.mask }, setting);
   const path = resolve(argv[0]!);
   let ready: ReadyCommand | undefined = path === null ? undefined : prepare(path);
 

@@ -18,7 +18,8 @@ needs(linux())("this Bun has the native FFI layer the Linux path calls", () => {
   const native = (Bun as unknown as { FFI?: Record<string, unknown> }).FFI;
   expect(typeof native?.dlopen).toBe("function");
   expect(typeof native?.ptr).toBe("function");
-  expect(typeof (native?.read as Record<string, unknown>)?.i32).toBe("function");
+  for (const read of ["i32", "u8", "ptr"]) expect({ read, type: typeof (native?.read as Record<string, unknown>)?.[read] }).toEqual({ read, type: "function" });
+  expect(typeof native?.toArrayBuffer).toBe("function");
 });
 
 // spawnInGroup writes posix_spawnattr_t in place where platform.ts gives its layout, instead
