@@ -225,6 +225,18 @@ class SlotFiles {
     }
   }
 
+  /**
+   * Removes every slot file that nobody holds, by release's rule (removeIfUnheld: only a
+   * provably sole holder removes a file, and only the inode it found under the name).
+   */
+  removeUnheld(): void {
+    this.peekAll();
+    for (const [i, fd] of this.fds) {
+      const st = fstat(fd);
+      if (typeof st !== "number") removeIfUnheld(this.path(i), st.dev, st.ino);
+    }
+  }
+
   /** The slot files we have open (found busy, or peeked at): descriptor, path, slot number. */
   busy(): [fd: number, path: string, slot: number][] {
     const open: [number, string, number][] = [];
@@ -341,7 +353,11 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
       if (outcome && "held" in outcome && req.keepPlace) outcome.held.place = turnstile;
       else {
         leaveTurnstile(turnstile);
-        if (!outcome || !("held" in outcome)) tidyTurnstile(turnstile.base);
+        if (!outcome) {
+          // A holder that let go while we were queued left its slot file for us (release):
+          // if we give up last, nobody else would remove it.
+          if (!tidyTurnstile(turnstile.base)) slots.removeUnheld();
+        } else if (!("held" in outcome)) tidyTurnstile(turnstile.base);
       }
     }
   }

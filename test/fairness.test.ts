@@ -2,7 +2,7 @@
 // it, waiters are served in arrival order, the kernel names the holders, a reused PID is
 // not a live owner, and every user meets the same default lock directory.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { BIN, alive, held, inotifyWatches, listJson, lockDir, queuedInKernel, run, sh, start, startSh, waitFor, wl } from "./helpers";
 import { mountNamespace, needs, root, tool } from "./needs";
 
@@ -134,6 +134,22 @@ describe("waiters are served in arrival order", () => {
     await doomed.exited;
     holder.stdin!.end();
     expect(await next.exited).toBe(0);
+  });
+  test("a waiter that gives up last removes the slot file a holder left for the queue", async () => {
+    // A holder that lets go while others are queued leaves its slot file for the head of
+    // the queue; if they all give up instead, the last to leave removes it. Set up as such
+    // a moment leaves it: the slot file free, the entry file there, and a waiter ahead in
+    // the queue (flock(1) holding that waiter's queue node) for as long as the test needs.
+    const d = lockDir();
+    writeFileSync(`${d}/g.slot0.lock`, "");
+    writeFileSync(`${d}/g.entry.lock`, "");
+    const ahead = start(["flock", `${d}/g.q00000000.lock`, "sh", "-c", 'touch "$0/ahead"; exec cat', d], { stdin: "pipe" });
+    await waitFor("the waiter ahead", () => existsSync(`${d}/ahead`));
+    const r = await wl(["-d", d, "-t", "0.3", "g", "--exec", "true"]);
+    expect(r.code).toBe(2);
+    expect(readdirSync(d).filter((f) => f.startsWith("g.") && f !== "g.q00000000.lock")).toEqual([]);
+    ahead.stdin!.end();
+    expect(await ahead.exited).toBe(0);
   });
 });
 

@@ -101,7 +101,9 @@ test("acquireAsync: an abort withdraws the queued request, a timeout is TimeoutE
   (holder.stdin as { end(): unknown }).end();
   await holder.exited;
   expect(await held(d, "gate")).toBe(false);
-  expect(readdirSync(d).filter((f) => f.startsWith("gate."))).toEqual([]);
+  // The promise rejects at the abort; the waiting thread leaves the queue just after, and,
+  // last to leave, removes the slot file the holder left while it was still queued.
+  await waitFor("the withdrawn request's files to go", () => readdirSync(d).filter((f) => f.startsWith("gate.")).length === 0);
 
   start([BIN, "-d", d, "gate", "--exec", "sleep", "30"]);
   await waitFor("a new holder", () => held(d, "gate"));
