@@ -1,14 +1,14 @@
 // The one place that talks to libc. Everything returns plain numbers: a result, or a
 // negative errno; nothing here throws for a failed system call.
 import type { CString, Pointer } from "bun:ffi";
-import { platform as P, LOCK, LOG, POLLIN, WAIT, syslogFacilities, type ErrnoName, type Field, type SpawnAttrLayout, type Syscalls } from "./platform";
+import { platform, LOCK, LOG, POLLIN, WAIT, syslogFacilities, type ErrnoName, type Field, type SpawnAttrLayout, type Syscalls } from "./platform";
 
 export { LOCK, LOG, POLLIN, WAIT, syslogFacilities };
 export { platform } from "./platform";
 
 /** bun:ffi's FFIType codes (pinned by test/unit/ffi.test.ts), so that naming one loads nothing. */
-const T = { i32: 5, u32: 6, i64: 7, u64: 8, ptr: 12, none: 13, cstring: 14, i64_fast: 15 } as const;
-const { i32, u32, i64, i64_fast, u64, ptr, cstring, none } = T;
+const FFI_TYPE = { i32: 5, u32: 6, i64: 7, u64: 8, ptr: 12, none: 13, cstring: 14, i64_fast: 15 } as const;
+const { i32, u32, i64, i64_fast, u64, ptr, cstring, none } = FFI_TYPE;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Fn = (...a: any[]) => any;
@@ -32,7 +32,7 @@ const nativeFFI = (Bun as unknown as { FFI?: FFI }).FFI;
 
 function load(wanted: Signatures, ffi: FFI = ffiModule()): Record<string, Fn> {
   let lastError: unknown;
-  for (const name of P.libc) {
+  for (const name of platform.libc) {
     try {
       return ffi.dlopen(name, wanted).symbols;
     } catch (e) {
@@ -91,9 +91,9 @@ interface Calls {
  * location is bound only when a call first fails: a run in which nothing fails never pays
  * for it.
  */
-function linuxCalls(S: Syscalls, ffi: FFI): { calls: Calls; errno: () => Pointer; syscall: SyscallFn } {
+function linuxCalls(nr: Syscalls, ffi: FFI): { calls: Calls; errno: () => Pointer; syscall: SyscallFn } {
   const lib = load({ syscall: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i64_fast } }, ffi);
-  const sc = lib.syscall as SyscallFn;
+  const call = lib.syscall as SyscallFn;
   // The buffers stay referenced by the caller for the duration of the call.
   const at = (buf: ArrayBufferView) => ffi.ptr(buf);
   // Scratch buffers for calls off the lock path, made on first use: each typed-array kind
@@ -103,59 +103,59 @@ function linuxCalls(S: Syscalls, ffi: FFI): { calls: Calls; errno: () => Pointer
   let timespec: BigInt64Array | undefined;
   let pgrp: Int32Array | undefined;
   return {
-    syscall: sc,
-    errno: () => load({ [P.errnoFn]: { args: [], returns: ptr } }, ffi)[P.errnoFn]!(),
+    syscall: call,
+    errno: () => load({ [platform.errnoFn]: { args: [], returns: ptr } }, ffi)[platform.errnoFn]!(),
     calls: {
-      open: (path, flags, mode) => sc(S.openat, S.AT_FDCWD, at(path), flags, mode),
-      close: (fd) => sc(S.close, fd, 0, 0, 0),
-      read: (fd, buf) => sc(S.read, fd, at(buf), buf.byteLength, 0),
-      pread: (fd, buf, offset) => sc(S.pread64, fd, at(buf), buf.byteLength, offset),
-      pwrite: (fd, buf, offset) => sc(S.pwrite64, fd, at(buf), buf.byteLength, offset),
-      ftruncate: (fd, length) => sc(S.ftruncate, fd, length, 0, 0),
-      flock: (fd, op) => sc(S.flock, fd, op, 0, 0),
-      unlink: (path) => sc(S.unlinkat, S.AT_FDCWD, at(path), 0, 0),
-      access: (path, mode) => sc(S.faccessat, S.AT_FDCWD, at(path), mode, 0),
-      mkdir: (path, mode) => sc(S.mkdirat, S.AT_FDCWD, at(path), mode, 0),
-      chmod: (path, mode) => sc(S.fchmodat, S.AT_FDCWD, at(path), mode, 0),
-      fchmod: (fd, mode) => sc(S.fchmod, fd, mode, 0, 0),
-      fstat: (fd, buf) => sc(S.fstat, fd, at(buf), 0, 0),
-      lstat: (path, buf) => sc(S.newfstatat, S.AT_FDCWD, at(path), at(buf), S.AT_SYMLINK_NOFOLLOW),
-      kill: (pid, signal) => sc(S.kill, pid, signal, 0, 0),
-      getppid: () => sc(S.getppid, 0, 0, 0, 0),
-      getuid: () => sc(S.getuid, 0, 0, 0, 0),
-      isatty: (fd) => (sc(S.ioctl, fd, S.TCGETS, at((termios ??= new Uint8Array(64))), 0) === 0 ? 1 : 0),
+      open: (path, flags, mode) => call(nr.openat, nr.AT_FDCWD, at(path), flags, mode),
+      close: (fd) => call(nr.close, fd, 0, 0, 0),
+      read: (fd, buf) => call(nr.read, fd, at(buf), buf.byteLength, 0),
+      pread: (fd, buf, offset) => call(nr.pread64, fd, at(buf), buf.byteLength, offset),
+      pwrite: (fd, buf, offset) => call(nr.pwrite64, fd, at(buf), buf.byteLength, offset),
+      ftruncate: (fd, length) => call(nr.ftruncate, fd, length, 0, 0),
+      flock: (fd, op) => call(nr.flock, fd, op, 0, 0),
+      unlink: (path) => call(nr.unlinkat, nr.AT_FDCWD, at(path), 0, 0),
+      access: (path, mode) => call(nr.faccessat, nr.AT_FDCWD, at(path), mode, 0),
+      mkdir: (path, mode) => call(nr.mkdirat, nr.AT_FDCWD, at(path), mode, 0),
+      chmod: (path, mode) => call(nr.fchmodat, nr.AT_FDCWD, at(path), mode, 0),
+      fchmod: (fd, mode) => call(nr.fchmod, fd, mode, 0, 0),
+      fstat: (fd, buf) => call(nr.fstat, fd, at(buf), 0, 0),
+      lstat: (path, buf) => call(nr.newfstatat, nr.AT_FDCWD, at(path), at(buf), nr.AT_SYMLINK_NOFOLLOW),
+      kill: (pid, signal) => call(nr.kill, pid, signal, 0, 0),
+      getppid: () => call(nr.getppid, 0, 0, 0, 0),
+      getuid: () => call(nr.getuid, 0, 0, 0, 0),
+      isatty: (fd) => (call(nr.ioctl, fd, nr.TCGETS, at((termios ??= new Uint8Array(64))), 0) === 0 ? 1 : 0),
       hostname: (buf) => {
         // struct utsname: six 65-byte fields; the node name is the second.
         utsname ??= new Uint8Array(6 * 65);
-        if (sc(S.uname, at(utsname), 0, 0, 0) < 0) return -1;
+        if (call(nr.uname, at(utsname), 0, 0, 0) < 0) return -1;
         buf.set(utsname.subarray(65, 65 + (buf.byteLength < 65 ? buf.byteLength : 65)));
         return 0;
       },
       poll: (set, count, timeoutMs) => {
-        if (timeoutMs < 0) return sc(S.ppoll, at(set), count, 0, 0);
+        if (timeoutMs < 0) return call(nr.ppoll, at(set), count, 0, 0);
         timespec ??= new BigInt64Array(2);
         timespec[0] = BigInt(Math.floor(timeoutMs / 1000));
         timespec[1] = BigInt((timeoutMs % 1000) * 1_000_000);
-        return sc(S.ppoll, at(set), count, at(timespec), 0);
+        return call(nr.ppoll, at(set), count, at(timespec), 0);
       },
-      wait: (pid, status, options) => sc(S.wait4, pid, at(status), options, 0),
-      tcgetpgrp: (fd) => (sc(S.ioctl, fd, S.TIOCGPGRP, at((pgrp ??= new Int32Array(1))), 0) === 0 ? pgrp[0]! : -1),
+      wait: (pid, status, options) => call(nr.wait4, pid, at(status), options, 0),
+      tcgetpgrp: (fd) => (call(nr.ioctl, fd, nr.TIOCGPGRP, at((pgrp ??= new Int32Array(1))), 0) === 0 ? pgrp[0]! : -1),
       tcsetpgrp: (fd, pgid) => {
         (pgrp ??= new Int32Array(1))[0] = pgid;
-        return sc(S.ioctl, fd, S.TIOCSPGRP, at(pgrp), 0);
+        return call(nr.ioctl, fd, nr.TIOCSPGRP, at(pgrp), 0);
       },
-      getpgrp: () => sc(S.getpgid, 0, 0, 0, 0),
-      newProcessGroup: () => sc(S.setpgid, 0, 0, 0, 0),
-      sigaction: (sig, act, old) => sc(S.rt_sigaction, sig, act ? at(act) : 0, old ? at(old) : 0, S.KERNEL_SIGSET_BYTES),
-      sigprocmask: (how, set, old) => sc(S.rt_sigprocmask, how, set ? at(set) : 0, old ? at(old) : 0, S.KERNEL_SIGSET_BYTES),
-      clearCloseOnExec: (fd) => sc(S.ioctl, fd, P.job.FIONCLEX, 0, 0),
+      getpgrp: () => call(nr.getpgid, 0, 0, 0, 0),
+      newProcessGroup: () => call(nr.setpgid, 0, 0, 0, 0),
+      sigaction: (sig, act, old) => call(nr.rt_sigaction, sig, act ? at(act) : 0, old ? at(old) : 0, nr.KERNEL_SIGSET_BYTES),
+      sigprocmask: (how, set, old) => call(nr.rt_sigprocmask, how, set ? at(set) : 0, old ? at(old) : 0, nr.KERNEL_SIGSET_BYTES),
+      clearCloseOnExec: (fd) => call(nr.ioctl, fd, platform.job.FIONCLEX, 0, 0),
     },
   };
 }
 
 /** Elsewhere calls go by name: those on the lock path bound at start-up, the rest on first use. */
 function namedCalls(): { calls: Calls; errno: () => Pointer } {
-  const H = load({
+  const hot = load({
     open: { args: [ptr, i32, i32], returns: i32 },
     close: { args: [i32], returns: i32 },
     pread: { args: [i32, ptr, u64, i64], returns: i64_fast },
@@ -166,13 +166,13 @@ function namedCalls(): { calls: Calls; errno: () => Pointer } {
     access: { args: [ptr, i32], returns: i32 },
     getuid: { args: [], returns: i32 },
     gethostname: { args: [ptr, u64], returns: i32 },
-    [P.errnoFn]: { args: [], returns: ptr },
-    [P.fstatFn!]: { args: [i32, ptr], returns: i32 },
-    [P.lstatFn!]: { args: [ptr, ptr], returns: i32 },
+    [platform.errnoFn]: { args: [], returns: ptr },
+    [platform.fstatFn!]: { args: [i32, ptr], returns: i32 },
+    [platform.lstatFn!]: { args: [ptr, ptr], returns: i32 },
   });
-  let cold: Record<string, Fn> | undefined;
-  const C = () =>
-    (cold ??= load({
+  let coldBound: Record<string, Fn> | undefined;
+  const cold = () =>
+    (coldBound ??= load({
       read: { args: [i32, ptr, u64], returns: i64_fast },
       mkdir: { args: [ptr, i32], returns: i32 },
       chmod: { args: [ptr, i32], returns: i32 },
@@ -186,64 +186,64 @@ function namedCalls(): { calls: Calls; errno: () => Pointer } {
       tcsetpgrp: { args: [i32, i32], returns: i32 },
       getpgrp: { args: [], returns: i32 },
       setpgid: { args: [i32, i32], returns: i32 },
-      [P.sigactionFn ?? "sigaction"]: { args: [i32, ptr, ptr], returns: i32 },
-      [P.sigprocmaskFn ?? "sigprocmask"]: { args: [i32, ptr, ptr], returns: i32 },
+      [platform.sigactionFn ?? "sigaction"]: { args: [i32, ptr, ptr], returns: i32 },
+      [platform.sigprocmaskFn ?? "sigprocmask"]: { args: [i32, ptr, ptr], returns: i32 },
       // ioctl is variadic: FIONCLEX takes no third argument, so only the fixed ones are passed.
       ioctl: { args: [i32, u64], returns: i32 },
     }));
   return {
-    errno: H[P.errnoFn] as () => Pointer,
+    errno: hot[platform.errnoFn] as () => Pointer,
     calls: {
-      open: (path, flags, mode) => H.open!(path, flags, mode),
-      close: (fd) => H.close!(fd),
-      read: (fd, buf) => C().read!(fd, buf, buf.byteLength),
-      pread: (fd, buf, offset) => H.pread!(fd, buf, buf.byteLength, offset),
-      pwrite: (fd, buf, offset) => H.pwrite!(fd, buf, buf.byteLength, offset),
-      ftruncate: (fd, length) => H.ftruncate!(fd, length),
-      flock: (fd, op) => H.flock!(fd, op),
-      unlink: (path) => H.unlink!(path),
-      access: (path, mode) => H.access!(path, mode),
-      mkdir: (path, mode) => C().mkdir!(path, mode),
-      chmod: (path, mode) => C().chmod!(path, mode),
-      fchmod: (fd, mode) => C().fchmod!(fd, mode),
-      fstat: (fd, buf) => H[P.fstatFn!]!(fd, buf),
-      lstat: (path, buf) => H[P.lstatFn!]!(path, buf),
-      kill: (pid, signal) => C().kill!(pid, signal),
-      getppid: () => C().getppid!(),
-      getuid: () => H.getuid!(),
-      isatty: (fd) => C().isatty!(fd),
-      hostname: (buf) => H.gethostname!(buf, buf.byteLength),
-      poll: (set, count, timeoutMs) => C().poll!(set, count, timeoutMs),
-      wait: (pid, status, options) => C().waitpid!(pid, status, options),
-      tcgetpgrp: (fd) => C().tcgetpgrp!(fd),
-      tcsetpgrp: (fd, pgid) => C().tcsetpgrp!(fd, pgid),
-      getpgrp: () => C().getpgrp!(),
-      newProcessGroup: () => C().setpgid!(0, 0),
-      sigaction: (sig, act, old) => C()[P.sigactionFn ?? "sigaction"]!(sig, act, old),
-      sigprocmask: (how, set, old) => C()[P.sigprocmaskFn ?? "sigprocmask"]!(how, set, old),
-      clearCloseOnExec: (fd) => C().ioctl!(fd, P.job.FIONCLEX),
+      open: (path, flags, mode) => hot.open!(path, flags, mode),
+      close: (fd) => hot.close!(fd),
+      read: (fd, buf) => cold().read!(fd, buf, buf.byteLength),
+      pread: (fd, buf, offset) => hot.pread!(fd, buf, buf.byteLength, offset),
+      pwrite: (fd, buf, offset) => hot.pwrite!(fd, buf, buf.byteLength, offset),
+      ftruncate: (fd, length) => hot.ftruncate!(fd, length),
+      flock: (fd, op) => hot.flock!(fd, op),
+      unlink: (path) => hot.unlink!(path),
+      access: (path, mode) => hot.access!(path, mode),
+      mkdir: (path, mode) => cold().mkdir!(path, mode),
+      chmod: (path, mode) => cold().chmod!(path, mode),
+      fchmod: (fd, mode) => cold().fchmod!(fd, mode),
+      fstat: (fd, buf) => hot[platform.fstatFn!]!(fd, buf),
+      lstat: (path, buf) => hot[platform.lstatFn!]!(path, buf),
+      kill: (pid, signal) => cold().kill!(pid, signal),
+      getppid: () => cold().getppid!(),
+      getuid: () => hot.getuid!(),
+      isatty: (fd) => cold().isatty!(fd),
+      hostname: (buf) => hot.gethostname!(buf, buf.byteLength),
+      poll: (set, count, timeoutMs) => cold().poll!(set, count, timeoutMs),
+      wait: (pid, status, options) => cold().waitpid!(pid, status, options),
+      tcgetpgrp: (fd) => cold().tcgetpgrp!(fd),
+      tcsetpgrp: (fd, pgid) => cold().tcsetpgrp!(fd, pgid),
+      getpgrp: () => cold().getpgrp!(),
+      newProcessGroup: () => cold().setpgid!(0, 0),
+      sigaction: (sig, act, old) => cold()[platform.sigactionFn ?? "sigaction"]!(sig, act, old),
+      sigprocmask: (how, set, old) => cold()[platform.sigprocmaskFn ?? "sigprocmask"]!(how, set, old),
+      clearCloseOnExec: (fd) => cold().ioctl!(fd, platform.job.FIONCLEX),
     },
   };
 }
 
-const ffi = (P.SYS && nativeFFI) || ffiModule();
-const bound: { calls: Calls; errno: () => Pointer; syscall?: SyscallFn } = P.SYS ? linuxCalls(P.SYS, ffi) : namedCalls();
+const ffi = (platform.SYS && nativeFFI) || ffiModule();
+const bound: { calls: Calls; errno: () => Pointer; syscall?: SyscallFn } = platform.SYS ? linuxCalls(platform.SYS, ffi) : namedCalls();
 const sys = bound.calls;
 /** Linux only: the calls that exist nowhere else (pidfd, inotify) */
 const syscall = bound.syscall;
 
 // What only some calls need, and no system has under the same name: bound on first use.
-let extra: Record<string, Fn> | undefined;
-const X = (): Record<string, Fn> =>
-  (extra ??= load({
+let extraBound: Record<string, Fn> | undefined;
+const extras = (): Record<string, Fn> =>
+  (extraBound ??= load({
     strerror: { args: [i32], returns: cstring },
     sysconf: { args: [i32], returns: i64_fast },
     openlog: { args: [ptr, i32, i32], returns: none },
     syslog: { args: [i32, ptr], returns: none },
     siginterrupt: { args: [i32, i32], returns: i32 },
     setitimer: { args: [i32, ptr, ptr], returns: i32 },
-    ...(P.os !== "linux" && { sysctl: { args: [ptr, u32, ptr, ptr, ptr, u64], returns: i32 } }),
-    ...(P.kevent && { kqueue: { args: [], returns: i32 }, kevent: { args: [i32, ptr, i32, ptr, i32, ptr], returns: i32 } }),
+    ...(platform.os !== "linux" && { sysctl: { args: [ptr, u32, ptr, ptr, ptr, u64], returns: i32 } }),
+    ...(platform.kevent && { kqueue: { args: [], returns: i32 }, kevent: { args: [i32, ptr, i32, ptr, i32, ptr], returns: i32 } }),
   }));
 
 const encoder = new TextEncoder();
@@ -262,16 +262,16 @@ function fail(): number {
 
 const check = (r: number): number => (r < 0 ? fail() : r);
 
-export const E = P.E;
-export const O = P.O;
+export const E = platform.E;
+export const O = platform.O;
 
 export function errnoName(errno: number): ErrnoName | undefined {
   const n = Math.abs(errno);
-  return (Object.keys(P.E) as ErrnoName[]).find((k) => P.E[k] === n);
+  return (Object.keys(platform.E) as ErrnoName[]).find((k) => platform.E[k] === n);
 }
 
 export function strerror(errno: number): string {
-  return String(X().strerror!(Math.abs(errno)) as CString);
+  return String(extras().strerror!(Math.abs(errno)) as CString);
 }
 
 export function open(path: string, flags: number, mode = 0o666): number {
@@ -298,7 +298,7 @@ let alarmReady = false;
 function alarmInterrupts(): void {
   if (alarmReady) return;
   process.on("SIGALRM", () => {});
-  X().siginterrupt!(P.signals().SIGALRM!, 1);
+  extras().siginterrupt!(platform.signals().SIGALRM!, 1);
   alarmReady = true;
 }
 
@@ -311,7 +311,7 @@ function armAlarm(ms: number): void {
   const us = Math.max(1, Math.round(ms * 1000));
   // struct itimerval { struct timeval it_interval, it_value; }, each { tv_sec; tv_usec } as longs.
   const spec = ms > 0 ? [0, ALARM_REPEAT_US, Math.floor(us / 1e6), us % 1e6] : [0, 0, 0, 0];
-  X().setitimer!(0, new BigInt64Array(spec.map(BigInt)), null);
+  extras().setitimer!(0, new BigInt64Array(spec.map(BigInt)), null);
 }
 
 /**
@@ -321,7 +321,7 @@ function armAlarm(ms: number): void {
  * to try again), or another negative errno.
  */
 export function flockWait(fd: number, op: number, timeoutMs: number): number {
-  if (timeoutMs <= 0) return -P.E.EINTR;
+  if (timeoutMs <= 0) return -platform.E.EINTR;
   if (timeoutMs === Infinity || interruptedByCaller) return check(sys.flock(fd, op));
   armAlarm(timeoutMs);
   try {
@@ -336,7 +336,7 @@ export function flockWait(fd: number, op: number, timeoutMs: number): number {
 let interruptedByCaller = false;
 
 /** Can one thread interrupt another's blocking call (threadId, interruptThread)? Linux only. */
-export const threadsInterruptible = (): boolean => !!(P.SYS && syscall);
+export const threadsInterruptible = (): boolean => !!(platform.SYS && syscall);
 
 /**
  * From now on flockWait() in this thread (this JavaScript realm: a Worker has its own)
@@ -344,15 +344,15 @@ export const threadsInterruptible = (): boolean => !!(P.SYS && syscall);
  * and again until the wait has ended. Linux only (returns false elsewhere).
  */
 export function waitsInterruptedByCaller(): boolean {
-  if (!P.SYS || !syscall) return false;
+  if (!platform.SYS || !syscall) return false;
   interruptedByCaller = true;
   return true;
 }
 
 /** The calling thread's kernel ID (gettid(2)), for interruptThread(); -ENOSYS off Linux. */
 export function threadId(): number {
-  if (!P.SYS || !syscall) return -P.E.ENOSYS;
-  return syscall(P.SYS.gettid, 0, 0, 0, 0);
+  if (!platform.SYS || !syscall) return -platform.E.ENOSYS;
+  return syscall(platform.SYS.gettid, 0, 0, 0, 0);
 }
 
 /**
@@ -361,9 +361,9 @@ export function threadId(): number {
  * negative errno (ESRCH: the thread has ended).
  */
 export function interruptThread(tid: number): number {
-  if (!P.SYS || !syscall) return -P.E.ENOSYS;
+  if (!platform.SYS || !syscall) return -platform.E.ENOSYS;
   alarmInterrupts();
-  return check(syscall(P.SYS.tgkill, process.pid, tid, P.signals().SIGALRM!, 0));
+  return check(syscall(platform.SYS.tgkill, process.pid, tid, platform.signals().SIGALRM!, 0));
 }
 
 export function pread(fd: number, buf: Uint8Array, offset = 0): number {
@@ -381,7 +381,7 @@ export function readSome(fd: number, buf: Uint8Array): number {
  * cannot be opened.
  */
 export function readFileBytes(path: string, max: number): Uint8Array | number {
-  const fd = open(path, P.O.RDONLY | P.O.CLOEXEC);
+  const fd = open(path, platform.O.RDONLY | platform.O.CLOEXEC);
   if (fd < 0) return fd;
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -455,9 +455,9 @@ export function hostname(): string {
 }
 
 export function onlineCpus(): number {
-  const n = Number(X().sysconf!(P.SC_NPROCESSORS_ONLN));
+  const n = Number(extras().sysconf!(platform.SC_NPROCESSORS_ONLN));
   if (n > 0) return n;
-  const hw = P.hwNcpu ? sysctl(P.hwNcpu) : -1;
+  const hw = platform.hwNcpu ? sysctl(platform.hwNcpu) : -1;
   return typeof hw !== "number" && hw.byteLength >= 4 ? Math.max(1, new DataView(hw.buffer, hw.byteOffset).getInt32(0, true)) : 1;
 }
 
@@ -465,19 +465,19 @@ let ticks: number | undefined;
 
 /** Clock ticks per second, the unit of /proc's process times (Linux). */
 export function clockTicksPerSecond(): number {
-  ticks ??= P.SC_CLK_TCK === undefined ? 100 : Number(X().sysconf!(P.SC_CLK_TCK)) || 100;
+  ticks ??= platform.SC_CLK_TCK === undefined ? 100 : Number(extras().sysconf!(platform.SC_CLK_TCK)) || 100;
   return ticks;
 }
 
 /** sysctl(3) by MIB: the value's bytes, or a negative errno. */
 export function sysctl(mib: number[]): Uint8Array | number {
-  if (P.os === "linux") return -P.E.ENOSYS;
+  if (platform.os === "linux") return -platform.E.ENOSYS;
   const name = new Int32Array(mib);
   const length = new BigUint64Array(1);
-  let r = check(X().sysctl!(name, mib.length, null, length, null, 0) as number);
+  let r = check(extras().sysctl!(name, mib.length, null, length, null, 0) as number);
   if (r < 0) return r;
   const buf = new Uint8Array(Number(length[0]));
-  r = check(X().sysctl!(name, mib.length, buf, length, null, 0) as number);
+  r = check(extras().sysctl!(name, mib.length, buf, length, null, 0) as number);
   return r < 0 ? r : buf.subarray(0, Number(length[0]));
 }
 
@@ -489,17 +489,17 @@ export const addressOfBuffer = (buf: Uint8Array): number => ffi.ptr(buf);
  * errno (ESRCH: already gone). kqueues are not inherited: the waiting process makes its own.
  */
 export function processExitQueue(pid: number): number {
-  const K = P.kevent;
-  if (!K) return -P.E.ENOSYS;
-  const kq = check(X().kqueue!() as number);
+  const layout = platform.kevent;
+  if (!layout) return -platform.E.ENOSYS;
+  const kq = check(extras().kqueue!() as number);
   if (kq < 0) return kq;
-  const change = new Uint8Array(K.size);
+  const change = new Uint8Array(layout.size);
   const v = new DataView(change.buffer);
   v.setBigUint64(0, BigInt(pid), true);
-  v.setInt16(K.filter, K.EVFILT_PROC, true);
-  v.setUint16(K.flags, K.EV_ADD | K.EV_ONESHOT, true);
-  v.setUint32(K.fflags, K.NOTE_EXIT, true);
-  const r = check(X().kevent!(kq, change, 1, null, 0, null) as number);
+  v.setInt16(layout.filter, layout.EVFILT_PROC, true);
+  v.setUint16(layout.flags, layout.EV_ADD | layout.EV_ONESHOT, true);
+  v.setUint32(layout.fflags, layout.NOTE_EXIT, true);
+  const r = check(extras().kevent!(kq, change, 1, null, 0, null) as number);
   if (r < 0) {
     close(kq);
     return r;
@@ -509,11 +509,11 @@ export function processExitQueue(pid: number): number {
 
 /** Blocks until the queue reports; 1 when it did, -EINTR when a signal came first. */
 export function waitQueue(kq: number): number {
-  return check(X().kevent!(kq, null, 0, new Uint8Array(P.kevent!.size), 1, null) as number);
+  return check(extras().kevent!(kq, null, 0, new Uint8Array(platform.kevent!.size), 1, null) as number);
 }
 
 export function signalNumber(name: string): number | undefined {
-  return P.signals()[name];
+  return platform.signals()[name];
 }
 
 export interface Stat {
@@ -525,7 +525,7 @@ export interface Stat {
   size: number;
 }
 
-const statBuf = new Uint8Array(P.stat.size);
+const statBuf = new Uint8Array(platform.stat.size);
 const statView = new DataView(statBuf.buffer);
 
 function field(f: Field): number {
@@ -541,8 +541,8 @@ function field(f: Field): number {
 }
 
 function decodeStat(): Stat {
-  const L = P.stat;
-  return { dev: field(L.dev), ino: field(L.ino), nlink: field(L.nlink), mode: field(L.mode), uid: field(L.uid), size: field(L.fileSize) };
+  const layout = platform.stat;
+  return { dev: field(layout.dev), ino: field(layout.ino), nlink: field(layout.nlink), mode: field(layout.mode), uid: field(layout.uid), size: field(layout.fileSize) };
 }
 
 export function fstat(fd: number): Stat | number {
@@ -575,31 +575,31 @@ export function pollReadable(fds: number[], timeoutMs: number): number[] | numbe
 
 /** A descriptor that becomes readable when `pid` exits; negative errno when unsupported. */
 export function pidfdOpen(pid: number): number {
-  if (!P.SYS || !syscall) return -P.E.ENOSYS;
-  return check(syscall(P.SYS.pidfd_open, pid, 0, 0, 0));
+  if (!platform.SYS || !syscall) return -platform.E.ENOSYS;
+  return check(syscall(platform.SYS.pidfd_open, pid, 0, 0, 0));
 }
 
 export function inotifyInit(): number {
-  if (!P.IN || !P.SYS || !syscall) return -P.E.ENOSYS;
-  return check(syscall(P.SYS.inotify_init1, P.IN.NONBLOCK | P.IN.CLOEXEC, 0, 0, 0));
+  if (!platform.IN || !platform.SYS || !syscall) return -platform.E.ENOSYS;
+  return check(syscall(platform.SYS.inotify_init1, platform.IN.NONBLOCK | platform.IN.CLOEXEC, 0, 0, 0));
 }
 
 export function inotifyAddWatch(ifd: number, path: string, mask: number): number {
   const name = cstr(path);
-  return check(syscall!(P.SYS!.inotify_add_watch, ifd, ffi.ptr(name), mask, 0));
+  return check(syscall!(platform.SYS!.inotify_add_watch, ifd, ffi.ptr(name), mask, 0));
 }
 
 export function inotifyRmWatch(ifd: number, wd: number): void {
-  syscall!(P.SYS!.inotify_rm_watch, ifd, wd, 0, 0);
+  syscall!(platform.SYS!.inotify_rm_watch, ifd, wd, 0, 0);
 }
 
 export function openlog(ident: Uint8Array, option: number, facility: number): void {
-  X().openlog!(ident, option, facility);
+  extras().openlog!(ident, option, facility);
 }
 
 export function syslog(priority: number, message: string): void {
   // The message is the format string: escape conversions so that nothing is read from varargs.
-  X().syslog!(priority, cstr(message.replaceAll("%", "%%")));
+  extras().syslog!(priority, cstr(message.replaceAll("%", "%%")));
 }
 
 // Starting the command of --exec, and job control over it.
@@ -615,8 +615,8 @@ const bindSpawn = (): Record<string, Fn> =>
   (spawnFns ??= load(
     {
       posix_spawn: { args: [i64_fast, i64_fast, i64_fast, i64_fast, i64_fast, i64_fast], returns: i32 },
-      ...(P.environ === "_NSGetEnviron" ? { _NSGetEnviron: { args: [], returns: i64_fast } } : { dlsym: { args: [i64_fast, i64_fast], returns: i64_fast } }),
-      ...(!P.spawn.attr && {
+      ...(platform.environ === "_NSGetEnviron" ? { _NSGetEnviron: { args: [], returns: i64_fast } } : { dlsym: { args: [i64_fast, i64_fast], returns: i64_fast } }),
+      ...(!platform.spawn.attr && {
         posix_spawnattr_init: { args: [i64_fast], returns: i32 },
         posix_spawnattr_setflags: { args: [i64_fast, i64_fast], returns: i32 },
         posix_spawnattr_setpgroup: { args: [i64_fast, i64_fast], returns: i32 },
@@ -691,7 +691,7 @@ let environAt: number | undefined;
  */
 function environWithout(unset: string[], room: number): { pointers: Uint32Array; count: number } {
   const fns = bindSpawn();
-  environAt ??= (P.environ === "_NSGetEnviron" ? fns._NSGetEnviron!() : fns.dlsym!(P.environ.RTLD_DEFAULT, ffi.ptr(cstr("environ")))) as number;
+  environAt ??= (platform.environ === "_NSGetEnviron" ? fns._NSGetEnviron!() : fns.dlsym!(platform.environ.RTLD_DEFAULT, ffi.ptr(cstr("environ")))) as number;
   const env = ffi.read.ptr(environAt, 0);
   let total = 0;
   while (env !== 0 && ffi.read.ptr(env, total * POINTER_BYTES) !== 0) total++;
@@ -722,7 +722,7 @@ const MORE_ENV = 4;
 
 /** libc's sigset_t holding the signals numbered `signals`: bit (n - 1), counted from the first byte. */
 function signalSet(signals: number[]): Uint8Array {
-  const set = new Uint8Array(P.spawn.sigsetBytes);
+  const set = new Uint8Array(platform.spawn.sigsetBytes);
   for (const n of signals) set[(n - 1) >> 3]! |= 1 << ((n - 1) & 7);
   return set;
 }
@@ -750,20 +750,20 @@ export function prepareSpawnInGroup(path: string, argv: string[], unset: string[
   const a = ffi.ptr(attr);
   const sigdefault = signalSet(defaults);
   // The kernel's mask is the first bytes of libc's sigset_t, bit for bit.
-  const sigmask = new Uint8Array(P.spawn.sigsetBytes);
+  const sigmask = new Uint8Array(platform.spawn.sigsetBytes);
   sigmask.set(mask.subarray(0, sigmask.byteLength));
   const file = cstr(path);
   const args = stringArray(argv);
   const vars = environWithout(unset, MORE_ENV);
   const pid = new Int32Array(1);
-  const flags = P.spawn.SETPGROUP | P.spawn.SETSIGDEF | P.spawn.SETSIGMASK;
-  if (P.spawn.attr) writeSpawnAttr(attr, P.spawn.attr, flags, sigdefault, sigmask);
+  const flags = platform.spawn.SETPGROUP | platform.spawn.SETSIGDEF | platform.spawn.SETSIGMASK;
+  if (platform.spawn.attr) writeSpawnAttr(attr, platform.spawn.attr, flags, sigdefault, sigmask);
   return (moreEnv) => {
     if (moreEnv.length > MORE_ENV) throw new Error(`more than ${MORE_ENV} variables added to a prepared environment`);
     const more = pointStrings(moreEnv, vars.pointers, vars.count);
     const spawn = () => fns.posix_spawn!(ffi.ptr(pid), ffi.ptr(file), 0, a, ffi.ptr(args.pointers), ffi.ptr(vars.pointers)) as number;
     let r: number;
-    if (P.spawn.attr) r = spawn();
+    if (platform.spawn.attr) r = spawn();
     else {
       r = fns.posix_spawnattr_init!(a) as number;
       if (r !== 0) return -r;
@@ -778,7 +778,7 @@ export function prepareSpawnInGroup(path: string, argv: string[], unset: string[
     // posix_spawn returns once the child's exec has begun; our wake-up most often takes the
     // CPU from it before its exec is done, and it would wait for all we do next (traced: 25
     // of 40 handoffs; flock(1)'s fork, 2-5): let it go first.
-    if (r === 0 && P.SYS && syscall) syscall(P.SYS.sched_yield, 0, 0, 0, 0);
+    if (r === 0 && platform.SYS && syscall) syscall(platform.SYS.sched_yield, 0, 0, 0, 0);
     // What the pointers point into stays referenced until libc is done with it.
     void [file, args.bytes, more];
     return r === 0 ? pid[0]! : -r;
@@ -810,7 +810,7 @@ export function foregroundGroup(fd: number): number {
 
 /** The controlling terminal opened as /dev/tty (close-on-exec), or -1 when there is none. */
 export function openControllingTerminal(): number {
-  const fd = sys.open(cstr("/dev/tty"), P.O.RDWR | P.O.CLOEXEC | P.O.NONBLOCK, 0);
+  const fd = sys.open(cstr("/dev/tty"), platform.O.RDWR | platform.O.CLOEXEC | platform.O.NONBLOCK, 0);
   return fd >= 0 ? fd : -1;
 }
 
@@ -819,14 +819,14 @@ export function openControllingTerminal(): number {
  * process outside the foreground group may hand the terminal on without being stopped.
  */
 export function setForegroundGroup(fd: number, pgid: number): number {
-  const bytes = P.SYS ? P.SYS.KERNEL_SIGSET_BYTES : P.spawn.sigsetBytes;
+  const bytes = platform.SYS ? platform.SYS.KERNEL_SIGSET_BYTES : platform.spawn.sigsetBytes;
   const block = new Uint8Array(bytes);
-  const ttou = P.signals().SIGTTOU! - 1;
+  const ttou = platform.signals().SIGTTOU! - 1;
   block[ttou >> 3] = 1 << (ttou & 7);
   const old = new Uint8Array(bytes);
-  sys.sigprocmask(P.job.SIG_BLOCK, block, old);
+  sys.sigprocmask(platform.job.SIG_BLOCK, block, old);
   const r = check(sys.tcsetpgrp(fd, pgid));
-  sys.sigprocmask(P.job.SIG_SETMASK, old, null);
+  sys.sigprocmask(platform.job.SIG_SETMASK, old, null);
   return r;
 }
 
@@ -845,8 +845,8 @@ export function leaveProcessGroup(): number {
 
 /** The signal mask of the calling (JavaScript) thread now (empty when it cannot be read). */
 export function signalMask(): SignalMask {
-  const mask = new Uint8Array(P.SYS ? P.SYS.KERNEL_SIGSET_BYTES : P.spawn.sigsetBytes);
-  sys.sigprocmask(P.job.SIG_BLOCK, null, mask);
+  const mask = new Uint8Array(platform.SYS ? platform.SYS.KERNEL_SIGSET_BYTES : platform.spawn.sigsetBytes);
+  sys.sigprocmask(platform.job.SIG_BLOCK, null, mask);
   return mask;
 }
 
@@ -883,7 +883,7 @@ function eachEntry(dir: number, bytes: number, each: (buf: Uint8Array, name: num
   const buf = new Uint8Array(bytes);
   const view = new DataView(buf.buffer);
   for (;;) {
-    const n = check(syscall!(P.SYS!.getdents64, dir, ffi.ptr(buf), buf.byteLength, 0));
+    const n = check(syscall!(platform.SYS!.getdents64, dir, ffi.ptr(buf), buf.byteLength, 0));
     if (n <= 0) return n;
     // struct linux_dirent64 { u64 ino; s64 off; u16 reclen; u8 type; char name[]; }
     for (let off = 0; off < n; off += view.getUint16(off + 16, true)) each(buf, off + 19);
@@ -896,7 +896,7 @@ function eachEntry(dir: number, bytes: number, each: (buf: Uint8Array, name: num
  * errno elsewhere or on failure.
  */
 export function openDescriptors(except?: string): number[] | number {
-  if (!P.SYS || !syscall) return -P.E.ENOSYS;
+  if (!platform.SYS || !syscall) return -platform.E.ENOSYS;
   const dir = open("/proc/self/fd", O.RDONLY | O.DIRECTORY | O.CLOEXEC);
   if (dir < 0) return dir;
   const unwanted = except === undefined ? undefined : encoder.encode(except);
@@ -918,7 +918,7 @@ export function openDescriptors(except?: string): number[] | number {
 
 /** Does the link at `name` (a C string's address) in directory `dir` exist and not start with `prefix`? `link` is room for as many bytes. */
 function linkDiffers(dir: number, name: number, link: Uint8Array, prefix: Uint8Array): boolean {
-  const n = syscall!(P.SYS!.readlinkat, dir, name, ffi.ptr(link), link.byteLength);
+  const n = syscall!(platform.SYS!.readlinkat, dir, name, ffi.ptr(link), link.byteLength);
   if (n < 0) return false;
   if (n < prefix.byteLength) return true;
   for (let i = 0; i < n; i++) if (link[i] !== prefix[i]) return true;
@@ -931,7 +931,7 @@ function linkDiffers(dir: number, name: number, link: Uint8Array, prefix: Uint8A
  * failure, ENOSYS elsewhere.
  */
 export function directoryNames(path: string, prefix: string): string[] | number {
-  if (!P.SYS || !syscall) return -P.E.ENOSYS;
+  if (!platform.SYS || !syscall) return -platform.E.ENOSYS;
   const dir = open(path, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
   if (dir < 0) return dir;
   const wanted = encoder.encode(prefix);
@@ -948,9 +948,9 @@ let linkBuf: Uint8Array | undefined;
 
 /** Linux: the first `max` bytes of where the symbolic link `path` points (as UTF-8), or a negative errno. */
 export function readLink(path: string, max = 4096): string | number {
-  if (!P.SYS || !syscall) return -P.E.ENOSYS;
+  if (!platform.SYS || !syscall) return -platform.E.ENOSYS;
   const buf = linkBuf && linkBuf.byteLength >= max ? linkBuf : (linkBuf = new Uint8Array(max));
-  const n = check(syscall(P.SYS.readlinkat, P.SYS.AT_FDCWD, ffi.ptr(cstr(path)), ffi.ptr(buf), max));
+  const n = check(syscall(platform.SYS.readlinkat, platform.SYS.AT_FDCWD, ffi.ptr(cstr(path)), ffi.ptr(buf), max));
   return n < 0 ? n : decoder.decode(buf.subarray(0, n));
 }
 
@@ -961,9 +961,9 @@ const RLIM_HALF = 4294967296;
  * unlimited), or a negative errno (EPERM: another user's process).
  */
 export function fileLimit(pid = 0): { soft: number; hard: number } | number {
-  if (!P.SYS || !syscall) return -P.E.ENOSYS;
+  if (!platform.SYS || !syscall) return -platform.E.ENOSYS;
   const old = new Uint32Array(4);
-  const r = syscall(P.SYS.prlimit64, pid, P.SYS.RLIMIT_NOFILE, 0, ffi.ptr(old));
+  const r = syscall(platform.SYS.prlimit64, pid, platform.SYS.RLIMIT_NOFILE, 0, ffi.ptr(old));
   if (r < 0) return -1;
   const value = (lo: number, hi: number) => (lo === 0xffffffff && hi === 0xffffffff ? Infinity : lo + hi * RLIM_HALF);
   return { soft: value(old[0]!, old[1]!), hard: value(old[2]!, old[3]!) };
@@ -978,5 +978,5 @@ export function setFileLimit(soft: number, hard: number): number {
   };
   put(0, soft);
   put(2, hard);
-  return P.SYS && syscall ? check(syscall(P.SYS.prlimit64, 0, P.SYS.RLIMIT_NOFILE, ffi.ptr(limit), 0)) : -P.E.ENOSYS;
+  return platform.SYS && syscall ? check(syscall(platform.SYS.prlimit64, 0, platform.SYS.RLIMIT_NOFILE, ffi.ptr(limit), 0)) : -platform.E.ENOSYS;
 }

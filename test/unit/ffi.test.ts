@@ -8,7 +8,7 @@ import { linux, needs } from "../needs";
 
 test("the type codes in ffi/libc.ts are bun:ffi's", () => {
   const source = readFileSync(join(import.meta.dir, "../../ffi/libc.ts"), "utf8");
-  const codes = /const T = \{([^}]+)\}/.exec(source)![1]!;
+  const codes = /const FFI_TYPE = \{([^}]+)\}/.exec(source)![1]!;
   const table = Object.fromEntries(codes.split(",").map((kv) => kv.split(":").map((x) => x.trim())));
   expect(Object.keys(table).length).toBe(8);
   for (const [name, code] of Object.entries(table)) expect({ name, code: Number(code) }).toEqual({ name, code: FFIType[name === "none" ? "void" : (name as keyof typeof FFIType)] as number });
