@@ -41,6 +41,18 @@ test("the same owner asking again for a lock it holds gets 0 at once", async () 
   expect(s.stdout.trim().split("\n").filter((l) => l.startsWith("sem,"))).toHaveLength(1);
 });
 
+test("asked again, the same owner gets the semaphore slot it holds, whichever slots are tried first", async () => {
+  const d = lockDir();
+  const slots = (name: string) => `"$WL" -d "$D" --list -f csv | grep '^${name},' | cut -d, -f3 | tr '\\n' ' '`;
+  // A preferred free slot tried first; free slots tried before the one held.
+  const r = await sh(
+    `"$WL" -d "$D" -m 4 --print-slot a; WAITLOCK_SLOT=2 "$WL" -d "$D" -m 4 --print-slot a; echo "a: $(${slots("a")})"
+    WAITLOCK_SLOT=2 "$WL" -d "$D" -m 4 --print-slot b; "$WL" -d "$D" -m 4 --print-slot b; echo "b: $(${slots("b")})"`,
+    d,
+  );
+  expect(r).toMatchObject({ code: 0, stdout: "0\n0\na: 0 \n2\n2\nb: 2 \n", stderr: "" });
+});
+
 test("the single-instance pattern: a second copy is told the lock is busy", async () => {
   const d = lockDir();
   const first = startSh(`"$WL" -d "$D" -t 0 nightly || exit 1; touch "$D/running"; read -r _`, d);

@@ -592,6 +592,18 @@ ${body}`;
     (other.stdin as { end(): unknown }).end();
   });
 
+  shellTest(`${shell}: a semaphore slot the shell already holds answers with that slot, taking no second one; an exported WAITLOCK_SLOT stays as it is`, async () => {
+    const d = lockDir();
+    const r = await runShell(
+      `WAITLOCK_SLOT=2 "$WL" -m 4 pool
+      waitlock_acquire -m 4 pool; echo "held=$WAITLOCK_SLOT"
+      export WAITLOCK_SLOT=1; waitlock_acquire -m 4 pool; echo "exported=$WAITLOCK_SLOT"
+      "$WL" --list -f csv | cut -d, -f1,3 | grep '^pool,'`,
+      d,
+    );
+    expect(r).toMatchObject({ code: 0, stdout: "held=2\nexported=1\npool,2\n", stderr: "" });
+  });
+
   shellTest(`${shell}: waitlock --done on a lock held through the coprocess stops the owner shell, as for a plain acquire; a script asking for its own is spared`, async () => {
     const d = lockDir();
     const sh = startShell(`waitlock_acquire job; touch "$D/locked"; while :; do read -r _ || break; done; echo survived`, d);
