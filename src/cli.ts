@@ -91,19 +91,19 @@ async function runOther(opts: Options): Promise<number> {
   const mode = modeOf(opts);
   let name: string;
   let events: Events;
-  let take: (owner?: number) => Claimed;
+  let take: (owner?: number, ownerStart?: number) => Claimed;
   if (opts.file !== undefined) {
     const dir = resolveLockDir(opts.lockDir, process.env)!;
     const file = opts.file;
     name = file;
     events = eventsFor(opts, file, 1);
-    take = (owner) => claims.claimFile(dir, file, mode, opts.timeout, opts.recordForm, events, owner === undefined ? undefined : hold.fileHeldFor(dir.path, owner, mode));
+    take = (owner, ownerStart) => claims.claimFile(dir, file, mode, opts.timeout, opts.recordForm, events, owner === undefined ? undefined : hold.fileHeldFor(dir.path, owner, ownerStart, mode));
   } else {
     const req = slotRequest(opts);
     name = req.name;
     events = eventsFor(opts, req.name, req.slots);
     const claim = opts.shared ? claims.claimSharedSlot : claimSlot;
-    take = (owner) => claim(req, opts.timeout, opts.recordForm, events, owner === undefined ? undefined : hold.slotHeldFor(owner, mode));
+    take = (owner, ownerStart) => claim(req, opts.timeout, opts.recordForm, events, owner === undefined ? undefined : hold.slotHeldFor(owner, ownerStart, mode));
   }
   if (opts.mode === "exec") return execUnderLock(name, () => take(), opts.command!, events, caller!);
   return hold.holdForCaller(take, name, opts.owner, events);

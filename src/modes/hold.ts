@@ -10,7 +10,7 @@ import { decodeRecord, type LockRecord } from "../record";
 import { fileBase, holderRecords } from "../holderfiles";
 import { runtimeError } from "../syserror";
 import type { Claimed } from "../claims";
-import { holderArgs, ownerOfHolder } from "./holder";
+import { holderArgs, keptFor, ownerOfHolder } from "./holder";
 import type { Events } from "../events";
 
 /** A record of one holder of a lock, and the mode that holder holds it in. */
@@ -21,26 +21,43 @@ export interface HolderRecord {
 
 /**
  * Is the busy lock on the file `dev`/`ino` (a slot file, or a file locked with --file)
- * already held for `owner`, in a mode that serves a request for `wanted` (an exclusive
- * hold serves both)? The kernel says who holds it: a record counts if the process it names
- * (the same one, not a reused PID) holds the lock; without any usable record (none could
- * be written), any holder process kept for `owner`.
+ * already held for `owner`, the process that started at `ownerStart` (startedAt();
+ * undefined: unknown), in a mode that serves a request for `wanted` (an exclusive hold
+ * serves both)? The kernel says who holds it: a record counts if the process it names
+ * (the same one, not a reused PID) holds the lock for this very owner (keepsFor); without
+ * any usable record (none could be written), any holder process kept for `owner`.
  */
-export function heldFor(owner: number, wanted: LockMode, dev: number, ino: number, records: HolderRecord[]): boolean {
+export function heldFor(owner: number, ownerStart: number | undefined, wanted: LockMode, dev: number, ino: number, records: HolderRecord[]): boolean {
   const key = fileKey(dev, ino);
   const locks = grantedLocks();
   const kernelMode = locks?.get(key)?.mode;
   if ((locks && !kernelMode) || (wanted === "exclusive" && kernelMode === "shared")) return false;
   for (const { record, mode } of records) {
     if (record.owner !== owner || (wanted === "exclusive" && (kernelMode ?? mode) !== "exclusive")) continue;
-    if (holdsLock(record.pid, dev, ino) !== false && runningSince(record.pid, record.acquiredAt)) return true;
+    if (holdsLock(record.pid, dev, ino) !== false && runningSince(record.pid, record.acquiredAt) && keepsFor(record.pid, ownerStart, record)) return true;
   }
   if (records.length > 0) return false;
   for (const h of findHolders(new Set([key]))?.get(key) ?? []) {
     if (wanted === "exclusive" && h.mode !== "exclusive") continue;
-    if (h.pid === owner || ownerOfHolder(h.pid) === owner) return true;
+    if (h.pid === owner || (ownerOfHolder(h.pid) === owner && keepsFor(h.pid, ownerStart))) return true;
   }
   return false;
+}
+
+/**
+ * Does the live process `holder`, which holds a lock for an owner's PID, hold it for the
+ * process under that PID that started at `ownerStart` (startedAt()), and not for an
+ * earlier one that exited before the holder noticed? A plain acquire's holder has its
+ * owner's start time in its arguments; a coprocess's owner was running when the coprocess
+ * started. Where start times are unknown (`ownerStart` undefined), the PID alone counts.
+ */
+function keepsFor(holder: number, ownerStart: number | undefined, record?: LockRecord): boolean {
+  if (ownerStart === undefined) return true;
+  const kept = keptFor(holder, record);
+  if (kept?.kind === "hold") return kept.ownerStart === undefined || kept.ownerStart === ownerStart;
+  // --exec's owner is its child: its PID is not free for reuse until the holder has reaped
+  // it, and then lets go.
+  return kept?.kind !== "serve" || ownerStart <= (startedAt(holder) ?? Infinity);
 }
 
 /**
@@ -55,32 +72,38 @@ export function slotRecords(fd: number, path: string): HolderRecord[] {
   return records;
 }
 
-/** isOurs for a file (--file) locked through the lock directory `dir`: is it already held for `owner`? */
-export function fileHeldFor(dir: string, owner: number, wanted: LockMode) {
+/**
+ * isOurs for a file (--file) locked through the lock directory `dir`: is it already held
+ * for `owner`, the process that started at `ownerStart` (heldFor)?
+ */
+export function fileHeldFor(dir: string, owner: number, ownerStart: number | undefined, wanted: LockMode) {
   return (_fd: number, dev: number, ino: number): boolean => {
     const records: HolderRecord[] = [];
     // Where the kernel cannot say how a file is held, a holder counts as exclusive.
     for (const { record } of holderRecords(fileBase(dir, dev, ino))) records.push({ record, mode: "exclusive" });
-    return heldFor(owner, wanted, dev, ino, records);
-  };
-}
-
-/** isOurs for a slot: is the busy slot file open at `fd` already held for `owner`? */
-export function slotHeldFor(owner: number, wanted: LockMode) {
-  return (fd: number, path: string): boolean => {
-    const st = fstat(fd);
-    return typeof st !== "number" && heldFor(owner, wanted, st.dev, st.ino, slotRecords(fd, path));
+    return heldFor(owner, ownerStart, wanted, dev, ino, records);
   };
 }
 
 /**
- * Takes a lock with `take` (which is told the owner, for its same-owner check) and hands
- * it to a detached holder process that keeps it until the owner exits: `ownerOption`, else
- * the calling process. `name` is the NAME or the locked file's path, for the holder's
+ * isOurs for a slot: is the busy slot file open at `fd` already held for `owner`, the
+ * process that started at `ownerStart` (heldFor)?
+ */
+export function slotHeldFor(owner: number, ownerStart: number | undefined, wanted: LockMode) {
+  return (fd: number, path: string): boolean => {
+    const st = fstat(fd);
+    return typeof st !== "number" && heldFor(owner, ownerStart, wanted, st.dev, st.ino, slotRecords(fd, path));
+  };
+}
+
+/**
+ * Takes a lock with `take` (which is told the owner and its start time, for its same-owner
+ * check) and hands it to a detached holder process that keeps it until the owner exits:
+ * `ownerOption`, else the calling process. `name` is the NAME or the locked file's path, for the holder's
  * syslog line. Returns 0; throws what `take` throws, UsageError for a missing --owner,
  * WaitlockError 4 when the caller is gone.
  */
-export function holdForCaller(take: (owner: number) => Claimed, name: string, ownerOption: number | undefined, events: Events): number {
+export function holdForCaller(take: (owner: number, ownerStart: number | undefined) => Claimed, name: string, ownerOption: number | undefined, events: Events): number {
   const owner = ownerOption ?? getppid();
   const watch = exitWatch(owner);
   if (watch.kind === "gone") {
@@ -88,13 +111,13 @@ export function holdForCaller(take: (owner: number) => Claimed, name: string, ow
     throw new WaitlockError(EXIT.SYSTEM, name, "the calling process has already exited");
   }
   const closeWatch = () => watch.kind === "pidfd" && close(watch.fd);
-  // With the PID, its start time names the owner: a holder that must poll cannot be fooled
-  // by a reused PID.
+  // With the PID, its start time names the owner: neither a holder that must poll nor the
+  // same-owner check (keepsFor) can be fooled by a reused PID.
   const ownerStart = startedAt(owner);
 
   let outcome;
   try {
-    outcome = take(owner);
+    outcome = take(owner, ownerStart);
   } catch (e) {
     closeWatch();
     throw e;

@@ -18,19 +18,23 @@ export const holderArgs = (owner: number, ownerStart: number | undefined, watch:
   ["__hold", String(owner), String(ownerStart ?? ""), watch, String(acquiredMs), facility, name, ...handOver];
 
 /**
- * The owner a running holder process keeps its slot for, read from its arguments: a
- * plain acquire's holder, or a coprocess (`--serve`): its `--owner`, else the owner its
- * own `record` names (the client that started it). Else undefined.
+ * Whom a running holder process keeps its slot for, read from its arguments: a plain
+ * acquire's holder ("hold": its owner, with the owner's start time, undefined where it
+ * could not be read), or a coprocess ("serve": its `--owner`, else the owner its own
+ * `record` names, the client that started it). Else undefined.
  */
-export function ownerOfHolder(pid: number, record?: LockRecord): number | undefined {
+export function keptFor(pid: number, record?: LockRecord): { kind: "hold" | "serve"; owner: number; ownerStart?: number } | undefined {
   const argv = commandLine(pid).split(" ");
   const at = argv.indexOf("__hold");
-  if (at >= 0) return Number(argv[at + 1]);
+  if (at >= 0) return { kind: "hold", owner: Number(argv[at + 1]), ownerStart: argv[at + 2] ? Number(argv[at + 2]) : undefined };
   if (!argv.includes("--serve")) return undefined;
   const owner = argv.indexOf("--owner");
-  if (owner >= 0) return Number(argv[owner + 1]);
-  return record?.pid === pid ? record.owner : undefined;
+  if (owner >= 0) return { kind: "serve", owner: Number(argv[owner + 1]) };
+  return record?.pid === pid ? { kind: "serve", owner: record.owner } : undefined;
 }
+
+/** The owner a running holder process keeps its slot for (keptFor), or undefined. */
+export const ownerOfHolder = (pid: number, record?: LockRecord): number | undefined => keptFor(pid, record)?.owner;
 
 const LOCK_FD = 3;
 const OWNER_FD = 4;

@@ -304,7 +304,7 @@ export class Server {
       return { status: EXIT.OK, slot: mine.held.slot };
     }
     const events = opts.syslog ? syslogEvents(opts.facility, req.name, req.slots) : noEvents;
-    const isOurs = slotHeldFor(this.owner, "exclusive");
+    const isOurs = slotHeldFor(this.owner, this.ownerStart, "exclusive");
     let outcome;
     try {
       outcome = acquire(req, 0, { isOurs });
