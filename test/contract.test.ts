@@ -156,6 +156,14 @@ for (const backend of BACKENDS) {
       await waitFor("the lock to be free after its owner exited", async () => (await wl([...at.args, "--check", "plain"])).code === 0, 5_000);
     }, T);
 
+    test("asked again, the same script gets the semaphore slot it holds, whichever slots are free or preferred, with -t 0 too", async () => {
+      const at = await backend.place();
+      const args = at.args.map((a) => `'${a}'`).join(" ");
+      // One line: the script is the holder's command, which --list shows.
+      const r = await run(["/bin/sh", "-c", `WAITLOCK_SLOT=2 $WL ${args} -m 4 --print-slot sem || exit 9; $WL ${args} -m 4 --print-slot sem; $WL ${args} -m 4 -t 0 --print-slot sem; WAITLOCK_SLOT=1 $WL ${args} -m 4 -t 0 --print-slot sem; $WL ${args} --list -f csv sem | cut -d, -f1,3`], { env: { WL: BIN }, deadlineMs: 20_000 });
+      expect(r).toMatchObject({ code: 0, stdout: "2\n2\n2\n2\ndescriptor,slot\nsem,2\n" });
+    }, T);
+
     test("--done on a plain acquire stops the owner script (SIGTERM) and frees the lock", async () => {
       const at = await backend.place();
       const args = at.args.map((a) => `'${a}'`).join(" ");
