@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { BIN, lockDir, run, start, stderrOf, waitFor, wl } from "./helpers";
+import { linux, needs as needing, root, tool } from "./needs";
 import { postgresMissing, startPostgres } from "./servers/postgres";
 import { redisMissing, startRedis } from "./servers/redis";
 import { skipping } from "./servers/skip";
@@ -162,6 +163,32 @@ for (const backend of BACKENDS) {
       // One line: the script is the holder's command, which --list shows.
       const r = await run(["/bin/sh", "-c", `WAITLOCK_SLOT=2 $WL ${args} -m 4 --print-slot sem || exit 9; $WL ${args} -m 4 --print-slot sem; $WL ${args} -m 4 -t 0 --print-slot sem; WAITLOCK_SLOT=1 $WL ${args} -m 4 -t 0 --print-slot sem; $WL ${args} --list -f csv sem | cut -d, -f1,3`], { env: { WL: BIN }, deadlineMs: 20_000 });
       expect(r).toMatchObject({ code: 0, stdout: "2\n2\n2\n2\ndescriptor,slot\nsem,2\n" });
+    }, T);
+
+    // The owner of a plain acquire is killed while its holder is stopped (so that it cannot
+    // notice), and its PID goes at once to a new process that asks for the lock: clone3's
+    // set_tid, not a PID namespace of its own, where /proc/locks leaves out a lock whose
+    // taker (the plain acquire's waitlock) has exited.
+    needing(linux(), root(), tool("cc"))("the same-owner shortcut is not fooled by a reused PID while the holder has not yet seen its owner exit", async () => {
+      const at = await backend.place();
+      const d = lockDir();
+      const settid = join(d, "settid");
+      expect((await run(["cc", "-o", settid, join(import.meta.dir, "fixtures/settid.c")])).stderr).toBe("");
+      const args = at.args.map((a) => `'${a}'`).join(" ");
+      const r = await run(["sh", "-c", `
+        trap 'kill -CONT $h 2>/dev/null; kill -9 $owner 2>/dev/null' EXIT
+        sh -c "$WL ${args} m || exit 9; touch '$D/held'; exec sleep 1000" & owner=$!
+        i=0; until [ -e "$D/held" ]; do i=$((i+1)); [ $i -gt 1500 ] && exit 6; sleep 0.01; done
+        h=$($WL ${args} --list -f json m | sed -n 's/.*"pid": \\([0-9]*\\).*/\\1/p'); [ -n "$h" ] || exit 5
+        kill -STOP $h
+        kill -9 $owner; wait $owner
+        "$SETTID" $owner sh -c "$WL ${args} -t 0 m; echo \\$\\$ \\$? > '$D/again'"
+        read -r again status < "$D/again"
+        [ "$again" = "$owner" ] || { echo "PID $owner was not reused ($again)"; exit 7; }
+        echo "asked under the owner's PID: $status"
+        kill -CONT $h
+        $WL ${args} -t 5 m --exec echo released`], { env: { WL: BIN, D: d, SETTID: settid }, deadlineMs: 20_000 });
+      expect(r).toMatchObject({ code: 0, stdout: "asked under the owner's PID: 1\nreleased\n" });
     }, T);
 
     test("--done on a plain acquire stops the owner script (SIGTERM) and frees the lock", async () => {

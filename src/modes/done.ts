@@ -8,7 +8,7 @@ import { debug, notice } from "../log";
 import { alive, ancestorsOfSelf, commandLine } from "../procinfo";
 import { DONE_WAIT_SECONDS } from "../options";
 import type { LockRecord } from "../record";
-import { ownerOfHolder } from "./holder";
+import { ownerOfHolder } from "./owner";
 import { releasedSinceSeen, viewSlots, type SlotView } from "../scan";
 
 /**

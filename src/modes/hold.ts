@@ -10,7 +10,8 @@ import { decodeRecord, type LockRecord } from "../record";
 import { fileBase, holderRecords } from "../holderfiles";
 import { runtimeError } from "../syserror";
 import type { Claimed } from "../claims";
-import { holderArgs, keptFor, ownerOfHolder } from "./holder";
+import { holderArgs } from "./holder";
+import { keepsFor, ownerOfHolder } from "./owner";
 import type { Events } from "../events";
 
 /** A record of one holder of a lock, and the mode that holder holds it in. */
@@ -42,22 +43,6 @@ export function heldFor(owner: number, ownerStart: number | undefined, wanted: L
     if (h.pid === owner || (ownerOfHolder(h.pid) === owner && keepsFor(h.pid, ownerStart))) return true;
   }
   return false;
-}
-
-/**
- * Does the live process `holder`, which holds a lock for an owner's PID, hold it for the
- * process under that PID that started at `ownerStart` (startedAt()), and not for an
- * earlier one that exited before the holder noticed? A plain acquire's holder has its
- * owner's start time in its arguments; a coprocess's owner was running when the coprocess
- * started. Where start times are unknown (`ownerStart` undefined), the PID alone counts.
- */
-function keepsFor(holder: number, ownerStart: number | undefined, record?: LockRecord): boolean {
-  if (ownerStart === undefined) return true;
-  const kept = keptFor(holder, record);
-  if (kept?.kind === "hold") return kept.ownerStart === undefined || kept.ownerStart === ownerStart;
-  // --exec's owner is its child: its PID is not free for reuse until the holder has reaped
-  // it, and then lets go.
-  return kept?.kind !== "serve" || ownerStart <= (startedAt(holder) ?? Infinity);
 }
 
 /**

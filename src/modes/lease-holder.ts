@@ -19,6 +19,7 @@ import type { Events } from "../events";
 import { syslogEvents } from "../events";
 import { holderDescription, namingHolders, waitingNotice } from "./remote";
 import { heededStopSignals } from "../child";
+import { keepsFor } from "./owner";
 
 /** What the detached holder is asked to take, and for whom (its one argument, as JSON). */
 interface LeaseOrder {
@@ -174,7 +175,8 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
     const ours = async () => {
       const rows = await backend.list({ name: o.name, timeout: o.timeout === null ? undefined : Math.max(1, left()!) });
       await backend.close();
-      return rows.find((h) => h.status === "active" && h.host === holder.host && h.owner === o.owner && h.slots === o.slots && (o.shared || h.shared === false));
+      // On this host, the holder process tells its owner from a later one under its PID.
+      return rows.find((h) => h.status === "active" && h.host === holder.host && h.owner === o.owner && h.slots === o.slots && (o.shared || h.shared === false) && (h.pid === null || keepsFor(h.pid, o.ownerStart)));
     };
     // A wait must not be for a lock the owner holds already, nor may a free slot of a
     // semaphore be taken beside the one it holds: a single try at a mutex looks only when busy.

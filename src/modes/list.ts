@@ -8,7 +8,7 @@ import type { Decoded, LockRecord } from "../record";
 import type { Format } from "../options";
 import { commandLine, processUid } from "../procinfo";
 import { userNames } from "../users";
-import { ownerOfHolder } from "./holder";
+import { ownerOfHolder } from "./owner";
 import { viewQueues, type QueueView } from "../queue";
 import { viewSlots, type SlotView } from "../scan";
 
