@@ -84,9 +84,9 @@ export function slotHeldFor(owner: number, ownerStart: number | undefined, wante
 /**
  * Takes a lock with `take` (which is told the owner and its start time, for its same-owner
  * check) and hands it to a detached holder process that keeps it until the owner exits:
- * `ownerOption`, else the calling process. `name` is the NAME or the locked file's path, for the holder's
- * syslog line. Returns 0; throws what `take` throws, UsageError for a missing --owner,
- * WaitlockError 4 when the caller is gone.
+ * `ownerOption`, else the calling process. `name` is the NAME or the locked file's path,
+ * for the holder's syslog line. Returns 0; throws what `take` throws, UsageError for a
+ * missing --owner, WaitlockError 4 when the caller is gone.
  */
 export function holdForCaller(take: (owner: number, ownerStart: number | undefined) => Claimed, name: string, ownerOption: number | undefined, events: Events): number {
   const owner = ownerOption ?? getppid();

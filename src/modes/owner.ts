@@ -38,15 +38,16 @@ export const ownerOfHolder = (pid: number, record?: LockRecord): number | undefi
 /**
  * Does the live process `holder`, which holds a lock for an owner's PID, hold it for the
  * process under that PID that started at `ownerStart` (startedAt()), and not for an
- * earlier one that exited before the holder noticed? A plain acquire's holder has its
- * owner's start time in its arguments; a coprocess's owner was running when the coprocess
- * started. Where start times are unknown (`ownerStart` undefined), the PID alone counts.
+ * earlier one that exited before the holder noticed? A plain acquire's holder (of a lock
+ * directory's slot or of an engine's lease) has its owner's start time in its arguments; a
+ * coprocess's owner was running when the coprocess started. Where start times are unknown
+ * (`ownerStart` undefined), the PID alone counts.
  */
 export function keepsFor(holder: number, ownerStart: number | undefined, record?: LockRecord): boolean {
   if (ownerStart === undefined) return true;
   const kept = keptFor(holder, record);
   if (kept?.kind === "hold") return kept.ownerStart === undefined || kept.ownerStart === ownerStart;
-  // --exec's owner is its child: its PID is not free for reuse until the holder has reaped
-  // it, and then lets go.
+  // Else the holder is its own owner (--fd, the library), or --exec's, whose owner is its
+  // child: a PID not free for reuse until the holder has reaped it, and then lets go.
   return kept?.kind !== "serve" || ownerStart <= (startedAt(holder) ?? Infinity);
 }
