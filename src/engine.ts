@@ -191,8 +191,7 @@ class SlotFiles {
 
   /**
    * One non-blocking try at the slots in `which` (default: all, in order); a busy one that
-   * `isOurs` claims ends the search (only if met before a free one: acquire asks about a
-   * semaphore's slots first).
+   * `isOurs` claims ends the search.
    */
   tryEach(which?: ReadonlySet<number>, isOurs?: AcquireHooks["isOurs"]): Outcome | "busy" {
     // A plain loop: the uncontended path stops at the first free slot, whatever N is.
@@ -303,19 +302,8 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
     debug(`'${req.name}' is busy; waiting${timeout === null ? "" : ` up to ${timeout} s`}`);
     hooks.onWait?.(fd, slotAt(0, req.preferred), slots.path(0));
   };
-  // The slot already held for us, whichever it is: asked of every busy slot before any is
-  // taken, as tryEach, in its order, would take a free slot met before ours.
-  const ours = (): Outcome | undefined => {
-    if (!hooks.isOurs) return undefined;
-    slots.peekAll();
-    for (const [fd, path, slot] of slots.busy()) if (hooks.isOurs(fd, path)) return { alreadyHeld: slot };
-    return undefined;
-  };
-  // One try of every slot: with `timeout` 0, busy is final. A mutex has one slot, which
-  // tryEach asks about when it is busy.
+  // One try of every slot: with `timeout` 0, busy is final.
   const tryNow = (): Outcome | "busy" => {
-    const mine = req.slots > 1 ? ours() : undefined;
-    if (mine) return mine;
     const first = slots.tryEach(undefined, hooks.isOurs);
     if (first === "busy" && timeout === 0) throw busy(req);
     return first;
@@ -352,8 +340,10 @@ export function acquire(req: SlotRequest, timeout: number | null, hooks: Acquire
       if (!awaitTurn(turnstile)) {
         // Others are queued ahead. Holding a slot already, we would wait behind a head that
         // waits for us: look before waiting.
-        const mine = ours();
-        if (mine) return (outcome = mine);
+        if (hooks.isOurs) {
+          slots.peekAll();
+          for (const [fd, path, slot] of slots.busy()) if (hooks.isOurs(fd, path)) return (outcome = { alreadyHeld: slot });
+        }
         if (timeout === 0) throw busy(req);
         reportWait(undefined);
         if (!awaitTurn(turnstile, deadline, interrupted)) throw timedOut(req, timeout!);

@@ -14,7 +14,7 @@ import type { Backend, Lease } from "../backend";
 import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../errors";
 import { sameProcess, startedAt } from "../holders";
 import { debug } from "../log";
-import { commandLine, exitWatch, selfCommand, whenExits, type ExitWatch } from "../procinfo";
+import { callerPid, commandLine, exitWatch, selfCommand, whenExits, type ExitWatch } from "../procinfo";
 import type { Events } from "../events";
 import { syslogEvents } from "../events";
 import { holderDescription, namingHolders, waitingNotice } from "./remote";
@@ -68,7 +68,8 @@ export async function holdLeaseForCaller(
   ownerOption: number | undefined,
   events: Events,
 ): Promise<number> {
-  const owner = ownerOption ?? getppid();
+  const owner = ownerOption ?? callerPid();
+  if (owner === undefined) throw new WaitlockError(EXIT.SYSTEM, req.name, "the calling process has already exited");
   // Opened before anything depends on it, and the caller still our parent afterwards: the
   // pidfd is the caller's, whatever becomes of its PID.
   const watch = exitWatch(owner);
