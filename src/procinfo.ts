@@ -2,6 +2,7 @@
 import { E, addressOfBuffer, getppid, kill, pidfdOpen, platform, pollReadable, processExitQueue, readFileBytes, strerror, sysctl, waitQueue } from "../ffi/libc";
 import { sameProcess } from "./holders";
 import { warn } from "./log";
+import { UsageError } from "./errors";
 import { sysError } from "./syserror";
 import { pollingForced } from "./waker";
 
@@ -187,6 +188,15 @@ function inInitialPidNamespace(): boolean {
   if (typeof status === "number") return true;
   const line = /^NSpid:(.*)$/m.exec(decoder.decode(status));
   return !line || line[1]!.trim().split(/\s+/).length === 1;
+}
+
+/**
+ * Refuses `--owner PID` (UsageError, exit 3) when the caller may not signal that process
+ * (another user's, for an ordinary user): the lock would tie its life to that process, and
+ * `waitlock --done` would stop it.
+ */
+export function refuseForeignOwner(pid: number): void {
+  if (kill(pid, 0) === -E.EPERM) throw new UsageError("--owner", `process ${pid} belongs to another user: it cannot own your lock`);
 }
 
 /** This process and its ancestors up to init (where only the parent can be known: those two). */

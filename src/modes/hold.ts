@@ -5,7 +5,7 @@ import { readRecordBytes } from "../engine";
 import { UsageError, WaitlockError, EXIT } from "../errors";
 import { debug } from "../log";
 import { fileKey, findHolders, grantedLocks, holdsLock, runningSince, startedAt, type LockMode } from "../holders";
-import { callerPid, commandLine, exitWatch, selfCommand } from "../procinfo";
+import { callerPid, commandLine, exitWatch, refuseForeignOwner, selfCommand } from "../procinfo";
 import { decodeRecord, type LockRecord } from "../record";
 import { fileBase, holderRecords } from "../holderfiles";
 import { runtimeError } from "../syserror";
@@ -88,6 +88,7 @@ export function holdForCaller(take: (owner: number) => Claimed, name: string, ow
     if (ownerOption !== undefined) throw new UsageError("--owner", `no process with PID ${owner}`);
     throw new WaitlockError(EXIT.SYSTEM, name, "the calling process has already exited");
   }
+  if (ownerOption !== undefined) refuseForeignOwner(owner);
   const closeWatch = () => watch.kind === "pidfd" && close(watch.fd);
   // With the PID, its start time names the owner: a holder that must poll cannot be fooled
   // by a reused PID.
