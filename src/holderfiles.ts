@@ -13,7 +13,7 @@
 import { E, O, close, open, pwrite, strerror, unlink } from "../ffi/libc";
 import { readRecordBytes } from "./engine";
 import { decodeFrom } from "./holderrecord";
-import { debug } from "./log";
+import { debug, warn } from "./log";
 import { encodeRecord, encodeTextRecord, inspectRecord, type Decoded, type LockRecord } from "./record";
 import type { RecordForm } from "./options";
 
@@ -44,21 +44,17 @@ function randomId(): string {
 export const newHolderFile = (base: string) => `${base}.${randomId()}${SUFFIX}`;
 
 /**
- * Creates the holder file `path` (never one that exists) holding `bytes`. false when it
- * cannot be written whole: then nothing is left behind, and the reason is a debug line.
+ * Creates the holder file `path` (never one that exists) holding `bytes`. null when
+ * written, else why not (strerror's words, or a short write): then nothing is left behind.
  */
-export function writeHolderFile(path: string, bytes: Uint8Array): boolean {
+export function writeHolderFile(path: string, bytes: Uint8Array): string | null {
   const fd = open(path, O.CREAT | O.EXCL | O.WRONLY | O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK, 0o644);
-  if (fd < 0) {
-    debug(`cannot create ${path} (${strerror(fd)})`);
-    return false;
-  }
+  if (fd < 0) return `cannot create it: ${strerror(fd)}`;
   const w = pwrite(fd, bytes, 0);
   close(fd);
-  if (w === bytes.byteLength) return true;
-  debug(`cannot write ${bytes.byteLength} bytes of record into ${path} (${w < 0 ? strerror(w) : `only ${w} written`})`);
+  if (w === bytes.byteLength) return null;
   unlink(path);
-  return false;
+  return w < 0 ? strerror(w) : `only ${w} of ${bytes.byteLength} bytes written`;
 }
 
 /**
@@ -79,11 +75,20 @@ export function readHolderFile(path: string): Uint8Array | null {
   }
 }
 
-/** Writes `record` into the new holder file `path`: binary first, text when that cannot be written or is asked for. */
+/**
+ * Writes `record` into the new holder file `path`: binary first, text when that cannot be
+ * written or is asked for. false (and a warning, as for a slot file's record) when neither
+ * can be.
+ */
 export function storeInHolderFile(path: string, record: LockRecord, form: RecordForm): boolean {
-  if (form === "binary" && writeHolderFile(path, encodeRecord(record))) return true;
-  if (writeHolderFile(path, encodeTextRecord(record))) return true;
-  debug(`no record of this holder could be written`);
+  if (form === "binary") {
+    const why = writeHolderFile(path, encodeRecord(record));
+    if (why === null) return true;
+    debug(`cannot write the record into ${path} (${why}); writing its text form instead`);
+  }
+  const why = writeHolderFile(path, encodeTextRecord(record));
+  if (why === null) return true;
+  warn(path, `lock held, but its record cannot be written (${why}): --list and --done cannot name the holder`);
   return false;
 }
 

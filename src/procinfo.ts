@@ -2,6 +2,7 @@
 import { E, addressOfBuffer, getppid, kill, pidfdOpen, platform, pollReadable, processExitQueue, readFileBytes, strerror, sysctl, waitQueue } from "../ffi/libc";
 import { sameProcess } from "./holders";
 import { warn } from "./log";
+import { UsageError } from "./errors";
 import { sysError } from "./syserror";
 import { pollingForced } from "./waker";
 
@@ -166,6 +167,36 @@ export function parentOf(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The process that started this one (its parent), or undefined when that process has
+ * already exited. An orphan is adopted by init, and the initial PID namespace's init is
+ * never a script's shell; in a container's namespace PID 1 may well be the script itself,
+ * so there it counts as the caller. (An orphan adopted by a subreaper, such as
+ * `systemd --user`, cannot be told from that subreaper's child.)
+ */
+export function callerPid(): number | undefined {
+  const parent = getppid();
+  return parent === 1 && inInitialPidNamespace() ? undefined : parent;
+}
+
+/** Linux: /proc/self/status names one PID in its NSpid line only in the initial namespace. Elsewhere there are none. */
+function inInitialPidNamespace(): boolean {
+  if (platform.os !== "linux") return true;
+  const status = readFileBytes("/proc/self/status", 8192);
+  if (typeof status === "number") return true;
+  const line = /^NSpid:(.*)$/m.exec(decoder.decode(status));
+  return !line || line[1]!.trim().split(/\s+/).length === 1;
+}
+
+/**
+ * Refuses `--owner PID` (UsageError, exit 3) when the caller may not signal that process
+ * (another user's, for an ordinary user): the lock would tie its life to that process, and
+ * `waitlock --done` would stop it.
+ */
+export function refuseForeignOwner(pid: number): void {
+  if (kill(pid, 0) === -E.EPERM) throw new UsageError("--owner", `process ${pid} belongs to another user: it cannot own your lock`);
 }
 
 /** This process and its ancestors up to init (where only the parent can be known: those two). */

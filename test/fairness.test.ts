@@ -284,6 +284,23 @@ describe("one default lock directory for every user", () => {
 });
 
 describe("two users in one shared directory", () => {
+  const asNobody = "setpriv --reuid=65534 --regid=65534 --clear-groups";
+
+  needs(otherUsers())("an ordinary user cannot name root's process as --owner (3), nor have root's --done stop it", async () => {
+    const d = lockDir();
+    chmodSync(d, 0o1777);
+    const victim = start(["sleep", "60"]);
+    const refused = await sh(`${asNobody} "$WL" -d "$D" --owner ${victim.pid} job`, d);
+    expect(refused).toMatchObject({ code: 3 });
+    expect(refused.stderr).toContain(`process ${victim.pid} belongs to another user`);
+    // A holder process made by hand, as the user could, claiming root's process as owner.
+    const holder = start(["sh", "-c", `exec ${asNobody} sh -c 'exec 3<>"$0/job.slot0.lock"; flock 3; exec "$1" __hold "$2" "" poll 0 "" job' "$0" "$1" "$2"`, d, BIN, String(victim.pid)]);
+    await waitFor("the hand-made holder", () => held(d, "job"));
+    expect((await wl(["-d", d, "--done", "job"])).code).toBe(0);
+    expect(await holder.exited).toBe(0);
+    expect(alive(victim.pid)).toBe(true);
+  });
+
   const protectedRegular = "/proc/sys/fs/protected_regular";
   needs(otherUsers(), existsSync(protectedRegular) ? undefined : "no fs.protected_regular in this kernel")("with fs.protected_regular=1 (the usual default) each locks the other's files, and no stale record is left", async () => {
     const d = lockDir();

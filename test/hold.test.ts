@@ -53,6 +53,43 @@ test("asked again, the same owner gets the semaphore slot it holds, whichever sl
   expect(r).toMatchObject({ code: 0, stdout: "0\n0\na: 0 \n2\n2\nb: 2 \n", stderr: "" });
 });
 
+/** The parent of `pid` (from /proc/PID/stat), or undefined once it is gone. */
+function parentPid(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why an orphan here is not adopted by init (a subreaper above this process, not the initial PID namespace), or undefined. */
+function orphansGoElsewhere(): string | undefined {
+  if (!/^NSpid:\s*\d+\s*$/m.test(readFileSync("/proc/self/status", "utf8"))) return "not in the initial PID namespace";
+  const r = Bun.spawnSync(["sh", "-c", "sleep 5 & echo $!"], { stdout: "pipe" });
+  const orphan = Number(r.stdout.toString());
+  const parent = parentPid(orphan);
+  process.kill(orphan, "SIGKILL");
+  return parent === 1 ? undefined : `an orphan here is adopted by PID ${parent}, a subreaper, not init`;
+}
+
+needs(orphansGoElsewhere())("a plain acquire whose caller exited before it started takes nothing (exit 4), not a lock for init", async () => {
+  const d = lockDir();
+  // The subshell stops itself and its parent exits: init has adopted it when it goes on to
+  // start waitlock.
+  await sh(`bash -c '( kill -STOP $BASHPID; exec "$WL" -d "$D" job 2> "$D/err" ) < /dev/null > /dev/null 2>&1 & echo $! > "$D/pid"'`, d);
+  const orphan = Number(readFileSync(`${d}/pid`, "utf8"));
+  try {
+    await waitFor("the stopped subshell to be init's", () => parentPid(orphan) === 1);
+    process.kill(orphan, "SIGCONT");
+    await waitFor("waitlock to end", () => parentPid(orphan) === undefined);
+    expect(readFileSync(`${d}/err`, "utf8")).toContain("the calling process has already exited");
+    expect((await wl(["-d", d, "-t", "0", "job", "--exec", "true"])).code).toBe(0);
+  } finally {
+    if (parentPid(orphan) !== undefined) process.kill(orphan, "SIGKILL");
+  }
+});
+
 test("the single-instance pattern: a second copy is told the lock is busy", async () => {
   const d = lockDir();
   const first = startSh(`"$WL" -d "$D" -t 0 nightly || exit 1; touch "$D/running"; read -r _`, d);

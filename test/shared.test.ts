@@ -157,6 +157,16 @@ describe("plain acquire, records and release", () => {
     expect(readdirSync(d).filter((f) => f.startsWith("p."))).toEqual([]);
   });
 
+  test("a reader whose record cannot be written is warned, as a writer is", async () => {
+    // A 240-byte NAME (the longest allowed) leaves no room in a file name for the holder
+    // file's suffix: the lock is held, but nothing names its holder.
+    const d = lockDir();
+    const name = "r".repeat(240);
+    const r = await wl(["-d", d, "-s", name, "--exec", "true"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("lock held, but its record cannot be written");
+  });
+
   test("-s with more than one slot is a usage error", async () => {
     for (const args of [["-s", "-m", "2", "x"], ["-s", "-c", "x"], ["-s", "--done", "x"], ["-s", "--list"]]) {
       const r = await wl(["-d", lockDir(), ...args]);

@@ -5,7 +5,7 @@ import { EXIT, WaitlockError, secondsPhrase } from "../errors";
 import { holdsLock, runningSince } from "../holders";
 import { holdersPhrase, type Holder } from "../holdertext";
 import { debug, notice } from "../log";
-import { alive, ancestorsOfSelf, commandLine } from "../procinfo";
+import { alive, ancestorsOfSelf, commandLine, processUid } from "../procinfo";
 import { DONE_WAIT_SECONDS } from "../options";
 import type { LockRecord } from "../record";
 import { ownerOfHolder } from "./owner";
@@ -49,6 +49,10 @@ function targetsOf(view: SlotView, spared: ReadonlySet<number>): number[] {
     // A record names the owner with the time it was taken: a reused PID is left alone.
     const named = record ?? view.record;
     if (named && named.owner === owner && !runningSince(owner, named.acquiredAt)) continue;
+    // Only an owner its holder's user may signal: --owner cannot make --done stop the
+    // process of another user.
+    const holderUid = processUid(pid);
+    if (holderUid !== 0 && holderUid !== processUid(owner)) continue;
     targets.add(owner);
   }
   return [...targets];

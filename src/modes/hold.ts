@@ -5,7 +5,7 @@ import { readRecordBytes } from "../engine";
 import { UsageError, WaitlockError, EXIT } from "../errors";
 import { debug } from "../log";
 import { fileKey, findHolders, grantedLocks, holdsLock, runningSince, startedAt, type LockMode } from "../holders";
-import { commandLine, exitWatch, selfCommand } from "../procinfo";
+import { callerPid, commandLine, exitWatch, refuseForeignOwner, selfCommand } from "../procinfo";
 import { decodeRecord, type LockRecord } from "../record";
 import { fileBase, holderRecords } from "../holderfiles";
 import { runtimeError } from "../syserror";
@@ -89,12 +89,14 @@ export function slotHeldFor(owner: number, ownerStart: number | undefined, wante
  * missing --owner, WaitlockError 4 when the caller is gone.
  */
 export function holdForCaller(take: (owner: number, ownerStart: number | undefined) => Claimed, name: string, ownerOption: number | undefined, events: Events): number {
-  const owner = ownerOption ?? getppid();
+  const owner = ownerOption ?? callerPid();
+  if (owner === undefined) throw new WaitlockError(EXIT.SYSTEM, name, "the calling process has already exited");
   const watch = exitWatch(owner);
   if (watch.kind === "gone") {
     if (ownerOption !== undefined) throw new UsageError("--owner", `no process with PID ${owner}`);
     throw new WaitlockError(EXIT.SYSTEM, name, "the calling process has already exited");
   }
+  if (ownerOption !== undefined) refuseForeignOwner(owner);
   const closeWatch = () => watch.kind === "pidfd" && close(watch.fd);
   // With the PID, its start time names the owner: neither a holder that must poll nor the
   // same-owner check (keepsFor) can be fooled by a reused PID.

@@ -14,7 +14,7 @@ import type { Backend, Lease } from "../backend";
 import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../errors";
 import { sameProcess, startedAt } from "../holders";
 import { debug } from "../log";
-import { commandLine, exitWatch, selfCommand, whenExits, type ExitWatch } from "../procinfo";
+import { callerPid, commandLine, exitWatch, refuseForeignOwner, selfCommand, whenExits, type ExitWatch } from "../procinfo";
 import type { Events } from "../events";
 import { syslogEvents } from "../events";
 import { holderDescription, namingHolders, waitingNotice } from "./remote";
@@ -69,7 +69,8 @@ export async function holdLeaseForCaller(
   ownerOption: number | undefined,
   events: Events,
 ): Promise<number> {
-  const owner = ownerOption ?? getppid();
+  const owner = ownerOption ?? callerPid();
+  if (owner === undefined) throw new WaitlockError(EXIT.SYSTEM, req.name, "the calling process has already exited");
   // Opened before anything depends on it, and the caller still our parent afterwards: the
   // pidfd is the caller's, whatever becomes of its PID.
   const watch = exitWatch(owner);
@@ -78,6 +79,7 @@ export async function holdLeaseForCaller(
     if (ownerOption !== undefined) throw new UsageError("--owner", `no process with PID ${owner}`);
     throw new WaitlockError(EXIT.SYSTEM, req.name, "the calling process has already exited");
   }
+  if (ownerOption !== undefined) refuseForeignOwner(owner);
   const command = commandLine(owner);
   const order: LeaseOrder = { ...req, owner, ownerStart: startedAt(owner), watch: watch.kind, command, parent: process.pid, facility: events.holderArgs() };
   // Interrupted while the holder waits, the holder gives the wait up at once (its session

@@ -30,7 +30,7 @@ import { sameProcess, startedAt } from "../holders";
 import { debug } from "../log";
 import { canWaitOffThread, waitOffThread } from "../offthread";
 import { parseOptions, type Options, type RecordForm } from "../options";
-import { commandLine, exitWatch, untilExit } from "../procinfo";
+import { commandLine, exitWatch, refuseForeignOwner, untilExit } from "../procinfo";
 import { pollingForced } from "../waker";
 import { checkSlots } from "./check";
 import { describeHolder, storeRecord } from "../holderrecord";
@@ -399,6 +399,7 @@ export async function serve(settings: ServeSettings): Promise<number> {
   // The owner's exit is watched from the start, so that its PID cannot be reused unseen.
   const watch = settings.owner === undefined ? undefined : exitWatch(settings.owner);
   if (watch?.kind === "gone") throw new UsageError("--owner", `no process with PID ${settings.owner}`);
+  if (settings.owner !== undefined) refuseForeignOwner(settings.owner);
   // A ^C at the owner's terminal is for the owner (the shell functions withdraw a waiting
   // acquire themselves): in a process group of its own, the coprocess keeps its locks.
   if (watch) leaveProcessGroup();
