@@ -3,8 +3,9 @@
 // file description still holds it, and a recorded PID may since have been reused. On
 // Linux the kernel shows each granted flock(2) lock in /proc/locks, and in
 // /proc/PID/fdinfo/FD of every process that shares the locked open file description
-// (proc(5), "/proc/pid/fdinfo"). Elsewhere these answer `undefined`: the callers then fall
-// back on the record, checked with kill(pid, 0).
+// (proc(5), "/proc/pid/fdinfo"); in a PID namespace other than the initial one /proc/locks
+// leaves some out, which the descriptors then tell. Elsewhere these answer `undefined`: the
+// callers then fall back on the record, checked with kill(pid, 0).
 import { E, clockTicksPerSecond, kill, platform } from "../ffi/libc";
 
 type Fs = typeof import("node:fs");
@@ -46,7 +47,10 @@ function parseLockLine(line: string): { key: string; mode: LockHolder["mode"]; p
 
 /** The flock(2) locks of one file as /proc/locks shows them. */
 export interface FileLocks {
-  /** the PIDs that took the granted locks (a taker may since have exited, a descendant holding on) */
+  /**
+   * the PIDs that took the granted locks (a taker may since have exited, a descendant
+   * holding on); 0 for takers that this PID namespace cannot name
+   */
   granted: number[];
   /**
    * The PIDs blocked waiting, in the order the kernel prints them: its tree of waiters in
@@ -94,7 +98,9 @@ function parseLockTable(text: string): LockTable {
  * the count: a record can be skipped (or repeated) in one reading. So it is read twice:
  * the second reading answers for every file it shows, the first for a file it does not
  * (skipped, or released in between: that answer is a moment old). A PID in the answer
- * may thus belong to a process that has exited between the readings.
+ * may thus belong to a process that has exited between the readings. In a PID namespace
+ * other than the initial one, the locks it leaves out are added from the descriptors of
+ * the processes here (addUnnamedLocks()).
  */
 export function readLockTable(): LockTable | undefined {
   if (platform.os !== "linux") return undefined;
@@ -112,13 +118,87 @@ export function readLockTable(): LockTable | undefined {
     table.files.set(key, file);
     table.granted.set(key, first.granted.get(key)!);
   }
+  if (!listsEveryLock()) addUnnamedLocks(table);
   return table;
+}
+
+let everyLock: boolean | undefined;
+
+/**
+ * Does /proc/locks show every flock(2) lock? Only in the initial PID namespace. Elsewhere
+ * the kernel (fs/locks.c, locks_show()) leaves out a lock whose taker this namespace cannot
+ * name: a taker that has exited, its descriptor handed on (a plain acquire's holder
+ * process), or one outside this namespace. Where this cannot be told, no.
+ */
+function listsEveryLock(): boolean {
+  if (everyLock === undefined) {
+    try {
+      everyLock = fs().statSync("/proc/self/ns/pid").ino === platform.initialPidNamespace;
+    } catch {
+      everyLock = false;
+    }
+  }
+  return everyLock;
+}
+
+/**
+ * Adds to `table` the granted flock(2) locks /proc/locks leaves out: those the descriptors
+ * of the processes this user may look at show with a taker this PID namespace cannot name
+ * (PID 0 in a /proc/PID/fdinfo/FD "lock:" line; fs/locks.c, lock_get_status() prints every
+ * lock of a descriptor). Such a lock's `count` is the number of descriptors that show it
+ * (one for an exclusive lock): an open file description shared by several processes
+ * counts once for each. Locks held only by processes outside this namespace stay unseen.
+ */
+function addUnnamedLocks(table: LockTable): void {
+  const { readdirSync, readFileSync } = fs();
+  let pids: string[];
+  try {
+    pids = readdirSync("/proc").filter((e) => /^\d+$/.test(e));
+  } catch {
+    return;
+  }
+  const added = new Map<string, Granted>();
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fdinfo`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let info: string;
+      try {
+        info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
+      } catch {
+        continue;
+      }
+      for (const line of info.split("\n")) {
+        if (!line.startsWith("lock:")) continue;
+        const lock = parseLockLine(line.slice(5));
+        if (!lock || lock.blocked || lock.pid !== 0) continue;
+        const seen = added.get(lock.key);
+        if (!seen) added.set(lock.key, { mode: lock.mode, count: 1 });
+        else if (lock.mode === "shared") seen.count++;
+      }
+    }
+  }
+  for (const [key, lock] of added) {
+    const listed = table.granted.get(key);
+    if (listed) listed.count += lock.count;
+    else table.granted.set(key, lock);
+    const file = table.files.get(key);
+    if (!file) table.files.set(key, { granted: [0], blocked: [] });
+    else if (!file.granted.includes(0)) file.granted.push(0);
+  }
 }
 
 /** A file's flock(2) lock as /proc/locks shows it: its mode, and how many holders share it. */
 export interface Granted {
   mode: LockMode;
-  /** the open file descriptions that hold it: 1 for an exclusive lock */
+  /**
+   * the open file descriptions that hold it: 1 for an exclusive lock; in a PID namespace
+   * other than the initial one possibly more (readLockTable())
+   */
   count: number;
 }
 
