@@ -243,6 +243,18 @@ describe("inside a PID namespace of its own (a container), a plain acquire's loc
       "$WL" -d "$D" -m 2 --check s; echo "check=$?"`);
     expect(statuses(out)).toEqual({ "other owner": 0, "check when full": 1, check: 0 });
   }, 20_000);
+
+  needs(pidNamespace())("readers of a NAME, and a --file lock", async () => {
+    const out = await inNamespace(`
+      : > "$D/file"
+      "$WL" -d "$D" -s r && "$WL" -d "$D" -s -t 0 r; echo "same reader=$?"
+      "$WL" -d "$D" --check r; echo "check exclusive=$?"
+      "$WL" -d "$D" -s --check r; echo "check shared=$?"
+      "$WL" -d "$D" --file "$D/file" && "$WL" -d "$D" -t 0 --file "$D/file"; echo "same file=$?"
+      "$WL" -d "$D" --check --file "$D/file"; echo "check file=$?"
+      "$WL" -q -d "$D" --done --file "$D/file"; echo "done file=$?"`);
+    expect(statuses(out)).toEqual({ "same reader": 0, "check exclusive": 1, "check shared": 0, "same file": 0, "check file": 1, "done file": 0 });
+  }, 20_000);
 });
 
 describe("one default lock directory for every user", () => {
