@@ -34,8 +34,16 @@ function normalKey(printed: string): string {
   return `${parseInt(major, 16).toString(16)}:${parseInt(minor, 16).toString(16)}:${ino}`;
 }
 
+/** A flock(2) lock as the kernel prints it: the file's fileKey(), the taker's PID (0: not named here). */
+interface LockLine {
+  key: string;
+  mode: LockMode;
+  pid: number;
+  blocked: boolean;
+}
+
 /** One line of /proc/locks or of a fdinfo "lock:" entry, flock locks only (granted or blocked). */
-function parseLockLine(line: string): { key: string; mode: LockHolder["mode"]; pid: number; blocked: boolean } | undefined {
+function parseLockLine(line: string): LockLine | undefined {
   // "1: FLOCK  ADVISORY  WRITE 8625 fe:00:2146340 0 EOF"; a blocked request has "->" after
   // the number (indented by its depth in the kernel's tree of waiters).
   const fields = line.trim().split(/\s+/);
@@ -150,32 +158,17 @@ function listsEveryLock(): boolean {
  * counts once for each. Locks held only by processes outside this namespace stay unseen.
  */
 function addUnnamedLocks(table: LockTable): void {
-  const { readdirSync, readFileSync } = fs();
-  let pids: string[];
-  try {
-    pids = readdirSync("/proc").filter((e) => /^\d+$/.test(e));
-  } catch {
-    return;
-  }
   const added = new Map<string, Granted>();
-  for (const pid of pids) {
+  for (const pid of processIds() ?? []) {
     let fds: string[];
     try {
-      fds = readdirSync(`/proc/${pid}/fdinfo`);
+      fds = fs().readdirSync(`/proc/${pid}/fdinfo`);
     } catch {
       continue;
     }
     for (const fd of fds) {
-      let info: string;
-      try {
-        info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
-      } catch {
-        continue;
-      }
-      for (const line of info.split("\n")) {
-        if (!line.startsWith("lock:")) continue;
-        const lock = parseLockLine(line.slice(5));
-        if (!lock || lock.blocked || lock.pid !== 0) continue;
+      for (const lock of locksThrough(pid, fd)) {
+        if (lock.pid !== 0) continue;
         const seen = added.get(lock.key);
         if (!seen) added.set(lock.key, { mode: lock.mode, count: 1 });
         else if (lock.mode === "shared") seen.count++;
@@ -212,18 +205,36 @@ export function grantedLocks(): Map<string, Granted> | undefined {
 
 /** The lock `fd` of `pid` holds on the file `key`, from its fdinfo; undefined if none. */
 function lockThrough(pid: number | string, fd: string, key: string): LockMode | undefined {
+  return locksThrough(pid, fd).find((lock) => lock.key === key)?.mode;
+}
+
+/**
+ * The flock(2) locks granted through the descriptor `fd` of `pid` (the "lock:" lines of its
+ * fdinfo: every lock of that open file description); [] when it cannot be read.
+ */
+function locksThrough(pid: number | string, fd: string): LockLine[] {
   let info: string;
   try {
     info = fs().readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
   } catch {
-    return undefined;
+    return [];
   }
+  const locks: LockLine[] = [];
   for (const line of info.split("\n")) {
     if (!line.startsWith("lock:")) continue;
     const lock = parseLockLine(line.slice(5));
-    if (lock && !lock.blocked && lock.key === key) return lock.mode;
+    if (lock && !lock.blocked) locks.push(lock);
   }
-  return undefined;
+  return locks;
+}
+
+/** The PIDs in /proc (the processes of its PID namespace); undefined when it cannot be read. */
+function processIds(): string[] | undefined {
+  try {
+    return fs().readdirSync("/proc").filter((e) => /^\d+$/.test(e));
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -345,12 +356,8 @@ export function findHolders(files: ReadonlySet<string>): Map<string, LockHolder[
   if (platform.os !== "linux") return undefined;
   const holders = new Map<string, LockHolder[]>();
   if (files.size === 0) return holders;
-  let pids: string[];
-  try {
-    pids = fs().readdirSync("/proc").filter((e) => /^\d+$/.test(e));
-  } catch {
-    return undefined;
-  }
+  const pids = processIds();
+  if (!pids) return undefined;
   for (const pid of pids) {
     for (const { fd, key } of descriptorsOn(pid, files)) {
       const mode = lockThrough(pid, fd, key);
