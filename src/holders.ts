@@ -203,6 +203,17 @@ export function grantedLocks(): Map<string, Granted> | undefined {
   return readLockTable()?.granted;
 }
 
+/**
+ * The flock(2) locks granted now as /proc/locks alone shows them, by fileKey(); undefined
+ * where that may not be all of them (a PID namespace other than the initial one) or there
+ * is no such list (not Linux). For a question that the holders a record names can answer
+ * (lockOf()), without grantedLocks()'s look at every process there.
+ */
+export function listedLocks(): Map<string, Granted> | undefined {
+  if (platform.os !== "linux" || !listsEveryLock()) return undefined;
+  return readLockTable()?.granted;
+}
+
 /** The lock `fd` of `pid` holds on the file `key`, from its fdinfo; undefined if none. */
 function lockThrough(pid: number | string, fd: string, key: string): LockMode | undefined {
   return locksThrough(pid, fd).find((lock) => lock.key === key)?.mode;
@@ -297,6 +308,15 @@ export function holdsLock(pid: number, dev: number, ino: number): boolean | unde
 }
 
 /**
+ * The flock(2) lock `pid` holds on the file `dev`/`ino` (through any of its descriptors):
+ * its mode, null when none, undefined where that cannot be seen (not Linux, or another
+ * user's process).
+ */
+export function lockOf(pid: number, dev: number, ino: number): LockMode | null | undefined {
+  return new ProcessCache().lockOf(pid, dev, ino);
+}
+
+/**
  * Facts about processes, each read at most once: a pass over many slots lists a process's
  * descriptors once, not once per slot it holds (a process may hold thousands).
  */
@@ -321,14 +341,23 @@ export class ProcessCache {
 
   /** holdsLock(), with the descriptors of `pid` listed once. */
   holdsLock(pid: number, dev: number, ino: number): boolean | undefined {
+    const mode = this.lockOf(pid, dev, ino);
+    return mode === undefined ? undefined : mode !== null;
+  }
+
+  /** lockOf(), with the descriptors of `pid` listed once. */
+  lockOf(pid: number, dev: number, ino: number): LockMode | null | undefined {
     if (platform.os !== "linux") return undefined;
     if (!this.descriptors.has(pid)) this.descriptors.set(pid, this.list(pid));
     const table = this.descriptors.get(pid);
     // A zombie's descriptors are closed (its locks with them), and only root may look.
-    if (table === null) return hasExited(pid) ? false : undefined;
+    if (table === null) return hasExited(pid) ? null : undefined;
     const key = fileKey(dev, ino);
-    for (const fd of table?.get(key) ?? []) if (lockThrough(pid, fd, key)) return true;
-    return false;
+    for (const fd of table?.get(key) ?? []) {
+      const mode = lockThrough(pid, fd, key);
+      if (mode) return mode;
+    }
+    return null;
   }
 
   private list(pid: number): Map<string, string[]> | null {
