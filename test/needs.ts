@@ -53,7 +53,6 @@ export function mountNamespace(): string | undefined {
   return mountNamespaces;
 }
 
-
 let pidNamespaces: string | undefined | null = null;
 
 /** Why a test that runs in a PID namespace of its own (unshare -p, with its own /proc) cannot run here, or undefined. */
