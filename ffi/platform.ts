@@ -67,6 +67,11 @@ export interface Platform {
   /** libc's names for sigaction and sigprocmask, where calls go by name (NetBSD versions them) */
   sigactionFn?: string;
   sigprocmaskFn?: string;
+  /**
+   * Linux: the inode number of the initial PID namespace (PROC_PID_INIT_INO in the kernel's
+   * include/linux/proc_ns.h, fixed since Linux 3.8), as stat(2) of /proc/self/ns/pid shows it
+   */
+  initialPidNamespace?: number;
   IN?: { ATTRIB: number; CLOSE_WRITE: number; DELETE_SELF: number; MOVE_SELF: number; IGNORED: number; Q_OVERFLOW: number; NONBLOCK: number; CLOEXEC: number };
 }
 
@@ -213,6 +218,7 @@ const linux = (arch: string): Platform => {
     spawn: { SETPGROUP: 0x02, SETSIGDEF: 0x04, SETSIGMASK: 0x08, sigsetBytes: 128, reserved: [32, 33, 34], attr: { bytes: 336, flags: 0, pgroup: 4, sigdefault: 8, sigmask: 136 } },
     job: { SIG_BLOCK: 0, SIG_SETMASK: 2, FIONCLEX: 0x5450 },
     SYS: arm ? linuxSysGeneric() : linuxSysX86_64(),
+    initialPidNamespace: 0xeffffffc,
     IN: {
       ATTRIB: 0x4, CLOSE_WRITE: 0x8, DELETE_SELF: 0x400, MOVE_SELF: 0x800, IGNORED: 0x8000, Q_OVERFLOW: 0x4000,
       NONBLOCK: 0o4000, CLOEXEC: 0o2000000,

@@ -3,8 +3,9 @@
 // file description still holds it, and a recorded PID may since have been reused. On
 // Linux the kernel shows each granted flock(2) lock in /proc/locks, and in
 // /proc/PID/fdinfo/FD of every process that shares the locked open file description
-// (proc(5), "/proc/pid/fdinfo"). Elsewhere these answer `undefined`: the callers then fall
-// back on the record, checked with kill(pid, 0).
+// (proc(5), "/proc/pid/fdinfo"); in a PID namespace other than the initial one /proc/locks
+// leaves some out, which the descriptors then tell. Elsewhere these answer `undefined`: the
+// callers then fall back on the record, checked with kill(pid, 0).
 import { E, clockTicksPerSecond, kill, platform } from "../ffi/libc";
 
 type Fs = typeof import("node:fs");
@@ -33,8 +34,16 @@ function normalKey(printed: string): string {
   return `${parseInt(major, 16).toString(16)}:${parseInt(minor, 16).toString(16)}:${ino}`;
 }
 
+/** A flock(2) lock as the kernel prints it: the file's fileKey(), the taker's PID (0: not named here). */
+interface LockLine {
+  key: string;
+  mode: LockMode;
+  pid: number;
+  blocked: boolean;
+}
+
 /** One line of /proc/locks or of a fdinfo "lock:" entry, flock locks only (granted or blocked). */
-function parseLockLine(line: string): { key: string; mode: LockHolder["mode"]; pid: number; blocked: boolean } | undefined {
+function parseLockLine(line: string): LockLine | undefined {
   // "1: FLOCK  ADVISORY  WRITE 8625 fe:00:2146340 0 EOF"; a blocked request has "->" after
   // the number (indented by its depth in the kernel's tree of waiters).
   const fields = line.trim().split(/\s+/);
@@ -46,7 +55,10 @@ function parseLockLine(line: string): { key: string; mode: LockHolder["mode"]; p
 
 /** The flock(2) locks of one file as /proc/locks shows them. */
 export interface FileLocks {
-  /** the PIDs that took the granted locks (a taker may since have exited, a descendant holding on) */
+  /**
+   * the PIDs that took the granted locks (a taker may since have exited, a descendant
+   * holding on); 0 for takers that this PID namespace cannot name
+   */
   granted: number[];
   /**
    * The PIDs blocked waiting, in the order the kernel prints them: its tree of waiters in
@@ -94,7 +106,9 @@ function parseLockTable(text: string): LockTable {
  * the count: a record can be skipped (or repeated) in one reading. So it is read twice:
  * the second reading answers for every file it shows, the first for a file it does not
  * (skipped, or released in between: that answer is a moment old). A PID in the answer
- * may thus belong to a process that has exited between the readings.
+ * may thus belong to a process that has exited between the readings. In a PID namespace
+ * other than the initial one, the locks it leaves out are added from the descriptors of
+ * the processes here (addUnnamedLocks()).
  */
 export function readLockTable(): LockTable | undefined {
   if (platform.os !== "linux") return undefined;
@@ -112,13 +126,72 @@ export function readLockTable(): LockTable | undefined {
     table.files.set(key, file);
     table.granted.set(key, first.granted.get(key)!);
   }
+  if (!listsEveryLock()) addUnnamedLocks(table);
   return table;
+}
+
+let everyLock: boolean | undefined;
+
+/**
+ * Does /proc/locks show every flock(2) lock? Only in the initial PID namespace. Elsewhere
+ * the kernel (fs/locks.c, locks_show()) leaves out a lock whose taker this namespace cannot
+ * name: a taker that has exited, its descriptor handed on (a plain acquire's holder
+ * process), or one outside this namespace. Where this cannot be told, no.
+ */
+function listsEveryLock(): boolean {
+  if (everyLock === undefined) {
+    try {
+      everyLock = fs().statSync("/proc/self/ns/pid").ino === platform.initialPidNamespace;
+    } catch {
+      everyLock = false;
+    }
+  }
+  return everyLock;
+}
+
+/**
+ * Adds to `table` the granted flock(2) locks /proc/locks leaves out: those the descriptors
+ * of the processes this user may look at show with a taker this PID namespace cannot name
+ * (PID 0 in a /proc/PID/fdinfo/FD "lock:" line; fs/locks.c, lock_get_status() prints every
+ * lock of a descriptor). Such a lock's `count` is the number of descriptors that show it
+ * (one for an exclusive lock): an open file description shared by several processes
+ * counts once for each. Locks held only by processes outside this namespace stay unseen.
+ */
+function addUnnamedLocks(table: LockTable): void {
+  const added = new Map<string, Granted>();
+  for (const pid of processIds() ?? []) {
+    let fds: string[];
+    try {
+      fds = fs().readdirSync(`/proc/${pid}/fdinfo`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      for (const lock of locksThrough(pid, fd)) {
+        if (lock.pid !== 0) continue;
+        const seen = added.get(lock.key);
+        if (!seen) added.set(lock.key, { mode: lock.mode, count: 1 });
+        else if (lock.mode === "shared") seen.count++;
+      }
+    }
+  }
+  for (const [key, lock] of added) {
+    const listed = table.granted.get(key);
+    if (listed) listed.count += lock.count;
+    else table.granted.set(key, lock);
+    const file = table.files.get(key);
+    if (!file) table.files.set(key, { granted: [0], blocked: [] });
+    else if (!file.granted.includes(0)) file.granted.push(0);
+  }
 }
 
 /** A file's flock(2) lock as /proc/locks shows it: its mode, and how many holders share it. */
 export interface Granted {
   mode: LockMode;
-  /** the open file descriptions that hold it: 1 for an exclusive lock */
+  /**
+   * the open file descriptions that hold it: 1 for an exclusive lock; in a PID namespace
+   * other than the initial one possibly more (readLockTable())
+   */
   count: number;
 }
 
@@ -130,20 +203,49 @@ export function grantedLocks(): Map<string, Granted> | undefined {
   return readLockTable()?.granted;
 }
 
+/**
+ * The flock(2) locks granted now as /proc/locks alone shows them, by fileKey(); undefined
+ * where that may not be all of them (a PID namespace other than the initial one) or there
+ * is no such list (not Linux). For a question that the holders a record names can answer
+ * (lockOf()), without grantedLocks()'s look at every process there.
+ */
+export function listedLocks(): Map<string, Granted> | undefined {
+  if (platform.os !== "linux" || !listsEveryLock()) return undefined;
+  return readLockTable()?.granted;
+}
+
 /** The lock `fd` of `pid` holds on the file `key`, from its fdinfo; undefined if none. */
 function lockThrough(pid: number | string, fd: string, key: string): LockMode | undefined {
+  return locksThrough(pid, fd).find((lock) => lock.key === key)?.mode;
+}
+
+/**
+ * The flock(2) locks granted through the descriptor `fd` of `pid` (the "lock:" lines of its
+ * fdinfo: every lock of that open file description); [] when it cannot be read.
+ */
+function locksThrough(pid: number | string, fd: string): LockLine[] {
   let info: string;
   try {
     info = fs().readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
   } catch {
-    return undefined;
+    return [];
   }
+  const locks: LockLine[] = [];
   for (const line of info.split("\n")) {
     if (!line.startsWith("lock:")) continue;
     const lock = parseLockLine(line.slice(5));
-    if (lock && !lock.blocked && lock.key === key) return lock.mode;
+    if (lock && !lock.blocked) locks.push(lock);
   }
-  return undefined;
+  return locks;
+}
+
+/** The PIDs in /proc (the processes of its PID namespace); undefined when it cannot be read. */
+function processIds(): string[] | undefined {
+  try {
+    return fs().readdirSync("/proc").filter((e) => /^\d+$/.test(e));
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -206,6 +308,15 @@ export function holdsLock(pid: number, dev: number, ino: number): boolean | unde
 }
 
 /**
+ * The flock(2) lock `pid` holds on the file `dev`/`ino` (through any of its descriptors):
+ * its mode, null when none, undefined where that cannot be seen (not Linux, or another
+ * user's process).
+ */
+export function lockOf(pid: number, dev: number, ino: number): LockMode | null | undefined {
+  return new ProcessCache().lockOf(pid, dev, ino);
+}
+
+/**
  * Facts about processes, each read at most once: a pass over many slots lists a process's
  * descriptors once, not once per slot it holds (a process may hold thousands).
  */
@@ -230,14 +341,23 @@ export class ProcessCache {
 
   /** holdsLock(), with the descriptors of `pid` listed once. */
   holdsLock(pid: number, dev: number, ino: number): boolean | undefined {
+    const mode = this.lockOf(pid, dev, ino);
+    return mode === undefined ? undefined : mode !== null;
+  }
+
+  /** lockOf(), with the descriptors of `pid` listed once. */
+  lockOf(pid: number, dev: number, ino: number): LockMode | null | undefined {
     if (platform.os !== "linux") return undefined;
     if (!this.descriptors.has(pid)) this.descriptors.set(pid, this.list(pid));
     const table = this.descriptors.get(pid);
     // A zombie's descriptors are closed (its locks with them), and only root may look.
-    if (table === null) return hasExited(pid) ? false : undefined;
+    if (table === null) return hasExited(pid) ? null : undefined;
     const key = fileKey(dev, ino);
-    for (const fd of table?.get(key) ?? []) if (lockThrough(pid, fd, key)) return true;
-    return false;
+    for (const fd of table?.get(key) ?? []) {
+      const mode = lockThrough(pid, fd, key);
+      if (mode) return mode;
+    }
+    return null;
   }
 
   private list(pid: number): Map<string, string[]> | null {
@@ -265,12 +385,8 @@ export function findHolders(files: ReadonlySet<string>): Map<string, LockHolder[
   if (platform.os !== "linux") return undefined;
   const holders = new Map<string, LockHolder[]>();
   if (files.size === 0) return holders;
-  let pids: string[];
-  try {
-    pids = fs().readdirSync("/proc").filter((e) => /^\d+$/.test(e));
-  } catch {
-    return undefined;
-  }
+  const pids = processIds();
+  if (!pids) return undefined;
   for (const pid of pids) {
     for (const { fd, key } of descriptorsOn(pid, files)) {
       const mode = lockThrough(pid, fd, key);

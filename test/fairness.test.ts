@@ -1,13 +1,12 @@
 // Exclusion and fairness at flock(1)'s standard: a descendant that inherited the lock keeps
-// it, waiters are served in arrival order, the kernel names the holders, a reused PID is
-// not a live owner, and every user meets the same default lock directory.
+// it, waiters are served in arrival order, the kernel names the holders (also inside a PID
+// namespace), a reused PID is not a live owner, and every user meets the same default lock
+// directory.
 import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { BIN, alive, held, inotifyWatches, listJson, lockDir, queuedInKernel, run, sh, start, startSh, waitFor, wl } from "./helpers";
-import { mountNamespace, needs, root, tool } from "./needs";
+import { mountNamespace, needs, pidNamespace, root, tool } from "./needs";
 
-/** Why a test that runs in a PID namespace of its own (unshare -p) cannot run here, or undefined. */
-const pidNamespace = () => mountNamespace() ?? (Bun.spawnSync(["unshare", "-p", "-f", "--mount-proc", "true"]).exitCode === 0 ? undefined : "unshare -p is not permitted here");
 /** Why a test that runs commands as other users (setpriv) cannot run here, or undefined. */
 const otherUsers = () => root() ?? tool("setpriv");
 
@@ -231,6 +230,52 @@ describe("the kernel names the holder", () => {
       "$WL" -d "$D" -t 3 m --exec echo released`], { env: { WL: BIN, D: d }, deadlineMs: 10_000 });
     expect(r).toMatchObject({ code: 0, stdout: "asked under the shell's PID: 1\nreleased\n" });
   }, 15_000);
+});
+
+describe("inside a PID namespace of its own (a container), a plain acquire's lock is seen", () => {
+  // There /proc/locks leaves out a lock whose taker (the waitlock that exited after handing
+  // its descriptor to a holder process) the namespace cannot name.
+  /** Runs `inner` as a shell (not PID 1: that cannot own a lock) in a PID namespace of its own; its output. */
+  const inNamespace = async (inner: string) => {
+    const r = await run(["unshare", "-p", "-f", "--mount-proc", "sh", "-c", 'sh -c "$INNER"'], { env: { WL: BIN, D: lockDir(), INNER: inner }, deadlineMs: 15_000 });
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    return r.stdout;
+  };
+  /** The "what=STATUS" lines of `out`: one object, so that a failure shows every answer. */
+  const statuses = (out: string) => Object.fromEntries([...out.matchAll(/^(.+)=(\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+
+  needs(pidNamespace())("--check, --list, --done and the same owner's second acquire", async () => {
+    const out = await inNamespace(`
+      "$WL" -d "$D" m || exit 9
+      "$WL" -d "$D" --check m; echo "check=$?"
+      "$WL" -d "$D" --list
+      "$WL" -d "$D" -t 0 m; echo "same owner=$?"
+      sh -c '"$WL" -d "$D" -t 0 m'; echo "other owner=$?"
+      "$WL" -q -d "$D" --done m; echo "done=$?"
+      "$WL" -d "$D" --check m; echo "check after done=$?"`);
+    const listed = /^m +0\/1 +exclusive +\d+ +\d+ /m.test(out);
+    expect({ ...statuses(out), listed }).toEqual({ check: 1, listed: true, "same owner": 0, "other owner": 1, done: 0, "check after done": 0 });
+  }, 20_000);
+
+  needs(pidNamespace())("a semaphore: the same owner holds one slot, and --check sees both held", async () => {
+    const out = await inNamespace(`
+      "$WL" -d "$D" -m 2 s && "$WL" -d "$D" -m 2 -t 0 s || exit 9
+      sh -c '"$WL" -d "$D" -m 2 -t 0 s; echo "other owner=$?"; "$WL" -d "$D" -m 2 --check s; echo "check when full=$?"'
+      "$WL" -d "$D" -m 2 --check s; echo "check=$?"`);
+    expect(statuses(out)).toEqual({ "other owner": 0, "check when full": 1, check: 0 });
+  }, 20_000);
+
+  needs(pidNamespace())("readers of a NAME, and a --file lock", async () => {
+    const out = await inNamespace(`
+      : > "$D/file"
+      "$WL" -d "$D" -s r && "$WL" -d "$D" -s -t 0 r; echo "same reader=$?"
+      "$WL" -d "$D" --check r; echo "check exclusive=$?"
+      "$WL" -d "$D" -s --check r; echo "check shared=$?"
+      "$WL" -d "$D" --file "$D/file" && "$WL" -d "$D" -t 0 --file "$D/file"; echo "same file=$?"
+      "$WL" -d "$D" --check --file "$D/file"; echo "check file=$?"
+      "$WL" -q -d "$D" --done --file "$D/file"; echo "done file=$?"`);
+    expect(statuses(out)).toEqual({ "same reader": 0, "check exclusive": 1, "check shared": 0, "same file": 0, "check file": 1, "done file": 0 });
+  }, 20_000);
 });
 
 describe("one default lock directory for every user", () => {

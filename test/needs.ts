@@ -53,3 +53,13 @@ export function mountNamespace(): string | undefined {
   return mountNamespaces;
 }
 
+let pidNamespaces: string | undefined | null = null;
+
+/** Why a test that runs in a PID namespace of its own (unshare -p, with its own /proc) cannot run here, or undefined. */
+export function pidNamespace(): string | undefined {
+  if (pidNamespaces === null) {
+    pidNamespaces = mountNamespace();
+    if (pidNamespaces === undefined && Bun.spawnSync(["unshare", "-p", "-f", "--mount-proc", "true"]).exitCode !== 0) pidNamespaces = "unshare -p is not permitted here";
+  }
+  return pidNamespaces;
+}

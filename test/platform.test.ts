@@ -2,6 +2,7 @@
 // Linux against this machine's C headers (compiled here), macOS and the BSDs against their
 // published headers, transcribed below independently of the table.
 import { expect, test } from "bun:test";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { LOCK, LOG, WAIT, platformFor, syslogFacilities } from "../ffi/platform";
 import { decodeProcArgs } from "../src/procinfo";
@@ -32,6 +33,23 @@ needs(linux(), tool("cc"))("the Linux table matches this machine's headers (cc)"
   const facility = syslogFacilities();
   expect({ PID: LOG.PID, NDELAY: LOG.NDELAY, WARNING: LOG.WARNING, INFO: LOG.INFO }).toEqual({ PID: c.LOG.PID, NDELAY: c.LOG.NDELAY, WARNING: c.LOG.WARNING, INFO: c.LOG.INFO });
   for (const f of ["daemon", "user", "local0", "local5", "local7", "authpriv", "ftp", "cron"]) expect({ f, v: facility[f] }).toEqual({ f, v: c.LOG[f] });
+});
+
+/** Why this is not known to run in the initial PID namespace, or undefined. */
+function initialPidNamespace(): string | undefined {
+  const notInitial = "not in the initial PID namespace (no kthreadd at PID 2)";
+  const notLinux = linux();
+  if (notLinux) return notLinux;
+  // Kernel threads (kthreadd is PID 2, its parent 0) are seen from the initial namespace only.
+  try {
+    return /^2 \(kthreadd\) \S+ 0 /.test(readFileSync("/proc/2/stat", "utf8")) ? undefined : notInitial;
+  } catch {
+    return notInitial;
+  }
+}
+
+needs(initialPidNamespace())("the initial PID namespace is known by its inode (PROC_PID_INIT_INO)", () => {
+  expect(statSync("/proc/self/ns/pid").ino).toBe(platformFor("linux", process.arch).initialPidNamespace!);
 });
 
 // From xnu bsd/sys/{fcntl,errno,signal,event,sysctl}.h, unistd.h and spawn.h; FreeBSD,

@@ -4,7 +4,7 @@ import { close, fstat, getppid, pollReadable } from "../../ffi/libc";
 import { readRecordBytes } from "../engine";
 import { UsageError, WaitlockError, EXIT } from "../errors";
 import { debug } from "../log";
-import { fileKey, findHolders, grantedLocks, holdsLock, runningSince, startedAt, type LockMode } from "../holders";
+import { fileKey, findHolders, listedLocks, lockOf, runningSince, startedAt, type LockMode } from "../holders";
 import { callerPid, commandLine, exitWatch, refuseForeignOwner, selfCommand } from "../procinfo";
 import { decodeRecord, type LockRecord } from "../record";
 import { fileBase, holderRecords } from "../holderfiles";
@@ -26,16 +26,20 @@ export interface HolderRecord {
  * undefined: unknown), in a mode that serves a request for `wanted` (an exclusive hold
  * serves both)? The kernel says who holds it: a record counts if the process it names
  * (the same one, not a reused PID) holds the lock for this very owner (keepsFor); without
- * any usable record (none could be written), any holder process kept for `owner`.
+ * any usable record (none could be written), any holder process kept for `owner`. Where
+ * /proc/locks may leave locks out (a PID namespace), the record's process alone answers,
+ * each slot asked costing a look at one process, not at all of them.
  */
 export function heldFor(owner: number, ownerStart: number | undefined, wanted: LockMode, dev: number, ino: number, records: HolderRecord[]): boolean {
   const key = fileKey(dev, ino);
-  const locks = grantedLocks();
+  const locks = listedLocks();
   const kernelMode = locks?.get(key)?.mode;
   if ((locks && !kernelMode) || (wanted === "exclusive" && kernelMode === "shared")) return false;
   for (const { record, mode } of records) {
-    if (record.owner !== owner || (wanted === "exclusive" && (kernelMode ?? mode) !== "exclusive")) continue;
-    if (holdsLock(record.pid, dev, ino) !== false && runningSince(record.pid, record.acquiredAt) && keepsFor(record.pid, ownerStart, record)) return true;
+    if (record.owner !== owner) continue;
+    const held = lockOf(record.pid, dev, ino);
+    if (held === null || (wanted === "exclusive" && (kernelMode ?? held ?? mode) !== "exclusive")) continue;
+    if (runningSince(record.pid, record.acquiredAt) && keepsFor(record.pid, ownerStart, record)) return true;
   }
   if (records.length > 0) return false;
   for (const h of findHolders(new Set([key]))?.get(key) ?? []) {
