@@ -130,7 +130,26 @@ export function readLockTable(): LockTable | undefined {
   return table;
 }
 
-let everyLock: boolean | undefined;
+let initialPidNamespace: boolean | null | undefined;
+
+/**
+ * Is this process in the initial PID namespace (Linux: /proc/self/ns/pid is
+ * PROC_PID_INIT_INO, whatever /proc is mounted)? undefined where that cannot be told: other
+ * systems have no PID namespaces, or /proc is not there.
+ */
+export function inInitialPidNamespace(): boolean | undefined {
+  if (initialPidNamespace === undefined) {
+    initialPidNamespace = null;
+    if (platform.initialPidNamespace !== undefined) {
+      try {
+        initialPidNamespace = fs().statSync("/proc/self/ns/pid").ino === platform.initialPidNamespace;
+      } catch {
+        // No /proc: cannot be told.
+      }
+    }
+  }
+  return initialPidNamespace ?? undefined;
+}
 
 /**
  * Does /proc/locks show every flock(2) lock? Only in the initial PID namespace. Elsewhere
@@ -138,16 +157,7 @@ let everyLock: boolean | undefined;
  * name: a taker that has exited, its descriptor handed on (a plain acquire's holder
  * process), or one outside this namespace. Where this cannot be told, no.
  */
-function listsEveryLock(): boolean {
-  if (everyLock === undefined) {
-    try {
-      everyLock = fs().statSync("/proc/self/ns/pid").ino === platform.initialPidNamespace;
-    } catch {
-      everyLock = false;
-    }
-  }
-  return everyLock;
-}
+const listsEveryLock = (): boolean => inInitialPidNamespace() === true;
 
 /**
  * Adds to `table` the granted flock(2) locks /proc/locks leaves out: those the descriptors

@@ -1,6 +1,6 @@
 // What we can learn about other processes: their command lines, and when they exit.
 import { E, addressOfBuffer, getppid, kill, pidfdOpen, platform, pollReadable, processExitQueue, readFileBytes, strerror, sysctl, waitQueue } from "../ffi/libc";
-import { sameProcess } from "./holders";
+import { inInitialPidNamespace, sameProcess } from "./holders";
 import { warn } from "./log";
 import { UsageError } from "./errors";
 import { sysError } from "./syserror";
@@ -178,16 +178,7 @@ export function parentOf(pid: number): number | undefined {
  */
 export function callerPid(): number | undefined {
   const parent = getppid();
-  return parent === 1 && inInitialPidNamespace() ? undefined : parent;
-}
-
-/** Linux: /proc/self/status names one PID in its NSpid line only in the initial namespace. Elsewhere there are none. */
-function inInitialPidNamespace(): boolean {
-  if (platform.os !== "linux") return true;
-  const status = readFileBytes("/proc/self/status", 8192);
-  if (typeof status === "number") return true;
-  const line = /^NSpid:(.*)$/m.exec(decoder.decode(status));
-  return !line || line[1]!.trim().split(/\s+/).length === 1;
+  return parent === 1 && inInitialPidNamespace() !== false ? undefined : parent;
 }
 
 /**

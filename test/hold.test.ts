@@ -2,7 +2,8 @@
 import { expect, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { encodeRecord } from "../src/record";
-import { BIN, alive, held, listJson, lockDir, needs, queuedInKernel, sh, start, startSh, stderrOf, tool, waitFor, wl } from "./helpers";
+import { BIN, alive, held, listJson, lockDir, needs, queuedInKernel, run, sh, start, startSh, stderrOf, tool, waitFor, wl } from "./helpers";
+import { pidNamespace } from "./needs";
 
 test("a script that took the lock holds it until it exits, then it is free", async () => {
   const d = lockDir();
@@ -88,6 +89,13 @@ needs(orphansGoElsewhere())("a plain acquire whose caller exited before it start
   } finally {
     if (parentPid(orphan) !== undefined) process.kill(orphan, "SIGKILL");
   }
+});
+
+needs(pidNamespace())("a script that is PID 1 of a PID namespace (a container's entry point) holds a plain acquire", async () => {
+  const d = lockDir();
+  const r = await run(["unshare", "-p", "-f", "--mount-proc", "bash", "-c", '"$WL" -d "$D" x; echo "rc=$?"; "$WL" -d "$D" --check x; echo "check=$?"'], { env: { WL: BIN, D: d } });
+  expect(r.stdout).toBe("rc=0\ncheck=1\n");
+  expect(await held(d, "x")).toBe(false);
 });
 
 test("the single-instance pattern: a second copy is told the lock is busy", async () => {
