@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { encodeRecord } from "../src/record";
 import { BIN, alive, held, listJson, lockDir, needs, queuedInKernel, run, sh, start, startSh, stderrOf, tool, waitFor, wl } from "./helpers";
-import { pidNamespace } from "./needs";
+import { pidNamespace, root } from "./needs";
 
 test("a script that took the lock holds it until it exits, then it is free", async () => {
   const d = lockDir();
@@ -96,6 +96,29 @@ needs(pidNamespace())("a script that is PID 1 of a PID namespace (a container's 
   const r = await run(["unshare", "-p", "-f", "--mount-proc", "bash", "-c", '"$WL" -d "$D" x; echo "rc=$?"; "$WL" -d "$D" --check x; echo "check=$?"'], { env: { WL: BIN, D: d } });
   expect(r.stdout).toBe("rc=0\ncheck=1\n");
   expect(await held(d, "x")).toBe(false);
+});
+
+// The owner of a plain acquire is killed while its holder is stopped (so that it cannot
+// notice), and its PID goes at once to a new process (clone3's set_tid).
+needs(root(), tool("cc"))("--done does not stop a new process given the PID of an owner that has exited", async () => {
+  const d = lockDir();
+  const settid = `${d}/settid`;
+  expect((await run(["cc", "-o", settid, `${import.meta.dir}/fixtures/settid.c`])).stderr).toBe("");
+  const r = await sh(String.raw`
+    trap 'kill -CONT $h 2>/dev/null; kill -9 $owner $b 2>/dev/null' EXIT
+    sh -c '"$WL" -d "$D" m || exit 9; touch "$D/held"; exec sleep 1000' > /dev/null 2>&1 & owner=$!
+    i=0; until [ -e "$D/held" ]; do i=$((i+1)); [ $i -gt 1500 ] && exit 6; sleep 0.01; done
+    h=$("$WL" -d "$D" --list -f json m | sed -n 's/.*"pid": \([0-9]*\).*/\1/p'); [ -n "$h" ] || exit 5
+    kill -STOP $h
+    kill -9 $owner; wait $owner
+    "$SETTID" $owner sh -c 'trap "touch \"$D/terminated\"; exit" TERM; echo $$ > "$D/b.tmp"; mv "$D/b.tmp" "$D/b"; sleep 30 & wait' > /dev/null 2>&1 &
+    i=0; until [ -e "$D/b" ]; do i=$((i+1)); [ $i -gt 1500 ] && exit 7; sleep 0.01; done
+    b=$(cat "$D/b")
+    [ "$b" = "$owner" ] || { echo "PID $owner was not reused ($b)"; exit 8; }
+    "$WL" -d "$D" --done -t 0.3 m 2>/dev/null; echo "done: $?"
+    kill -0 $b && echo "the new process runs"`, d, { env: { SETTID: settid } });
+  expect(r).toMatchObject({ code: 0, stdout: "done: 2\nthe new process runs\n" });
+  expect(existsSync(`${d}/terminated`)).toBe(false);
 });
 
 test("the single-instance pattern: a second copy is told the lock is busy", async () => {

@@ -2,13 +2,13 @@
 // has let go.
 import { E, kill, signalNumber } from "../../ffi/libc";
 import { EXIT, WaitlockError, secondsPhrase } from "../errors";
-import { holdsLock, runningSince } from "../holders";
+import { holdsLock, runningSince, startedAt } from "../holders";
 import { holdersPhrase, type Holder } from "../holdertext";
 import { debug, notice } from "../log";
 import { alive, ancestorsOfSelf, commandLine, processUid } from "../procinfo";
 import { DONE_WAIT_SECONDS } from "../options";
 import type { LockRecord } from "../record";
-import { ownerOfHolder } from "./owner";
+import { keepsFor, ownerOfHolder } from "./owner";
 import { releasedSinceSeen, viewSlots, type SlotView } from "../scan";
 
 /**
@@ -49,6 +49,9 @@ function targetsOf(view: SlotView, spared: ReadonlySet<number>): number[] {
     // A record names the owner with the time it was taken: a reused PID is left alone.
     const named = record ?? view.record;
     if (named && named.owner === owner && !runningSince(owner, named.acquiredAt)) continue;
+    // The holder knows when its owner started: a new process given the PID of an owner that
+    // has exited is not that owner, even before the holder has noticed the exit.
+    if (!keepsFor(pid, startedAt(owner), record)) continue;
     // Only an owner its holder's user may signal: --owner cannot make --done stop the
     // process of another user.
     const holderUid = processUid(pid);
