@@ -37,7 +37,7 @@ import {
 } from "../ffi/libc";
 import { S_IFMT, S_IFREG } from "../ffi/platform";
 import { BusyError, CancelledError, EXIT, TimeoutError, WaitlockError } from "./errors";
-import { fileKey, type Granted, type LockMode } from "./holders";
+import { fileKey, locksListedInFull, type Granted, type LockMode } from "./holders";
 import { debug } from "./log";
 import { MAX_RECORD_BYTES } from "./record";
 import { OPEN, deadlineAfter, lockBy, msLeft, opened, openOrCreate, shareWithAll, symlinkRefused, tryLock } from "./lockfiles";
@@ -478,8 +478,8 @@ export interface Inspection {
 /**
  * Looks at a slot without taking it. Where the kernel lists its locks (`locks`, from
  * holders.ts grantedLocks()), that answers, and nothing is locked or opened but to read the
- * record; elsewhere a shared lock that fails means an exclusive holder. Needs read
- * permission only.
+ * record; elsewhere, and where that list may be incomplete, a shared lock that fails means
+ * an exclusive holder. Needs read permission only.
  */
 export function inspect(path: string, withRecord = false, locks?: ReadonlyMap<string, Granted>): Inspection {
   const fd = open(path, OPEN | O.RDONLY);
@@ -489,10 +489,13 @@ export function inspect(path: string, withRecord = false, locks?: ReadonlyMap<st
   try {
     const st = fstat(fd);
     if (typeof st === "number") throw sysError(path, st, "cannot stat lock file");
-    let mode: LockMode | undefined;
-    if (locks) mode = locks.get(fileKey(st.dev, st.ino))?.mode;
-    else if (tryLock(fd, path, LOCK.SH)) flock(fd, LOCK.UN);
-    else mode = "exclusive";
+    let mode = locks?.get(fileKey(st.dev, st.ino))?.mode;
+    // Where the list may leave a lock out (locksListedInFull), a slot it shows free is
+    // tried, as where there is no list.
+    if (!mode && (!locks || !locksListedInFull())) {
+      if (tryLock(fd, path, LOCK.SH)) flock(fd, LOCK.UN);
+      else mode = "exclusive";
+    }
     return { state: mode ? "held" : "free", mode, dev: st.dev, ino: st.ino, bytes: withRecord ? readRecordBytes(fd) : undefined };
   } finally {
     close(fd);

@@ -160,6 +160,13 @@ export function inInitialPidNamespace(): boolean | undefined {
 const listsEveryLock = (): boolean => inInitialPidNamespace() === true;
 
 /**
+ * Does grantedLocks() name every flock(2) lock? Not in a PID namespace other than the
+ * initial one: a lock held only by processes this user may not look at (another user's, or
+ * processes outside the namespace) is in neither /proc/locks nor the fdinfo it can read.
+ */
+export const locksListedInFull = (): boolean => platform.os !== "linux" || listsEveryLock();
+
+/**
  * Adds to `table` the granted flock(2) locks /proc/locks leaves out: those the descriptors
  * of the processes this user may look at show with a taker this PID namespace cannot name
  * (PID 0 in a /proc/PID/fdinfo/FD "lock:" line; fs/locks.c, lock_get_status() prints every

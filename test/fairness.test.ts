@@ -235,7 +235,7 @@ describe("the kernel names the holder", () => {
 describe("inside a PID namespace of its own (a container), a plain acquire's lock is seen", () => {
   // There /proc/locks leaves out a lock whose taker (the waitlock that exited after handing
   // its descriptor to a holder process) the namespace cannot name.
-  /** Runs `inner` as a shell (not PID 1: that cannot own a lock) in a PID namespace of its own; its output. */
+  /** Runs `inner` as a shell under the PID 1 of a PID namespace of its own; its output. */
   const inNamespace = async (inner: string) => {
     const r = await run(["unshare", "-p", "-f", "--mount-proc", "sh", "-c", 'sh -c "$INNER"'], { env: { WL: BIN, D: lockDir(), INNER: inner }, deadlineMs: 15_000 });
     expect(r).toMatchObject({ code: 0, stderr: "" });
@@ -263,6 +263,15 @@ describe("inside a PID namespace of its own (a container), a plain acquire's loc
       sh -c '"$WL" -d "$D" -m 2 -t 0 s; echo "other owner=$?"; "$WL" -d "$D" -m 2 --check s; echo "check when full=$?"'
       "$WL" -d "$D" -m 2 --check s; echo "check=$?"`);
     expect(statuses(out)).toEqual({ "other owner": 0, "check when full": 1, check: 0 });
+  }, 20_000);
+
+  needs(pidNamespace(), otherUsers())("another user's lock, whose holder this user may not look at", async () => {
+    const out = await inNamespace(`
+      chmod 1777 "$D"
+      "$WL" -d "$D" m || exit 9
+      setpriv --reuid=65534 --regid=65534 --clear-groups "$WL" -d "$D" --check m; echo "check by another user=$?"
+      setpriv --reuid=65534 --regid=65534 --clear-groups sh -c '"$WL" -d "$D" -t 0 m'; echo "acquire by another user=$?"`);
+    expect(statuses(out)).toEqual({ "check by another user": 1, "acquire by another user": 1 });
   }, 20_000);
 
   needs(pidNamespace())("readers of a NAME, and a --file lock", async () => {

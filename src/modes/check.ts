@@ -5,7 +5,7 @@ import { inspect, lockOp, slotPath } from "../engine";
 import { tryLock } from "../lockfiles";
 import { EXIT } from "../errors";
 import { openFileToLock } from "../filelock";
-import { fileKey, grantedLocks, type LockMode } from "../holders";
+import { fileKey, grantedLocks, locksListedInFull, type LockMode } from "../holders";
 import { debug } from "../log";
 import { sysError } from "../syserror";
 
@@ -35,8 +35,9 @@ export function checkSlots(dir: string | undefined, name: string, slots: number,
 
 /**
  * 0 when the existing file `path` could be locked now with `mode` (--check --file), 1 when
- * not. On Linux the kernel's list of locks answers; elsewhere a non-blocking try of the
- * lock asked for, which holds it for a moment. Throws WaitlockError when the file cannot be
+ * not. On Linux the kernel's list of locks answers; elsewhere, and where that list may be
+ * incomplete (holders.ts locksListedInFull), a non-blocking try of the lock asked for,
+ * which holds it for a moment. Throws WaitlockError when the file cannot be
  * opened or looked at.
  */
 export function checkFile(path: string, mode: LockMode): number {
@@ -45,10 +46,11 @@ export function checkFile(path: string, mode: LockMode): number {
     const st = fstat(fd);
     if (typeof st === "number") throw sysError(path, st, "cannot stat");
     const locks = grantedLocks();
-    let held: LockMode | undefined;
-    if (locks) held = locks.get(fileKey(st.dev, st.ino))?.mode;
-    else if (tryLock(fd, path, lockOp(mode))) flock(fd, LOCK.UN);
-    else held = "exclusive";
+    let held = locks?.get(fileKey(st.dev, st.ino))?.mode;
+    if (!held && (!locks || !locksListedInFull())) {
+      if (tryLock(fd, path, lockOp(mode))) flock(fd, LOCK.UN);
+      else held = "exclusive";
+    }
     debug(`${path} is ${held ? `held ${held}` : "free"}`);
     return serves(held, mode) ? EXIT.OK : EXIT.BUSY;
   } finally {
