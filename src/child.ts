@@ -44,6 +44,18 @@ export function heededStopSignals(): (typeof STOP_SIGNALS)[number][] {
 }
 
 /**
+ * Ends this process by `signal`, as the signal's default action would have: a waiter that
+ * first withdrew its request is then seen by its shell to have died of the signal, and a
+ * script stops there (bash goes on after a command that merely exits 130). Exits with
+ * 128 + the signal's number should the signal not end it.
+ */
+export function dieOf(signal: (typeof STOP_SIGNALS)[number]): never {
+  process.removeAllListeners(signal);
+  process.kill(process.pid, signal);
+  process.exit(128 + signalNumber(signal)!);
+}
+
+/**
  * The signals waitlock handles while the command runs. Sent to waitlock, SIGTERM, SIGINT,
  * SIGHUP and SIGQUIT go to the command's process group, as a terminal or a group-wide kill
  * would send them; SIGUSR1 and SIGUSR2 are messages for the command alone (SPEC "--exec").

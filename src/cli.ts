@@ -13,8 +13,7 @@ import { claimSlot } from "./slotclaim";
 import type { Claimed } from "./claims";
 import type { SlotRequest } from "./engine";
 import type { LockMode } from "./holders";
-import { signalNumber } from "../ffi/libc";
-import { heededStopSignals } from "./child";
+import { dieOf, heededStopSignals } from "./child";
 
 // Every mode but --exec is a chunk of its own (the build splits at import()), evaluated only
 // when chosen: each function a module declares costs every start that evaluates it. And a
@@ -139,12 +138,12 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
         // Redis request would otherwise stay queued, and a lease outlive waitlock, until
         // their expiry. The command never starts once a signal came.
         const giveUp = new AbortController();
-        let stoppedBy: NodeJS.Signals | undefined;
-        const leave = (signal: NodeJS.Signals) => {
+        const heeded = heededStopSignals();
+        let stoppedBy: (typeof heeded)[number] | undefined;
+        const leave = (signal: (typeof heeded)[number]) => {
           stoppedBy ??= signal;
           giveUp.abort();
         };
-        const heeded = heededStopSignals();
         for (const signal of heeded) process.on(signal, leave);
         try {
           const won = await backend
@@ -154,7 +153,7 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
               throw e;
             });
           // (No lease comes back after an abort: Backend.acquire lets go of one won meanwhile.)
-          if (!won) process.exit(128 + (signalNumber(stoppedBy!) ?? 0));
+          if (!won) dieOf(stoppedBy!);
           events.taken?.(won.slot);
           return { claim: remote.leaseHolding(won, backend.bounds.grace) };
         } catch (e) {

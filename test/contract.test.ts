@@ -232,19 +232,35 @@ for (const backend of BACKENDS) {
         expect((await wl([...at.args, "-t", "0", "ghost", "--exec", "true"])).code).toBe(0);
       }, T);
 
-    test("an --exec waiter stopped by SIGTERM exits 143 and never takes the lock afterwards", async () => {
+    test("an --exec waiter stopped by SIGTERM dies of it (a script stops there too) and never takes the lock afterwards", async () => {
       const at = await backend.place();
       const h = await holding(at, ["stopped"]);
       const w = start([BIN, ...at.args, "stopped", "--exec", "sh", "-c", "echo ran"], { stdout: "pipe" });
       const out = lines(w);
       await waitFor("the waiter to queue", async () => (await listed(at, "stopped")).some((r) => r.status === "waiting"), 15_000);
       w.kill("SIGTERM");
-      expect(await w.exited).toBe(143);
+      await w.exited;
+      // Killed by the signal, not an exit with 143: after that, bash would run the script's next line.
+      expect(w.signalCode).toBe("SIGTERM");
       process.kill(-h.p.pid, "SIGTERM");
       await h.p.exited;
       // The stopped waiter left the queue before it exited: free at once.
       expect((await wl([...at.args, "-t", "0", "stopped", "--exec", "true"])).code).toBe(0);
       expect(out).toEqual([]);
+    }, T);
+
+    test("a plain acquire stopped by SIGTERM while it waits dies of it, as the --exec waiter does", async () => {
+      const at = await backend.place();
+      const h = await holding(at, ["owned-wait"]);
+      const owner = start(["sleep", "60"]);
+      const w = start([BIN, ...at.args, "--owner", String(owner.pid), "owned-wait"]);
+      await waitFor("the waiter to queue", async () => (await listed(at, "owned-wait")).some((r) => r.status === "waiting"), 15_000);
+      w.kill("SIGTERM");
+      await w.exited;
+      expect(w.signalCode).toBe("SIGTERM");
+      process.kill(-h.p.pid, "SIGTERM");
+      await h.p.exited;
+      expect((await wl([...at.args, "-t", "0", "owned-wait", "--exec", "true"])).code).toBe(0);
     }, T);
 
     test("a waiter whose caller ignores ^C (trap '' INT) keeps waiting through SIGINT, as flock(1) would, and runs its command once served", async () => {

@@ -18,7 +18,7 @@ import { callerPid, commandLine, exitWatch, refuseForeignOwner, selfCommand, whe
 import type { Events } from "../events";
 import { syslogEvents } from "../events";
 import { holderDescription, namingHolders, waitingNotice } from "./remote";
-import { heededStopSignals } from "../child";
+import { dieOf, heededStopSignals } from "../child";
 import { keepsFor } from "./owner";
 
 /** What the detached holder is asked to take, and for whom (its one argument, as JSON). */
@@ -85,11 +85,11 @@ export async function holdLeaseForCaller(
   // Interrupted while the holder waits, the holder gives the wait up at once (its session
   // ends, and the engine withdraws the request) rather than win a lock nobody asked for.
   let holder: ReturnType<typeof Bun.spawn> | undefined;
-  const giveUp = (signal: NodeJS.Signals) => {
-    holder?.kill("SIGTERM");
-    process.exit(128 + signalNumber(signal)!);
-  };
   const heeded = heededStopSignals();
+  const giveUp = (signal: (typeof heeded)[number]) => {
+    holder?.kill("SIGTERM");
+    dieOf(signal);
+  };
   for (const signal of heeded) process.on(signal, giveUp);
   // Its stdin is a pipe that nothing is written to: it ends when this process does.
   holder = Bun.spawn([...selfCommand(), "__lease", JSON.stringify(order)], {
