@@ -165,6 +165,13 @@ for (const backend of BACKENDS) {
       expect(r).toMatchObject({ code: 0, stdout: "2\n2\n2\n2\ndescriptor,slot\nsem,2\n" });
     }, T);
 
+    test("asked again, the same script's reader hold is the one it has, with -t 0 too", async () => {
+      const at = await backend.place();
+      const args = at.args.map((a) => `'${a}'`).join(" ");
+      const r = await run(["/bin/sh", "-c", `$WL ${args} -s rd || exit 9; $WL ${args} -s rd; $WL ${args} -s -t 0 rd; echo "rc=$?"; $WL ${args} --list -f csv rd | cut -d, -f1,3`], { env: { WL: BIN }, deadlineMs: 20_000 });
+      expect(r).toMatchObject({ code: 0, stdout: "rc=0\ndescriptor,slot\nrd,0\n" });
+    }, T);
+
     // The owner of a plain acquire is killed while its holder is stopped (so that it cannot
     // notice), and its PID goes at once to a new process that asks for the lock: clone3's
     // set_tid, not a PID namespace of its own, where /proc/locks leaves out a lock whose

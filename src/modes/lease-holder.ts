@@ -181,8 +181,9 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
       return rows.find((h) => h.status === "active" && h.host === holder.host && h.owner === o.owner && h.slots === o.slots && (o.shared || h.shared === false) && (h.pid === null || keepsFor(h.pid, o.ownerStart)));
     };
     // A wait must not be for a lock the owner holds already, nor may a free slot of a
-    // semaphore be taken beside the one it holds: a single try at a mutex looks only when busy.
-    let mine = o.timeout === 0 && o.slots === 1 ? undefined : await ours();
+    // semaphore, or a reader's hold beside the owner's, be taken beside the one it holds: a
+    // single exclusive try at a mutex looks only when busy.
+    let mine = o.timeout === 0 && o.slots === 1 && !o.shared ? undefined : await ours();
     const taken = mine
       ? undefined
       : await backend.acquire(o.name, { slots: o.slots, preferred: o.preferred, shared: o.shared, timeout: o.timeout === 0 ? 0 : left(), holder, signal: giveUp.signal }).catch(async (e) => {
