@@ -239,6 +239,30 @@ for (const backend of BACKENDS) {
         expect((await wl([...at.args, "-t", "0", "ghost", "--exec", "true"])).code).toBe(0);
       }, T);
 
+    test("a plain acquire killed after its lock was won but before it could exit 0 leaves no lock behind", async () => {
+      const at = await backend.place();
+      const h = await holding(at, ["won"]);
+      const args = at.args.map((a) => `'${a}'`).join(" ");
+      const script = start(["/bin/sh", "-c", `echo waiting; $WL ${args} won; echo "rc=$?"; exec sleep 60`], { env: { WL: BIN }, stdout: "pipe" });
+      const out = lines(script);
+      await waitFor("the script to wait", () => out.includes("waiting"));
+      let waiter = 0;
+      await waitFor("the waitlock to wait", () => {
+        waiter = Number(readFileSync(`/proc/${script.pid}/task/${script.pid}/children`, "utf8").trim().split(" ")[0] || 0);
+        return waiter > 0 && readFileSync(`/proc/${waiter}/cmdline`, "utf8").split("\0")[0] === BIN;
+      });
+      await waitFor("the request to be queued", async () => (await listed(at, "won")).some((r) => r.status === "waiting"), 15_000);
+      // Stopped, it cannot read the answer its holder process (on an engine) is given.
+      process.kill(waiter, "SIGSTOP");
+      process.kill(-h.p.pid, "SIGTERM");
+      await h.p.exited;
+      if (at.tokens) await waitFor("the stopped waiter's holder to win", async () => (await listed(at, "won")).some((r) => r.status === "active"), 15_000);
+      process.kill(waiter, "SIGKILL");
+      await waitFor("the script to learn of the failure", () => out.includes("rc=137"));
+      // The script was told it holds nothing: nobody may hold the lock for it.
+      await waitFor("the lock to be free", async () => (await wl([...at.args, "-t", "0", "won", "--exec", "true"])).code === 0, 15_000);
+    }, T);
+
     test("an --exec waiter stopped by SIGTERM dies of it (a script stops there too) and never takes the lock afterwards", async () => {
       const at = await backend.place();
       const h = await holding(at, ["stopped"]);

@@ -8,6 +8,7 @@
 // as fd 3) or on a kqueue (procinfo.ts whenExits; polling only where neither can be had), so
 // that this thread's event loop goes on renewing the lease. That the waitlock it answers is
 // gone, it learns from its stdin: a pipe whose other end only that waitlock holds.
+import type { FileSink } from "bun";
 import { closeSync, writeSync } from "node:fs";
 import { close, getppid, kill, signalNumber } from "../../ffi/libc";
 import type { Backend, Lease } from "../backend";
@@ -123,8 +124,15 @@ export async function holdLeaseForCaller(
   debug(`holder process ${holder.pid} keeps '${req.name}' slot ${answer.slot} (token ${answer.token}) until process ${owner} exits`);
   events.taken?.(answer.slot);
   events.acquired(answer.slot, command);
+  // The last thing before exiting 0: the holder lets go should this process die before it.
+  const input = holder.stdin as FileSink;
+  input.write(HEARD);
+  input.flush();
   return EXIT.OK;
 }
+
+/** What the waitlock the caller ran tells its holder, just before it exits 0, once it has the answer. */
+const HEARD = "heard\n";
 
 /** Answers the waitlock that asked; false when it is gone (nobody reads the pipe). */
 function say(answer: Answer): boolean {
@@ -156,7 +164,8 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
   let waiting = true;
   const stopWaiting = () => waiting && giveUp.abort();
   const watchLater = setTimeout(() => ownerGone().then(stopWaiting), WATCH_AFTER_MS);
-  new Response(Bun.stdin.stream()).arrayBuffer().then(stopWaiting, stopWaiting);
+  const input = new Response(Bun.stdin.stream()).text().catch(() => "");
+  input.then(stopWaiting);
   let lease: Lease | undefined;
   let acquiredAt = 0;
   const finish = async (code: number): Promise<number> => {
@@ -214,6 +223,8 @@ export async function runLeaseHolder(backend: Backend, orderText: string): Promi
     if (request === "stop" && sameProcess(o.owner, o.ownerStart)) kill(o.owner, sigterm);
     finish(EXIT.OK);
   });
+  // Killed after the answer came but before it could exit 0, it failed all the same.
+  if ((await input) !== HEARD) return finish(EXIT.OK);
   const lost = await lease.lost;
   held = false;
   debug(`${lost.message}: SIGTERM to the owner, process ${o.owner}`);
