@@ -44,15 +44,14 @@ export function heededStopSignals(): (typeof STOP_SIGNALS)[number][] {
 }
 
 /**
- * Ends this process by `signal`, as the signal's default action would have: a waiter that
- * first withdrew its request is then seen by its shell to have died of the signal, and a
- * script stops there (bash goes on after a command that merely exits 130). Exits with
- * 128 + the signal's number should the signal not end it.
+ * Sends `signal` to this process with its default action, as if no handler had been
+ * installed: a waiter that first withdrew its request is then seen by its shell to have
+ * died of the signal, and a script stops there (bash goes on after a command that merely
+ * exits 130). Returns only should the signal not end the process.
  */
-export function dieOf(signal: (typeof STOP_SIGNALS)[number]): never {
+export function raiseDefault(signal: (typeof STOP_SIGNALS)[number]): void {
   process.removeAllListeners(signal);
   process.kill(process.pid, signal);
-  process.exit(128 + signalNumber(signal)!);
 }
 
 /**

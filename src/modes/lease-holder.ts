@@ -19,7 +19,7 @@ import { callerPid, commandLine, exitWatch, refuseForeignOwner, selfCommand, whe
 import type { Events } from "../events";
 import { syslogEvents } from "../events";
 import { holderDescription, namingHolders, waitingNotice } from "./remote";
-import { dieOf, heededStopSignals } from "../child";
+import { heededStopSignals, raiseDefault } from "../child";
 import { keepsFor } from "./owner";
 
 /** What the detached holder is asked to take, and for whom (its one argument, as JSON). */
@@ -89,7 +89,8 @@ export async function holdLeaseForCaller(
   const heeded = heededStopSignals();
   const giveUp = (signal: (typeof heeded)[number]) => {
     holder?.kill("SIGTERM");
-    dieOf(signal);
+    raiseDefault(signal);
+    process.exit(128 + signalNumber(signal)!);
   };
   for (const signal of heeded) process.on(signal, giveUp);
   // Its stdin is a pipe that nothing is written to: it ends when this process does.
