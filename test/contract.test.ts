@@ -82,6 +82,26 @@ async function listed(at: Place, name: string): Promise<Listed[]> {
   return JSON.parse(r.stdout);
 }
 
+/**
+ * Starts a script that runs a plain `waitlock NAME` (with `at`'s arguments) and prints its
+ * status; resolves once that waitlock is up (and waiting, NAME being held), with the
+ * script, its output lines and the waitlock's PID.
+ */
+async function scriptWaiting(at: Place, name: string) {
+  const args = at.args.map((a) => `'${a}'`).join(" ");
+  const script = start(["/bin/sh", "-c", `echo waiting; $WL ${args} ${name}; echo "rc=$?"; exec sleep 60`], { env: { WL: BIN }, stdout: "pipe" });
+  const out = lines(script);
+  await waitFor("the script to wait", () => out.includes("waiting"));
+  let waiter = 0;
+  await waitFor("the waitlock to wait", () => {
+    const children = readFileSync(`/proc/${script.pid}/task/${script.pid}/children`, "utf8").trim();
+    waiter = Number(children.split(" ")[0] || 0);
+    // (a forked shell not yet replaced by waitlock has the script's command line)
+    return waiter > 0 && readFileSync(`/proc/${waiter}/cmdline`, "utf8").split("\0")[0] === BIN;
+  });
+  return { script, out, waiter };
+}
+
 const waitingOf = async (at: Place, name: string) => (await listed(at, name)).filter((r) => r.status === "waiting");
 
 const tmux = needs("tmux", hasTmux, "--list --watch on a terminal, on every backend");
@@ -213,18 +233,8 @@ for (const backend of BACKENDS) {
       test(`a plain acquire interrupted by ${signal} while it waits never takes the lock afterwards`, async () => {
         const at = await backend.place();
         const h = await holding(at, ["ghost"]);
-        const args = at.args.map((a) => `'${a}'`).join(" ");
-        const script = start(["/bin/sh", "-c", `echo waiting; $WL ${args} ghost; echo "rc=$?"; exec sleep 60`], { env: { WL: BIN }, stdout: "pipe" });
-        const out = lines(script);
-        await waitFor("the script to wait", () => out.includes("waiting"));
         // The waitlock the script ran, once it is up and waiting (its holder started on a network engine).
-        let waiter = 0;
-        await waitFor("the waitlock to wait", () => {
-          const children = readFileSync(`/proc/${script.pid}/task/${script.pid}/children`, "utf8").trim();
-          waiter = Number(children.split(" ")[0] || 0);
-          // (a forked shell not yet replaced by waitlock has the script's command line)
-          return waiter > 0 && readFileSync(`/proc/${waiter}/cmdline`, "utf8").split("\0")[0] === BIN;
-        });
+        const { out, waiter } = await scriptWaiting(at, "ghost");
         // On an engine, once its detached holder (which waits for it) has started.
         const children = () => readFileSync(`/proc/${waiter}/task/${waiter}/children`, "utf8").trim();
         if (at.tokens) await waitFor("the detached holder to start", () => children() !== "");
@@ -242,15 +252,7 @@ for (const backend of BACKENDS) {
     test("a plain acquire killed after its lock was won but before it could exit 0 leaves no lock behind", async () => {
       const at = await backend.place();
       const h = await holding(at, ["won"]);
-      const args = at.args.map((a) => `'${a}'`).join(" ");
-      const script = start(["/bin/sh", "-c", `echo waiting; $WL ${args} won; echo "rc=$?"; exec sleep 60`], { env: { WL: BIN }, stdout: "pipe" });
-      const out = lines(script);
-      await waitFor("the script to wait", () => out.includes("waiting"));
-      let waiter = 0;
-      await waitFor("the waitlock to wait", () => {
-        waiter = Number(readFileSync(`/proc/${script.pid}/task/${script.pid}/children`, "utf8").trim().split(" ")[0] || 0);
-        return waiter > 0 && readFileSync(`/proc/${waiter}/cmdline`, "utf8").split("\0")[0] === BIN;
-      });
+      const { out, waiter } = await scriptWaiting(at, "won");
       await waitFor("the request to be queued", async () => (await listed(at, "won")).some((r) => r.status === "waiting"), 15_000);
       // Stopped, it cannot read the answer its holder process (on an engine) is given.
       process.kill(waiter, "SIGSTOP");
@@ -263,36 +265,25 @@ for (const backend of BACKENDS) {
       await waitFor("the lock to be free", async () => (await wl([...at.args, "-t", "0", "won", "--exec", "true"])).code === 0, 15_000);
     }, T);
 
-    test("an --exec waiter stopped by SIGTERM dies of it (a script stops there too) and never takes the lock afterwards", async () => {
-      const at = await backend.place();
-      const h = await holding(at, ["stopped"]);
-      const w = start([BIN, ...at.args, "stopped", "--exec", "sh", "-c", "echo ran"], { stdout: "pipe" });
-      const out = lines(w);
-      await waitFor("the waiter to queue", async () => (await listed(at, "stopped")).some((r) => r.status === "waiting"), 15_000);
-      w.kill("SIGTERM");
-      await w.exited;
-      // Killed by the signal, not an exit with 143: after that, bash would run the script's next line.
-      expect(w.signalCode).toBe("SIGTERM");
-      process.kill(-h.p.pid, "SIGTERM");
-      await h.p.exited;
-      // The stopped waiter left the queue before it exited: free at once.
-      expect((await wl([...at.args, "-t", "0", "stopped", "--exec", "true"])).code).toBe(0);
-      expect(out).toEqual([]);
-    }, T);
-
-    test("a plain acquire stopped by SIGTERM while it waits dies of it, as the --exec waiter does", async () => {
-      const at = await backend.place();
-      const h = await holding(at, ["owned-wait"]);
-      const owner = start(["sleep", "60"]);
-      const w = start([BIN, ...at.args, "--owner", String(owner.pid), "owned-wait"]);
-      await waitFor("the waiter to queue", async () => (await listed(at, "owned-wait")).some((r) => r.status === "waiting"), 15_000);
-      w.kill("SIGTERM");
-      await w.exited;
-      expect(w.signalCode).toBe("SIGTERM");
-      process.kill(-h.p.pid, "SIGTERM");
-      await h.p.exited;
-      expect((await wl([...at.args, "-t", "0", "owned-wait", "--exec", "true"])).code).toBe(0);
-    }, T);
+    for (const kind of ["an --exec waiter", "a plain acquire"] as const)
+      test(`${kind} stopped by SIGTERM while it waits dies of it (a script stops there too) and never takes the lock afterwards`, async () => {
+        const at = await backend.place();
+        const name = kind === "a plain acquire" ? "stopped-plain" : "stopped-exec";
+        const h = await holding(at, [name]);
+        const owner = start(["sleep", "60"]);
+        const w = start(kind === "a plain acquire" ? [BIN, ...at.args, "--owner", String(owner.pid), name] : [BIN, ...at.args, name, "--exec", "sh", "-c", "echo ran"], { stdout: "pipe" });
+        const out = lines(w);
+        await waitFor("the waiter to queue", async () => (await listed(at, name)).some((r) => r.status === "waiting"), 15_000);
+        w.kill("SIGTERM");
+        await w.exited;
+        // Killed by the signal, not an exit with 143: after that, bash would run the script's next line.
+        expect(w.signalCode).toBe("SIGTERM");
+        process.kill(-h.p.pid, "SIGTERM");
+        await h.p.exited;
+        // The stopped waiter left the queue before it exited: free at once.
+        expect((await wl([...at.args, "-t", "0", name, "--exec", "true"])).code).toBe(0);
+        expect(out).toEqual([]);
+      }, T);
 
     test("a waiter whose caller ignores ^C (trap '' INT) keeps waiting through SIGINT, as flock(1) would, and runs its command once served", async () => {
       const at = await backend.place();
