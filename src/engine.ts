@@ -489,17 +489,25 @@ export function inspect(path: string, withRecord = false, locks?: ReadonlyMap<st
   try {
     const st = fstat(fd);
     if (typeof st === "number") throw sysError(path, st, "cannot stat lock file");
-    let mode = locks?.get(fileKey(st.dev, st.ino))?.mode;
-    // Where the list may leave a lock out (locksListedInFull), a slot it shows free is
-    // tried, as where there is no list.
-    if (!mode && (!locks || !locksListedInFull())) {
-      if (tryLock(fd, path, LOCK.SH)) flock(fd, LOCK.UN);
-      else mode = "exclusive";
-    }
+    const mode = heldMode(fd, path, st, locks, LOCK.SH);
     return { state: mode ? "held" : "free", mode, dev: st.dev, ino: st.ino, bytes: withRecord ? readRecordBytes(fd) : undefined };
   } finally {
     close(fd);
   }
+}
+
+/**
+ * How the file open at `fd` (`path`, `st` its identity) is held, without holding it: as
+ * `locks` (holders.ts grantedLocks()) shows it; where there is no such list, or it may
+ * leave a lock out (locksListedInFull), and it shows none, by a non-blocking try of `op`,
+ * let go at once (one that fails means an exclusive holder). undefined: free.
+ */
+export function heldMode(fd: number, path: string, st: { dev: number; ino: number }, locks: ReadonlyMap<string, Granted> | undefined, op: number): LockMode | undefined {
+  const listed = locks?.get(fileKey(st.dev, st.ino))?.mode;
+  if (listed || (locks && locksListedInFull())) return listed;
+  if (!tryLock(fd, path, op)) return "exclusive";
+  flock(fd, LOCK.UN);
+  return undefined;
 }
 
 /** Is the slot that was `ino` at `path` released (gone, replaced or unlocked)? */

@@ -1,11 +1,10 @@
 // waitlock --check NAME (or --file PATH): is a slot free? Takes nothing. A failure is 2,
 // "cannot tell": the CLI and the coprocess decide that (errors.ts unansweredStatus).
-import { close, fstat, LOCK, flock } from "../../ffi/libc";
-import { inspect, lockOp, slotPath } from "../engine";
-import { tryLock } from "../lockfiles";
+import { close, fstat } from "../../ffi/libc";
+import { heldMode, inspect, lockOp, slotPath } from "../engine";
 import { EXIT } from "../errors";
 import { openFileToLock } from "../filelock";
-import { fileKey, grantedLocks, locksListedInFull, type LockMode } from "../holders";
+import { grantedLocks, type LockMode } from "../holders";
 import { debug } from "../log";
 import { sysError } from "../syserror";
 
@@ -45,12 +44,7 @@ export function checkFile(path: string, mode: LockMode): number {
   try {
     const st = fstat(fd);
     if (typeof st === "number") throw sysError(path, st, "cannot stat");
-    const locks = grantedLocks();
-    let held = locks?.get(fileKey(st.dev, st.ino))?.mode;
-    if (!held && (!locks || !locksListedInFull())) {
-      if (tryLock(fd, path, lockOp(mode))) flock(fd, LOCK.UN);
-      else held = "exclusive";
-    }
+    const held = heldMode(fd, path, st, grantedLocks(), lockOp(mode));
     debug(`${path} is ${held ? `held ${held}` : "free"}`);
     return serves(held, mode) ? EXIT.OK : EXIT.BUSY;
   } finally {
