@@ -47,11 +47,13 @@ export function heededStopSignals(): (typeof STOP_SIGNALS)[number][] {
  * Sends `signal` to this process with its default action, as if no handler had been
  * installed: a waiter that first withdrew its request is then seen by its shell to have
  * died of the signal, and a script stops there (bash goes on after a command that merely
- * exits 130). Returns only should the signal not end the process.
+ * exits 130). Returns only should the signal not end the process: with the status to exit
+ * with instead, 128 + the signal's number.
  */
-export function raiseDefault(signal: (typeof STOP_SIGNALS)[number]): void {
+export function raiseDefault(signal: (typeof STOP_SIGNALS)[number]): number {
   process.removeAllListeners(signal);
   process.kill(process.pid, signal);
+  return 128 + signalNumber(signal)!;
 }
 
 /**

@@ -14,7 +14,6 @@ import type { Claimed } from "./claims";
 import type { SlotRequest } from "./engine";
 import type { LockMode } from "./holders";
 import { heededStopSignals, raiseDefault } from "./child";
-import { signalNumber } from "../ffi/libc";
 
 // Every mode but --exec is a chunk of its own (the build splits at import()), evaluated only
 // when chosen: each function a module declares costs every start that evaluates it. And a
@@ -154,10 +153,7 @@ async function runOnBackend(opts: Options, url: string, caller: ReturnType<typeo
               throw e;
             });
           // (No lease comes back after an abort: Backend.acquire lets go of one won meanwhile.)
-          if (!won) {
-            raiseDefault(stoppedBy!);
-            process.exit(128 + signalNumber(stoppedBy!)!);
-          }
+          if (!won) process.exit(raiseDefault(stoppedBy!));
           events.taken?.(won.slot);
           return { claim: remote.leaseHolding(won, backend.bounds.grace) };
         } catch (e) {

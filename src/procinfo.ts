@@ -1,8 +1,8 @@
 // What we can learn about other processes: their command lines, and when they exit.
-import { E, addressOfBuffer, getppid, kill, pidfdOpen, platform, pollReadable, processExitQueue, readFileBytes, strerror, sysctl, waitQueue } from "../ffi/libc";
+import { E, addressOfBuffer, close, getppid, kill, pidfdOpen, platform, pollReadable, processExitQueue, readFileBytes, strerror, sysctl, waitQueue } from "../ffi/libc";
 import { inInitialPidNamespace, sameProcess } from "./holders";
 import { warn } from "./log";
-import { UsageError } from "./errors";
+import { EXIT, UsageError, WaitlockError } from "./errors";
 import { sysError } from "./syserror";
 import { pollingForced } from "./waker";
 
@@ -188,6 +188,26 @@ export function callerPid(): number | undefined {
  */
 export function refuseForeignOwner(pid: number): void {
   if (kill(pid, 0) === -E.EPERM) throw new UsageError("--owner", `process ${pid} belongs to another user: it cannot own your lock`);
+}
+
+/**
+ * The process a plain acquire holds its lock for, `ownerOption` (--owner) or else the
+ * caller, and how its exit is to be learnt (exitWatch: a pidfd, which the caller closes).
+ * The pidfd is opened before anything depends on it, and the caller checked to be the
+ * parent still afterwards: it is the caller's, whatever becomes of its PID. Throws
+ * UsageError (3) for an --owner that does not exist or belongs to another user,
+ * WaitlockError 4 (about `context`) when the caller has already exited.
+ */
+export function ownerToHold(ownerOption: number | undefined, context: string): { owner: number; watch: ExitWatch } {
+  if (ownerOption !== undefined) refuseForeignOwner(ownerOption);
+  const owner = ownerOption ?? callerPid();
+  const watch: ExitWatch = owner === undefined ? { kind: "gone" } : exitWatch(owner);
+  if (watch.kind === "gone" || (ownerOption === undefined && getppid() !== owner)) {
+    if (watch.kind === "pidfd") close(watch.fd);
+    if (ownerOption !== undefined) throw new UsageError("--owner", `no process with PID ${ownerOption}`);
+    throw new WaitlockError(EXIT.SYSTEM, context, "the calling process has already exited");
+  }
+  return { owner: owner!, watch };
 }
 
 /** This process and its ancestors up to init (where only the parent can be known: those two). */

@@ -8,7 +8,7 @@ import { debug, notice } from "../log";
 import { alive, ancestorsOfSelf, commandLine, processUid } from "../procinfo";
 import { DONE_WAIT_SECONDS } from "../options";
 import type { LockRecord } from "../record";
-import { keepsFor, ownerOfHolder } from "./owner";
+import { keeps, keptFor } from "./owner";
 import { releasedSinceSeen, viewSlots, type SlotView } from "../scan";
 
 /**
@@ -44,14 +44,15 @@ function targetsOf(view: SlotView, spared: ReadonlySet<number>): number[] {
     // A holder that is its own owner (the caller of `--fd N`, a library user) is an owner:
     // spared, as below, when it is this process or an ancestor.
     if (!(record && record.owner === pid && spared.has(pid))) targets.add(pid);
-    const owner = ownerOfHolder(pid, record);
+    const kept = keptFor(pid, record);
+    const owner = kept?.owner;
     if (owner === undefined || spared.has(owner)) continue;
     // A record names the owner with the time it was taken: a reused PID is left alone.
     const named = record ?? view.record;
     if (named && named.owner === owner && !runningSince(owner, named.acquiredAt)) continue;
     // The holder knows when its owner started: a new process given the PID of an owner that
     // has exited is not that owner, even before the holder has noticed the exit.
-    if (!keepsFor(pid, startedAt(owner), record)) continue;
+    if (!keeps(kept, pid, startedAt(owner))) continue;
     // Only an owner its holder's user may signal: --owner cannot make --done stop the
     // process of another user.
     const holderUid = processUid(pid);

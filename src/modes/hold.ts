@@ -2,16 +2,16 @@
 // that keeps it until that process exits (invariant 4).
 import { close, fstat, getppid, pollReadable } from "../../ffi/libc";
 import { readRecordBytes } from "../engine";
-import { UsageError, WaitlockError, EXIT } from "../errors";
+import { EXIT } from "../errors";
 import { debug } from "../log";
 import { fileKey, findHolders, listedLocks, lockOf, runningSince, startedAt, type LockMode } from "../holders";
-import { callerPid, commandLine, exitWatch, refuseForeignOwner, selfCommand } from "../procinfo";
+import { commandLine, ownerToHold, selfCommand } from "../procinfo";
 import { decodeRecord, type LockRecord } from "../record";
 import { fileBase, holderRecords } from "../holderfiles";
 import { runtimeError } from "../syserror";
 import type { Claimed } from "../claims";
 import { holderArgs } from "./holder";
-import { keepsFor, ownerOfHolder } from "./owner";
+import { keeps, keepsFor, keptFor } from "./owner";
 import type { Events } from "../events";
 
 /** A record of one holder of a lock, and the mode that holder holds it in. */
@@ -44,7 +44,9 @@ export function heldFor(owner: number, ownerStart: number | undefined, wanted: L
   if (records.length > 0) return false;
   for (const h of findHolders(new Set([key]))?.get(key) ?? []) {
     if (wanted === "exclusive" && h.mode !== "exclusive") continue;
-    if (h.pid === owner || (ownerOfHolder(h.pid) === owner && keepsFor(h.pid, ownerStart))) return true;
+    if (h.pid === owner) return true;
+    const kept = keptFor(h.pid);
+    if (kept?.owner === owner && keeps(kept, h.pid, ownerStart)) return true;
   }
   return false;
 }
@@ -93,14 +95,7 @@ export function slotHeldFor(owner: number, ownerStart: number | undefined, wante
  * missing --owner, WaitlockError 4 when the caller is gone.
  */
 export function holdForCaller(take: (owner: number, ownerStart: number | undefined) => Claimed, name: string, ownerOption: number | undefined, events: Events): number {
-  const owner = ownerOption ?? callerPid();
-  if (owner === undefined) throw new WaitlockError(EXIT.SYSTEM, name, "the calling process has already exited");
-  const watch = exitWatch(owner);
-  if (watch.kind === "gone") {
-    if (ownerOption !== undefined) throw new UsageError("--owner", `no process with PID ${owner}`);
-    throw new WaitlockError(EXIT.SYSTEM, name, "the calling process has already exited");
-  }
-  if (ownerOption !== undefined) refuseForeignOwner(owner);
+  const { owner, watch } = ownerToHold(ownerOption, name);
   const closeWatch = () => watch.kind === "pidfd" && close(watch.fd);
   // With the PID, its start time names the owner: neither a holder that must poll nor the
   // same-owner check (keepsFor) can be fooled by a reused PID.

@@ -12,10 +12,10 @@ import type { FileSink } from "bun";
 import { closeSync, writeSync } from "node:fs";
 import { close, getppid, kill, signalNumber } from "../../ffi/libc";
 import type { Backend, Lease } from "../backend";
-import { BusyError, EXIT, TimeoutError, UsageError, WaitlockError } from "../errors";
+import { BusyError, EXIT, TimeoutError, WaitlockError } from "../errors";
 import { sameProcess, startedAt } from "../holders";
 import { debug } from "../log";
-import { callerPid, commandLine, exitWatch, refuseForeignOwner, selfCommand, whenExits, type ExitWatch } from "../procinfo";
+import { commandLine, ownerToHold, selfCommand, whenExits, type ExitWatch } from "../procinfo";
 import type { Events } from "../events";
 import { syslogEvents } from "../events";
 import { holderDescription, namingHolders, waitingNotice } from "./remote";
@@ -70,17 +70,7 @@ export async function holdLeaseForCaller(
   ownerOption: number | undefined,
   events: Events,
 ): Promise<number> {
-  const owner = ownerOption ?? callerPid();
-  if (owner === undefined) throw new WaitlockError(EXIT.SYSTEM, req.name, "the calling process has already exited");
-  // Opened before anything depends on it, and the caller still our parent afterwards: the
-  // pidfd is the caller's, whatever becomes of its PID.
-  const watch = exitWatch(owner);
-  if (watch.kind === "gone" || (ownerOption === undefined && getppid() !== owner)) {
-    if (watch.kind === "pidfd") close(watch.fd);
-    if (ownerOption !== undefined) throw new UsageError("--owner", `no process with PID ${owner}`);
-    throw new WaitlockError(EXIT.SYSTEM, req.name, "the calling process has already exited");
-  }
-  if (ownerOption !== undefined) refuseForeignOwner(owner);
+  const { owner, watch } = ownerToHold(ownerOption, req.name);
   const command = commandLine(owner);
   const order: LeaseOrder = { ...req, owner, ownerStart: startedAt(owner), watch: watch.kind, command, parent: process.pid, facility: events.holderArgs() };
   // Interrupted while the holder waits, the holder gives the wait up at once (its session
@@ -89,8 +79,7 @@ export async function holdLeaseForCaller(
   const heeded = heededStopSignals();
   const giveUp = (signal: (typeof heeded)[number]) => {
     holder?.kill("SIGTERM");
-    raiseDefault(signal);
-    process.exit(128 + signalNumber(signal)!);
+    process.exit(raiseDefault(signal));
   };
   for (const signal of heeded) process.on(signal, giveUp);
   // Its stdin is a pipe that nothing is written to: it ends when this process does.

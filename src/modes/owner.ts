@@ -5,6 +5,14 @@ import { startedAt } from "../holders";
 import { commandLine } from "../procinfo";
 import type { LockRecord } from "../record";
 
+/** Whom a holder process keeps its lock for (keptFor). */
+export interface Kept {
+  kind: "hold" | "serve";
+  owner: number;
+  /** the owner's start time, as startedAt() gives it; undefined: not known */
+  ownerStart?: number;
+}
+
 /**
  * Whom a running holder process keeps its slot for, read from its arguments: a plain
  * acquire's holder ("hold": its owner, with the owner's start time, undefined where it
@@ -12,7 +20,7 @@ import type { LockRecord } from "../record";
  * from its JSON order), or a coprocess ("serve": its `--owner`, else the owner its own
  * `record` names, the client that started it). Else undefined.
  */
-export function keptFor(pid: number, record?: LockRecord): { kind: "hold" | "serve"; owner: number; ownerStart?: number } | undefined {
+export function keptFor(pid: number, record?: LockRecord): Kept | undefined {
   const line = commandLine(pid);
   const lease = line.indexOf(" __lease ");
   if (lease >= 0) {
@@ -44,8 +52,12 @@ export const ownerOfHolder = (pid: number, record?: LockRecord): number | undefi
  * (`ownerStart` undefined), the PID alone counts.
  */
 export function keepsFor(holder: number, ownerStart: number | undefined, record?: LockRecord): boolean {
+  return ownerStart === undefined || keeps(keptFor(holder, record), holder, ownerStart);
+}
+
+/** keepsFor(), for what keptFor() already said of `holder` (`kept`). */
+export function keeps(kept: Kept | undefined, holder: number, ownerStart: number | undefined): boolean {
   if (ownerStart === undefined) return true;
-  const kept = keptFor(holder, record);
   if (kept?.kind === "hold") return kept.ownerStart === undefined || kept.ownerStart === ownerStart;
   // Else the holder is its own owner (--fd, the library), or --exec's, whose owner is its
   // child: a PID not free for reuse until the holder has reaped it, and then lets go.
